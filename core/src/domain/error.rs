@@ -1,0 +1,28 @@
+//! Errors of the domain's business rules.
+//!
+//! Each names the field or the rule it breaks, in words an API client can act on. The HTTP layer
+//! maps them to 400 (invalid input), 404 (unknown aggregate) and 409 (already exists).
+
+/// A command broke a business rule; nothing was decided.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// A field's value is malformed or out of bounds. `field` is the wire name, with a path for
+    /// nested values (`servers[2].updated_tools[0].alias`).
+    #[error("invalid `{field}`: {message}")]
+    InvalidField { field: String, message: String },
+    /// The aggregate already exists (create of an id in use).
+    #[error("{kind} `{id}` already exists")]
+    AlreadyExists { kind: &'static str, id: String },
+    /// The aggregate does not exist (or was removed).
+    #[error("{kind} `{id}` does not exist")]
+    NotFound { kind: &'static str, id: String },
+    /// A field that is fixed at creation was sent with a different value.
+    #[error("`{field}` cannot be changed after creation")]
+    Immutable { field: &'static str },
+}
+
+impl DomainError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::InvalidField { field: field.into(), message: message.into() }
+    }
+}
