@@ -10,7 +10,8 @@
 //!   does not pay one disk flush per event;
 //! - publish their head position, so that a [`Subscription`] catches up and then follows live.
 
-pub mod codec;
+pub(crate) mod batch;
+pub(crate) mod codec;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscription;

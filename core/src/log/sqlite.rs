@@ -1,1 +1,345 @@
-//! sqlite
+//! The embedded SQLite backend: one database file in WAL mode under the data directory.
+//!
+//! One writer thread owns the only write connection and commits appends in batches (group
+//! commit, see [`super::batch`]). Reads go through a small pool of read-only connections on
+//! blocking threads, so neither replay nor a slow disk blocks the async runtime. Positions are
+//! assigned inside the write transaction as `max(position) + 1`, so they are gap-free and in
+//! commit order even if another process (the `portico` CLI) appends to the same file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::batch::{self, AppendRequest};
+use super::codec::{self, StoredEvent};
+use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
+use crate::event::{EventMetadata, NewEvent, RecordedEvent};
+
+/// How many idle read connections are kept.
+const MAX_IDLE_READERS: usize = 8;
+/// How long a connection waits for another process's lock before failing.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How many requests may wait for the writer before appenders are slowed down.
+const QUEUE_CAPACITY: usize = 65_536;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
+    stream_id      TEXT    NOT NULL,
+    stream_version INTEGER NOT NULL,
+    event_id       BLOB    NOT NULL,
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    recorded_at    INTEGER NOT NULL,
+    actor          TEXT    NOT NULL,
+    correlation_id BLOB    NOT NULL,
+    payload        TEXT    NOT NULL,
+    UNIQUE (stream_id, stream_version)
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+";
+
+const SELECT_COLUMNS: &str = "position, stream_id, stream_version, event_id, event_type, \
+     schema_version, recorded_at, actor, correlation_id, payload";
+
+/// Settings of the SQLite backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteOptions {
+    pub durability: Durability,
+}
+
+/// The SQLite event log.
+#[derive(Debug)]
+pub struct SqliteLog {
+    shared: Arc<Shared>,
+    writer: mpsc::Sender<AppendRequest>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    head: watch::Sender<Position>,
+}
+
+impl SqliteLog {
+    /// Opens (creating if needed) the log in the database file at `path`.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, LogError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = open_writer(&path, options.durability)?;
+        let head = read_head(&conn)?;
+        let (head_tx, _) = watch::channel(head);
+        let shared = Arc::new(Shared { path, readers: Mutex::new(Vec::new()), head: head_tx });
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let writer_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("portico-log-writer".into())
+            .spawn(move || run_writer(conn, rx, &writer_shared))
+            .map_err(LogError::storage)?;
+        Ok(SqliteLog { shared, writer: tx })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let conn = match shared.readers.lock().ok().and_then(|mut pool| pool.pop()) {
+                Some(conn) => conn,
+                None => open_reader(&shared.path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = shared.readers.lock() {
+                if pool.len() < MAX_IDLE_READERS {
+                    pool.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(LogError::storage)?
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteLog {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        metadata: &EventMetadata,
+    ) -> Result<Appended, AppendError> {
+        super::validate_append(stream_id, &events)?;
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream_id: stream_id.to_owned(),
+            expected,
+            events: codec::encode_events(&events)?,
+            metadata: codec::encode_metadata(metadata)?,
+            reply,
+        };
+        self.writer.send(request).await.map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let stream_id = stream_id.to_owned();
+        self.with_reader(move |conn| {
+            let sql = format!(
+                "SELECT {SELECT_COLUMNS} FROM events \
+                 WHERE stream_id = ?1 AND stream_version >= ?2 ORDER BY stream_version LIMIT ?3"
+            );
+            query_events(conn, &sql, params![stream_id, to_i64(from_version), to_i64(limit as u64)])
+        })
+        .await
+    }
+
+    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        self.with_reader(move |conn| {
+            let sql = format!(
+                "SELECT {SELECT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+            );
+            query_events(conn, &sql, params![to_i64(after), to_i64(limit as u64)])
+        })
+        .await
+    }
+
+    async fn head_position(&self) -> Result<Position, LogError> {
+        self.with_reader(read_head).await
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.shared.head.subscribe()
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn open_writer(path: &Path, durability: Durability) -> Result<Connection, LogError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(LogError::storage)?;
+    }
+    let conn = Connection::open(path).map_err(LogError::storage)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(LogError::storage)?;
+    let synchronous = match durability {
+        // In WAL mode NORMAL syncs only at checkpoints: a committed transaction survives a crash
+        // of the process (it is in the OS's page cache) but not a power loss.
+        Durability::Process => "NORMAL",
+        Durability::Power => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; {SCHEMA}"
+    ))
+    .map_err(LogError::storage)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, LogError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(LogError::storage)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(LogError::storage)?;
+    Ok(conn)
+}
+
+fn read_head(conn: &Connection) -> Result<Position, LogError> {
+    let head: Option<i64> = conn
+        .query_row("SELECT max(position) FROM events", [], |row| row.get(0))
+        .map_err(LogError::storage)?;
+    codec::non_negative(0, "head position", head.unwrap_or(0))
+}
+
+fn query_events(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RecordedEvent>, LogError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(LogError::storage)?;
+    let mut rows = stmt.query(params).map_err(LogError::storage)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(LogError::storage)? {
+        out.push(stored_from_row(row)?.decode()?);
+    }
+    Ok(out)
+}
+
+fn stored_from_row(row: &rusqlite::Row<'_>) -> Result<StoredEvent, LogError> {
+    let raw_position: i64 = row.get(0).map_err(LogError::storage)?;
+    let position = codec::non_negative(0, "position", raw_position)?;
+    let get_uuid = |idx: usize| -> Result<Uuid, LogError> {
+        let bytes: [u8; 16] = row.get(idx).map_err(LogError::storage)?;
+        Ok(Uuid::from_bytes(bytes))
+    };
+    let stream_version: i64 = row.get(2).map_err(LogError::storage)?;
+    let schema_version: i64 = row.get(5).map_err(LogError::storage)?;
+    let recorded_at: i64 = row.get(6).map_err(LogError::storage)?;
+    Ok(StoredEvent {
+        position,
+        stream_id: row.get(1).map_err(LogError::storage)?,
+        stream_version: codec::non_negative(position, "stream version", stream_version)?,
+        event_id: get_uuid(3)?,
+        event_type: row.get(4).map_err(LogError::storage)?,
+        schema_version: u16::try_from(schema_version).map_err(|_| LogError::Decode {
+            position,
+            message: format!("schema version {schema_version} is out of range"),
+        })?,
+        recorded_at: codec::from_micros(position, recorded_at)?,
+        actor: row.get(7).map_err(LogError::storage)?,
+        correlation_id: get_uuid(8)?,
+        payload: row.get(9).map_err(LogError::storage)?,
+    })
+}
+
+/// The writer thread: takes batches off the queue until every sender is gone.
+fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<AppendRequest>, shared: &Shared) {
+    let mut carried: Option<AppendRequest> = None;
+    loop {
+        let first = match carried.take() {
+            Some(request) => request,
+            None => match rx.blocking_recv() {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        let (requests, next) = batch::fill_batch(first, || rx.try_recv().ok());
+        carried = next;
+        commit_batch(&mut conn, requests, shared);
+    }
+}
+
+/// Commits one batch and answers its appenders. If the transaction fails as a whole, each
+/// request is retried alone, so one bad request cannot fail the others.
+fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Shared) {
+    match write_batch(conn, &requests) {
+        Ok((head, outcomes)) => {
+            shared.head.send_if_modified(|h| {
+                let moved = head > *h;
+                *h = (*h).max(head);
+                moved
+            });
+            batch::reply_all(requests, outcomes);
+        }
+        Err(error) if requests.len() == 1 => {
+            batch::reply_all(requests, vec![Err(AppendError::Log(error))]);
+        }
+        Err(error) => {
+            tracing::warn!(batch = requests.len(), %error, "group commit failed; retrying each append alone");
+            for request in requests {
+                commit_batch(conn, vec![request], shared);
+            }
+        }
+    }
+}
+
+type BatchOutcome = (Position, Vec<Result<Appended, AppendError>>);
+
+fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<BatchOutcome, LogError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(LogError::storage)?;
+    let head = read_head(&tx)?;
+    let mut versions = HashMap::new();
+    {
+        let mut stmt = tx
+            .prepare_cached("SELECT max(stream_version) FROM events WHERE stream_id = ?1")
+            .map_err(LogError::storage)?;
+        for stream in batch::streams_of(requests) {
+            let version: Option<i64> = stmt
+                .query_row([stream], |row| row.get(0))
+                .optional()
+                .map_err(LogError::storage)?
+                .flatten();
+            if let Some(v) = version {
+                versions.insert(stream, codec::non_negative(head, "stream version", v)?);
+            }
+        }
+    }
+    let plan = batch::plan(requests, head, versions);
+    let recorded_at = codec::to_micros(Utc::now());
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO events (position, stream_id, stream_version, event_id, event_type, \
+                 schema_version, recorded_at, actor, correlation_id, payload) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(LogError::storage)?;
+        for row in &plan.rows {
+            insert
+                .execute(params![
+                    to_i64(row.position),
+                    row.stream_id,
+                    to_i64(row.stream_version),
+                    row.event.event_id.as_bytes(),
+                    row.event.event_type,
+                    row.event.schema_version,
+                    recorded_at,
+                    row.metadata.actor,
+                    row.metadata.correlation_id.as_bytes(),
+                    row.event.payload,
+                ])
+                .map_err(LogError::storage)?;
+        }
+    }
+    tx.commit().map_err(LogError::storage)?;
+    Ok((plan.head, plan.outcomes))
+}

@@ -1,0 +1,124 @@
+//! Group commit: the part shared by every backend.
+//!
+//! Appenders send an [`AppendRequest`] to the backend's single writer, which takes every request
+//! waiting at that moment (up to a bound), decides each one against the stream versions it has
+//! read inside its transaction ([`plan`]), inserts the accepted events, commits once, and only
+//! then answers every appender. A request that conflicts is answered with its error and adds
+//! nothing; the others in the batch are unaffected.
+
+use std::collections::HashMap;
+
+use tokio::sync::oneshot;
+
+use super::codec::{EncodedEvent, EncodedMetadata};
+use super::{ActualVersion, AppendError, Appended, ExpectedVersion, Position};
+
+/// The most requests one transaction takes.
+pub(crate) const MAX_BATCH_REQUESTS: usize = 2048;
+/// The most events one transaction takes (a single larger append still goes alone).
+pub(crate) const MAX_BATCH_EVENTS: usize = 16_384;
+
+/// One appender's request to the writer.
+#[derive(Debug)]
+pub(crate) struct AppendRequest {
+    pub stream_id: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<EncodedEvent>,
+    pub metadata: EncodedMetadata,
+    pub reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// One row to insert, as [`plan`] placed it.
+#[derive(Debug)]
+pub(crate) struct PlannedRow<'a> {
+    pub position: Position,
+    pub stream_id: &'a str,
+    pub stream_version: u64,
+    pub event: &'a EncodedEvent,
+    pub metadata: &'a EncodedMetadata,
+}
+
+/// The outcome of planning a batch: the rows to insert, the log's new head, and one answer per
+/// request (sent only after the commit).
+#[derive(Debug)]
+pub(crate) struct Plan<'a> {
+    pub rows: Vec<PlannedRow<'a>>,
+    pub head: Position,
+    pub outcomes: Vec<Result<Appended, AppendError>>,
+}
+
+/// Decides every request of a batch in order. `head` is the log's last position and `versions`
+/// the last version of every stream the batch touches that exists (read inside the transaction
+/// that will insert the rows).
+pub(crate) fn plan<'a>(
+    requests: &'a [AppendRequest],
+    head: Position,
+    mut versions: HashMap<&'a str, u64>,
+) -> Plan<'a> {
+    let mut rows = Vec::with_capacity(requests.iter().map(|r| r.events.len()).sum());
+    let mut outcomes = Vec::with_capacity(requests.len());
+    let mut position = head;
+    for request in requests {
+        let actual = versions.get(request.stream_id.as_str()).copied();
+        if !request.expected.accepts(actual) {
+            outcomes.push(Err(AppendError::Conflict {
+                stream_id: request.stream_id.clone(),
+                expected: request.expected,
+                actual: ActualVersion(actual),
+            }));
+            continue;
+        }
+        let first_position = position + 1;
+        let mut version = actual.unwrap_or(0);
+        for event in &request.events {
+            position += 1;
+            version += 1;
+            rows.push(PlannedRow {
+                position,
+                stream_id: &request.stream_id,
+                stream_version: version,
+                event,
+                metadata: &request.metadata,
+            });
+        }
+        versions.insert(&request.stream_id, version);
+        outcomes.push(Ok(Appended { first_position, last_position: position, stream_version: version }));
+    }
+    Plan { rows, head: position, outcomes }
+}
+
+/// Takes the next batch from the queue: everything already waiting behind `first`, within the
+/// batch bounds.
+pub(crate) fn fill_batch(
+    first: AppendRequest,
+    mut try_next: impl FnMut() -> Option<AppendRequest>,
+) -> (Vec<AppendRequest>, Option<AppendRequest>) {
+    let mut events = first.events.len();
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH_REQUESTS {
+        let Some(next) = try_next() else { break };
+        if events + next.events.len() > MAX_BATCH_EVENTS {
+            // Too big for this transaction: it opens the next one.
+            return (batch, Some(next));
+        }
+        events += next.events.len();
+        batch.push(next);
+    }
+    (batch, None)
+}
+
+/// The distinct streams of a batch.
+pub(crate) fn streams_of(requests: &[AppendRequest]) -> Vec<&str> {
+    let mut streams: Vec<&str> = requests.iter().map(|r| r.stream_id.as_str()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    streams
+}
+
+/// Answers every request of a batch with its outcome.
+pub(crate) fn reply_all(requests: Vec<AppendRequest>, outcomes: Vec<Result<Appended, AppendError>>) {
+    for (request, outcome) in requests.into_iter().zip(outcomes) {
+        // The appender may have gone away (its task was cancelled); the write stands regardless.
+        let _ = request.reply.send(outcome);
+    }
+}

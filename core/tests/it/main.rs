@@ -1,0 +1,7 @@
+//! Integration tests of `portico-core`: the event-log conformance suite (run unchanged against
+//! SQLite and PostgreSQL) and the crash test.
+
+mod conformance;
+mod crash;
+mod postgres_instances;
+mod support;

@@ -1,0 +1,134 @@
+//! Test harness: opens a fresh log on each backend, and builds test events.
+//!
+//! PostgreSQL tests need `PORTICO_TEST_POSTGRES_URL` (the test script starts a throwaway cluster
+//! and sets it). Each test gets a schema of its own in that database. Without the variable the
+//! PostgreSQL tests fail, naming it, unless `PORTICO_SKIP_POSTGRES=1` says to skip them.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use portico_core::domain::ids::ServerId;
+use portico_core::domain::server::ServerRemoved;
+use portico_core::log::postgres::{PostgresLog, PostgresOptions};
+use portico_core::log::sqlite::{SqliteLog, SqliteOptions};
+use portico_core::{Actor, Event, EventLog, EventMetadata, NewEvent};
+
+/// A log under test and what keeps its storage alive.
+pub struct Harness {
+    pub log: Arc<dyn EventLog>,
+    pub storage: Storage,
+}
+
+pub enum Storage {
+    Sqlite { dir: tempfile::TempDir, path: std::path::PathBuf },
+    Postgres { config: tokio_postgres::Config, schema: String },
+}
+
+impl Harness {
+    /// Opens a second handle on the same storage (another "instance").
+    pub async fn reopen(&self) -> Arc<dyn EventLog> {
+        match &self.storage {
+            Storage::Sqlite { path, .. } => {
+                Arc::new(SqliteLog::open(path, SqliteOptions::default()).unwrap())
+            }
+            Storage::Postgres { config, .. } => Arc::new(
+                PostgresLog::connect(config.clone(), PostgresOptions::default()).await.unwrap(),
+            ),
+        }
+    }
+
+    /// Runs raw SQL against the storage (to plant rows of an older schema version).
+    pub async fn execute_raw(&self, sqlite_sql: &str, postgres_sql: &str) {
+        match &self.storage {
+            Storage::Sqlite { path, .. } => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.execute_batch(sqlite_sql).unwrap();
+            }
+            Storage::Postgres { config, .. } => {
+                let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                client.batch_execute(postgres_sql).await.unwrap();
+            }
+        }
+    }
+}
+
+pub async fn sqlite() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portico.db");
+    let log = SqliteLog::open(&path, SqliteOptions::default()).unwrap();
+    Harness { log: Arc::new(log), storage: Storage::Sqlite { dir, path } }
+}
+
+/// A fresh schema in the test database, or `None` when PostgreSQL tests are skipped.
+pub async fn postgres_config() -> Option<(tokio_postgres::Config, String)> {
+    let url = match std::env::var("PORTICO_TEST_POSTGRES_URL") {
+        Ok(url) => url,
+        Err(_) if std::env::var("PORTICO_SKIP_POSTGRES").as_deref() == Ok("1") => {
+            eprintln!("skipped: PORTICO_SKIP_POSTGRES=1");
+            return None;
+        }
+        Err(_) => panic!(
+            "PORTICO_TEST_POSTGRES_URL is not set: run `scripts/test`, which starts PostgreSQL, \
+             or set PORTICO_SKIP_POSTGRES=1 to skip the PostgreSQL tests"
+        ),
+    };
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    config.options(format!("-c search_path={schema}"));
+    Some((config, schema))
+}
+
+pub async fn postgres() -> Option<Harness> {
+    let (config, schema) = postgres_config().await?;
+    let log = PostgresLog::connect(config.clone(), PostgresOptions::default()).await.unwrap();
+    Some(Harness { log: Arc::new(log), storage: Storage::Postgres { config, schema } })
+}
+
+/// A small event; `n` makes it distinguishable.
+pub fn event(n: u64) -> NewEvent {
+    NewEvent::new(Event::ServerRemoved(ServerRemoved {
+        server_id: ServerId::parse(format!("s{n}")).unwrap(),
+    }))
+}
+
+/// The number an [`event`] was built with.
+pub fn number_of(event: &Event) -> u64 {
+    match event {
+        Event::ServerRemoved(e) => e.server_id.as_str()[1..].parse().unwrap(),
+        other => panic!("not a test event: {other:?}"),
+    }
+}
+
+pub fn metadata() -> EventMetadata {
+    EventMetadata::new(Actor::ApiToken { id: "tok-1".into(), name: "tests".into() })
+}
+
+/// Instantiates each listed test once per backend.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let harness = crate::support::sqlite().await;
+                    super::$name(harness).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(harness) = crate::support::postgres().await else { return };
+                    super::$name(harness).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_every_backend;
