@@ -6,5 +6,9 @@ pub mod ids;
 pub mod overrides;
 pub mod portal;
 pub mod server;
+pub mod validate;
+
+#[cfg(test)]
+mod testing;
 
 pub use error::DomainError;
