@@ -94,8 +94,13 @@ pub(crate) fn server_url(field: &str, value: &str) -> Result<(), DomainError> {
             truncate_for_message(scheme)
         )));
     }
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if rest[..authority_end].contains('@') {
+    let authority_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    // The URL parser reads `https:///mcp` as `https://mcp/`; refuse what it would reinterpret.
+    if authority.is_empty() {
+        return Err(invalid("has no host"));
+    }
+    if authority.contains('@') {
         return Err(invalid(
             "must not contain credentials (`user:password@`): the URL is stored in the log; \
              send them in `auth_credentials` instead",
@@ -245,8 +250,9 @@ mod tests {
             ("https://token@example.com/mcp", "auth_credentials"),
             ("https://example.com/mcp#frag", "fragment"),
             ("https://example.com/mcp#", "fragment"),
-            ("https://", "not a valid URL"),
-            ("https:///mcp", "not a valid URL"),
+            ("https://", "has no host"),
+            ("https:///mcp", "has no host"),
+            ("https://?q", "has no host"),
             ("https://exa mple.com", "spaces"),
             (" https://example.com", "spaces"),
             ("https://example.com/\tmcp", "spaces"),
@@ -262,8 +268,8 @@ mod tests {
 
     #[test]
     fn server_url_quotes_the_value_but_not_a_huge_one() {
-        let message = message(server_url("f", "ftp://example.com"));
-        assert!(message.starts_with("`ftp://example.com`"), "{message}");
+        let quoted = message(server_url("f", "ftp://example.com"));
+        assert!(quoted.starts_with("`ftp://example.com`"), "{quoted}");
         let huge = format!("ftp://{}", "a".repeat(5000));
         assert!(message(server_url("f", &huge)).len() < 400);
     }
