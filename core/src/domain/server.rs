@@ -394,3 +394,6 @@ fn credential_events(
     })
 }
 
+
+#[cfg(test)]
+mod tests;
