@@ -422,3 +422,6 @@ fn validate_servers(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
