@@ -146,7 +146,10 @@ fn validate_entry(path: &str, entry: &CapabilityOverride) -> Result<(), DomainEr
         if alias.chars().count() > MAX_ALIAS_LEN {
             return Err(DomainError::invalid(
                 alias_field,
-                format!("`{}` is longer than {MAX_ALIAS_LEN} characters", truncate_for_message(alias)),
+                format!(
+                    "`{}` is longer than {MAX_ALIAS_LEN} characters",
+                    truncate_for_message(alias)
+                ),
             ));
         }
         if !is_valid_alias(alias) {
@@ -210,9 +213,8 @@ pub(crate) fn validate_aliases_unique(
     let noun = capability.noun();
     for (i, entry) in list.iter().enumerate() {
         let Some(alias) = entry.alias.as_deref() else { continue };
-        let conflict = |message: String| {
-            DomainError::invalid(format!("{field}[{i}].alias"), message)
-        };
+        let conflict =
+            |message: String| DomainError::invalid(format!("{field}[{i}].alias"), message);
         if alias != entry.name && names.contains(alias) {
             return Err(conflict(format!(
                 "`{}` is already the name of another {noun} of this server; aliases must be \
@@ -234,7 +236,7 @@ pub(crate) fn validate_aliases_unique(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use proptest::prelude::*;
 
@@ -264,8 +266,24 @@ mod tests {
             assert!(is_valid_alias(ok), "{ok}");
         }
         for bad in [
-            "", "_", "-", "a__b", "a--b", "a_-b", "-a", "a-", "_a", "a_", "a b", "a.b", "a/b",
-            "é", "aé", "ａ", "a\u{0}", forty_one.as_str(),
+            "",
+            "_",
+            "-",
+            "a__b",
+            "a--b",
+            "a_-b",
+            "-a",
+            "a-",
+            "_a",
+            "a_",
+            "a b",
+            "a.b",
+            "a/b",
+            "é",
+            "aé",
+            "ａ",
+            "a\u{0}",
+            forty_one.as_str(),
         ] {
             assert!(!is_valid_alias(bad), "{bad}");
         }
@@ -297,7 +315,11 @@ mod tests {
     fn list_entries_are_checked_with_their_path() {
         let cases = [
             (entry("", None), "updated_tools[1].name", "must not be empty"),
-            (entry(&"n".repeat(MAX_CAPABILITY_NAME_LEN + 1), None), "updated_tools[1].name", "longer than 256"),
+            (
+                entry(&"n".repeat(MAX_CAPABILITY_NAME_LEN + 1), None),
+                "updated_tools[1].name",
+                "longer than 256",
+            ),
             (entry("a\nb", None), "updated_tools[1].name", "control characters"),
             (entry("x", Some("")), "updated_tools[1].alias", "omit `alias` to reset it"),
             (entry("x", Some(&"a".repeat(41))), "updated_tools[1].alias", "longer than 40"),
@@ -332,7 +354,10 @@ mod tests {
         let list = vec![entry("a", None), entry("b", None), entry("a", Some("x"))];
         let (field, message) = invalid(validate_list("updated_tools", &list));
         assert_eq!(field, "updated_tools[2].name");
-        assert_eq!(message, "`a` is already overridden at `updated_tools[0]`; merge the two entries");
+        assert_eq!(
+            message,
+            "`a` is already overridden at `updated_tools[0]`; merge the two entries"
+        );
     }
 
     #[test]
@@ -376,7 +401,13 @@ mod tests {
     fn portal_aliases_are_checked_against_the_server_level() {
         let server = [entry("a", Some("sa")), entry("b", None)];
         let check = |list: &[CapabilityOverride]| {
-            validate_aliases_unique("servers[0].updated_tools", Capability::Tool, list, &server, &[])
+            validate_aliases_unique(
+                "servers[0].updated_tools",
+                Capability::Tool,
+                list,
+                &server,
+                &[],
+            )
         };
         // Another tool's server alias is taken.
         let (field, message) = invalid(check(&[entry("c", Some("sa"))]));
@@ -392,7 +423,8 @@ mod tests {
         // Tools and prompts are separate namespaces: this list is about tools only.
         let prompts = [entry("p", Some("x"))];
         assert!(
-            validate_aliases_unique("l", Capability::Tool, &[entry("t", Some("p"))], &[], &[]).is_ok()
+            validate_aliases_unique("l", Capability::Tool, &[entry("t", Some("p"))], &[], &[])
+                .is_ok()
                 && validate_list("l", &prompts).is_ok()
         );
     }

@@ -424,4 +424,5 @@ fn validate_servers(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests;

@@ -276,12 +276,8 @@ fn add(state: &ServerState, command: AddServer) -> Result<Vec<Event>, DomainErro
     }
     validate::server_url("hostname", &command.hostname)?;
     validate_settings(&command.settings)?;
-    let credentials = credentials(
-        state,
-        command.auth_type,
-        command.auth_credentials,
-        command.client_secret,
-    )?;
+    let credentials =
+        credentials(state, command.auth_type, command.auth_credentials, command.client_secret)?;
     let mut events = vec![Event::ServerAdded(ServerAdded {
         server_id: command.server_id.clone(),
         hostname: command.hostname,
@@ -303,12 +299,8 @@ fn update(state: &ServerState, command: UpdateServer) -> Result<Vec<Event>, Doma
         return Err(DomainError::Immutable { field: "auth_type" });
     }
     validate_settings(&command.settings)?;
-    let credentials = credentials(
-        state,
-        server.auth_type,
-        command.auth_credentials,
-        command.client_secret,
-    )?;
+    let credentials =
+        credentials(state, server.auth_type, command.auth_credentials, command.client_secret)?;
     let mut events = vec![Event::ServerUpdated(ServerUpdated {
         server_id: command.server_id.clone(),
         settings: command.settings,
@@ -394,6 +386,6 @@ fn credential_events(
     })
 }
 
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests;

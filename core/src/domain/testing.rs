@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 
 use super::DomainError;
 use super::ids::ServerId;
-use super::portal::{self, AddPortal, PortalCommand, PortalState, RemovePortal, ServerFacts, UpdatePortal};
+use super::portal::{
+    self, AddPortal, PortalCommand, PortalState, RemovePortal, ServerFacts, UpdatePortal,
+};
 use super::server::{self, AddServer, RemoveServer, ServerCommand, ServerState, UpdateServer};
 use crate::event::Event;
 

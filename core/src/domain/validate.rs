@@ -183,7 +183,7 @@ pub(crate) fn portal_hostname(field: &str, value: &str) -> Result<String, Domain
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -106,9 +106,7 @@ fn update_and_remove() {
     given([added(settings())]).when(update(new)).then_expect([updated(expected)]);
     // A PUT that changes nothing is still recorded.
     given([added(settings())]).when(update(input())).then_expect([updated(settings())]);
-    given([added(settings())])
-        .when(RemovePortal { portal_id: id() })
-        .then_expect([removed()]);
+    given([added(settings())]).when(RemovePortal { portal_id: id() }).then_expect([removed()]);
 }
 
 #[test]
@@ -136,7 +134,8 @@ fn name_and_description_are_checked() {
 fn hostname_is_a_bare_host_name_stored_lowercased() {
     let with = |hostname: &str| add(PortalInput { hostname: hostname.to_owned(), ..input() });
     given_no_events().when(with("MCP.Example.com")).then_expect([added(settings())]);
-    let message = given_no_events().when(with("https://mcp.example.com/mcp")).then_expect_invalid("hostname");
+    let message =
+        given_no_events().when(with("https://mcp.example.com/mcp")).then_expect_invalid("hostname");
     assert!(message.contains("bare host name such as `mcp.example.com`"), "{message}");
     given_no_events().when(with("mcp.example.com:443")).then_expect_invalid("hostname");
     given_no_events().when(with("-mcp.example.com")).then_expect_invalid("hostname");
@@ -165,13 +164,20 @@ fn code_mode_and_the_deprecated_allow_code_mode() {
                     panic!("{mode:?} with {allow} was accepted");
                 };
                 assert_eq!(field, "allow_code_mode");
-                assert!(message.contains(&format!("`{allow}` contradicts `code_mode` `{}`", mode.as_str())));
+                assert!(
+                    message.contains(&format!(
+                        "`{allow}` contradicts `code_mode` `{}`",
+                        mode.as_str()
+                    ))
+                );
             }
         }
     }
     // The read side's flag.
     assert!(!Off.allows_code_mode());
-    assert!(OptIn.allows_code_mode() && DefaultOn.allows_code_mode() && Enforced.allows_code_mode());
+    assert!(
+        OptIn.allows_code_mode() && DefaultOn.allows_code_mode() && Enforced.allows_code_mode()
+    );
 }
 
 #[test]

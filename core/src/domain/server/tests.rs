@@ -148,7 +148,8 @@ fn hostname_and_auth_type_are_immutable() {
 
 #[test]
 fn hostname_must_be_a_full_http_url() {
-    let with = |hostname: &str| AddServer { hostname: hostname.to_owned(), ..add(AuthType::Bearer) };
+    let with =
+        |hostname: &str| AddServer { hostname: hostname.to_owned(), ..add(AuthType::Bearer) };
     given_no_events().when(with("http://localhost:8080/mcp")).then_accept();
     let message = given_no_events().when(with("docs.example.com")).then_expect_invalid("hostname");
     assert!(message.contains("is not a full URL"), "{message}");
@@ -177,7 +178,10 @@ fn name_and_description_are_checked() {
         .then_accept();
     // The same rules on update.
     given([added(AuthType::Bearer)])
-        .when(UpdateServer { settings: ServerSettings { name: String::new(), ..settings() }, ..update() })
+        .when(UpdateServer {
+            settings: ServerSettings { name: String::new(), ..settings() },
+            ..update()
+        })
         .then_expect_invalid("name");
 }
 
@@ -188,7 +192,10 @@ fn server_level_overrides_are_checked_with_their_path() {
         ..add(AuthType::Bearer)
     };
     let message = given_no_events()
-        .when(with(vec![tool("a", None), tool("b", None), tool("c", None), tool("d", Some("a_"))], vec![]))
+        .when(with(
+            vec![tool("a", None), tool("b", None), tool("c", None), tool("d", Some("a_"))],
+            vec![],
+        ))
         .then_expect_invalid("updated_tools[3].alias");
     assert!(message.starts_with("`a_` is not a valid alias"), "{message}");
     given_no_events()
@@ -204,9 +211,7 @@ fn server_level_overrides_are_checked_with_their_path() {
     given_no_events()
         .when(with(vec![tool("a", Some("x"))], vec![tool("b", Some("x"))]))
         .then_accept();
-    given_no_events()
-        .when(with(vec![tool("a", None)], vec![tool("b", Some("a"))]))
-        .then_accept();
+    given_no_events().when(with(vec![tool("a", None)], vec![tool("b", Some("a"))])).then_accept();
 }
 
 #[test]
@@ -328,4 +333,17 @@ fn replay_equals_incremental_application() {
     }
     assert_eq!(ServerState::from_events(&history), state);
     assert_eq!(state.stream_version, 7);
+}
+
+#[test]
+fn server_ids_are_slugs_without_underscores() {
+    let Err(DomainError::InvalidField { field, message }) = ServerId::parse("my_server") else {
+        panic!("`my_server` was accepted");
+    };
+    assert_eq!(field, "id");
+    assert!(message.contains("use `-` instead"), "{message}");
+    assert!(ServerId::parse("My-Server").is_err());
+    assert!(ServerId::parse("my-server").is_ok());
+    // Commands carry parsed ids, so a body with a bad id never reaches `decide`.
+    assert!(serde_json::from_str::<ServerId>(r#""a_b""#).is_err());
 }
