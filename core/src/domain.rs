@@ -1,10 +1,21 @@
 //! The domain of MCP servers and portals: value types, commands, events and the rules that turn
 //! one into the other (`decide`), and the fold that rebuilds an aggregate's state (`apply`).
+//!
+//! A write goes: fold the aggregate's stream into its state (`ServerState::from_events`), run
+//! `server::decide` (or `portal::decide`, with a [`ServerDirectory`]), then append the events to
+//! the stream (`server_stream`, `portal_stream`) expecting `state.stream_version`.
 
 pub mod error;
 pub mod ids;
 pub mod overrides;
 pub mod portal;
 pub mod server;
+pub mod validate;
+
+#[cfg(test)]
+#[allow(clippy::panic)]
+mod testing;
 
 pub use error::DomainError;
+pub use portal::{PortalCommand, PortalState, ServerDirectory, ServerFacts, portal_stream};
+pub use server::{ServerCommand, ServerState, server_stream};

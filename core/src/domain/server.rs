@@ -3,11 +3,20 @@
 //! `hostname` (the full URL of the upstream endpoint) and `auth_type` are fixed at creation.
 //! Credentials are never part of an event: they go to the vault, and the log records only that
 //! a credential of a kind was set and its version ([`ServerCredentialSet`]).
+//!
+//! [`decide`] holds the rules of [`ServerCommand`]s; [`ServerState::apply`] folds the events of
+//! one server's stream (`server-{id}`) and holds none.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::DomainError;
 use super::ids::ServerId;
-use super::overrides::CapabilityOverride;
+use super::overrides::{self, Capability, CapabilityOverride};
+use super::validate::{self, MAX_DESCRIPTION_LEN};
+use crate::event::Event;
 
 /// How Portico authenticates to the upstream server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -18,6 +27,17 @@ pub enum AuthType {
     Unauthenticated,
 }
 
+impl AuthType {
+    /// The wire name (`oauth`, `bearer`, `unauthenticated`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::Oauth => "oauth",
+            AuthType::Bearer => "bearer",
+            AuthType::Unauthenticated => "unauthenticated",
+        }
+    }
+}
+
 /// Which write-only credential of a server was set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,6 +46,16 @@ pub enum CredentialKind {
     AuthCredentials,
     /// `client_secret`: the OAuth client secret for manual mode.
     ClientSecret,
+}
+
+impl CredentialKind {
+    /// The wire name of the write-only field (`auth_credentials`, `client_secret`).
+    pub fn field(self) -> &'static str {
+        match self {
+            CredentialKind::AuthCredentials => "auth_credentials",
+            CredentialKind::ClientSecret => "client_secret",
+        }
+    }
 }
 
 /// The mutable settings of a server; a PUT replaces all of them at once.
@@ -75,3 +105,287 @@ pub struct ServerCredentialSet {
     pub credential: CredentialKind,
     pub version: u32,
 }
+
+/// The stream that holds one server's events: `server-{id}`.
+pub fn server_stream(id: &ServerId) -> String {
+    format!("server-{id}")
+}
+
+/// A command on the server aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerCommand {
+    Add(AddServer),
+    Update(UpdateServer),
+    Remove(RemoveServer),
+}
+
+impl From<AddServer> for ServerCommand {
+    fn from(command: AddServer) -> Self {
+        ServerCommand::Add(command)
+    }
+}
+
+impl From<UpdateServer> for ServerCommand {
+    fn from(command: UpdateServer) -> Self {
+        ServerCommand::Update(command)
+    }
+}
+
+impl From<RemoveServer> for ServerCommand {
+    fn from(command: RemoveServer) -> Self {
+        ServerCommand::Remove(command)
+    }
+}
+
+/// Register a server (`POST /servers`).
+///
+/// The write-only credentials never reach the domain: the caller stores the secret in the vault
+/// first, under the version [`ServerState::next_credential_version`] gives, and the command only
+/// says that a new value exists under that version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddServer {
+    pub server_id: ServerId,
+    /// Full URL of the upstream MCP endpoint.
+    pub hostname: String,
+    pub auth_type: AuthType,
+    pub settings: ServerSettings,
+    /// The vault version of a newly sent `auth_credentials`, if one was sent.
+    pub auth_credentials: Option<u32>,
+    /// The vault version of a newly sent `client_secret`, if one was sent.
+    pub client_secret: Option<u32>,
+}
+
+/// Replace a server's mutable settings (`PUT /servers/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateServer {
+    pub server_id: ServerId,
+    /// Fixed at creation; accepted only if equal to the stored value (clients that send the
+    /// full object back).
+    pub hostname: Option<String>,
+    /// Fixed at creation; accepted only if equal to the stored value.
+    pub auth_type: Option<AuthType>,
+    pub settings: ServerSettings,
+    /// The vault version of a newly sent `auth_credentials`; `None` keeps the stored one.
+    pub auth_credentials: Option<u32>,
+    /// The vault version of a newly sent `client_secret`; `None` keeps the stored one.
+    pub client_secret: Option<u32>,
+}
+
+/// Delete a server (`DELETE /servers/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveServer {
+    pub server_id: ServerId,
+}
+
+/// A registered server, as its events describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub server_id: ServerId,
+    pub hostname: String,
+    pub auth_type: AuthType,
+    pub settings: ServerSettings,
+}
+
+/// The state of one server's stream, folded from its events. `Default` is a stream without
+/// events: the server does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerState {
+    /// The server as it is now; `None` if it was never added, or was removed.
+    pub server: Option<Server>,
+    /// The latest vault version of each credential kind. Kept across removal: a server added
+    /// again under the same id continues the stream, and its versions keep increasing.
+    pub credential_versions: BTreeMap<CredentialKind, u32>,
+    /// How many events of this server were folded: the stream version to expect on the next
+    /// append.
+    pub stream_version: u64,
+}
+
+impl ServerState {
+    /// Folds the events of a server's stream, oldest first.
+    pub fn from_events<I>(events: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Borrow<Event>,
+    {
+        let mut state = ServerState::default();
+        for event in events {
+            state.apply(event.borrow());
+        }
+        state
+    }
+
+    /// Folds one event into the state. Holds no rules: every fact is taken as recorded.
+    /// Events of other aggregates are ignored.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::ServerAdded(e) => {
+                self.server = Some(Server {
+                    server_id: e.server_id.clone(),
+                    hostname: e.hostname.clone(),
+                    auth_type: e.auth_type,
+                    settings: e.settings.clone(),
+                });
+            }
+            Event::ServerUpdated(e) => {
+                if let Some(server) = &mut self.server {
+                    server.settings = e.settings.clone();
+                }
+            }
+            Event::ServerRemoved(_) => self.server = None,
+            Event::ServerCredentialSet(e) => {
+                self.credential_versions.insert(e.credential, e.version);
+            }
+            Event::PortalAdded(_) | Event::PortalUpdated(_) | Event::PortalRemoved(_) => return,
+        }
+        self.stream_version += 1;
+    }
+
+    /// Whether the server exists now (added and not removed since).
+    pub fn exists(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The latest version of a credential, `0` if none was ever set.
+    pub fn credential_version(&self, kind: CredentialKind) -> u32 {
+        self.credential_versions.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// The version under which to store a new value of a credential in the vault.
+    pub fn next_credential_version(&self, kind: CredentialKind) -> u32 {
+        self.credential_version(kind).saturating_add(1)
+    }
+}
+
+/// Decides a command against the current state of its server: all the business rules.
+/// Returns the events to append (to [`server_stream`]) or the first rule broken.
+///
+/// An update always emits [`ServerUpdated`], even when nothing changed: a PUT is a fact worth
+/// recording (who confirmed the settings, when), and the caller can rely on one event per
+/// accepted command.
+pub fn decide(state: &ServerState, command: ServerCommand) -> Result<Vec<Event>, DomainError> {
+    match command {
+        ServerCommand::Add(command) => add(state, command),
+        ServerCommand::Update(command) => update(state, command),
+        ServerCommand::Remove(command) => remove(state, command),
+    }
+}
+
+fn add(state: &ServerState, command: AddServer) -> Result<Vec<Event>, DomainError> {
+    if state.exists() {
+        return Err(DomainError::AlreadyExists { kind: "server", id: command.server_id.into() });
+    }
+    validate::server_url("hostname", &command.hostname)?;
+    validate_settings(&command.settings)?;
+    let credentials =
+        credentials(state, command.auth_type, command.auth_credentials, command.client_secret)?;
+    let mut events = vec![Event::ServerAdded(ServerAdded {
+        server_id: command.server_id.clone(),
+        hostname: command.hostname,
+        auth_type: command.auth_type,
+        settings: command.settings,
+    })];
+    events.extend(credential_events(&command.server_id, credentials));
+    Ok(events)
+}
+
+fn update(state: &ServerState, command: UpdateServer) -> Result<Vec<Event>, DomainError> {
+    let Some(server) = &state.server else {
+        return Err(DomainError::NotFound { kind: "server", id: command.server_id.into() });
+    };
+    if command.hostname.as_ref().is_some_and(|hostname| *hostname != server.hostname) {
+        return Err(DomainError::Immutable { field: "hostname" });
+    }
+    if command.auth_type.is_some_and(|auth_type| auth_type != server.auth_type) {
+        return Err(DomainError::Immutable { field: "auth_type" });
+    }
+    validate_settings(&command.settings)?;
+    let credentials =
+        credentials(state, server.auth_type, command.auth_credentials, command.client_secret)?;
+    let mut events = vec![Event::ServerUpdated(ServerUpdated {
+        server_id: command.server_id.clone(),
+        settings: command.settings,
+    })];
+    events.extend(credential_events(&command.server_id, credentials));
+    Ok(events)
+}
+
+fn remove(state: &ServerState, command: RemoveServer) -> Result<Vec<Event>, DomainError> {
+    if !state.exists() {
+        return Err(DomainError::NotFound { kind: "server", id: command.server_id.into() });
+    }
+    Ok(vec![Event::ServerRemoved(ServerRemoved { server_id: command.server_id })])
+}
+
+/// The rules of the mutable settings, shared by create and update.
+fn validate_settings(settings: &ServerSettings) -> Result<(), DomainError> {
+    validate::name("name", &settings.name)?;
+    validate::description("description", settings.description.as_deref(), MAX_DESCRIPTION_LEN)?;
+    for (capability, list) in [
+        (Capability::Tool, &settings.updated_tools),
+        (Capability::Prompt, &settings.updated_prompts),
+    ] {
+        let field = capability.list_field();
+        overrides::validate_list(field, list)?;
+        overrides::validate_aliases_unique(field, capability, list, &[], &[])?;
+    }
+    Ok(())
+}
+
+/// Checks the credentials a command sets against the server's auth type and the versions
+/// already recorded, and returns them in the order their events are emitted.
+fn credentials(
+    state: &ServerState,
+    auth_type: AuthType,
+    auth_credentials: Option<u32>,
+    client_secret: Option<u32>,
+) -> Result<Vec<(CredentialKind, u32)>, DomainError> {
+    if auth_type == AuthType::Unauthenticated && auth_credentials.is_some() {
+        return Err(DomainError::invalid(
+            "auth_credentials",
+            "an `unauthenticated` server takes no credentials; leave `auth_credentials` out",
+        ));
+    }
+    if auth_type != AuthType::Oauth && client_secret.is_some() {
+        return Err(DomainError::invalid(
+            "client_secret",
+            format!(
+                "only `oauth` servers take a client secret, and this one is `{}`",
+                auth_type.as_str()
+            ),
+        ));
+    }
+    let sent = [
+        (CredentialKind::AuthCredentials, auth_credentials),
+        (CredentialKind::ClientSecret, client_secret),
+    ];
+    let mut set = Vec::new();
+    for (kind, version) in sent {
+        let Some(version) = version else { continue };
+        let current = state.credential_version(kind);
+        if version <= current {
+            return Err(DomainError::invalid(
+                kind.field(),
+                format!("vault version {version} is not newer than the recorded version {current}"),
+            ));
+        }
+        set.push((kind, version));
+    }
+    Ok(set)
+}
+
+fn credential_events(
+    server_id: &ServerId,
+    credentials: Vec<(CredentialKind, u32)>,
+) -> impl Iterator<Item = Event> + '_ {
+    credentials.into_iter().map(move |(credential, version)| {
+        Event::ServerCredentialSet(ServerCredentialSet {
+            server_id: server_id.clone(),
+            credential,
+            version,
+        })
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests;
