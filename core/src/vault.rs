@@ -240,9 +240,43 @@ impl VaultError {
 /// with its 128-bit tag appended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSecret {
+    /// The name the ciphertext is bound to.
     pub secret: SecretRef,
+    /// The random AES-GCM nonce used for this ciphertext.
     pub nonce: [u8; 12],
+    /// The AES-GCM ciphertext followed by its 16-byte tag.
     pub ciphertext: Vec<u8>,
+}
+
+impl StoredSecret {
+    /// Builds a record from a database row, checking the nonce's length.
+    pub fn from_row(
+        secret: &SecretRef,
+        nonce: &[u8],
+        ciphertext: Vec<u8>,
+    ) -> Result<StoredSecret, VaultError> {
+        let nonce = <[u8; 12]>::try_from(nonce).map_err(|_| {
+            corrupt(
+                secret,
+                &format!("the nonce is {} bytes instead of 12", nonce.len()),
+            )
+        })?;
+        Ok(StoredSecret {
+            secret: secret.clone(),
+            nonce,
+            ciphertext,
+        })
+    }
+}
+
+/// Converts a version read from a database, refusing values no put could have written.
+pub(crate) fn stored_version(owner: &str, kind: &str, version: i64) -> Result<u32, VaultError> {
+    u32::try_from(version).map_err(|_| VaultError::Corrupt {
+        owner: owner.to_owned(),
+        kind: kind.to_owned(),
+        version,
+        problem: "the version is out of range".into(),
+    })
 }
 
 /// Where the vault keeps its rows. Implementations store and return bytes; they never see a

@@ -10,8 +10,7 @@ use std::fmt;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
-use super::sqlite::{to_stored, to_version};
-use super::{SecretRef, StoredSecret, VaultError, VaultStore, unix_now};
+use super::{SecretRef, StoredSecret, VaultError, VaultStore, stored_version, unix_now};
 
 /// The advisory lock taken while creating the table: the bytes of `"ptcvault"`.
 const SCHEMA_LOCK: i64 = 0x7074_6376_6175_6c74;
@@ -78,7 +77,7 @@ impl VaultStore for PostgresVaultStore {
             .await
             .map_err(VaultError::storage)?;
         let max: Option<i64> = row.try_get(0).map_err(VaultError::storage)?;
-        max.map(|v| to_version(owner, kind, v)).transpose()
+        max.map(|v| stored_version(owner, kind, v)).transpose()
     }
 
     async fn insert(&self, record: StoredSecret) -> Result<bool, VaultError> {
@@ -115,7 +114,7 @@ impl VaultStore for PostgresVaultStore {
         let Some(row) = row else { return Ok(None) };
         let nonce: Vec<u8> = row.try_get(0).map_err(VaultError::storage)?;
         let ciphertext: Vec<u8> = row.try_get(1).map_err(VaultError::storage)?;
-        to_stored(secret, &nonce, ciphertext).map(Some)
+        StoredSecret::from_row(secret, &nonce, ciphertext).map(Some)
     }
 
     async fn delete(&self, secret: &SecretRef) -> Result<bool, VaultError> {

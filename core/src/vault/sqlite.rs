@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SecretRef, StoredSecret, VaultError, VaultStore, unix_now};
+use super::{SecretRef, StoredSecret, VaultError, VaultStore, stored_version, unix_now};
 
 /// How long a statement waits for another connection's write lock (the event log's, say).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -103,7 +103,7 @@ impl VaultStore for SqliteVaultStore {
                 )
             })
             .await?;
-        max.map(|v| to_version(&owner, &kind, v)).transpose()
+        max.map(|v| stored_version(&owner, &kind, v)).transpose()
     }
 
     async fn insert(&self, record: StoredSecret) -> Result<bool, VaultError> {
@@ -140,7 +140,7 @@ impl VaultStore for SqliteVaultStore {
                 .optional()
             })
             .await?;
-        row.map(|(nonce, ciphertext)| to_stored(secret, &nonce, ciphertext))
+        row.map(|(nonce, ciphertext)| StoredSecret::from_row(secret, &nonce, ciphertext))
             .transpose()
     }
 
@@ -166,35 +166,6 @@ impl VaultStore for SqliteVaultStore {
             .await?;
         Ok(deleted as u64)
     }
-}
-
-/// Converts a stored version back, refusing values no put could have written.
-pub(super) fn to_version(owner: &str, kind: &str, version: i64) -> Result<u32, VaultError> {
-    u32::try_from(version).map_err(|_| VaultError::Corrupt {
-        owner: owner.to_owned(),
-        kind: kind.to_owned(),
-        version,
-        problem: "the version is out of range".into(),
-    })
-}
-
-/// Builds a [`StoredSecret`] from a row, checking the nonce's length.
-pub(super) fn to_stored(
-    secret: &SecretRef,
-    nonce: &[u8],
-    ciphertext: Vec<u8>,
-) -> Result<StoredSecret, VaultError> {
-    let nonce = <[u8; 12]>::try_from(nonce).map_err(|_| VaultError::Corrupt {
-        owner: secret.owner.clone(),
-        kind: secret.kind.clone(),
-        version: i64::from(secret.version),
-        problem: format!("the nonce is {} bytes instead of 12", nonce.len()),
-    })?;
-    Ok(StoredSecret {
-        secret: secret.clone(),
-        nonce,
-        ciphertext,
-    })
 }
 
 #[cfg(test)]
@@ -285,7 +256,8 @@ mod tests {
         let sqlite = SqliteVaultStore::open(dir.path().join("portico.db"))
             .await
             .unwrap();
-        let err = to_stored(&SecretRef::new("server:x", "k", 1), &[0u8; 5], vec![]).unwrap_err();
+        let err = StoredSecret::from_row(&SecretRef::new("server:x", "k", 1), &[0u8; 5], vec![])
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "stored secret `k` v1 of `server:x` is malformed: the nonce is 5 bytes instead of 12"
