@@ -12,3 +12,4 @@ pub mod vault;
 
 pub use event::{Actor, CorrelationId, Event, EventMetadata, NewEvent, RecordedEvent};
 pub use log::{AppendError, Durability, EventLog, ExpectedVersion, LogError, Position};
+pub use vault::{KeySource, MasterKey, SecretRef, SecretString, Vault, VaultError, VaultStore};
