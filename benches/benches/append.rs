@@ -22,7 +22,9 @@ fn run(rt: &tokio::runtime::Runtime, bench: &BenchLog, writers: u64, iters: u64)
                 let meta = metadata();
                 let stream = format!("tool-calls-{w}");
                 for i in 0..iters {
-                    log.append(&stream, ExpectedVersion::Any, vec![small_event(i)], &meta).await.unwrap();
+                    log.append(&stream, ExpectedVersion::Any, vec![small_event(i)], &meta)
+                        .await
+                        .unwrap();
                 }
             }));
         }

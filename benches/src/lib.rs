@@ -12,6 +12,7 @@ use portico_core::log::sqlite::{SqliteLog, SqliteOptions};
 use portico_core::{Actor, Durability, Event, EventLog, EventMetadata, NewEvent};
 
 /// A log to benchmark, and the directory that holds it (SQLite).
+#[derive(Debug)]
 pub struct BenchLog {
     pub log: Arc<dyn EventLog>,
     pub dir: Option<tempfile::TempDir>,

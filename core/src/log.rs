@@ -164,7 +164,8 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     ) -> Result<Vec<RecordedEvent>, LogError>;
 
     /// The events at positions after `after`, in order, at most `limit` of them.
-    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;
+    async fn read_all(&self, after: Position, limit: usize)
+    -> Result<Vec<RecordedEvent>, LogError>;
 
     /// The last committed position, read from storage.
     async fn head_position(&self) -> Result<Position, LogError>;

@@ -66,21 +66,13 @@ pub struct SecretRef {
 impl SecretRef {
     /// Names version `version` of the secret `kind` of `owner`.
     pub fn new(owner: impl Into<String>, kind: impl Into<String>, version: u32) -> Self {
-        SecretRef {
-            owner: owner.into(),
-            kind: kind.into(),
-            version,
-        }
+        SecretRef { owner: owner.into(), kind: kind.into(), version }
     }
 }
 
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "secret `{}` v{} of `{}`",
-            self.kind, self.version, self.owner
-        )
+        write!(f, "secret `{}` v{} of `{}`", self.kind, self.version, self.owner)
     }
 }
 
@@ -150,18 +142,10 @@ pub enum VaultError {
         "secret `{kind}` v{version} of `{owner}` cannot be decrypted: the ciphertext was altered \
          or the master key is wrong"
     )]
-    Decrypt {
-        owner: String,
-        kind: String,
-        version: u32,
-    },
+    Decrypt { owner: String, kind: String, version: u32 },
     /// No secret has this name.
     #[error("secret `{kind}` v{version} of `{owner}` does not exist")]
-    NotFound {
-        owner: String,
-        kind: String,
-        version: u32,
-    },
+    NotFound { owner: String, kind: String, version: u32 },
     /// The key-check record does not decrypt under the master key in use.
     #[error(
         "the master key does not match the one this vault was created with (source: {key_source})"
@@ -186,11 +170,7 @@ pub enum VaultError {
     },
     /// An owner or kind is empty, too long, has control characters or is reserved.
     #[error("invalid secret {field} `{value}`: {problem}")]
-    InvalidName {
-        field: &'static str,
-        value: String,
-        problem: String,
-    },
+    InvalidName { field: &'static str, value: String, problem: String },
     /// A secret is larger than [`MAX_SECRET_LEN`].
     #[error("secret is {len} bytes; at most {max} are allowed")]
     TooLarge { len: usize, max: usize },
@@ -202,29 +182,16 @@ pub enum VaultError {
         "could not store a new version of secret `{kind}` of `{owner}` after {attempts} attempts: \
          too many concurrent writers"
     )]
-    Contention {
-        owner: String,
-        kind: String,
-        attempts: u32,
-    },
+    Contention { owner: String, kind: String, attempts: u32 },
     /// A stored record has an impossible shape (wrong nonce length, version out of range).
     #[error("stored secret `{kind}` v{version} of `{owner}` is malformed: {problem}")]
-    Corrupt {
-        owner: String,
-        kind: String,
-        version: i64,
-        problem: String,
-    },
+    Corrupt { owner: String, kind: String, version: i64, problem: String },
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(getrandom::Error),
     /// Encryption itself failed (it only can for inputs far beyond [`MAX_SECRET_LEN`]).
     #[error("secret `{kind}` v{version} of `{owner}` cannot be encrypted")]
-    Encrypt {
-        owner: String,
-        kind: String,
-        version: u32,
-    },
+    Encrypt { owner: String, kind: String, version: u32 },
     /// The database failed.
     #[error("vault storage error: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -256,16 +223,9 @@ impl StoredSecret {
         ciphertext: Vec<u8>,
     ) -> Result<StoredSecret, VaultError> {
         let nonce = <[u8; 12]>::try_from(nonce).map_err(|_| {
-            corrupt(
-                secret,
-                &format!("the nonce is {} bytes instead of 12", nonce.len()),
-            )
+            corrupt(secret, &format!("the nonce is {} bytes instead of 12", nonce.len()))
         })?;
-        Ok(StoredSecret {
-            secret: secret.clone(),
-            nonce,
-            ciphertext,
-        })
+        Ok(StoredSecret { secret: secret.clone(), nonce, ciphertext })
     }
 }
 
@@ -326,11 +286,7 @@ impl Vault {
         key_source: KeySource,
         store: Arc<dyn VaultStore>,
     ) -> Result<Vault, VaultError> {
-        let vault = Vault {
-            cipher: Cipher::new(&key),
-            key_source,
-            store,
-        };
+        let vault = Vault { cipher: Cipher::new(&key), key_source, store };
         drop(key);
         vault.check_key().await?;
         Ok(vault)
@@ -352,19 +308,14 @@ impl Vault {
         validate_name("owner", owner, true)?;
         validate_name("kind", kind, false)?;
         if plaintext.len() > MAX_SECRET_LEN {
-            return Err(VaultError::TooLarge {
-                len: plaintext.len(),
-                max: MAX_SECRET_LEN,
-            });
+            return Err(VaultError::TooLarge { len: plaintext.len(), max: MAX_SECRET_LEN });
         }
         for _ in 0..PUT_ATTEMPTS {
             let current = self.store.max_version(owner, kind).await?.unwrap_or(0);
-            let version = current
-                .checked_add(1)
-                .ok_or_else(|| VaultError::VersionsExhausted {
-                    owner: owner.to_owned(),
-                    kind: kind.to_owned(),
-                })?;
+            let version = current.checked_add(1).ok_or_else(|| VaultError::VersionsExhausted {
+                owner: owner.to_owned(),
+                kind: kind.to_owned(),
+            })?;
             let secret = SecretRef::new(owner, kind, version);
             let record = self.seal(secret.clone(), plaintext.expose_secret().as_bytes())?;
             // INVARIANT: the store refuses to overwrite an existing version, so two racing puts
@@ -382,15 +333,11 @@ impl Vault {
 
     /// Decrypts the secret named `secret`.
     pub async fn get(&self, secret: &SecretRef) -> Result<SecretString, VaultError> {
-        let record = self
-            .store
-            .fetch(secret)
-            .await?
-            .ok_or_else(|| VaultError::NotFound {
-                owner: secret.owner.clone(),
-                kind: secret.kind.clone(),
-                version: secret.version,
-            })?;
+        let record = self.store.fetch(secret).await?.ok_or_else(|| VaultError::NotFound {
+            owner: secret.owner.clone(),
+            kind: secret.kind.clone(),
+            version: secret.version,
+        })?;
         let bytes = self.open_record(&record)?;
         match String::from_utf8(bytes) {
             Ok(text) => Ok(SecretString::new(text)),
@@ -424,16 +371,11 @@ impl Vault {
 
     fn seal(&self, secret: SecretRef, plaintext: &[u8]) -> Result<StoredSecret, VaultError> {
         let Sealed { nonce, ciphertext } = self.cipher.seal(&secret, plaintext)?;
-        Ok(StoredSecret {
-            secret,
-            nonce,
-            ciphertext,
-        })
+        Ok(StoredSecret { secret, nonce, ciphertext })
     }
 
     fn open_record(&self, record: &StoredSecret) -> Result<Vec<u8>, VaultError> {
-        self.cipher
-            .open(&record.secret, &record.nonce, &record.ciphertext)
+        self.cipher.open(&record.secret, &record.nonce, &record.ciphertext)
     }
 
     async fn check_key(&self) -> Result<(), VaultError> {
@@ -455,9 +397,9 @@ impl Vault {
         match self.open_record(&record) {
             Ok(plaintext) if plaintext == KEY_CHECK_PLAINTEXT => Ok(()),
             Ok(_) => Err(corrupt(&name, "the key check has unexpected contents")),
-            Err(VaultError::Decrypt { .. }) => Err(VaultError::WrongMasterKey {
-                key_source: self.key_source.clone(),
-            }),
+            Err(VaultError::Decrypt { .. }) => {
+                Err(VaultError::WrongMasterKey { key_source: self.key_source.clone() })
+            }
             Err(e) => Err(e),
         }
     }
@@ -531,14 +473,8 @@ mod tests {
     fn server_names() {
         let id = ServerId::parse("my-server").unwrap();
         assert_eq!(server_owner(&id), "server:my-server");
-        assert_eq!(
-            credential_kind(CredentialKind::AuthCredentials),
-            "auth_credentials"
-        );
-        assert_eq!(
-            credential_kind(CredentialKind::ClientSecret),
-            "client_secret"
-        );
+        assert_eq!(credential_kind(CredentialKind::AuthCredentials), "auth_credentials");
+        assert_eq!(credential_kind(CredentialKind::ClientSecret), "client_secret");
     }
 
     #[test]

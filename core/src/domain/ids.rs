@@ -88,10 +88,11 @@ fn validate_slug(field: &'static str, value: &str) -> Result<(), DomainError> {
             "contains `_`; use `-` instead, because tool names are `{server_id}_{tool}`",
         ));
     }
-    let well_formed = value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-')
-        && !value.contains("--");
+    let well_formed =
+        value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !value.starts_with('-')
+            && !value.ends_with('-')
+            && !value.contains("--");
     if !well_formed {
         return Err(invalid(
             "is not a slug: use lowercase letters, digits and single hyphens between them",

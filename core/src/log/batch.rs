@@ -82,7 +82,11 @@ pub(crate) fn plan<'a>(
             });
         }
         versions.insert(&request.stream_id, version);
-        outcomes.push(Ok(Appended { first_position, last_position: position, stream_version: version }));
+        outcomes.push(Ok(Appended {
+            first_position,
+            last_position: position,
+            stream_version: version,
+        }));
     }
     Plan { rows, head: position, outcomes }
 }
@@ -116,7 +120,10 @@ pub(crate) fn streams_of(requests: &[AppendRequest]) -> Vec<&str> {
 }
 
 /// Answers every request of a batch with its outcome.
-pub(crate) fn reply_all(requests: Vec<AppendRequest>, outcomes: Vec<Result<Appended, AppendError>>) {
+pub(crate) fn reply_all(
+    requests: Vec<AppendRequest>,
+    outcomes: Vec<Result<Appended, AppendError>>,
+) {
     for (request, outcome) in requests.into_iter().zip(outcomes) {
         // The appender may have gone away (its task was cancelled); the write stands regardless.
         let _ = request.reply.send(outcome);

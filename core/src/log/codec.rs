@@ -96,8 +96,6 @@ pub(crate) fn from_micros(position: Position, micros: i64) -> Result<DateTime<Ut
 
 /// Converts a stored integer to `u64`, failing on a negative value (which only corruption makes).
 pub(crate) fn non_negative(position: Position, what: &str, value: i64) -> Result<u64, LogError> {
-    u64::try_from(value).map_err(|_| LogError::Decode {
-        position,
-        message: format!("{what} {value} is negative"),
-    })
+    u64::try_from(value)
+        .map_err(|_| LogError::Decode { position, message: format!("{what} {value} is negative") })
 }

@@ -107,7 +107,10 @@ impl PostgresLog {
     /// Connects with a prepared configuration (the tests use it to pick a schema).
     pub async fn connect(config: Config, options: PostgresOptions) -> Result<Self, LogError> {
         let writer_client = connect_client(&config).await?;
-        writer_client.batch_execute(&format!("BEGIN; {SCHEMA} COMMIT;")).await.map_err(LogError::storage)?;
+        writer_client
+            .batch_execute(&format!("BEGIN; {SCHEMA} COMMIT;"))
+            .await
+            .map_err(LogError::storage)?;
         let schema: String = writer_client
             .query_one("SELECT current_schema()", &[])
             .await
@@ -192,7 +195,11 @@ impl EventLog for PostgresLog {
         rows.iter().map(|row| stored_from_row(row)?.decode()).collect()
     }
 
-    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         let client = self.reader().await?;
         let sql = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
         let rows = client
@@ -340,7 +347,9 @@ impl Writer {
             // The commit returns once PostgreSQL has the transaction in memory; its WAL writer
             // flushes within a few hundred milliseconds. A crash of Portico loses nothing; a
             // crash of the database server may lose the last moments.
-            tx.batch_execute("SET LOCAL synchronous_commit = off").await.map_err(LogError::storage)?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await
+                .map_err(LogError::storage)?;
         }
         // INVARIANT: this lock serializes the writers of every instance until commit, which is
         // what keeps positions gap-free and in commit order.
@@ -438,7 +447,11 @@ async fn run_listener(config: Config, channel: String, shared: Weak<Shared>) {
     }
 }
 
-async fn listen_once(config: &Config, channel: &str, shared: &Weak<Shared>) -> Result<(), LogError> {
+async fn listen_once(
+    config: &Config,
+    channel: &str,
+    shared: &Weak<Shared>,
+) -> Result<(), LogError> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(LogError::storage)?;
     let (notified_tx, mut notified) = mpsc::unbounded_channel::<Option<Position>>();
     let driver = tokio::spawn(async move {

@@ -152,7 +152,11 @@ impl EventLog for SqliteLog {
         .await
     }
 
-    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         self.with_reader(move |conn| {
             let sql = format!(
                 "SELECT {SELECT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
@@ -292,7 +296,10 @@ fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Sh
 
 type BatchOutcome = (Position, Vec<Result<Appended, AppendError>>);
 
-fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<BatchOutcome, LogError> {
+fn write_batch(
+    conn: &mut Connection,
+    requests: &[AppendRequest],
+) -> Result<BatchOutcome, LogError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(LogError::storage)?;

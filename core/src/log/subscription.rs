@@ -101,13 +101,11 @@ impl Subscription {
     /// Reads the next batch into the buffer; `false` when there was nothing to read.
     async fn fill(&mut self) -> Result<bool, LogError> {
         let events = self.log.read_all(self.position, self.batch).await?;
-        let mut expected = self.position + 1;
-        for event in &events {
+        for (expected, event) in (self.position + 1..).zip(&events) {
             // INVARIANT: positions are gap-free; anything else is a corrupt log.
             if event.position != expected {
                 return Err(LogError::Gap { expected, found: event.position });
             }
-            expected += 1;
         }
         let any = !events.is_empty();
         self.buffer.extend(events);

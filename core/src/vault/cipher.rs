@@ -30,9 +30,7 @@ pub(super) struct Cipher {
 impl Cipher {
     pub(super) fn new(key: &MasterKey) -> Self {
         let key = Key::<Aes256Gcm>::from_slice(key.as_bytes());
-        Cipher {
-            aead: Aes256Gcm::new(key),
-        }
+        Cipher { aead: Aes256Gcm::new(key) }
     }
 
     /// Encrypts `plaintext` for `secret` under a fresh random nonce.
@@ -42,13 +40,7 @@ impl Cipher {
         let aad = associated_data(secret);
         let ciphertext = self
             .aead
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
             .map_err(|_| VaultError::Encrypt {
                 owner: secret.owner.clone(),
                 kind: secret.kind.clone(),
@@ -66,13 +58,8 @@ impl Cipher {
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, VaultError> {
         let mut aad = associated_data(secret);
-        let result = self.aead.decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: &aad,
-            },
-        );
+        let result =
+            self.aead.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad });
         aad.zeroize();
         result.map_err(|_| VaultError::Decrypt {
             owner: secret.owner.clone(),
@@ -125,10 +112,7 @@ mod tests {
         let name = SecretRef::new("server:a", "auth_credentials", 1);
         let sealed = c.seal(&name, b"token-123").unwrap();
         assert_eq!(sealed.ciphertext.len(), b"token-123".len() + 16);
-        assert_eq!(
-            c.open(&name, &sealed.nonce, &sealed.ciphertext).unwrap(),
-            b"token-123"
-        );
+        assert_eq!(c.open(&name, &sealed.nonce, &sealed.ciphertext).unwrap(), b"token-123");
     }
 
     #[test]
@@ -151,18 +135,12 @@ mod tests {
             SecretRef::new("server:a", "client_secret", 1),
             SecretRef::new("server:a", "auth_credentials", 2),
         ] {
-            let err = c
-                .open(&other, &sealed.nonce, &sealed.ciphertext)
-                .unwrap_err();
+            let err = c.open(&other, &sealed.nonce, &sealed.ciphertext).unwrap_err();
             assert!(matches!(err, VaultError::Decrypt { .. }), "{err}");
         }
         let mut tampered = sealed.ciphertext.clone();
         tampered[0] ^= 1;
         assert!(c.open(&name, &sealed.nonce, &tampered).is_err());
-        assert!(
-            cipher(8)
-                .open(&name, &sealed.nonce, &sealed.ciphertext)
-                .is_err()
-        );
+        assert!(cipher(8).open(&name, &sealed.nonce, &sealed.ciphertext).is_err());
     }
 }

@@ -74,10 +74,8 @@ impl MasterKey {
     /// whitespace is ignored). `origin` names where the text came from in the error, which
     /// never repeats the text.
     pub fn parse(text: &str, origin: &KeySource) -> Result<Self, VaultError> {
-        parse_text(text).map_err(|problem| VaultError::InvalidKey {
-            origin: origin.to_string(),
-            problem,
-        })
+        parse_text(text)
+            .map_err(|problem| VaultError::InvalidKey { origin: origin.to_string(), problem })
     }
 
     /// Finds the master key: `config_value` if given, else `env` (the value of
@@ -93,41 +91,28 @@ impl MasterKey {
             return Ok((Self::parse(text, &KeySource::Config)?, KeySource::Config));
         }
         if let Some(text) = env.as_deref() {
-            return Ok((
-                Self::parse(text, &KeySource::Environment)?,
-                KeySource::Environment,
-            ));
+            return Ok((Self::parse(text, &KeySource::Environment)?, KeySource::Environment));
         }
         let path = data_dir.join(MASTER_KEY_FILE);
         match fs::metadata(&path) {
             Ok(_) => Ok((Self::read_file(&path)?, KeySource::File { path })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => create_key_file(data_dir, path),
-            Err(source) => Err(VaultError::KeyFile {
-                path,
-                action: "inspect",
-                source,
-            }),
+            Err(source) => Err(VaultError::KeyFile { path, action: "inspect", source }),
         }
     }
 
     /// Reads a key file: 32 raw bytes, or their base64 (or hex) text. On unix the file must
     /// not be accessible by group or others.
     pub fn read_file(path: &Path) -> Result<Self, VaultError> {
-        let key_file_error = |action, source| VaultError::KeyFile {
-            path: path.to_owned(),
-            action,
-            source,
-        };
+        let key_file_error =
+            |action, source| VaultError::KeyFile { path: path.to_owned(), action, source };
         let metadata = fs::metadata(path).map_err(|e| key_file_error("inspect", e))?;
         check_private(path, &metadata)?;
         let bytes = Zeroizing::new(fs::read(path).map_err(|e| key_file_error("read", e))?);
         if let Ok(raw) = <[u8; KEY_LEN]>::try_from(bytes.as_slice()) {
             return Ok(MasterKey(raw));
         }
-        let origin = KeySource::File {
-            path: path.to_owned(),
-        }
-        .to_string();
+        let origin = KeySource::File { path: path.to_owned() }.to_string();
         let text = std::str::from_utf8(&bytes).map_err(|_| VaultError::InvalidKey {
             origin: origin.clone(),
             problem: format!(
@@ -158,14 +143,12 @@ fn parse_text(text: &str) -> Result<MasterKey, String> {
         return Ok(key);
     }
     let mut buf = Zeroizing::new(vec![0u8; text.len()]);
-    let len = STANDARD
-        .decode_slice(text, buf.as_mut_slice())
-        .map_err(|_| {
-            format!(
-                "is neither 64 hexadecimal digits nor standard base64 ({} characters)",
-                text.chars().count()
-            )
-        })?;
+    let len = STANDARD.decode_slice(text, buf.as_mut_slice()).map_err(|_| {
+        format!(
+            "is neither 64 hexadecimal digits nor standard base64 ({} characters)",
+            text.chars().count()
+        )
+    })?;
     let raw = <[u8; KEY_LEN]>::try_from(&buf[..len])
         .map_err(|_| format!("decodes to {len} bytes, but a master key is {KEY_LEN} bytes"))?;
     Ok(MasterKey(raw))
@@ -185,10 +168,7 @@ fn check_private(path: &Path, metadata: &fs::Metadata) -> Result<(), VaultError>
     use std::os::unix::fs::PermissionsExt;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(VaultError::KeyFilePermissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(VaultError::KeyFilePermissions { path: path.to_owned(), mode });
     }
     Ok(())
 }
@@ -202,11 +182,8 @@ fn check_private(_path: &Path, _metadata: &fs::Metadata) -> Result<(), VaultErro
 /// an existing one: write a private temporary file, flush it, then link it into place. If
 /// another process created `path` meanwhile, its key wins and is returned instead.
 fn create_key_file(data_dir: &Path, path: PathBuf) -> Result<(MasterKey, KeySource), VaultError> {
-    let key_file_error = |action, source| VaultError::KeyFile {
-        path: path.clone(),
-        action,
-        source,
-    };
+    let key_file_error =
+        |action, source| VaultError::KeyFile { path: path.clone(), action, source };
     fs::create_dir_all(data_dir).map_err(|e| key_file_error("create the directory of", e))?;
     let key = MasterKey::generate()?;
     let text = Zeroizing::new(format!("{}\n", STANDARD.encode(key.0)));
@@ -296,10 +273,7 @@ mod tests {
         let cases = [
             ("", "is empty"),
             ("   ", "is empty"),
-            (
-                short.as_str(),
-                "decodes to 16 bytes, but a master key is 32 bytes",
-            ),
+            (short.as_str(), "decodes to 16 bytes, but a master key is 32 bytes"),
             (
                 "not*base64*at*all!secretish",
                 "is neither 64 hexadecimal digits nor standard base64 (27 characters)",
@@ -321,11 +295,7 @@ mod tests {
         }
         let err =
             MasterKey::load(Some("zzzz-secret-zzzz"), None, Path::new("/nonexistent")).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("invalid master key from configuration: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("invalid master key from configuration: "), "{err}");
         assert!(!err.to_string().contains("zzzz-secret-zzzz"));
     }
 
@@ -342,10 +312,7 @@ mod tests {
         let (key, source) = MasterKey::load(Some(HEX), Some(b64.clone()), dir.path()).unwrap();
         assert_eq!((key.as_bytes(), source), (&expected(), KeySource::Config));
         let (key, source) = MasterKey::load(None, Some(b64), dir.path()).unwrap();
-        assert_eq!(
-            (key.as_bytes(), source),
-            (&[9u8; 32], KeySource::Environment)
-        );
+        assert_eq!((key.as_bytes(), source), (&[9u8; 32], KeySource::Environment));
         assert!(!dir.path().join(MASTER_KEY_FILE).exists());
     }
 
@@ -364,10 +331,8 @@ mod tests {
         assert_eq!(source, KeySource::File { path: path.clone() });
         assert_eq!(first.as_bytes(), second.as_bytes());
         // Only the key file is left behind, no temporary file.
-        let names: Vec<_> = fs::read_dir(&data_dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> =
+            fs::read_dir(&data_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(MASTER_KEY_FILE)]);
     }
 
@@ -392,11 +357,7 @@ mod tests {
         write_private(&path, &expected()).unwrap();
         assert_eq!(MasterKey::read_file(&path).unwrap().as_bytes(), &expected());
         fs::remove_file(&path).unwrap();
-        write_private(
-            &path,
-            format!("{}\n", STANDARD.encode(expected())).as_bytes(),
-        )
-        .unwrap();
+        write_private(&path, format!("{}\n", STANDARD.encode(expected())).as_bytes()).unwrap();
         assert_eq!(MasterKey::read_file(&path).unwrap().as_bytes(), &expected());
         fs::remove_file(&path).unwrap();
         write_private(&path, &[0xff; 20]).unwrap();
@@ -419,10 +380,7 @@ mod tests {
         write_private(&path, &expected()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = MasterKey::load(None, None, dir.path()).unwrap_err();
-        assert!(
-            matches!(err, VaultError::KeyFilePermissions { mode: 0o644, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, VaultError::KeyFilePermissions { mode: 0o644, .. }), "{err:?}");
         let p = path.display();
         assert_eq!(
             err.to_string(),

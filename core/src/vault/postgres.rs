@@ -52,9 +52,7 @@ impl PostgresVaultStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await
             .map_err(VaultError::storage)?;
-        tx.batch_execute(SCHEMA)
-            .await
-            .map_err(VaultError::storage)?;
+        tx.batch_execute(SCHEMA).await.map_err(VaultError::storage)?;
         tx.commit().await.map_err(VaultError::storage)?;
         drop(client);
         Ok(PostgresVaultStore { pool })
@@ -182,10 +180,7 @@ mod tests {
             getrandom::getrandom(&mut suffix).unwrap();
             let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
             let name = format!("vault_test_{suffix}");
-            admin
-                .batch_execute(&format!("CREATE SCHEMA {name}"))
-                .await
-                .unwrap();
+            admin.batch_execute(&format!("CREATE SCHEMA {name}")).await.unwrap();
             let mut config: tokio_postgres::Config = url.parse().unwrap();
             config.options(format!("-csearch_path={name}"));
             let manager = deadpool_postgres::Manager::new(config, NoTls);
@@ -199,10 +194,7 @@ mod tests {
 
         async fn drop_schema(self) {
             self.pool.close();
-            self.admin
-                .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-                .await
-                .unwrap();
+            self.admin.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name)).await.unwrap();
         }
     }
 
@@ -226,17 +218,11 @@ mod tests {
     async fn tampered_row_does_not_decrypt() {
         let Some(url) = test_url() else { return };
         let schema = TestSchema::create(&url).await;
-        let vault = Vault::open(
-            MasterKey::from_bytes([1; 32]),
-            KeySource::Config,
-            schema.store().await,
-        )
-        .await
-        .unwrap();
-        let secret = vault
-            .put("server:x", "auth_credentials", &"Bearer abc".into())
-            .await
-            .unwrap();
+        let vault =
+            Vault::open(MasterKey::from_bytes([1; 32]), KeySource::Config, schema.store().await)
+                .await
+                .unwrap();
+        let secret = vault.put("server:x", "auth_credentials", &"Bearer abc".into()).await.unwrap();
         let table = format!("{}.vault_secrets", schema.name);
         let flipped = schema
             .admin
@@ -251,10 +237,7 @@ mod tests {
             .unwrap();
         assert_eq!(flipped, 1);
         let err = vault.get(&secret).await.unwrap_err();
-        assert!(
-            matches!(err, VaultError::Decrypt { version: 1, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, VaultError::Decrypt { version: 1, .. }), "{err:?}");
         drop(vault);
         schema.drop_schema().await;
     }

@@ -45,10 +45,7 @@ impl SqliteVaultStore {
         let conn = tokio::task::spawn_blocking(move || open_connection(&opened))
             .await
             .map_err(VaultError::storage)??;
-        Ok(SqliteVaultStore {
-            path,
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(SqliteVaultStore { path, conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// The database file.
@@ -77,8 +74,7 @@ impl SqliteVaultStore {
 
 fn open_connection(path: &Path) -> Result<Connection, VaultError> {
     let conn = Connection::open(path).map_err(VaultError::storage)?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(VaultError::storage)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(VaultError::storage)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(VaultError::storage)?;
@@ -176,11 +172,7 @@ mod tests {
     use crate::vault::{KeySource, MasterKey, SecretString, Vault};
 
     async fn store(dir: &tempfile::TempDir) -> Arc<dyn VaultStore> {
-        Arc::new(
-            SqliteVaultStore::open(dir.path().join("portico.db"))
-                .await
-                .unwrap(),
-        )
+        Arc::new(SqliteVaultStore::open(dir.path().join("portico.db")).await.unwrap())
     }
 
     #[tokio::test]
@@ -200,9 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _store = store(&dir).await;
         let conn = Connection::open(dir.path().join("portico.db")).unwrap();
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         let strict: i64 = conn
             .query_row(
@@ -217,24 +207,16 @@ mod tests {
     #[tokio::test]
     async fn tampered_row_does_not_decrypt() {
         let dir = tempfile::tempdir().unwrap();
-        let vault = Vault::open(
-            MasterKey::from_bytes([1; 32]),
-            KeySource::Config,
-            store(&dir).await,
-        )
-        .await
-        .unwrap();
-        let secret = vault
-            .put("server:x", "auth_credentials", &"Bearer abc".into())
-            .await
-            .unwrap();
+        let vault =
+            Vault::open(MasterKey::from_bytes([1; 32]), KeySource::Config, store(&dir).await)
+                .await
+                .unwrap();
+        let secret = vault.put("server:x", "auth_credentials", &"Bearer abc".into()).await.unwrap();
         let conn = Connection::open(dir.path().join("portico.db")).unwrap();
         let mut ciphertext: Vec<u8> = conn
-            .query_row(
-                "SELECT ciphertext FROM vault_secrets WHERE owner = 'server:x'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT ciphertext FROM vault_secrets WHERE owner = 'server:x'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         ciphertext[3] ^= 0x20;
         conn.execute(
@@ -243,19 +225,14 @@ mod tests {
         )
         .unwrap();
         let err = vault.get(&secret).await.unwrap_err();
-        assert!(
-            matches!(err, VaultError::Decrypt { version: 1, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, VaultError::Decrypt { version: 1, .. }), "{err:?}");
         assert!(!err.to_string().contains("Bearer abc"));
     }
 
     #[tokio::test]
     async fn short_nonce_is_reported_as_corrupt() {
         let dir = tempfile::tempdir().unwrap();
-        let sqlite = SqliteVaultStore::open(dir.path().join("portico.db"))
-            .await
-            .unwrap();
+        let sqlite = SqliteVaultStore::open(dir.path().join("portico.db")).await.unwrap();
         let err = StoredSecret::from_row(&SecretRef::new("server:x", "k", 1), &[0u8; 5], vec![])
             .unwrap_err();
         assert_eq!(
@@ -277,19 +254,13 @@ mod tests {
     #[tokio::test]
     async fn database_files_hold_no_plaintext() {
         let dir = tempfile::tempdir().unwrap();
-        let vault = Vault::open(
-            MasterKey::from_bytes([1; 32]),
-            KeySource::Config,
-            store(&dir).await,
-        )
-        .await
-        .unwrap();
-        let plaintext = "sk-live-PLAINTEXT-MARKER-0123456789";
-        for kind in ["auth_credentials", "client_secret"] {
-            vault
-                .put("server:x", kind, &SecretString::from(plaintext))
+        let vault =
+            Vault::open(MasterKey::from_bytes([1; 32]), KeySource::Config, store(&dir).await)
                 .await
                 .unwrap();
+        let plaintext = "sk-live-PLAINTEXT-MARKER-0123456789";
+        for kind in ["auth_credentials", "client_secret"] {
+            vault.put("server:x", kind, &SecretString::from(plaintext)).await.unwrap();
         }
         assert_eq!(
             vault

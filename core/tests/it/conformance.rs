@@ -28,8 +28,12 @@ async fn append_then_read_stream_keeps_everything(h: Harness) {
     let meta = metadata();
     let events: Vec<_> = (1..=3).map(event).collect();
     let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
-    let appended = h.log.append("server-a", ExpectedVersion::NoStream, events, &meta).await.unwrap();
-    assert_eq!((appended.first_position, appended.last_position, appended.stream_version), (1, 3, 3));
+    let appended =
+        h.log.append("server-a", ExpectedVersion::NoStream, events, &meta).await.unwrap();
+    assert_eq!(
+        (appended.first_position, appended.last_position, appended.stream_version),
+        (1, 3, 3)
+    );
 
     let read = h.log.read_stream("server-a", 1, 100).await.unwrap();
     assert_eq!(read.len(), 3);
@@ -97,8 +101,13 @@ async fn racing_creators_only_one_wins(h: Harness) {
     for n in 0..32 {
         let log = Arc::clone(&h.log);
         tasks.push(tokio::spawn(async move {
-            log.append("contested", ExpectedVersion::NoStream, vec![event(n), event(n + 100)], &metadata())
-                .await
+            log.append(
+                "contested",
+                ExpectedVersion::NoStream,
+                vec![event(n), event(n + 100)],
+                &metadata(),
+            )
+            .await
         }));
     }
     let mut wins = 0;
@@ -214,7 +223,10 @@ async fn collect(mut sub: Subscription, count: u64) -> Vec<u64> {
 async fn subscriber_from_the_middle_sees_each_event_once(h: Harness) {
     let m = metadata();
     for n in 0..500 {
-        h.log.append(&format!("pre-{}", n % 7), ExpectedVersion::Any, vec![event(n)], &m).await.unwrap();
+        h.log
+            .append(&format!("pre-{}", n % 7), ExpectedVersion::Any, vec![event(n)], &m)
+            .await
+            .unwrap();
     }
     let start = h.log.head_position().await.unwrap();
     assert_eq!(start, 500);
@@ -227,7 +239,9 @@ async fn subscriber_from_the_middle_sees_each_event_once(h: Harness) {
         writers.push(tokio::spawn(async move {
             for i in 0..250u64 {
                 let batch = if i % 10 == 0 { vec![event(i), event(i + 1)] } else { vec![event(i)] };
-                log.append(&format!("live-{w}"), ExpectedVersion::Any, batch, &metadata()).await.unwrap();
+                log.append(&format!("live-{w}"), ExpectedVersion::Any, batch, &metadata())
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -249,7 +263,8 @@ async fn subscriber_wakes_on_live_append(h: Harness) {
     let waiting = tokio::spawn(async move { sub.next().await.map(|e| e.position) });
     tokio::time::sleep(Duration::from_millis(50)).await;
     h.log.append("s", ExpectedVersion::Any, vec![event(1)], &metadata()).await.unwrap();
-    let position = tokio::time::timeout(Duration::from_secs(30), waiting).await.unwrap().unwrap().unwrap();
+    let position =
+        tokio::time::timeout(Duration::from_secs(30), waiting).await.unwrap().unwrap().unwrap();
     assert_eq!(position, 1);
 }
 

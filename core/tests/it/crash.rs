@@ -47,8 +47,11 @@ async fn crash_child() {
             for i in 0u64.. {
                 let meta = metadata();
                 let events = (0..EVENTS_PER_APPEND).map(|k| event(i * 10 + k)).collect();
-                let expected =
-                    if i == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(i * EVENTS_PER_APPEND) };
+                let expected = if i == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(i * EVENTS_PER_APPEND)
+                };
                 let appended = log.append(&stream, expected, events, &meta).await.unwrap();
                 let mut out = std::io::stdout().lock();
                 writeln!(
@@ -128,7 +131,9 @@ async fn verify(log: Arc<dyn EventLog>, acks: &[(u64, u64, String)]) {
         let events = log.read_stream(&stream, 1, 1_000_000).await.unwrap();
         let version = events.len() as u64;
         assert_eq!(version % EVENTS_PER_APPEND, 0);
-        log.append(&stream, ExpectedVersion::Exact(version), vec![event(1)], &metadata()).await.unwrap();
+        log.append(&stream, ExpectedVersion::Exact(version), vec![event(1)], &metadata())
+            .await
+            .unwrap();
     }
 }
 

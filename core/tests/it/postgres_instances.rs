@@ -28,7 +28,10 @@ async fn writers_on_two_instances_interleave_without_gaps() {
         tokio::spawn(async move {
             let mut seen = Vec::new();
             while (seen.len() as u64) < total {
-                let e = tokio::time::timeout(Duration::from_secs(60), sub.next()).await.unwrap().unwrap();
+                let e = tokio::time::timeout(Duration::from_secs(60), sub.next())
+                    .await
+                    .unwrap()
+                    .unwrap();
                 seen.push(e.position);
             }
             seen
@@ -65,11 +68,13 @@ async fn writers_on_two_instances_interleave_without_gaps() {
 async fn a_commit_on_one_instance_wakes_subscribers_of_another() {
     let Some((a, b)) = two_instances().await else { return };
     // Polling is pushed out of reach: only the notification can deliver the event in time.
-    let mut sub = Subscription::new(Arc::clone(&b), 0).with_poll_interval(Duration::from_secs(3600));
+    let mut sub =
+        Subscription::new(Arc::clone(&b), 0).with_poll_interval(Duration::from_secs(3600));
     let waiting = tokio::spawn(async move { sub.next().await.map(|e| e.position) });
     tokio::time::sleep(Duration::from_millis(100)).await;
     a.append("s", ExpectedVersion::NoStream, vec![event(1)], &metadata()).await.unwrap();
-    let position = tokio::time::timeout(Duration::from_secs(30), waiting).await.unwrap().unwrap().unwrap();
+    let position =
+        tokio::time::timeout(Duration::from_secs(30), waiting).await.unwrap().unwrap().unwrap();
     assert_eq!(position, 1);
     assert_eq!(*b.watch_head().borrow(), 1);
 }

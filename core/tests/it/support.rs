@@ -22,7 +22,7 @@ pub struct Harness {
 
 pub enum Storage {
     Sqlite { dir: tempfile::TempDir, path: std::path::PathBuf },
-    Postgres { config: tokio_postgres::Config, schema: String },
+    Postgres { config: Box<tokio_postgres::Config>, schema: String },
 }
 
 impl Harness {
@@ -33,7 +33,7 @@ impl Harness {
                 Arc::new(SqliteLog::open(path, SqliteOptions::default()).unwrap())
             }
             Storage::Postgres { config, .. } => Arc::new(
-                PostgresLog::connect(config.clone(), PostgresOptions::default()).await.unwrap(),
+                PostgresLog::connect((**config).clone(), PostgresOptions::default()).await.unwrap(),
             ),
         }
     }
@@ -86,7 +86,10 @@ pub async fn postgres_config() -> Option<(tokio_postgres::Config, String)> {
 pub async fn postgres() -> Option<Harness> {
     let (config, schema) = postgres_config().await?;
     let log = PostgresLog::connect(config.clone(), PostgresOptions::default()).await.unwrap();
-    Some(Harness { log: Arc::new(log), storage: Storage::Postgres { config, schema } })
+    Some(Harness {
+        log: Arc::new(log),
+        storage: Storage::Postgres { config: Box::new(config), schema },
+    })
 }
 
 /// A small event; `n` makes it distinguishable.
