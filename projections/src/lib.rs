@@ -1,1 +1,38 @@
-//! x
+//! Read models folded from Portico's event log, and the runner that keeps them current.
+//!
+//! A read model is a [`Projection`]: a pure fold over [`RecordedEvent`]s. The
+//! [`runner::ProjectionRunner`] drives it from the log by checkpoint (never by an in-process
+//! callback after a commit), so a crash can only cause a replay, never a silently stale view.
+//! Replaying from position 0 rebuilds exactly the state that incremental application reached.
+
+pub mod catalog;
+pub mod checkpoint;
+pub mod portal_views;
+pub mod read_models;
+pub mod runner;
+
+use portico_core::RecordedEvent;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use catalog::{CatalogServer, ServerCatalog};
+pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
+pub use portal_views::{EffectiveOverride, PortalServerView, PortalView, PortalViews};
+pub use read_models::ReadModels;
+pub use runner::{ProjectionError, ProjectionRunner, RunnerOptions};
+
+/// A read model: a fold over the log's events.
+///
+/// `apply` must be deterministic and depend only on the state and the event, so that a replay
+/// from position 0 and incremental application reach the same state. The state is serialisable
+/// so the runner can store it with its checkpoint and start from there.
+pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Names the projection's checkpoint.
+    const NAME: &'static str;
+    /// The shape of the stored state. Bump it when `apply` or the state changes: a checkpoint
+    /// with another version is discarded and the projection is rebuilt from position 0.
+    const VERSION: u32;
+
+    /// Folds one event.
+    fn apply(&mut self, event: &RecordedEvent);
+}

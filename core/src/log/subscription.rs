@@ -98,6 +98,16 @@ impl Subscription {
         Ok(events)
     }
 
+    /// The events already read from the log but not yet returned, without touching the log.
+    /// A consumer that applies events in batches calls it right after [`Subscription::next`].
+    pub fn drain_buffered(&mut self) -> Vec<RecordedEvent> {
+        let events: Vec<RecordedEvent> = self.buffer.drain(..).collect();
+        if let Some(last) = events.last() {
+            self.position = last.position;
+        }
+        events
+    }
+
     /// Reads the next batch into the buffer; `false` when there was nothing to read.
     async fn fill(&mut self) -> Result<bool, LogError> {
         let events = self.log.read_all(self.position, self.batch).await?;

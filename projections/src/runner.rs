@@ -1,0 +1,282 @@
+//! The projection runner: folds the log into a read model from its checkpoint, then follows the
+//! log live, and lets a writer wait until its own write is visible (read-your-writes).
+
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use portico_core::log::Subscription;
+use portico_core::{EventLog, LogError, Position, RecordedEvent};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::Projection;
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+
+/// Why a projection cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("checkpoint file `{path}`: {source}")]
+    Checkpoint {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("projection state cannot be serialised: {0}")]
+    Serialise(#[source] serde_json::Error),
+    #[error(
+        "projection `{name}` has not reached position {wanted} after {waited:?} (it is at {at})"
+    )]
+    Timeout { name: &'static str, wanted: Position, at: Position, waited: Duration },
+    #[error("projection `{name}` stopped: {message}")]
+    Stopped { name: &'static str, message: String },
+}
+
+impl ProjectionError {
+    pub(crate) fn checkpoint(path: &std::path::Path, source: std::io::Error) -> Self {
+        ProjectionError::Checkpoint { path: path.display().to_string(), source }
+    }
+}
+
+/// Tuning of a runner.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerOptions {
+    /// Events read from the log at once.
+    pub batch: usize,
+    /// A checkpoint is written after this many events have been applied since the last one.
+    pub checkpoint_every: u64,
+    /// Wait before retrying after the log failed.
+    pub retry_delay: Duration,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions { batch: 4096, checkpoint_every: 10_000, retry_delay: Duration::from_secs(1) }
+    }
+}
+
+/// Keeps one read model current.
+#[derive(Debug)]
+pub struct ProjectionRunner<P: Projection> {
+    shared: Arc<Shared<P>>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Shared<P> {
+    state: RwLock<P>,
+    position: watch::Sender<Position>,
+    /// The id of the event at `position`, for the checkpoint.
+    last_event_id: Mutex<Option<uuid::Uuid>>,
+    failure: Mutex<Option<String>>,
+    store: Arc<dyn CheckpointStore>,
+}
+
+impl<P: Projection> Drop for ProjectionRunner<P> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<P: Projection> ProjectionRunner<P> {
+    /// Loads the checkpoint (if it is usable), catches up with the log, and starts following it.
+    /// Returns once the read model has reached the head the log had when catching up ended.
+    pub async fn start(
+        log: Arc<dyn EventLog>,
+        store: Arc<dyn CheckpointStore>,
+        options: RunnerOptions,
+    ) -> Result<Self, ProjectionError> {
+        let (state, position, event_id) =
+            load_checkpoint::<P>(log.as_ref(), store.as_ref()).await?;
+        let (position_tx, _) = watch::channel(position);
+        let shared = Arc::new(Shared {
+            state: RwLock::new(state),
+            position: position_tx,
+            last_event_id: Mutex::new(event_id),
+            failure: Mutex::new(None),
+            store,
+        });
+        let mut subscription =
+            Subscription::new(Arc::clone(&log), position).with_batch(options.batch);
+        let mut applied = 0u64;
+        loop {
+            let batch = subscription.next_batch().await?;
+            if batch.is_empty() {
+                break;
+            }
+            applied += batch.len() as u64;
+            shared.apply(&batch);
+        }
+        if applied > 0 {
+            shared.save_checkpoint()?;
+        }
+        tracing::info!(
+            projection = P::NAME,
+            position = subscription.position(),
+            replayed = applied,
+            "projection caught up"
+        );
+        let task = tokio::spawn(follow(Arc::clone(&shared), log, subscription, options));
+        Ok(ProjectionRunner { shared, task })
+    }
+
+    /// Reads the current state. Do not hold the guard across an `.await`.
+    pub fn read(&self) -> RwLockReadGuard<'_, P> {
+        // A panic while applying cannot happen (apply is infallible and we do not panic in
+        // library code); if it ever did, the state is still a consistent fold up to the last
+        // event, so reading through the poison is fine.
+        self.shared.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The position of the last event applied.
+    pub fn position(&self) -> Position {
+        *self.shared.position.borrow()
+    }
+
+    /// Why the runner stopped following the log, if it did (it retries on its own).
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Waits until the read model has applied `position`, for at most `timeout`.
+    pub async fn wait_for(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<(), ProjectionError> {
+        let mut rx = self.shared.position.subscribe();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ProjectionError::Stopped {
+                name: P::NAME,
+                message: self.failure().unwrap_or_else(|| "the runner ended".into()),
+            }),
+            Err(_) => Err(ProjectionError::Timeout {
+                name: P::NAME,
+                wanted: position,
+                at: self.position(),
+                waited: timeout,
+            }),
+        }
+    }
+
+    /// Writes a checkpoint of the current state now (on shutdown, say).
+    pub fn checkpoint(&self) -> Result<(), ProjectionError> {
+        self.shared.save_checkpoint()
+    }
+}
+
+impl<P: Projection> Shared<P> {
+    fn apply(&self, events: &[RecordedEvent]) {
+        let Some(last) = events.last() else { return };
+        {
+            let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for event in events {
+                state.apply(event);
+            }
+        }
+        if let Ok(mut id) = self.last_event_id.lock() {
+            *id = Some(last.event_id);
+        }
+        self.position.send_replace(last.position);
+    }
+
+    fn save_checkpoint(&self) -> Result<(), ProjectionError> {
+        let (state, position, event_id) = {
+            let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Position and id are read under the state lock, so they match the state.
+            let position = *self.position.borrow();
+            let event_id = self.last_event_id.lock().ok().and_then(|id| *id);
+            let json =
+                serde_json::value::to_raw_value(&*state).map_err(ProjectionError::Serialise)?;
+            (json, position, event_id)
+        };
+        self.store.save(&Checkpoint {
+            name: P::NAME.to_owned(),
+            version: P::VERSION,
+            position,
+            event_id,
+            state,
+        })
+    }
+}
+
+/// Loads a checkpoint if it fits this projection and this log; otherwise starts from 0.
+async fn load_checkpoint<P: Projection>(
+    log: &dyn EventLog,
+    store: &dyn CheckpointStore,
+) -> Result<(P, Position, Option<uuid::Uuid>), ProjectionError> {
+    let fresh = Ok((P::default(), 0, None));
+    let Some(checkpoint) = store.load(P::NAME)? else { return fresh };
+    if checkpoint.version != P::VERSION || checkpoint.name != P::NAME {
+        tracing::info!(
+            projection = P::NAME,
+            stored = checkpoint.version,
+            current = P::VERSION,
+            "projection changed; rebuilding from the start"
+        );
+        return fresh;
+    }
+    if checkpoint.position > 0 {
+        let at = log.read_all(checkpoint.position - 1, 1).await?;
+        let matches = at.first().is_some_and(|e| {
+            e.position == checkpoint.position && Some(e.event_id) == checkpoint.event_id
+        });
+        if !matches {
+            tracing::warn!(
+                projection = P::NAME,
+                position = checkpoint.position,
+                "checkpoint does not belong to this log; rebuilding from the start"
+            );
+            return fresh;
+        }
+    }
+    match serde_json::from_str::<P>(checkpoint.state.get()) {
+        Ok(state) => Ok((state, checkpoint.position, checkpoint.event_id)),
+        Err(error) => {
+            tracing::warn!(projection = P::NAME, %error, "checkpoint state unreadable; rebuilding from the start");
+            fresh
+        }
+    }
+}
+
+/// Follows the log live; retries after failures from where it stopped.
+async fn follow<P: Projection>(
+    shared: Arc<Shared<P>>,
+    log: Arc<dyn EventLog>,
+    mut subscription: Subscription,
+    options: RunnerOptions,
+) {
+    let mut since_checkpoint = 0u64;
+    loop {
+        match subscription.next().await {
+            Ok(first) => {
+                let mut batch = vec![first];
+                batch.extend(subscription.drain_buffered());
+                since_checkpoint += batch.len() as u64;
+                shared.apply(&batch);
+                if let Ok(mut failure) = shared.failure.lock() {
+                    *failure = None;
+                }
+                if since_checkpoint >= options.checkpoint_every {
+                    since_checkpoint = 0;
+                    if let Err(error) = shared.save_checkpoint() {
+                        tracing::warn!(projection = P::NAME, %error, "checkpoint not written");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(projection = P::NAME, %error, "projection cannot read the log; retrying");
+                if let Ok(mut failure) = shared.failure.lock() {
+                    *failure = Some(error.to_string());
+                }
+                tokio::time::sleep(options.retry_delay).await;
+                let position = *shared.position.borrow();
+                subscription =
+                    Subscription::new(Arc::clone(&log), position).with_batch(options.batch);
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the projections: replay equals incremental application, the runner
+//! against a real SQLite log, and the shape of the views.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod replay;
+mod runner;
+mod scenario;
+mod views;
