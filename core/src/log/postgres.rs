@@ -20,7 +20,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 use uuid::Uuid;
 
 use super::batch::{self, AppendRequest};
@@ -135,7 +136,7 @@ impl PostgresLog {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Writer {
             config: config.clone(),
-            client: Some(writer_client),
+            connection: Some(WriterConnection::prepare(writer_client, options.durability).await?),
             durability: options.durability,
             channel: channel.clone(),
             shared: Arc::clone(&shared),
@@ -275,10 +276,73 @@ fn stored_from_row(row: &tokio_postgres::Row) -> Result<StoredEvent, LogError> {
     })
 }
 
+/// Locks the head row until commit (see the module docs). Its own statement: the stream
+/// versions must be read by a later statement, whose snapshot is taken after the lock is granted.
+const LOCK_HEAD: &str = "SELECT position FROM portico_log_head FOR UPDATE";
+
+/// The last version of each given stream, `NULL` for a stream that does not exist. One index
+/// probe per stream (`max` over the `(stream_id, stream_version)` index reads a single entry),
+/// whatever the streams' lengths.
+const STREAM_VERSIONS: &str = "SELECT s.stream_id, \
+     (SELECT max(e.stream_version) FROM portico_events e WHERE e.stream_id = s.stream_id) \
+     FROM unnest($1::text[]) AS s(stream_id)";
+
+const INSERT_EVENTS: &str = "INSERT INTO portico_events (position, stream_id, stream_version, \
+     event_id, event_type, schema_version, recorded_at, actor, correlation_id, payload) \
+     SELECT p, s, v, e, t, sv, $7, a::jsonb, c, pl::jsonb \
+     FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], \
+                 $6::smallint[], $8::text[], $9::uuid[], $10::text[]) \
+          AS u(p, s, v, e, t, sv, a, c, pl)";
+
+/// Moves the head and notifies the listeners of every instance (delivered on commit).
+const ADVANCE_HEAD: &str = "WITH h AS (UPDATE portico_log_head SET position = $1 RETURNING position) \
+     SELECT pg_notify($2, h.position::text) FROM h";
+
+/// The writer's connection and the statements prepared on it (they live as long as it does).
+struct WriterConnection {
+    client: Client,
+    lock_head: Statement,
+    stream_versions: Statement,
+    insert_events: Statement,
+    advance_head: Statement,
+}
+
+impl WriterConnection {
+    /// Sets up a fresh writer connection: its commit durability for the whole session, and
+    /// the batch statements, prepared together in a single round trip.
+    async fn prepare(client: Client, durability: Durability) -> Result<Self, LogError> {
+        let session = match durability {
+            // Commits return once PostgreSQL has the transaction in memory; its WAL writer
+            // flushes within a few hundred milliseconds. A crash of Portico loses nothing; a
+            // crash of the database server may lose the last moments. The connection only
+            // ever runs the writer's transactions.
+            Durability::Process => "SET synchronous_commit = off",
+            // The server's own setting, which waits for the flush unless configured not to.
+            Durability::Power => "",
+        };
+        let (set, lock_head, stream_versions, insert_events, advance_head) = tokio::join!(
+            biased;
+            client.batch_execute(session),
+            client.prepare(LOCK_HEAD),
+            client.prepare(STREAM_VERSIONS),
+            client.prepare(INSERT_EVENTS),
+            client.prepare(ADVANCE_HEAD),
+        );
+        set.map_err(LogError::storage)?;
+        Ok(WriterConnection {
+            lock_head: lock_head.map_err(LogError::storage)?,
+            stream_versions: stream_versions.map_err(LogError::storage)?,
+            insert_events: insert_events.map_err(LogError::storage)?,
+            advance_head: advance_head.map_err(LogError::storage)?,
+            client,
+        })
+    }
+}
+
 /// The instance's single writer: owns one connection and commits batches.
 struct Writer {
     config: Config,
-    client: Option<Client>,
+    connection: Option<WriterConnection>,
     durability: Durability,
     channel: String,
     shared: Arc<Shared>,
@@ -323,114 +387,130 @@ impl Writer {
         }
     }
 
-    async fn client(&mut self) -> Result<&mut Client, LogError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = None;
-            let client = match connect_client(&self.config).await {
-                Ok(client) => client,
+    /// The writer connection, reconnected (and its statements prepared again) if it was lost.
+    async fn connection(&mut self) -> Result<&WriterConnection, LogError> {
+        if self.connection.as_ref().is_none_or(|c| c.client.is_closed()) {
+            self.connection = None;
+            let connected = match connect_client(&self.config).await {
+                Ok(client) => WriterConnection::prepare(client, self.durability).await,
+                Err(error) => Err(error),
+            };
+            match connected {
+                Ok(connection) => self.connection = Some(connection),
                 Err(error) => {
                     tokio::time::sleep(RECONNECT_DELAY).await;
                     return Err(error);
                 }
-            };
-            self.client = Some(client);
+            }
         }
-        self.client.as_mut().ok_or(LogError::Closed)
+        self.connection.as_ref().ok_or(LogError::Closed)
     }
 
+    /// Runs one batch transaction in two round trips, each a pipeline of statements that the
+    /// server runs in order: `BEGIN`, the head lock and the stream versions; then the insert,
+    /// the head update with its notification, and `COMMIT`. If any statement fails, the
+    /// transaction is rolled back (statements pipelined after the failure fail as well, and
+    /// PostgreSQL turns the `COMMIT` of a failed transaction into a rollback).
     async fn write_batch(&mut self, requests: &[AppendRequest]) -> Result<BatchOutcome, LogError> {
-        let durability = self.durability;
         let channel = self.channel.clone();
-        let client = self.client().await?;
-        let tx = client.transaction().await.map_err(LogError::storage)?;
-        if durability == Durability::Process {
-            // The commit returns once PostgreSQL has the transaction in memory; its WAL writer
-            // flushes within a few hundred milliseconds. A crash of Portico loses nothing; a
-            // crash of the database server may lose the last moments.
-            tx.batch_execute("SET LOCAL synchronous_commit = off")
-                .await
-                .map_err(LogError::storage)?;
-        }
-        // INVARIANT: this lock serializes the writers of every instance until commit, which is
-        // what keeps positions gap-free and in commit order.
-        let head_row = tx
-            .query_one("SELECT position FROM portico_log_head FOR UPDATE", &[])
-            .await
-            .map_err(LogError::storage)?;
-        let head = codec::non_negative(0, "head position", head_row.get(0))?;
-        let streams = batch::streams_of(requests);
-        let version_rows = tx
-            .query(
-                "SELECT stream_id, max(stream_version) FROM portico_events \
-                 WHERE stream_id = ANY($1) GROUP BY stream_id",
-                &[&streams],
-            )
-            .await
-            .map_err(LogError::storage)?;
-        let mut versions = HashMap::with_capacity(version_rows.len());
-        for row in &version_rows {
-            let stream: &str = row.get(0);
-            let version: i64 = row.get(1);
-            // Borrow the stream id from the requests, which outlive the plan.
-            if let Some(s) = streams.iter().find(|s| **s == stream) {
-                versions.insert(*s, codec::non_negative(head, "stream version", version)?);
+        let connection = self.connection().await?;
+        let result = run_batch(connection, &channel, requests).await;
+        if result.is_err() {
+            // Ends the failed transaction, if it is still open; a connection that cannot even
+            // do that is replaced before the next batch.
+            if connection.client.batch_execute("ROLLBACK").await.is_err() {
+                self.connection = None;
             }
         }
-        let plan = batch::plan(requests, head, versions);
-        if !plan.rows.is_empty() {
-            let now = Utc::now();
-            let mut positions = Vec::with_capacity(plan.rows.len());
-            let mut stream_ids = Vec::with_capacity(plan.rows.len());
-            let mut stream_versions = Vec::with_capacity(plan.rows.len());
-            let mut event_ids: Vec<Uuid> = Vec::with_capacity(plan.rows.len());
-            let mut event_types = Vec::with_capacity(plan.rows.len());
-            let mut schema_versions: Vec<i16> = Vec::with_capacity(plan.rows.len());
-            let mut actors = Vec::with_capacity(plan.rows.len());
-            let mut correlation_ids: Vec<Uuid> = Vec::with_capacity(plan.rows.len());
-            let mut payloads = Vec::with_capacity(plan.rows.len());
-            for row in &plan.rows {
-                positions.push(to_i64(row.position));
-                stream_ids.push(row.stream_id);
-                stream_versions.push(to_i64(row.stream_version));
-                event_ids.push(row.event.event_id);
-                event_types.push(row.event.event_type);
-                schema_versions.push(i16::try_from(row.event.schema_version).unwrap_or(i16::MAX));
-                actors.push(row.metadata.actor.as_str());
-                correlation_ids.push(row.metadata.correlation_id);
-                payloads.push(row.event.payload.as_str());
-            }
-            tx.execute(
-                "INSERT INTO portico_events (position, stream_id, stream_version, event_id, \
-                 event_type, schema_version, recorded_at, actor, correlation_id, payload) \
-                 SELECT p, s, v, e, t, sv, $7, a::jsonb, c, pl::jsonb \
-                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], \
-                             $6::smallint[], $8::text[], $9::uuid[], $10::text[]) \
-                      AS u(p, s, v, e, t, sv, a, c, pl)",
-                &[
-                    &positions,
-                    &stream_ids,
-                    &stream_versions,
-                    &event_ids,
-                    &event_types,
-                    &schema_versions,
-                    &now,
-                    &actors,
-                    &correlation_ids,
-                    &payloads,
-                ],
-            )
-            .await
-            .map_err(LogError::storage)?;
-            tx.execute("UPDATE portico_log_head SET position = $1", &[&to_i64(plan.head)])
-                .await
-                .map_err(LogError::storage)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&channel, &plan.head.to_string()])
-                .await
-                .map_err(LogError::storage)?;
-        }
-        tx.commit().await.map_err(LogError::storage)?;
-        Ok((plan.head, plan.outcomes))
+        result
     }
+}
+
+async fn run_batch(
+    connection: &WriterConnection,
+    channel: &str,
+    requests: &[AppendRequest],
+) -> Result<BatchOutcome, LogError> {
+    let client = &connection.client;
+    let streams = batch::streams_of(requests);
+    // INVARIANT: the head lock serializes the writers of every instance until commit, which is
+    // what keeps positions gap-free and in commit order.
+    let version_params: [&(dyn ToSql + Sync); 1] = [&streams];
+    let (begun, head_row, version_rows) = tokio::join!(
+        biased;
+        client.batch_execute("BEGIN"),
+        client.query_one(&connection.lock_head, &[]),
+        client.query(&connection.stream_versions, &version_params),
+    );
+    begun.map_err(LogError::storage)?;
+    let head_row = head_row.map_err(LogError::storage)?;
+    let version_rows = version_rows.map_err(LogError::storage)?;
+    let head =
+        codec::non_negative(0, "head position", head_row.try_get(0).map_err(LogError::storage)?)?;
+    let mut versions = HashMap::with_capacity(version_rows.len());
+    for row in &version_rows {
+        let stream: &str = row.try_get(0).map_err(LogError::storage)?;
+        let Some(version) = row.try_get::<_, Option<i64>>(1).map_err(LogError::storage)? else {
+            continue;
+        };
+        // Borrow the stream id from the requests, which outlive the plan.
+        if let Some(s) = streams.iter().find(|s| **s == stream) {
+            versions.insert(*s, codec::non_negative(head, "stream version", version)?);
+        }
+    }
+    let plan = batch::plan(requests, head, versions);
+    if plan.rows.is_empty() {
+        // Every request conflicted: nothing to write.
+        client.batch_execute("COMMIT").await.map_err(LogError::storage)?;
+        return Ok((plan.head, plan.outcomes));
+    }
+    let now = Utc::now();
+    let mut positions = Vec::with_capacity(plan.rows.len());
+    let mut stream_ids = Vec::with_capacity(plan.rows.len());
+    let mut stream_versions = Vec::with_capacity(plan.rows.len());
+    let mut event_ids: Vec<Uuid> = Vec::with_capacity(plan.rows.len());
+    let mut event_types = Vec::with_capacity(plan.rows.len());
+    let mut schema_versions: Vec<i16> = Vec::with_capacity(plan.rows.len());
+    let mut actors = Vec::with_capacity(plan.rows.len());
+    let mut correlation_ids: Vec<Uuid> = Vec::with_capacity(plan.rows.len());
+    let mut payloads = Vec::with_capacity(plan.rows.len());
+    for row in &plan.rows {
+        positions.push(to_i64(row.position));
+        stream_ids.push(row.stream_id);
+        stream_versions.push(to_i64(row.stream_version));
+        event_ids.push(row.event.event_id);
+        event_types.push(row.event.event_type);
+        schema_versions.push(i16::try_from(row.event.schema_version).unwrap_or(i16::MAX));
+        actors.push(row.metadata.actor.as_str());
+        correlation_ids.push(row.metadata.correlation_id);
+        payloads.push(row.event.payload.as_str());
+    }
+    let new_head = to_i64(plan.head);
+    let insert_params: [&(dyn ToSql + Sync); 10] = [
+        &positions,
+        &stream_ids,
+        &stream_versions,
+        &event_ids,
+        &event_types,
+        &schema_versions,
+        &now,
+        &actors,
+        &correlation_ids,
+        &payloads,
+    ];
+    let head_params: [&(dyn ToSql + Sync); 2] = [&new_head, &channel];
+    let (inserted, advanced, committed) = tokio::join!(
+        biased;
+        client.execute(&connection.insert_events, &insert_params),
+        client.execute(&connection.advance_head, &head_params),
+        client.batch_execute("COMMIT"),
+    );
+    // Every result is checked: a `COMMIT` after a failed statement reports success, but has
+    // rolled the transaction back.
+    inserted.map_err(LogError::storage)?;
+    advanced.map_err(LogError::storage)?;
+    committed.map_err(LogError::storage)?;
+    Ok((plan.head, plan.outcomes))
 }
 
 /// Follows the notifications of other instances' commits on a dedicated connection, and
