@@ -15,6 +15,8 @@ use crate::event::Event;
 pub enum UpcastError {
     #[error("`{event_type}` has schema version {found}, newer than this build knows ({current})")]
     FromTheFuture { event_type: String, found: u16, current: u16 },
+    #[error("unknown event type `{event_type}`")]
+    UnknownType { event_type: String },
     #[error("no upcaster from `{event_type}` version {version}")]
     MissingStep { event_type: String, version: u16 },
     #[error("`{event_type}` version {version} is malformed: {message}")]
@@ -41,7 +43,10 @@ pub fn decode(event_type: &str, version: u16, payload: &str) -> Result<Event, Up
     let current = current_version(event_type);
     let json_err = |source| UpcastError::Json { event_type: event_type.to_owned(), source };
     if version == current {
-        return serde_json::from_str(payload).map_err(json_err);
+        return match Event::from_payload(event_type, payload) {
+            Some(decoded) => decoded.map_err(json_err),
+            None => Err(UpcastError::UnknownType { event_type: event_type.to_owned() }),
+        };
     }
     if version > current {
         return Err(UpcastError::FromTheFuture {

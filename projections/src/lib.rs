@@ -17,7 +17,9 @@ use serde::de::DeserializeOwned;
 
 pub use catalog::{CatalogServer, ServerCatalog};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
-pub use portal_views::{EffectiveOverride, PortalServerView, PortalView, PortalViews};
+pub use portal_views::{
+    EffectiveOverride, PortalRecord, PortalServerView, PortalView, PortalViews,
+};
 pub use read_models::ReadModels;
 pub use runner::{ProjectionError, ProjectionRunner, RunnerOptions};
 

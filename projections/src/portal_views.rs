@@ -1,17 +1,22 @@
 //! Portal views: each portal with its servers and the effective tool and prompt overrides.
 //!
-//! The effective overrides merge the server-level list (which applies in every portal) with the
-//! portal's own list for that server, in the response shape of the admin API:
-//! `{name, enabled?, portal_alias?, portal_description?, server_alias?, server_description?}`.
-//! A server that was removed drops out of every view; the portal's own settings still name it,
-//! so it comes back if a server with that id is added again.
+//! [`PortalViews`] folds the portals' own events (settings, servers, portal-level overrides) and
+//! indexes which portals name each server. A [`PortalView`] is composed on read with the server
+//! catalog ([`crate::ReadModels::portal`]): the servers that exist, in the portal's order, with
+//! the server-level overrides (which apply in every portal) merged with the portal's own, in the
+//! response shape of the admin API: `{name, enabled?, portal_alias?, portal_description?,
+//! server_alias?, server_description?}`. Composing on read keeps a server change O(1) to apply,
+//! however many portals name the server, which is what keeps replay fast. A server that was
+//! removed drops out of every view; the portal still names it, so it comes back if a server with
+//! that id is added again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use portico_core::domain::ids::{PortalId, ServerId};
 use portico_core::domain::overrides::CapabilityOverride;
-use portico_core::domain::portal::{PortalServer, PortalSettings};
+use portico_core::domain::portal::{CodeMode, PortalServer, PortalSettings};
+use portico_core::domain::server::ServerSettings;
 use portico_core::{Actor, Event, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +70,7 @@ pub struct PortalView {
     pub name: String,
     pub hostname: String,
     pub description: Option<String>,
-    pub code_mode: portico_core::domain::portal::CodeMode,
+    pub code_mode: CodeMode,
     pub secure_web_gateway: bool,
     /// The portal's servers that exist, in the portal's order.
     pub servers: Vec<PortalServerView>,
@@ -79,162 +84,122 @@ pub struct PortalView {
 
 /// What a portal's stream recorded, before the servers are resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct PortalRecord {
-    settings: PortalSettings,
-    created_at: DateTime<Utc>,
-    created_by: Actor,
-    modified_at: DateTime<Utc>,
-    modified_by: Actor,
-    stream_version: u64,
+pub struct PortalRecord {
+    pub portal_id: PortalId,
+    pub settings: PortalSettings,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Actor,
+    pub modified_at: DateTime<Utc>,
+    pub modified_by: Actor,
+    pub stream_version: u64,
 }
 
-/// The server-level overrides of one existing server.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-struct ServerOverrides {
-    tools: Vec<CapabilityOverride>,
-    prompts: Vec<CapabilityOverride>,
+impl PortalRecord {
+    /// The view of this portal, given a look-up of the servers that exist now.
+    pub fn view<'a>(&self, server: impl Fn(&ServerId) -> Option<&'a ServerSettings>) -> PortalView {
+        let s = &self.settings;
+        PortalView {
+            portal_id: self.portal_id.clone(),
+            name: s.name.clone(),
+            hostname: s.hostname.clone(),
+            description: s.description.clone(),
+            code_mode: s.code_mode,
+            secure_web_gateway: s.secure_web_gateway,
+            servers: s
+                .servers
+                .iter()
+                .filter_map(|mapping| Some(resolve(mapping, server(&mapping.server_id)?)))
+                .collect(),
+            created_at: self.created_at,
+            created_by: self.created_by.clone(),
+            modified_at: self.modified_at,
+            modified_by: self.modified_by.clone(),
+            stream_version: self.stream_version,
+        }
+    }
 }
 
-/// Every portal, by id, with its resolved servers.
+/// Every portal's record, by id, and which portals name each server.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PortalViews {
     records: BTreeMap<PortalId, PortalRecord>,
-    servers: BTreeMap<ServerId, ServerOverrides>,
-    /// Which portals name each server, so a server change refreshes only those views.
     portals_of: BTreeMap<ServerId, BTreeSet<PortalId>>,
-    views: BTreeMap<PortalId, PortalView>,
 }
 
 impl PortalViews {
-    /// The portal `id`, if it exists.
-    pub fn get(&self, id: &PortalId) -> Option<&PortalView> {
-        self.views.get(id)
+    /// The record of portal `id`, if it exists.
+    pub fn get(&self, id: &PortalId) -> Option<&PortalRecord> {
+        self.records.get(id)
     }
 
     /// The portal served at `hostname` (case-insensitive), if any.
-    pub fn by_hostname(&self, hostname: &str) -> Option<&PortalView> {
-        self.views.values().find(|v| v.hostname.eq_ignore_ascii_case(hostname))
+    pub fn by_hostname(&self, hostname: &str) -> Option<&PortalRecord> {
+        self.records.values().find(|r| r.settings.hostname.eq_ignore_ascii_case(hostname))
     }
 
     /// Every portal, ordered by id.
-    pub fn iter(&self) -> impl Iterator<Item = &PortalView> {
-        self.views.values()
+    pub fn iter(&self) -> impl Iterator<Item = &PortalRecord> {
+        self.records.values()
     }
 
     pub fn len(&self) -> usize {
-        self.views.len()
+        self.records.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.views.is_empty()
+        self.records.is_empty()
     }
 
     /// Portals whose id, name or hostname contains `query` (case-insensitive), ordered by id.
-    pub fn search<'a>(&'a self, query: &'a str) -> impl Iterator<Item = &'a PortalView> + 'a {
+    pub fn search<'a>(&'a self, query: &'a str) -> impl Iterator<Item = &'a PortalRecord> + 'a {
         let needle = query.to_lowercase();
-        self.views.values().filter(move |v| {
+        self.records.values().filter(move |r| {
             needle.is_empty()
-                || v.portal_id.as_str().contains(&needle)
-                || v.name.to_lowercase().contains(&needle)
-                || v.hostname.contains(&needle)
+                || r.portal_id.as_str().contains(&needle)
+                || r.settings.name.to_lowercase().contains(&needle)
+                || r.settings.hostname.contains(&needle)
         })
     }
 
-    /// The ids of the portals that include server `id`.
+    /// The ids of the portals that name server `id` (whether or not it exists now).
     pub fn portals_of(&self, id: &ServerId) -> impl Iterator<Item = &PortalId> {
         self.portals_of.get(id).into_iter().flatten()
     }
 
-    fn set_portal(&mut self, id: &PortalId, record: PortalRecord) {
-        if let Some(old) = self.records.get(id) {
-            for s in &old.settings.servers {
-                unlink(&mut self.portals_of, &s.server_id, id);
-            }
-        }
+    fn set_portal(&mut self, record: PortalRecord) {
+        let id = record.portal_id.clone();
+        self.unlink_servers(&id);
         for s in &record.settings.servers {
             self.portals_of.entry(s.server_id.clone()).or_default().insert(id.clone());
         }
-        self.records.insert(id.clone(), record);
-        self.rebuild(id);
+        self.records.insert(id, record);
     }
 
     fn remove_portal(&mut self, id: &PortalId) {
-        if let Some(old) = self.records.remove(id) {
-            for s in &old.settings.servers {
-                unlink(&mut self.portals_of, &s.server_id, id);
-            }
-        }
-        self.views.remove(id);
+        self.unlink_servers(id);
+        self.records.remove(id);
     }
 
-    fn set_server(&mut self, id: &ServerId, overrides: Option<ServerOverrides>) {
-        match overrides {
-            Some(o) => {
-                self.servers.insert(id.clone(), o);
+    fn unlink_servers(&mut self, id: &PortalId) {
+        let Some(old) = self.records.get(id) else { return };
+        for s in &old.settings.servers {
+            if let Some(set) = self.portals_of.get_mut(&s.server_id) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.portals_of.remove(&s.server_id);
+                }
             }
-            None => {
-                self.servers.remove(id);
-            }
-        }
-        let affected: Vec<PortalId> = self.portals_of(id).cloned().collect();
-        for portal in &affected {
-            self.rebuild(portal);
-        }
-    }
-
-    /// Recomputes the view of one portal from its record and the servers' overrides.
-    fn rebuild(&mut self, id: &PortalId) {
-        let Some(record) = self.records.get(id) else { return };
-        let servers = record
-            .settings
-            .servers
-            .iter()
-            .filter_map(|mapping| {
-                let server = self.servers.get(&mapping.server_id)?;
-                Some(resolve(mapping, server))
-            })
-            .collect();
-        let s = &record.settings;
-        self.views.insert(
-            id.clone(),
-            PortalView {
-                portal_id: id.clone(),
-                name: s.name.clone(),
-                hostname: s.hostname.clone(),
-                description: s.description.clone(),
-                code_mode: s.code_mode,
-                secure_web_gateway: s.secure_web_gateway,
-                servers,
-                created_at: record.created_at,
-                created_by: record.created_by.clone(),
-                modified_at: record.modified_at,
-                modified_by: record.modified_by.clone(),
-                stream_version: record.stream_version,
-            },
-        );
-    }
-}
-
-fn unlink(
-    index: &mut BTreeMap<ServerId, BTreeSet<PortalId>>,
-    server: &ServerId,
-    portal: &PortalId,
-) {
-    if let Some(set) = index.get_mut(server) {
-        set.remove(portal);
-        if set.is_empty() {
-            index.remove(server);
         }
     }
 }
 
-fn resolve(mapping: &PortalServer, server: &ServerOverrides) -> PortalServerView {
+fn resolve(mapping: &PortalServer, server: &ServerSettings) -> PortalServerView {
     PortalServerView {
         server_id: mapping.server_id.clone(),
         default_disabled: mapping.default_disabled,
         on_behalf: mapping.on_behalf,
-        updated_tools: merge(&server.tools, &mapping.updated_tools),
-        updated_prompts: merge(&server.prompts, &mapping.updated_prompts),
+        updated_tools: merge(&server.updated_tools, &mapping.updated_tools),
+        updated_prompts: merge(&server.updated_prompts, &mapping.updated_prompts),
     }
 }
 
@@ -268,24 +233,23 @@ fn merge(server: &[CapabilityOverride], portal: &[CapabilityOverride]) -> Vec<Ef
 
 impl Projection for PortalViews {
     const NAME: &'static str = "portal_views";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, recorded: &RecordedEvent) {
         match &recorded.event {
-            Event::PortalAdded(e) => {
-                let record = PortalRecord {
-                    settings: e.settings.clone(),
-                    created_at: recorded.recorded_at,
-                    created_by: recorded.actor.clone(),
-                    modified_at: recorded.recorded_at,
-                    modified_by: recorded.actor.clone(),
-                    stream_version: recorded.stream_version,
-                };
-                self.set_portal(&e.portal_id, record);
-            }
+            Event::PortalAdded(e) => self.set_portal(PortalRecord {
+                portal_id: e.portal_id.clone(),
+                settings: e.settings.clone(),
+                created_at: recorded.recorded_at,
+                created_by: recorded.actor.clone(),
+                modified_at: recorded.recorded_at,
+                modified_by: recorded.actor.clone(),
+                stream_version: recorded.stream_version,
+            }),
             Event::PortalUpdated(e) => {
                 let Some(old) = self.records.get(&e.portal_id) else { return };
                 let record = PortalRecord {
+                    portal_id: e.portal_id.clone(),
                     settings: e.settings.clone(),
                     created_at: old.created_at,
                     created_by: old.created_by.clone(),
@@ -293,27 +257,13 @@ impl Projection for PortalViews {
                     modified_by: recorded.actor.clone(),
                     stream_version: recorded.stream_version,
                 };
-                self.set_portal(&e.portal_id, record);
+                self.set_portal(record);
             }
             Event::PortalRemoved(e) => self.remove_portal(&e.portal_id),
-            Event::ServerAdded(e) => {
-                let overrides = ServerOverrides {
-                    tools: e.settings.updated_tools.clone(),
-                    prompts: e.settings.updated_prompts.clone(),
-                };
-                self.set_server(&e.server_id, Some(overrides));
-            }
-            Event::ServerUpdated(e) => {
-                if self.servers.contains_key(&e.server_id) {
-                    let overrides = ServerOverrides {
-                        tools: e.settings.updated_tools.clone(),
-                        prompts: e.settings.updated_prompts.clone(),
-                    };
-                    self.set_server(&e.server_id, Some(overrides));
-                }
-            }
-            Event::ServerRemoved(e) => self.set_server(&e.server_id, None),
-            Event::ServerCredentialSet(_) => {}
+            Event::ServerAdded(_)
+            | Event::ServerUpdated(_)
+            | Event::ServerRemoved(_)
+            | Event::ServerCredentialSet(_) => {}
         }
     }
 }

@@ -1,16 +1,35 @@
 //! The read models one Portico instance keeps, folded together so that a reader sees the
-//! catalog and the portal views at the same position.
+//! catalog and the portals at the same position, and composed into portal views on read.
 
 use portico_core::RecordedEvent;
+use portico_core::domain::ids::PortalId;
 use serde::{Deserialize, Serialize};
 
-use crate::{PortalViews, Projection, ServerCatalog};
+use crate::portal_views::PortalRecord;
+use crate::{PortalView, PortalViews, Projection, ServerCatalog};
 
-/// The server catalog and the portal views, at one position of the log.
+/// The server catalog and the portals, at one position of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ReadModels {
     pub catalog: ServerCatalog,
     pub portals: PortalViews,
+}
+
+impl ReadModels {
+    /// The view of portal `id`: its existing servers with their effective overrides.
+    pub fn portal(&self, id: &PortalId) -> Option<PortalView> {
+        self.portals.get(id).map(|r| self.view(r))
+    }
+
+    /// The view of the portal served at `hostname`.
+    pub fn portal_by_hostname(&self, hostname: &str) -> Option<PortalView> {
+        self.portals.by_hostname(hostname).map(|r| self.view(r))
+    }
+
+    /// Composes the view of one portal record with the catalog.
+    pub fn view(&self, record: &PortalRecord) -> PortalView {
+        record.view(|id| self.catalog.get(id).map(|s| &s.settings))
+    }
 }
 
 impl Projection for ReadModels {

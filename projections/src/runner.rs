@@ -97,17 +97,8 @@ impl<P: Projection> ProjectionRunner<P> {
             failure: Mutex::new(None),
             store,
         });
-        let mut subscription =
-            Subscription::new(Arc::clone(&log), position).with_batch(options.batch);
-        let mut applied = 0u64;
-        loop {
-            let batch = subscription.next_batch().await?;
-            if batch.is_empty() {
-                break;
-            }
-            applied += batch.len() as u64;
-            shared.apply(&batch);
-        }
+        let subscription = Subscription::new(Arc::clone(&log), position).with_batch(options.batch);
+        let (subscription, applied) = catch_up(&shared, subscription).await?;
         if applied > 0 {
             shared.save_checkpoint()?;
         }
@@ -240,6 +231,38 @@ async fn load_checkpoint<P: Projection>(
             fresh
         }
     }
+}
+
+/// Applies everything the log holds now. The next batch is read (and decoded, on a blocking
+/// thread) while the current one is applied, so replay uses both cores.
+async fn catch_up<P: Projection>(
+    shared: &Shared<P>,
+    mut subscription: Subscription,
+) -> Result<(Subscription, u64), ProjectionError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<RecordedEvent>, LogError>>(2);
+    let reader = tokio::spawn(async move {
+        loop {
+            let batch = subscription.next_batch().await;
+            let last = !matches!(&batch, Ok(events) if !events.is_empty());
+            if tx.send(batch).await.is_err() || last {
+                return subscription;
+            }
+        }
+    });
+    let mut applied = 0u64;
+    while let Some(batch) = rx.recv().await {
+        let batch = batch?;
+        if batch.is_empty() {
+            break;
+        }
+        applied += batch.len() as u64;
+        shared.apply(&batch);
+    }
+    let subscription = reader.await.map_err(|e| ProjectionError::Stopped {
+        name: P::NAME,
+        message: format!("catch-up reader failed: {e}"),
+    })?;
+    Ok((subscription, applied))
 }
 
 /// Follows the log live; retries after failures from where it stopped.

@@ -70,7 +70,7 @@ proptest! {
 
         // And the views agree with the aggregates' own folds: every portal view lists exactly
         // the portal's servers that exist.
-        for view in replayed.portals.iter() {
+        for view in replayed.portals.iter().map(|r| replayed.view(r)) {
             for s in &view.servers {
                 prop_assert!(replayed.catalog.get(&s.server_id).is_some());
             }

@@ -35,7 +35,7 @@ fn effective_overrides_merge_server_and_portal_levels() {
             ],
         },
     ]);
-    let view = models.portals.get(&PortalId::parse("portal-0").unwrap()).unwrap();
+    let view = models.portal(&PortalId::parse("portal-0").unwrap()).unwrap();
     assert_eq!(view.servers.len(), 2);
     let s1 = &view.servers[0];
     assert_eq!(s1.server_id, sid("srv-1"));
@@ -64,13 +64,13 @@ fn server_changes_reach_every_portal_that_names_it() {
     ];
     let before = fold(&ops);
     for p in ["portal-0", "portal-1"] {
-        let view = before.portals.get(&PortalId::parse(p).unwrap()).unwrap();
+        let view = before.portal(&PortalId::parse(p).unwrap()).unwrap();
         assert_eq!(view.servers[0].updated_tools[0].server_alias.as_deref(), Some("s1"));
     }
     ops.push(Op::UpdateServer { server: 1, tools: vec![(0, Some(4), None)], credential: true });
     let after = fold(&ops);
     for p in ["portal-0", "portal-1"] {
-        let view = after.portals.get(&PortalId::parse(p).unwrap()).unwrap();
+        let view = after.portal(&PortalId::parse(p).unwrap()).unwrap();
         assert_eq!(view.servers[0].updated_tools[0].server_alias.as_deref(), Some("t4"));
     }
     let server = after.catalog.get(&sid("srv-1")).unwrap();
@@ -89,14 +89,14 @@ fn a_removed_server_leaves_every_view_and_comes_back_when_added_again() {
         Op::RemoveServer { server: 1 },
     ];
     let removed = fold(&ops);
-    let view = removed.portals.get(&PortalId::parse("portal-0").unwrap()).unwrap();
+    let view = removed.portal(&PortalId::parse("portal-0").unwrap()).unwrap();
     assert_eq!(view.servers.iter().map(|s| s.server_id.as_str()).collect::<Vec<_>>(), ["srv-2"]);
     assert!(removed.catalog.get(&sid("srv-1")).is_none());
     assert_eq!(removed.portals.portals_of(&sid("srv-1")).count(), 1, "the portal still names it");
 
     ops.push(Op::AddServer { server: 1, tools: vec![] });
     let back = fold(&ops);
-    let view = back.portals.get(&PortalId::parse("portal-0").unwrap()).unwrap();
+    let view = back.portal(&PortalId::parse("portal-0").unwrap()).unwrap();
     assert_eq!(view.servers.len(), 2);
     ops.push(Op::RemovePortal { portal: 0 });
     let gone = fold(&ops);
@@ -119,7 +119,7 @@ fn search_and_hostname_lookup() {
         models.portals.by_hostname("P3.EXAMPLE.COM").unwrap().portal_id.as_str(),
         "portal-3"
     );
-    assert!(models.portals.by_hostname("nope.example.com").is_none());
+    assert!(models.portal_by_hostname("nope.example.com").is_none());
 }
 
 /// The generated histories are not trivial: a good share of commands is accepted, and views
@@ -137,7 +137,7 @@ fn generated_histories_exercise_the_views() {
         for e in &recorded {
             models.apply(e);
         }
-        for v in models.portals.iter() {
+        for v in models.portals.iter().map(|r| models.view(r)) {
             portal_servers += v.servers.len();
             overrides += v.servers.iter().map(|s| s.updated_tools.len()).sum::<usize>();
         }
