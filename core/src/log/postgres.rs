@@ -8,6 +8,12 @@
 //! `n + 1` committed while `n` is still in flight (a sequence alone would allow exactly that,
 //! and a subscriber would skip `n` for good). A rolled-back batch leaves the counter as it was.
 //!
+//! A batch normally reads the stream versions it needs after taking the lock, plans, and writes:
+//! two round trips, each a pipeline of prepared statements. While this instance is the only
+//! writer, it already knows the head and versions from its previous batches; it then plans on
+//! them and sends everything at once, with a write that checks under the lock that the log is
+//! still as known and otherwise writes nothing (and the batch is redone the normal way).
+//!
 //! The commit sends `NOTIFY` with the new head; each instance `LISTEN`s on a dedicated
 //! connection and moves its head watch, which wakes its subscriptions.
 
@@ -140,6 +146,7 @@ impl PostgresLog {
             durability: options.durability,
             channel: channel.clone(),
             shared: Arc::clone(&shared),
+            known: Known::default(),
         };
         tokio::spawn(writer.run(rx));
         let listener = tokio::spawn(run_listener(config, channel, Arc::downgrade(&shared)));
@@ -298,6 +305,44 @@ const INSERT_EVENTS: &str = "INSERT INTO portico_events (position, stream_id, st
 const ADVANCE_HEAD: &str = "WITH h AS (UPDATE portico_log_head SET position = $1 RETURNING position) \
      SELECT pg_notify($2, h.position::text) FROM h";
 
+/// Writes a batch planned on what the writer last knew of the log, if the log is still exactly
+/// that: the head at `$13` and each stream `$14` at version `$15` (`NULL`: no stream; versions
+/// start at 1). A stream is at `v` when its versions from `v` on are exactly `[v]`: one forward
+/// index probe reading at most two entries (a backward `max` probe reads a whole index page).
+/// The probe is a scalar subquery on purpose: as an `EXISTS`, the generic plan of the prepared
+/// statement may turn it into a hashed subplan over a sequential scan of the whole table. Read
+/// after the head lock, so nothing can change before commit. Inserts like [`INSERT_EVENTS`]
+/// and moves the head like [`ADVANCE_HEAD`]; returns one row if it wrote, none if it did not.
+const WRITE_IF_UNCHANGED: &str = "WITH unchanged AS ( \
+         SELECT (SELECT position FROM portico_log_head) = $13 AND NOT EXISTS ( \
+             SELECT 1 FROM unnest($14::text[], $15::bigint[]) AS k(stream_id, version) \
+             WHERE (SELECT array_agg(x.v) FROM ( \
+                        SELECT e.stream_version FROM portico_events e \
+                        WHERE e.stream_id = k.stream_id \
+                          AND e.stream_version >= coalesce(k.version, 1) \
+                        ORDER BY e.stream_version LIMIT 2) AS x(v)) \
+                   IS DISTINCT FROM CASE WHEN k.version IS NULL THEN NULL \
+                                         ELSE ARRAY[k.version] END) AS ok \
+     ), inserted AS ( \
+         INSERT INTO portico_events (position, stream_id, stream_version, event_id, \
+             event_type, schema_version, recorded_at, actor, correlation_id, payload) \
+         SELECT p, s, v, e, t, sv, $7, a::jsonb, c, pl::jsonb \
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], \
+                     $6::smallint[], $8::text[], $9::uuid[], $10::text[]) \
+              AS u(p, s, v, e, t, sv, a, c, pl) \
+         WHERE (SELECT ok FROM unchanged) \
+     ), h AS ( \
+         UPDATE portico_log_head SET position = $11 WHERE (SELECT ok FROM unchanged) \
+         RETURNING position \
+     ) \
+     SELECT pg_notify($12, h.position::text) FROM h";
+
+/// Batches written without guessing after a wrong guess (see [`Known`]).
+const MISS_COOLDOWN: u32 = 16;
+
+/// The most streams whose version a writer remembers (it forgets them all past this).
+const MAX_KNOWN_STREAMS: usize = 65_536;
+
 /// The writer's connection and the statements prepared on it (they live as long as it does).
 struct WriterConnection {
     client: Client,
@@ -305,6 +350,7 @@ struct WriterConnection {
     stream_versions: Statement,
     insert_events: Statement,
     advance_head: Statement,
+    write_if_unchanged: Statement,
 }
 
 impl WriterConnection {
@@ -320,13 +366,14 @@ impl WriterConnection {
             // The server's own setting, which waits for the flush unless configured not to.
             Durability::Power => "",
         };
-        let (set, lock_head, stream_versions, insert_events, advance_head) = tokio::join!(
+        let (set, lock_head, stream_versions, insert_events, advance_head, write_if_unchanged) = tokio::join!(
             biased;
             client.batch_execute(session),
             client.prepare(LOCK_HEAD),
             client.prepare(STREAM_VERSIONS),
             client.prepare(INSERT_EVENTS),
             client.prepare(ADVANCE_HEAD),
+            client.prepare(WRITE_IF_UNCHANGED),
         );
         set.map_err(LogError::storage)?;
         Ok(WriterConnection {
@@ -334,6 +381,7 @@ impl WriterConnection {
             stream_versions: stream_versions.map_err(LogError::storage)?,
             insert_events: insert_events.map_err(LogError::storage)?,
             advance_head: advance_head.map_err(LogError::storage)?,
+            write_if_unchanged: write_if_unchanged.map_err(LogError::storage)?,
             client,
         })
     }
@@ -346,6 +394,88 @@ struct Writer {
     durability: Durability,
     channel: String,
     shared: Arc<Shared>,
+    known: Known,
+}
+
+/// What the writer last knew of the log: the head after its last batch and the versions of the
+/// streams it has touched. A batch planned on it is written in one round trip, if the log is
+/// still exactly that under the head lock ([`WRITE_IF_UNCHANGED`] checks); otherwise the batch
+/// reads the log first, in two.
+#[derive(Debug, Default)]
+struct Known {
+    head: Option<Position>,
+    /// `None`: the stream did not exist.
+    versions: HashMap<String, Option<u64>>,
+    /// Batches still to go without guessing, after a wrong guess: while other instances are
+    /// writing, guesses mostly fail and each failure costs a round trip.
+    cooldown: u32,
+}
+
+/// A batch's streams as [`Known`] has them.
+struct Guess<'a> {
+    head: Position,
+    /// The streams that exist, as [`batch::plan`] takes them.
+    versions: HashMap<&'a str, u64>,
+    /// The version of each of the batch's streams, in order.
+    expected: Vec<Option<i64>>,
+}
+
+impl Known {
+    fn guess<'a>(&mut self, streams: &[&'a str], published: Position) -> Option<Guess<'a>> {
+        if self.cooldown > 0 {
+            self.cooldown -= 1;
+            return None;
+        }
+        let head = self.head?;
+        if published > head {
+            // Another instance has committed since: the guess would fail.
+            return None;
+        }
+        let mut versions = HashMap::with_capacity(streams.len());
+        let mut expected = Vec::with_capacity(streams.len());
+        for stream in streams {
+            let version = *self.versions.get(*stream)?;
+            if let Some(v) = version {
+                versions.insert(*stream, v);
+            }
+            expected.push(version.map(to_i64));
+        }
+        Some(Guess { head, versions, expected })
+    }
+
+    /// Learns the log's state after a committed batch from its outcomes.
+    fn learn(&mut self, requests: &[AppendRequest], (head, outcomes): &BatchOutcome) {
+        let written: u64 = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok())
+            .map(|a| a.last_position.saturating_sub(a.first_position).saturating_add(1))
+            .sum();
+        if self.head != head.checked_sub(written) || self.versions.len() > MAX_KNOWN_STREAMS {
+            // Someone else wrote in between: what is known of other streams may be stale.
+            self.versions.clear();
+        }
+        for (request, outcome) in requests.iter().zip(outcomes) {
+            let version = match outcome {
+                Ok(appended) => Some(appended.stream_version),
+                Err(AppendError::Conflict { actual, .. }) => actual.0,
+                Err(_) => {
+                    self.versions.remove(&request.stream_id);
+                    continue;
+                }
+            };
+            self.versions.insert(request.stream_id.clone(), version);
+        }
+        self.head = Some(*head);
+    }
+
+    fn missed(&mut self) {
+        self.cooldown = MISS_COOLDOWN;
+    }
+
+    fn forget(&mut self) {
+        self.head = None;
+        self.versions.clear();
+    }
 }
 
 type BatchOutcome = (Position, Vec<Result<Appended, AppendError>>);
@@ -406,33 +536,163 @@ impl Writer {
         self.connection.as_ref().ok_or(LogError::Closed)
     }
 
-    /// Runs one batch transaction in two round trips, each a pipeline of statements that the
-    /// server runs in order: `BEGIN`, the head lock and the stream versions; then the insert,
-    /// the head update with its notification, and `COMMIT`. If any statement fails, the
-    /// transaction is rolled back (statements pipelined after the failure fail as well, and
-    /// PostgreSQL turns the `COMMIT` of a failed transaction into a rollback).
+    /// Writes one batch: in one round trip if the writer knows the streams and nobody else has
+    /// written since ([`run_guessed_batch`]), otherwise (or if that guess proves wrong) in two
+    /// ([`run_batch`]). Each round trip is a pipeline of statements that the server runs in
+    /// order. If any statement fails, the transaction is rolled back (statements pipelined
+    /// after the failure fail as well, and PostgreSQL turns the `COMMIT` of a failed
+    /// transaction into a rollback).
     async fn write_batch(&mut self, requests: &[AppendRequest]) -> Result<BatchOutcome, LogError> {
         let channel = self.channel.clone();
+        let streams = batch::streams_of(requests);
+        let published = *self.shared.head.borrow();
+        let guess = self.known.guess(&streams, published);
         let connection = self.connection().await?;
-        let result = run_batch(connection, &channel, requests).await;
-        if result.is_err() {
-            // Ends the failed transaction, if it is still open; a connection that cannot even
-            // do that is replaced before the next batch.
-            if connection.client.batch_execute("ROLLBACK").await.is_err() {
-                self.connection = None;
+        let guessed = match guess {
+            Some(guess) => run_guessed_batch(connection, &channel, requests, &streams, guess).await,
+            None => Ok(Guessed::NotTried),
+        };
+        let wrong = matches!(guessed, Ok(Guessed::Wrong));
+        let result = match guessed {
+            Ok(Guessed::Written(outcome)) => Ok(outcome),
+            Ok(Guessed::Wrong | Guessed::NotTried) => {
+                run_batch(connection, &channel, requests, &streams).await
             }
+            Err(error) => Err(error),
+        };
+        match &result {
+            Ok(outcome) => self.known.learn(requests, outcome),
+            Err(_) => {
+                // Ends the failed transaction, if it is still open; a connection that cannot
+                // even do that is replaced before the next batch.
+                if connection.client.batch_execute("ROLLBACK").await.is_err() {
+                    self.connection = None;
+                }
+                self.known.forget();
+            }
+        }
+        if wrong {
+            self.known.missed();
         }
         result
     }
 }
 
+/// What became of a batch planned on a guess.
+enum Guessed {
+    Written(BatchOutcome),
+    /// The log was not as guessed; the transaction wrote nothing.
+    Wrong,
+    /// The plan writes nothing (every request conflicts), so it was not sent.
+    NotTried,
+}
+
+/// Writes a batch in one round trip, planned on `guess`: `BEGIN`, the head lock,
+/// [`WRITE_IF_UNCHANGED`] and `COMMIT`, pipelined.
+async fn run_guessed_batch(
+    connection: &WriterConnection,
+    channel: &str,
+    requests: &[AppendRequest],
+    streams: &[&str],
+    guess: Guess<'_>,
+) -> Result<Guessed, LogError> {
+    let client = &connection.client;
+    let plan = batch::plan(requests, guess.head, guess.versions);
+    if plan.rows.is_empty() {
+        return Ok(Guessed::NotTried);
+    }
+    let columns = Columns::of(&plan.rows);
+    let new_head = to_i64(plan.head);
+    let expected_head = to_i64(guess.head);
+    let params: [&(dyn ToSql + Sync); 15] = [
+        &columns.positions,
+        &columns.stream_ids,
+        &columns.stream_versions,
+        &columns.event_ids,
+        &columns.event_types,
+        &columns.schema_versions,
+        &columns.recorded_at,
+        &columns.actors,
+        &columns.correlation_ids,
+        &columns.payloads,
+        &new_head,
+        &channel,
+        &expected_head,
+        &streams,
+        &guess.expected,
+    ];
+    // INVARIANT: the head lock comes first, as in `run_batch`; the write checks the guess in a
+    // later statement, whose snapshot is taken after the lock is granted.
+    let (begun, locked, written, committed) = tokio::join!(
+        biased;
+        client.batch_execute("BEGIN"),
+        client.query_one(&connection.lock_head, &[]),
+        client.execute(&connection.write_if_unchanged, &params),
+        client.batch_execute("COMMIT"),
+    );
+    // Every result is checked: a `COMMIT` after a failed statement reports success, but has
+    // rolled the transaction back.
+    begun.map_err(LogError::storage)?;
+    locked.map_err(LogError::storage)?;
+    let written = written.map_err(LogError::storage)?;
+    committed.map_err(LogError::storage)?;
+    Ok(if written == 1 { Guessed::Written((plan.head, plan.outcomes)) } else { Guessed::Wrong })
+}
+
+/// The planned rows of a batch, column by column, as the insert statements take them.
+struct Columns<'a> {
+    positions: Vec<i64>,
+    stream_ids: Vec<&'a str>,
+    stream_versions: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<&'static str>,
+    schema_versions: Vec<i16>,
+    recorded_at: DateTime<Utc>,
+    actors: Vec<&'a str>,
+    correlation_ids: Vec<Uuid>,
+    payloads: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &[batch::PlannedRow<'a>]) -> Self {
+        let mut columns = Columns {
+            positions: Vec::with_capacity(rows.len()),
+            stream_ids: Vec::with_capacity(rows.len()),
+            stream_versions: Vec::with_capacity(rows.len()),
+            event_ids: Vec::with_capacity(rows.len()),
+            event_types: Vec::with_capacity(rows.len()),
+            schema_versions: Vec::with_capacity(rows.len()),
+            recorded_at: Utc::now(),
+            actors: Vec::with_capacity(rows.len()),
+            correlation_ids: Vec::with_capacity(rows.len()),
+            payloads: Vec::with_capacity(rows.len()),
+        };
+        for row in rows {
+            columns.positions.push(to_i64(row.position));
+            columns.stream_ids.push(row.stream_id);
+            columns.stream_versions.push(to_i64(row.stream_version));
+            columns.event_ids.push(row.event.event_id);
+            columns.event_types.push(row.event.event_type);
+            columns
+                .schema_versions
+                .push(i16::try_from(row.event.schema_version).unwrap_or(i16::MAX));
+            columns.actors.push(row.metadata.actor.as_str());
+            columns.correlation_ids.push(row.metadata.correlation_id);
+            columns.payloads.push(row.event.payload.as_str());
+        }
+        columns
+    }
+}
+
+/// Writes a batch in two round trips: `BEGIN`, the head lock and the stream versions; then the
+/// insert, the head update with its notification, and `COMMIT`.
 async fn run_batch(
     connection: &WriterConnection,
     channel: &str,
     requests: &[AppendRequest],
+    streams: &[&str],
 ) -> Result<BatchOutcome, LogError> {
     let client = &connection.client;
-    let streams = batch::streams_of(requests);
     // INVARIANT: the head lock serializes the writers of every instance until commit, which is
     // what keeps positions gap-free and in commit order.
     let version_params: [&(dyn ToSql + Sync); 1] = [&streams];
@@ -464,39 +724,19 @@ async fn run_batch(
         client.batch_execute("COMMIT").await.map_err(LogError::storage)?;
         return Ok((plan.head, plan.outcomes));
     }
-    let now = Utc::now();
-    let mut positions = Vec::with_capacity(plan.rows.len());
-    let mut stream_ids = Vec::with_capacity(plan.rows.len());
-    let mut stream_versions = Vec::with_capacity(plan.rows.len());
-    let mut event_ids: Vec<Uuid> = Vec::with_capacity(plan.rows.len());
-    let mut event_types = Vec::with_capacity(plan.rows.len());
-    let mut schema_versions: Vec<i16> = Vec::with_capacity(plan.rows.len());
-    let mut actors = Vec::with_capacity(plan.rows.len());
-    let mut correlation_ids: Vec<Uuid> = Vec::with_capacity(plan.rows.len());
-    let mut payloads = Vec::with_capacity(plan.rows.len());
-    for row in &plan.rows {
-        positions.push(to_i64(row.position));
-        stream_ids.push(row.stream_id);
-        stream_versions.push(to_i64(row.stream_version));
-        event_ids.push(row.event.event_id);
-        event_types.push(row.event.event_type);
-        schema_versions.push(i16::try_from(row.event.schema_version).unwrap_or(i16::MAX));
-        actors.push(row.metadata.actor.as_str());
-        correlation_ids.push(row.metadata.correlation_id);
-        payloads.push(row.event.payload.as_str());
-    }
+    let columns = Columns::of(&plan.rows);
     let new_head = to_i64(plan.head);
     let insert_params: [&(dyn ToSql + Sync); 10] = [
-        &positions,
-        &stream_ids,
-        &stream_versions,
-        &event_ids,
-        &event_types,
-        &schema_versions,
-        &now,
-        &actors,
-        &correlation_ids,
-        &payloads,
+        &columns.positions,
+        &columns.stream_ids,
+        &columns.stream_versions,
+        &columns.event_ids,
+        &columns.event_types,
+        &columns.schema_versions,
+        &columns.recorded_at,
+        &columns.actors,
+        &columns.correlation_ids,
+        &columns.payloads,
     ];
     let head_params: [&(dyn ToSql + Sync); 2] = [&new_head, &channel];
     let (inserted, advanced, committed) = tokio::join!(
