@@ -6,6 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[global_allocator]
+static ALLOCATOR: portico_benches::Allocator = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use portico_benches::{BenchLog, metadata, small_event};
 use portico_core::{Durability, ExpectedVersion};

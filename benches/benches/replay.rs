@@ -11,6 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[global_allocator]
+static ALLOCATOR: portico_benches::Allocator = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use portico_benches::{BenchLog, metadata};
 use portico_core::domain::ids::{PortalId, ServerId};
@@ -42,7 +45,7 @@ fn server_settings(n: u64, revision: u64) -> ServerSettings {
                 name: format!("tool{t}"),
                 alias: Some(format!("t{t}r{}", revision % 5)),
                 description: None,
-                enabled: Some(revision % 2 == 0),
+                enabled: Some(revision.is_multiple_of(2)),
             })
             .collect(),
         ..ServerSettings::default()

@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+/// The allocator the `portico` binary uses; the benchmarks measure with the same one.
+pub type Allocator = mimalloc::MiMalloc;
+
 use portico_core::domain::ids::ServerId;
 use portico_core::domain::server::ServerRemoved;
 use portico_core::log::postgres::{PostgresLog, PostgresOptions};

@@ -62,12 +62,65 @@ pub(crate) struct StoredEvent {
 
 impl StoredEvent {
     pub(crate) fn decode(self) -> Result<RecordedEvent, LogError> {
+        StoredEventRef {
+            position: self.position,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            recorded_at: self.recorded_at,
+            actor: &self.actor,
+            correlation_id: self.correlation_id,
+            payload: &self.payload,
+        }
+        .decode(&mut ActorCache::default())
+    }
+}
+
+/// One row of the log with its text columns borrowed from the database driver's buffer, so
+/// that a replay does not copy them before parsing.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredEventRef<'a> {
+    pub position: Position,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: &'a str,
+    pub correlation_id: Uuid,
+    pub payload: &'a str,
+}
+
+/// The last actor decoded while reading a batch: consecutive events mostly share their actor,
+/// and a clone is much cheaper than parsing it again.
+#[derive(Debug, Default)]
+pub(crate) struct ActorCache {
+    last: Option<(String, Actor)>,
+}
+
+impl ActorCache {
+    fn decode(&mut self, text: &str) -> Result<Actor, serde_json::Error> {
+        if let Some((cached, actor)) = &self.last {
+            if cached == text {
+                return Ok(actor.clone());
+            }
+        }
+        let actor: Actor = serde_json::from_str(text)?;
+        self.last = Some((text.to_owned(), actor.clone()));
+        Ok(actor)
+    }
+}
+
+impl StoredEventRef<'_> {
+    pub(crate) fn decode(self, actors: &mut ActorCache) -> Result<RecordedEvent, LogError> {
         let position = self.position;
         let decode_err = |message: String| LogError::Decode { position, message };
-        let event = upcast::decode(&self.event_type, self.schema_version, &self.payload)
+        let event = upcast::decode(self.event_type, self.schema_version, self.payload)
             .map_err(|e| decode_err(e.to_string()))?;
-        let actor: Actor =
-            serde_json::from_str(&self.actor).map_err(|e| decode_err(format!("actor: {e}")))?;
+        let actor = actors.decode(self.actor).map_err(|e| decode_err(format!("actor: {e}")))?;
         Ok(RecordedEvent {
             position,
             stream_id: self.stream_id,

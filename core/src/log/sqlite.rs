@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::batch::{self, AppendRequest};
-use super::codec::{self, StoredEvent};
+use super::codec::{self, ActorCache, StoredEventRef};
 use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
 
@@ -220,36 +220,40 @@ fn query_events(
     let mut stmt = conn.prepare_cached(sql).map_err(LogError::storage)?;
     let mut rows = stmt.query(params).map_err(LogError::storage)?;
     let mut out = Vec::new();
+    let mut actors = ActorCache::default();
     while let Some(row) = rows.next().map_err(LogError::storage)? {
-        out.push(stored_from_row(row)?.decode()?);
+        out.push(stored_from_row(row)?.decode(&mut actors)?);
     }
     Ok(out)
 }
 
-fn stored_from_row(row: &rusqlite::Row<'_>) -> Result<StoredEvent, LogError> {
+fn stored_from_row<'a>(row: &'a rusqlite::Row<'_>) -> Result<StoredEventRef<'a>, LogError> {
     let raw_position: i64 = row.get(0).map_err(LogError::storage)?;
     let position = codec::non_negative(0, "position", raw_position)?;
     let get_uuid = |idx: usize| -> Result<Uuid, LogError> {
         let bytes: [u8; 16] = row.get(idx).map_err(LogError::storage)?;
         Ok(Uuid::from_bytes(bytes))
     };
+    let get_str = |idx: usize| -> Result<&'a str, LogError> {
+        row.get_ref(idx).and_then(|v| v.as_str().map_err(Into::into)).map_err(LogError::storage)
+    };
     let stream_version: i64 = row.get(2).map_err(LogError::storage)?;
     let schema_version: i64 = row.get(5).map_err(LogError::storage)?;
     let recorded_at: i64 = row.get(6).map_err(LogError::storage)?;
-    Ok(StoredEvent {
+    Ok(StoredEventRef {
         position,
         stream_id: row.get(1).map_err(LogError::storage)?,
         stream_version: codec::non_negative(position, "stream version", stream_version)?,
         event_id: get_uuid(3)?,
-        event_type: row.get(4).map_err(LogError::storage)?,
+        event_type: get_str(4)?,
         schema_version: u16::try_from(schema_version).map_err(|_| LogError::Decode {
             position,
             message: format!("schema version {schema_version} is out of range"),
         })?,
         recorded_at: codec::from_micros(position, recorded_at)?,
-        actor: row.get(7).map_err(LogError::storage)?,
+        actor: get_str(7)?,
         correlation_id: get_uuid(8)?,
-        payload: row.get(9).map_err(LogError::storage)?,
+        payload: get_str(9)?,
     })
 }
 
