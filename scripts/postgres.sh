@@ -47,8 +47,8 @@ case "$cmd" in
       as_owner "$initdb -D '$dir' -A trust -U postgres --no-sync" >"$dir.init.log" 2>&1 \
         || { cat "$dir.init.log" >&2; exit 1; }
     fi
-    as_owner "$pg_ctl -D '$dir' -l '$dir.log' -w -o \"-p $port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300\" start" >&2 \
-      || { cat "$dir.log" >&2; exit 1; }
+    as_owner "$pg_ctl -D '$dir' -l '$dir/server.log' -w -o \"-p $port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300\" start" >&2 \
+      || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;
   stop)
