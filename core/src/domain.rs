@@ -5,6 +5,7 @@
 //! `server::decide` (or `portal::decide`, with a [`ServerDirectory`]), then append the events to
 //! the stream (`server_stream`, `portal_stream`) expecting `state.stream_version`.
 
+pub mod account;
 pub mod error;
 pub mod ids;
 pub mod overrides;

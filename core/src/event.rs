@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::account::{AccountCreated, ApiTokenCreated, ApiTokenRevoked};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
 use crate::domain::server::{ServerAdded, ServerCredentialSet, ServerRemoved, ServerUpdated};
 
@@ -57,6 +58,9 @@ events!(
     PortalAdded,
     PortalUpdated,
     PortalRemoved,
+    AccountCreated,
+    ApiTokenCreated,
+    ApiTokenRevoked,
 );
 
 impl Event {

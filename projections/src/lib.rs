@@ -5,6 +5,8 @@
 //! callback after a commit), so a crash can only cause a replay, never a silently stale view.
 //! Replaying from position 0 rebuilds exactly the state that incremental application reached.
 
+pub mod access;
+pub mod audit;
 pub mod catalog;
 pub mod checkpoint;
 pub mod portal_views;
@@ -15,6 +17,8 @@ use portico_core::RecordedEvent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use access::{Access, TokenRecord};
+pub use audit::{AuditAction, AuditEntry, AuditTrail, ResourceType, resource_values};
 pub use catalog::{CatalogServer, ServerCatalog};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
 pub use portal_views::{

@@ -263,7 +263,10 @@ impl Projection for PortalViews {
             Event::ServerAdded(_)
             | Event::ServerUpdated(_)
             | Event::ServerRemoved(_)
-            | Event::ServerCredentialSet(_) => {}
+            | Event::ServerCredentialSet(_)
+            | Event::AccountCreated(_)
+            | Event::ApiTokenCreated(_)
+            | Event::ApiTokenRevoked(_) => {}
         }
     }
 }

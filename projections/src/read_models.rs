@@ -6,13 +6,15 @@ use portico_core::domain::ids::PortalId;
 use serde::{Deserialize, Serialize};
 
 use crate::portal_views::PortalRecord;
-use crate::{PortalView, PortalViews, Projection, ServerCatalog};
+use crate::{Access, AuditTrail, PortalView, PortalViews, Projection, ServerCatalog};
 
 /// The server catalog and the portals, at one position of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ReadModels {
     pub catalog: ServerCatalog,
     pub portals: PortalViews,
+    pub access: Access,
+    pub audit: AuditTrail,
 }
 
 impl ReadModels {
@@ -34,10 +36,16 @@ impl ReadModels {
 
 impl Projection for ReadModels {
     const NAME: &'static str = "read_models";
-    const VERSION: u32 = ServerCatalog::VERSION * 1000 + PortalViews::VERSION;
+    // Any change of a part's version changes this sum of distinct powers.
+    const VERSION: u32 = ServerCatalog::VERSION
+        + PortalViews::VERSION * 100
+        + Access::VERSION * 10_000
+        + AuditTrail::VERSION * 1_000_000;
 
     fn apply(&mut self, event: &RecordedEvent) {
         self.catalog.apply(event);
         self.portals.apply(event);
+        self.access.apply(event);
+        self.audit.apply(event);
     }
 }

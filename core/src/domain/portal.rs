@@ -310,7 +310,10 @@ impl PortalState {
             Event::ServerAdded(_)
             | Event::ServerUpdated(_)
             | Event::ServerRemoved(_)
-            | Event::ServerCredentialSet(_) => return,
+            | Event::ServerCredentialSet(_)
+            | Event::AccountCreated(_)
+            | Event::ApiTokenCreated(_)
+            | Event::ApiTokenRevoked(_) => return,
         }
         self.stream_version += 1;
     }

@@ -235,7 +235,12 @@ impl ServerState {
             Event::ServerCredentialSet(e) => {
                 self.credential_versions.insert(e.credential, e.version);
             }
-            Event::PortalAdded(_) | Event::PortalUpdated(_) | Event::PortalRemoved(_) => return,
+            Event::PortalAdded(_)
+            | Event::PortalUpdated(_)
+            | Event::PortalRemoved(_)
+            | Event::AccountCreated(_)
+            | Event::ApiTokenCreated(_)
+            | Event::ApiTokenRevoked(_) => return,
         }
         self.stream_version += 1;
     }

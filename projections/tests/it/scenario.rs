@@ -194,6 +194,7 @@ impl History {
                 Event::PortalRemoved(e) => {
                     self.portals.entry(e.portal_id.clone()).or_default().apply(event)
                 }
+                other => panic!("not generated: {other:?}"),
             }
         }
         Some(Decided { stream, expected, events })
@@ -210,6 +211,7 @@ impl History {
             Event::PortalAdded(e) => portal(&e.portal_id),
             Event::PortalUpdated(e) => portal(&e.portal_id),
             Event::PortalRemoved(e) => portal(&e.portal_id),
+            other => panic!("not generated: {other:?}"),
         }
     }
 }

@@ -1,0 +1,234 @@
+//! The audit trail of admin changes: who changed what, when, with the value before and after.
+//!
+//! Every admin event becomes one [`AuditEntry`]. Values are the resource as the admin API shows
+//! it, built from the events alone, so they can never hold a secret (events never do): a
+//! credential change shows as `"auth_credentials_version": 3`, a token as its name and scope.
+
+use chrono::{DateTime, Utc};
+use portico_core::{Actor, Event, Position, RecordedEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::Projection;
+
+/// What kind of change an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    Create,
+    Update,
+    Delete,
+    Revoke,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Create => "create",
+            AuditAction::Update => "update",
+            AuditAction::Delete => "delete",
+            AuditAction::Revoke => "revoke",
+        }
+    }
+}
+
+/// The kind of resource an entry is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceType {
+    McpServer,
+    McpPortal,
+    ApiToken,
+    Account,
+}
+
+impl ResourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::McpServer => "mcp_server",
+            ResourceType::McpPortal => "mcp_portal",
+            ResourceType::ApiToken => "api_token",
+            ResourceType::Account => "account",
+        }
+    }
+}
+
+/// One admin change. The values before and after are not kept here (the trail would grow with
+/// every change to every resource): [`resource_values`] folds them from the resource's stream
+/// when an entry is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The id of the event that recorded the change.
+    pub id: Uuid,
+    pub position: Position,
+    pub when: DateTime<Utc>,
+    pub actor: Actor,
+    pub action: AuditAction,
+    pub resource_type: ResourceType,
+    pub resource_id: String,
+    pub stream_id: String,
+    pub stream_version: u64,
+}
+
+/// Every admin change, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AuditTrail {
+    entries: Vec<AuditEntry>,
+}
+
+impl AuditTrail {
+    /// Every entry, oldest first.
+    pub fn entries(&self) -> &[AuditEntry] {
+        &self.entries
+    }
+}
+
+/// What an admin event did to which resource.
+fn classify(event: &Event) -> (AuditAction, ResourceType, &str) {
+    use AuditAction::{Create, Delete, Revoke, Update};
+    use ResourceType::{Account, ApiToken, McpPortal, McpServer};
+    match event {
+        Event::ServerAdded(e) => (Create, McpServer, e.server_id.as_str()),
+        Event::ServerUpdated(e) => (Update, McpServer, e.server_id.as_str()),
+        Event::ServerCredentialSet(e) => (Update, McpServer, e.server_id.as_str()),
+        Event::ServerRemoved(e) => (Delete, McpServer, e.server_id.as_str()),
+        Event::PortalAdded(e) => (Create, McpPortal, e.portal_id.as_str()),
+        Event::PortalUpdated(e) => (Update, McpPortal, e.portal_id.as_str()),
+        Event::PortalRemoved(e) => (Delete, McpPortal, e.portal_id.as_str()),
+        Event::AccountCreated(e) => (Create, Account, e.account_id.as_str()),
+        Event::ApiTokenCreated(e) => (Create, ApiToken, &e.token_id),
+        Event::ApiTokenRevoked(e) => (Revoke, ApiToken, &e.token_id),
+    }
+}
+
+impl Projection for AuditTrail {
+    const NAME: &'static str = "audit_trail";
+    const VERSION: u32 = 1;
+
+    fn apply(&mut self, recorded: &RecordedEvent) {
+        let (action, resource_type, resource_id) = classify(&recorded.event);
+        self.entries.push(AuditEntry {
+            id: recorded.event_id,
+            position: recorded.position,
+            when: recorded.recorded_at,
+            actor: recorded.actor.clone(),
+            action,
+            resource_type,
+            resource_id: resource_id.to_owned(),
+            stream_id: recorded.stream_id.clone(),
+            stream_version: recorded.stream_version,
+        });
+    }
+}
+
+/// The value of a resource before and after the last of `events` (its stream, from version 1
+/// up to the entry's version), as the admin API shows resources. Secrets cannot appear: the
+/// events hold none.
+pub fn resource_values<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+) -> (Option<Value>, Option<Value>) {
+    let mut before = None;
+    let mut current: Option<Value> = None;
+    for event in events {
+        before = current.clone();
+        current = next_value(current, event);
+    }
+    (before, current)
+}
+
+fn next_value(current: Option<Value>, event: &Event) -> Option<Value> {
+    let with = |base: Option<Value>, patch: Value| {
+        let mut value = base.unwrap_or_else(|| json!({}));
+        merge(&mut value, patch);
+        Some(value)
+    };
+    match event {
+        Event::ServerAdded(e) => with(
+            Some(json!({"id": e.server_id, "hostname": e.hostname, "auth_type": e.auth_type})),
+            to_value(&e.settings),
+        ),
+        Event::ServerUpdated(e) => with(current, to_value(&e.settings)),
+        Event::ServerCredentialSet(e) => {
+            with(current, json!({ format!("{}_version", e.credential.field()): e.version }))
+        }
+        Event::PortalAdded(e) => with(Some(json!({"id": e.portal_id})), to_value(&e.settings)),
+        Event::PortalUpdated(e) => with(Some(json!({"id": e.portal_id})), to_value(&e.settings)),
+        Event::AccountCreated(e) => Some(json!({"id": e.account_id})),
+        Event::ApiTokenCreated(e) => {
+            Some(json!({"id": e.token_id, "name": e.name, "scope": e.scope}))
+        }
+        Event::ServerRemoved(_) | Event::PortalRemoved(_) | Event::ApiTokenRevoked(_) => None,
+    }
+}
+
+fn to_value(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Sets every field of `patch` (an object) on `target` (an object).
+fn merge(target: &mut Value, patch: Value) {
+    if let (Value::Object(target), Value::Object(patch)) = (target, patch) {
+        target.extend(patch);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use portico_core::domain::ids::ServerId;
+    use portico_core::domain::server::{
+        AuthType, CredentialKind, ServerAdded, ServerCredentialSet, ServerRemoved, ServerSettings,
+        ServerUpdated,
+    };
+
+    use super::*;
+
+    #[test]
+    fn values_before_and_after_follow_the_stream() {
+        let id = ServerId::parse("docs").unwrap();
+        let settings =
+            |name: &str| ServerSettings { name: name.into(), ..ServerSettings::default() };
+        let events = [
+            Event::ServerAdded(ServerAdded {
+                server_id: id.clone(),
+                hostname: "https://docs.example.com/mcp".into(),
+                auth_type: AuthType::Bearer,
+                settings: settings("Docs"),
+            }),
+            Event::ServerCredentialSet(ServerCredentialSet {
+                server_id: id.clone(),
+                credential: CredentialKind::AuthCredentials,
+                version: 1,
+            }),
+            Event::ServerUpdated(ServerUpdated {
+                server_id: id.clone(),
+                settings: settings("Docs 2"),
+            }),
+            Event::ServerRemoved(ServerRemoved { server_id: id.clone() }),
+        ];
+        let (old, new) = resource_values(&events[..1]);
+        assert_eq!(old, None);
+        let new = new.unwrap();
+        assert_eq!(new["hostname"], "https://docs.example.com/mcp");
+        assert_eq!(new["auth_type"], "bearer");
+        assert_eq!(new["name"], "Docs");
+
+        let (old, new) = resource_values(&events[..2]);
+        assert_eq!(old.unwrap().get("auth_credentials_version"), None);
+        assert_eq!(new.unwrap()["auth_credentials_version"], 1);
+
+        let (old, new) = resource_values(&events[..3]);
+        assert_eq!(old.unwrap()["name"], "Docs");
+        let new = new.unwrap();
+        assert_eq!(new["name"], "Docs 2");
+        assert_eq!(new["hostname"], "https://docs.example.com/mcp", "fixed fields carry over");
+        assert_eq!(new["auth_credentials_version"], 1);
+
+        let (old, new) = resource_values(&events);
+        assert_eq!(old.unwrap()["name"], "Docs 2");
+        assert_eq!(new, None);
+        assert_eq!(classify(&events[3]).0, AuditAction::Delete);
+        assert_eq!(classify(&events[1]), (AuditAction::Update, ResourceType::McpServer, "docs"));
+    }
+}
