@@ -183,6 +183,9 @@ pub enum VaultError {
          too many concurrent writers"
     )]
     Contention { owner: String, kind: String, attempts: u32 },
+    /// `put_at` found the version already stored (a concurrent writer took it).
+    #[error("secret `{kind}` v{version} of `{owner}` already exists")]
+    VersionTaken { owner: String, kind: String, version: u32 },
     /// A stored record has an impossible shape (wrong nonce length, version out of range).
     #[error("stored secret `{kind}` v{version} of `{owner}` is malformed: {problem}")]
     Corrupt { owner: String, kind: String, version: i64, problem: String },
@@ -295,6 +298,34 @@ impl Vault {
     /// Where the master key in use came from.
     pub fn key_source(&self) -> &KeySource {
         &self.key_source
+    }
+
+    /// Stores `plaintext` as exactly `version` of `(owner, kind)`, for callers that number
+    /// versions themselves (the server aggregate does, across removal and re-creation). Fails
+    /// with [`VaultError::VersionTaken`] if that version exists; nothing is overwritten.
+    pub async fn put_at(
+        &self,
+        owner: &str,
+        kind: &str,
+        version: u32,
+        plaintext: &SecretString,
+    ) -> Result<SecretRef, VaultError> {
+        validate_name("owner", owner, true)?;
+        validate_name("kind", kind, false)?;
+        if plaintext.len() > MAX_SECRET_LEN {
+            return Err(VaultError::TooLarge { len: plaintext.len(), max: MAX_SECRET_LEN });
+        }
+        let secret = SecretRef::new(owner, kind, version);
+        let record = self.seal(secret.clone(), plaintext.expose_secret().as_bytes())?;
+        if self.store.insert(record).await? {
+            Ok(secret)
+        } else {
+            Err(VaultError::VersionTaken {
+                owner: owner.to_owned(),
+                kind: kind.to_owned(),
+                version,
+            })
+        }
     }
 
     /// Encrypts `plaintext` as the next version of the secret `kind` of `owner` and returns

@@ -6,6 +6,7 @@
 //! Replaying from position 0 rebuilds exactly the state that incremental application reached.
 
 pub mod access;
+pub mod aggregates;
 pub mod audit;
 pub mod catalog;
 pub mod checkpoint;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use access::{Access, TokenRecord};
+pub use aggregates::Aggregates;
 pub use audit::{AuditAction, AuditEntry, AuditTrail, ResourceType, resource_values};
 pub use catalog::{CatalogServer, ServerCatalog};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};

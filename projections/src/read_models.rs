@@ -6,7 +6,7 @@ use portico_core::domain::ids::PortalId;
 use serde::{Deserialize, Serialize};
 
 use crate::portal_views::PortalRecord;
-use crate::{Access, AuditTrail, PortalView, PortalViews, Projection, ServerCatalog};
+use crate::{Access, Aggregates, AuditTrail, PortalView, PortalViews, Projection, ServerCatalog};
 
 /// The server catalog and the portals, at one position of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -15,6 +15,7 @@ pub struct ReadModels {
     pub portals: PortalViews,
     pub access: Access,
     pub audit: AuditTrail,
+    pub aggregates: Aggregates,
 }
 
 impl ReadModels {
@@ -40,12 +41,14 @@ impl Projection for ReadModels {
     const VERSION: u32 = ServerCatalog::VERSION
         + PortalViews::VERSION * 100
         + Access::VERSION * 10_000
-        + AuditTrail::VERSION * 1_000_000;
+        + AuditTrail::VERSION * 1_000_000
+        + Aggregates::VERSION * 100_000_000;
 
     fn apply(&mut self, event: &RecordedEvent) {
         self.catalog.apply(event);
         self.portals.apply(event);
         self.access.apply(event);
         self.audit.apply(event);
+        self.aggregates.apply(event);
     }
 }

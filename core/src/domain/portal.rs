@@ -262,7 +262,7 @@ pub struct RemovePortal {
 }
 
 /// An existing portal, as its events describe it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Portal {
     pub portal_id: PortalId,
     pub settings: PortalSettings,
@@ -270,7 +270,7 @@ pub struct Portal {
 
 /// The state of one portal's stream, folded from its events. `Default` is a stream without
 /// events: the portal does not exist.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PortalState {
     /// The portal as it is now; `None` if it was never added, or was removed.
     pub portal: Option<Portal>,

@@ -178,7 +178,7 @@ pub struct RemoveServer {
 }
 
 /// A registered server, as its events describe it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Server {
     pub server_id: ServerId,
     pub hostname: String,
@@ -188,7 +188,7 @@ pub struct Server {
 
 /// The state of one server's stream, folded from its events. `Default` is a stream without
 /// events: the server does not exist.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ServerState {
     /// The server as it is now; `None` if it was never added, or was removed.
     pub server: Option<Server>,

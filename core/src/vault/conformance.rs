@@ -28,6 +28,7 @@ where
     let vault = open(new_store().await).await;
     roundtrip(&vault).await;
     versions_increase(&vault).await;
+    explicit_versions(&vault).await;
     missing_secrets(&vault).await;
     ciphertext_is_bound_to_its_name(&vault, new_store().await).await;
     deletes(&vault).await;
@@ -69,6 +70,17 @@ async fn versions_increase(vault: &Vault) {
     // Each kind and each owner counts on its own.
     assert_eq!(vault.put(owner, "client_secret", &"c".into()).await.unwrap().version, 1);
     assert_eq!(vault.put("server:versions-2", kind, &"d".into()).await.unwrap().version, 1);
+}
+
+async fn explicit_versions(vault: &Vault) {
+    let (owner, kind) = ("server:explicit", "auth_credentials");
+    let at_four = vault.put_at(owner, kind, 4, &"four".into()).await.unwrap();
+    assert_eq!(at_four, SecretRef::new(owner, kind, 4));
+    assert_eq!(vault.get(&at_four).await.unwrap().expose_secret(), "four");
+    let err = vault.put_at(owner, kind, 4, &"again".into()).await.unwrap_err();
+    assert!(matches!(err, VaultError::VersionTaken { version: 4, .. }), "{err}");
+    assert_eq!(vault.get(&at_four).await.unwrap().expose_secret(), "four", "not overwritten");
+    assert_eq!(vault.put(owner, kind, &"next".into()).await.unwrap().version, 5);
 }
 
 async fn missing_secrets(vault: &Vault) {

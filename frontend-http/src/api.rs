@@ -1,0 +1,75 @@
+//! The admin API under `/client/v4`, wire-compatible with Cloudflare's API for MCP portals and
+//! servers.
+
+pub mod auth;
+pub mod body;
+pub mod envelope;
+pub mod error;
+pub mod portals;
+pub mod servers;
+
+use actix_web::web;
+use chrono::{DateTime, SecondsFormat, Utc};
+use portico_core::Actor;
+use portico_core::domain::DomainError;
+
+use error::ApiError;
+
+/// Registers the admin API's routes on a `/client/v4` scope.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let mcp = "/accounts/{account_id}/access/ai-controls/mcp";
+    cfg.service(
+        web::resource(format!("{mcp}/servers"))
+            .route(web::get().to(servers::list))
+            .route(web::post().to(servers::create)),
+    )
+    .service(
+        web::resource(format!("{mcp}/servers/{{id}}"))
+            .route(web::get().to(servers::read))
+            .route(web::put().to(servers::update))
+            .route(web::delete().to(servers::delete)),
+    )
+    .service(
+        web::resource(format!("{mcp}/portals"))
+            .route(web::get().to(portals::list))
+            .route(web::post().to(portals::create)),
+    )
+    .service(
+        web::resource(format!("{mcp}/portals/{{id}}"))
+            .route(web::get().to(portals::read))
+            .route(web::put().to(portals::update))
+            .route(web::delete().to(portals::delete)),
+    );
+}
+
+/// Parses an id from a path or body, naming `what` in the error.
+pub(crate) fn parse_id<T>(value: &str, what: &str) -> Result<T, ApiError>
+where
+    T: TryFrom<String, Error = DomainError>,
+{
+    T::try_from(value.to_owned()).map_err(|e| match e {
+        DomainError::InvalidField { message, .. } => {
+            ApiError::field(what, format!("invalid `{what}`: {message}"))
+        }
+        other => other.into(),
+    })
+}
+
+/// Times as Cloudflare writes them: RFC 3339 in UTC with a `Z`.
+pub fn rfc3339_pub(t: DateTime<Utc>) -> String {
+    rfc3339(t)
+}
+
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The `created_by`/`modified_by` text of an actor.
+pub fn actor_name(actor: &Actor) -> String {
+    match actor {
+        Actor::User { email, .. } => email.clone(),
+        Actor::ApiToken { id, name } => format!("api-token:{id} ({name})"),
+        Actor::ServiceToken { id } => format!("service-token:{id}"),
+        Actor::System { component } => format!("portico:{component}"),
+    }
+}

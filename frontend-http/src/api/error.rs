@@ -1,0 +1,219 @@
+//! API errors and the one table that maps them to HTTP.
+//!
+//! Every error leaves as Cloudflare's v4 envelope:
+//! `{"success": false, "errors": [{"code": N, "message": "...", "source": {"pointer": "/field"}}],
+//! "messages": [], "result": null}`. The message is safe to show to the client; the internal
+//! cause of a 5xx is only logged.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use portico_core::domain::DomainError;
+use portico_core::{AppendError, LogError};
+use serde::Serialize;
+
+/// Stable machine-readable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The body is not valid JSON or has the wrong shape.
+    MalformedBody,
+    /// A field's value breaks a rule.
+    InvalidField,
+    /// The body is larger than allowed.
+    BodyTooLarge,
+    /// A query parameter is invalid.
+    InvalidQuery,
+    /// No or an unknown API token.
+    Unauthenticated,
+    /// The token's scope does not allow this.
+    Forbidden,
+    /// The account, resource or route does not exist.
+    NotFound,
+    /// The resource already exists.
+    AlreadyExists,
+    /// A concurrent change won; retry.
+    Conflict,
+    /// Storage is unavailable for now; retry.
+    Unavailable,
+    /// A bug or an unexpected failure.
+    Internal,
+}
+
+impl Code {
+    /// `(HTTP status, numeric code)`: the only place statuses are chosen.
+    fn parts(self) -> (StatusCode, u32) {
+        match self {
+            Code::MalformedBody => (StatusCode::BAD_REQUEST, 10001),
+            Code::InvalidField => (StatusCode::BAD_REQUEST, 10002),
+            Code::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 10003),
+            Code::InvalidQuery => (StatusCode::BAD_REQUEST, 10004),
+            Code::Unauthenticated => (StatusCode::UNAUTHORIZED, 10000),
+            Code::Forbidden => (StatusCode::FORBIDDEN, 9109),
+            Code::NotFound => (StatusCode::NOT_FOUND, 7003),
+            Code::AlreadyExists => (StatusCode::CONFLICT, 10009),
+            Code::Conflict => (StatusCode::CONFLICT, 10010),
+            Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, 10503),
+            Code::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 10500),
+        }
+    }
+}
+
+/// An error answer of the API.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    /// Safe to show to the client.
+    pub message: String,
+    /// JSON pointer to the offending field, when one is at fault.
+    pub pointer: Option<String>,
+    /// Logged, never sent.
+    pub internal: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), pointer: None, internal: None }
+    }
+
+    /// A rule broken by field `path` (`servers[2].updated_tools[0].alias`).
+    pub fn field(path: &str, message: impl Into<String>) -> Self {
+        ApiError { pointer: Some(json_pointer(path)), ..Self::new(Code::InvalidField, message) }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, message)
+    }
+
+    /// An unexpected failure: a generic message for the client, the cause for the log.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError {
+            internal: Some(cause.to_string()),
+            ..Self::new(Code::Internal, "internal error; the cause was logged")
+        }
+    }
+
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        ApiError {
+            internal: Some(cause.to_string()),
+            ..Self::new(Code::Unavailable, "storage is unavailable; retry shortly")
+        }
+    }
+}
+
+/// `servers[2].updated_tools[0].alias` -> `/servers/2/updated_tools/0/alias`.
+fn json_pointer(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split('.') {
+        let (name, indexes) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
+        out.push('/');
+        out.push_str(name);
+        for index in indexes.split('[').map(|i| i.trim_end_matches(']')).filter(|i| !i.is_empty()) {
+            out.push('/');
+            out.push_str(index);
+        }
+    }
+    out
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    success: bool,
+    errors: [ErrorItem<'a>; 1],
+    messages: [(); 0],
+    result: Option<()>,
+}
+
+#[derive(Serialize)]
+struct ErrorItem<'a> {
+    code: u32,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source<'a>>,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    pointer: &'a str,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code) = self.code.parts();
+        if let Some(internal) = &self.internal {
+            tracing::error!(code, cause = %internal, "request failed");
+        }
+        let body = ErrorBody {
+            success: false,
+            errors: [ErrorItem {
+                code,
+                message: &self.message,
+                source: self.pointer.as_deref().map(|pointer| Source { pointer }),
+            }],
+            messages: [],
+            result: None,
+        };
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        response.json(body)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match &e {
+            DomainError::InvalidField { field, .. } => ApiError::field(field, e.to_string()),
+            DomainError::Immutable { field } => ApiError::field(field, e.to_string()),
+            DomainError::AlreadyExists { .. } => ApiError::new(Code::AlreadyExists, e.to_string()),
+            DomainError::NotFound { .. } => ApiError::not_found(e.to_string()),
+        }
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Conflict { .. } => ApiError::new(
+                Code::Conflict,
+                "the resource was changed by another request at the same time; read it again and retry",
+            ),
+            AppendError::Invalid(message) => ApiError::new(Code::InvalidField, message),
+            AppendError::Log(e) => e.into(),
+        }
+    }
+}
+
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Storage(_) | LogError::Closed => ApiError::unavailable(e),
+            LogError::Decode { .. } | LogError::Gap { .. } => ApiError::internal(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths_become_json_pointers() {
+        assert_eq!(
+            json_pointer("servers[2].updated_tools[0].alias"),
+            "/servers/2/updated_tools/0/alias"
+        );
+        assert_eq!(json_pointer("name"), "/name");
+        assert_eq!(json_pointer("a[1][2]"), "/a/1/2");
+    }
+}

@@ -1,0 +1,394 @@
+//! `/accounts/{account_id}/access/ai-controls/mcp/servers`: list, create, read, update, delete
+//! MCP servers, with Cloudflare's field names, types and defaults.
+
+use actix_web::{HttpResponse, web};
+use portico_core::domain::ids::ServerId;
+use portico_core::domain::overrides::CapabilityOverride;
+use portico_core::domain::server::{
+    self, AddServer, AuthType, CredentialKind, RemoveServer, ServerSettings, UpdateServer,
+    server_stream,
+};
+use portico_core::vault::{SecretRef, SecretString, server_owner};
+use portico_projections::CatalogServer;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::body::{JsonBody, ListQuery, paginate};
+use super::envelope;
+use super::error::ApiError;
+use super::{actor_name, parse_id, rfc3339};
+use crate::state::AppState;
+
+/// The server object of the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerObject {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub auth_type: AuthType,
+    pub description: Option<String>,
+    pub is_shared_oauth_callback_enabled: bool,
+    pub secure_web_gateway: bool,
+    pub updated_tools: Vec<CapabilityOverride>,
+    pub updated_prompts: Vec<CapabilityOverride>,
+    /// Synced upstream tools (filled by sync, which the data plane brings).
+    pub tools: Vec<Value>,
+    pub prompts: Vec<Value>,
+    pub status: &'static str,
+    pub authentication_status: &'static str,
+    pub error: Option<String>,
+    pub last_synced: Option<String>,
+    pub last_successful_sync: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub modified_at: String,
+    pub modified_by: String,
+}
+
+impl ServerObject {
+    pub fn from_catalog(s: &CatalogServer) -> Self {
+        ServerObject {
+            id: s.server_id.to_string(),
+            name: s.settings.name.clone(),
+            hostname: s.hostname.clone(),
+            auth_type: s.auth_type,
+            description: s.settings.description.clone(),
+            is_shared_oauth_callback_enabled: s.settings.is_shared_oauth_callback_enabled,
+            secure_web_gateway: s.settings.secure_web_gateway,
+            updated_tools: s.settings.updated_tools.clone(),
+            updated_prompts: s.settings.updated_prompts.clone(),
+            tools: Vec::new(),
+            prompts: Vec::new(),
+            // INVARIANT: until a sync has run, a server is waiting; sync sets the other states.
+            status: "waiting",
+            authentication_status: match s.auth_type {
+                AuthType::Oauth => "required",
+                AuthType::Bearer | AuthType::Unauthenticated => "not_required",
+            },
+            error: None,
+            last_synced: None,
+            last_successful_sync: None,
+            created_at: rfc3339(s.created_at),
+            created_by: actor_name(&s.created_by),
+            modified_at: rfc3339(s.modified_at),
+            modified_by: actor_name(&s.modified_by),
+        }
+    }
+}
+
+/// `POST` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServer {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub auth_type: AuthType,
+    #[serde(default)]
+    pub auth_credentials: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub is_shared_oauth_callback_enabled: Option<bool>,
+    #[serde(default)]
+    pub secure_web_gateway: Option<bool>,
+    #[serde(default)]
+    pub updated_tools: Option<Vec<CapabilityOverride>>,
+    #[serde(default)]
+    pub updated_prompts: Option<Vec<CapabilityOverride>>,
+}
+
+/// `PUT` body: replaces every mutable field (an omitted field takes its default, except `name`,
+/// which keeps its value). `id`, `hostname` and `auth_type` are fixed at creation: they may be
+/// sent back unchanged, and any other value is rejected.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServerBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub auth_type: Option<AuthType>,
+    #[serde(default)]
+    pub auth_credentials: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub is_shared_oauth_callback_enabled: Option<bool>,
+    #[serde(default)]
+    pub secure_web_gateway: Option<bool>,
+    #[serde(default)]
+    pub updated_tools: Option<Vec<CapabilityOverride>>,
+    #[serde(default)]
+    pub updated_prompts: Option<Vec<CapabilityOverride>>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let _ = caller;
+    state.check_account(&path)?;
+    let (page, per_page, search) = query.resolve()?;
+    let items: Vec<ServerObject> =
+        state.read(|m| m.catalog.search(&search).map(ServerObject::from_catalog).collect());
+    let (items, info) = paginate(items, page, per_page);
+    Ok(envelope::page(items, info))
+}
+
+pub async fn read(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let _ = caller;
+    let (account, id) = path.into_inner();
+    state.check_account(&account)?;
+    let id: ServerId = parse_id(&id, "server")?;
+    let found = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
+    found.map(envelope::ok).ok_or_else(|| not_found(&id))
+}
+
+fn not_found(id: &ServerId) -> ApiError {
+    ApiError::not_found(format!("server `{id}` does not exist"))
+}
+
+/// The credentials of a request, stored in the vault before the events that mention them are
+/// appended; removed again if the write does not happen.
+struct StagedCredentials<'a> {
+    state: &'a AppState,
+    stored: Vec<SecretRef>,
+}
+
+impl<'a> StagedCredentials<'a> {
+    fn new(state: &'a AppState) -> Self {
+        StagedCredentials { state, stored: Vec::new() }
+    }
+
+    async fn stage(
+        &mut self,
+        id: &ServerId,
+        kind: CredentialKind,
+        version: u32,
+        value: Option<String>,
+    ) -> Result<Option<u32>, ApiError> {
+        let Some(value) = value else { return Ok(None) };
+        let secret = SecretString::from(value);
+        let stored = self
+            .state
+            .vault
+            .put_at(&server_owner(id), portico_core::vault::credential_kind(kind), version, &secret)
+            .await
+            .map_err(|e| match e {
+                portico_core::vault::VaultError::VersionTaken { .. } => ApiError::new(
+                    super::error::Code::Conflict,
+                    "the server's credentials were changed by another request at the same time; retry",
+                ),
+                portico_core::vault::VaultError::TooLarge { max, .. } => {
+                    ApiError::field(kind.field(), format!("`{}` is longer than {max} bytes", kind.field()))
+                }
+                other => ApiError::unavailable(other),
+            })?;
+        self.stored.push(stored);
+        Ok(Some(version))
+    }
+
+    /// The write failed: nothing may refer to the staged secrets, so they go.
+    async fn discard(self) {
+        for secret in self.stored {
+            if let Err(error) = self.state.vault.delete(&secret).await {
+                tracing::warn!(owner = %secret.owner, kind = %secret.kind, %error, "could not remove an unused secret");
+            }
+        }
+    }
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<CreateServer>,
+) -> Result<HttpResponse, ApiError> {
+    state.check_account(&path)?;
+    caller.require_edit()?;
+    let id: ServerId = parse_id(&body.id, "id")?;
+    let current = state.read(|m| m.aggregates.server(&id));
+    if current.exists() {
+        return Err(portico_core::domain::DomainError::AlreadyExists {
+            kind: "server",
+            id: id.to_string(),
+        }
+        .into());
+    }
+    let settings = ServerSettings {
+        name: body.name,
+        description: body.description,
+        is_shared_oauth_callback_enabled: body.is_shared_oauth_callback_enabled.unwrap_or(false),
+        secure_web_gateway: body.secure_web_gateway.unwrap_or(false),
+        updated_tools: body.updated_tools.unwrap_or_default(),
+        updated_prompts: body.updated_prompts.unwrap_or_default(),
+    };
+    let mut command = AddServer {
+        server_id: id.clone(),
+        hostname: body.hostname,
+        auth_type: body.auth_type,
+        settings,
+        auth_credentials: None,
+        client_secret: None,
+    };
+    // Check the rules before anything reaches the vault.
+    server::decide(
+        &current,
+        probe_credentials(command.clone(), &body.auth_credentials, &body.client_secret, &current)
+            .into(),
+    )?;
+    let mut staged = StagedCredentials::new(&state);
+    let result = async {
+        command.auth_credentials = staged
+            .stage(
+                &id,
+                CredentialKind::AuthCredentials,
+                current.next_credential_version(CredentialKind::AuthCredentials),
+                body.auth_credentials,
+            )
+            .await?;
+        command.client_secret = staged
+            .stage(
+                &id,
+                CredentialKind::ClientSecret,
+                current.next_credential_version(CredentialKind::ClientSecret),
+                body.client_secret,
+            )
+            .await?;
+        let events = server::decide(&current, command.into())?;
+        state.write(&server_stream(&id), current.stream_version, events, caller.actor()).await
+    }
+    .await;
+    if let Err(e) = result {
+        staged.discard().await;
+        return Err(e);
+    }
+    let created = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
+    created.map(envelope::ok).ok_or_else(|| not_found(&id))
+}
+
+/// The command with placeholder credential versions, to run the rules before storing secrets.
+fn probe_credentials(
+    mut command: AddServer,
+    auth_credentials: &Option<String>,
+    client_secret: &Option<String>,
+    current: &portico_core::domain::ServerState,
+) -> AddServer {
+    command.auth_credentials = auth_credentials
+        .as_ref()
+        .map(|_| current.next_credential_version(CredentialKind::AuthCredentials));
+    command.client_secret = client_secret
+        .as_ref()
+        .map(|_| current.next_credential_version(CredentialKind::ClientSecret));
+    command
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    JsonBody(body): JsonBody<UpdateServerBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, id) = path.into_inner();
+    state.check_account(&account)?;
+    caller.require_edit()?;
+    let id: ServerId = parse_id(&id, "server")?;
+    if let Some(body_id) = &body.id {
+        if body_id != id.as_str() {
+            return Err(ApiError::field(
+                "id",
+                format!(
+                    "`id` is `{}` but the path names `{id}`; a server's id cannot be changed",
+                    crate::state::truncate(body_id)
+                ),
+            ));
+        }
+    }
+    let current = state.read(|m| m.aggregates.server(&id));
+    let Some(existing) = current.server.clone() else { return Err(not_found(&id)) };
+    let settings = ServerSettings {
+        name: body.name.unwrap_or(existing.settings.name),
+        description: body.description,
+        is_shared_oauth_callback_enabled: body.is_shared_oauth_callback_enabled.unwrap_or(false),
+        secure_web_gateway: body.secure_web_gateway.unwrap_or(false),
+        updated_tools: body.updated_tools.unwrap_or_default(),
+        updated_prompts: body.updated_prompts.unwrap_or_default(),
+    };
+    let next = |kind| current.next_credential_version(kind);
+    let mut command = UpdateServer {
+        server_id: id.clone(),
+        hostname: body.hostname,
+        auth_type: body.auth_type,
+        settings,
+        auth_credentials: body
+            .auth_credentials
+            .as_ref()
+            .map(|_| next(CredentialKind::AuthCredentials)),
+        client_secret: body.client_secret.as_ref().map(|_| next(CredentialKind::ClientSecret)),
+    };
+    server::decide(&current, command.clone().into())?;
+    let mut staged = StagedCredentials::new(&state);
+    let result = async {
+        command.auth_credentials = staged
+            .stage(
+                &id,
+                CredentialKind::AuthCredentials,
+                next(CredentialKind::AuthCredentials),
+                body.auth_credentials,
+            )
+            .await?;
+        command.client_secret = staged
+            .stage(
+                &id,
+                CredentialKind::ClientSecret,
+                next(CredentialKind::ClientSecret),
+                body.client_secret,
+            )
+            .await?;
+        let events = server::decide(&current, command.into())?;
+        state.write(&server_stream(&id), current.stream_version, events, caller.actor()).await
+    }
+    .await;
+    if let Err(e) = result {
+        staged.discard().await;
+        return Err(e);
+    }
+    let updated = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
+    updated.map(envelope::ok).ok_or_else(|| not_found(&id))
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, id) = path.into_inner();
+    state.check_account(&account)?;
+    caller.require_edit()?;
+    let id: ServerId = parse_id(&id, "server")?;
+    let (current, before) = state
+        .read(|m| (m.aggregates.server(&id), m.catalog.get(&id).map(ServerObject::from_catalog)));
+    let events = server::decide(&current, RemoveServer { server_id: id.clone() }.into())?;
+    state.write(&server_stream(&id), current.stream_version, events, caller.actor()).await?;
+    // The server is gone from the log; its secrets follow (a failure here leaves only
+    // unreachable ciphertext, which the next delete or re-creation of the id clears).
+    if let Err(error) = state.vault.delete_owner(&server_owner(&id)).await {
+        tracing::warn!(server_id = %id, %error, "could not remove a deleted server's secrets");
+    }
+    before.map(envelope::ok).ok_or_else(|| not_found(&id))
+}

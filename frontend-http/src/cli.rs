@@ -1,0 +1,305 @@
+//! The `portico` command line: `serve`, `token`, `events`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use portico_core::domain::account::{self, ApiTokenState, TokenScope, api_token_stream};
+use portico_core::log::Subscription;
+use portico_core::{Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent};
+use portico_projections::{
+    Access, FileCheckpointStore, NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions,
+};
+
+use crate::bootstrap::{self, ADMIN_TOKEN_ENV};
+use crate::config::{Config, DEFAULT_LISTEN, FileConfig, LogFormat};
+use crate::state::AppState;
+use crate::storage::Storage;
+use crate::token;
+
+/// Portico: an MCP server portal.
+#[derive(Debug, Parser)]
+#[command(name = "portico", version, about)]
+pub struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, env = "PORTICO_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Where Portico keeps its data (created if missing) [default: ./data].
+    #[arg(long, env = "PORTICO_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://...` to keep the log in PostgreSQL [default: SQLite in the data directory].
+    #[arg(long, env = "PORTICO_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// `process` (survives a crash of Portico) or `power` (survives power loss).
+    #[arg(long, env = "PORTICO_DURABILITY", global = true)]
+    pub durability: Option<String>,
+    /// Log format.
+    #[arg(long, env = "PORTICO_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the portal server.
+    Serve(ServeArgs),
+    /// Manage admin API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the event log: every change, with actor and time.
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "PORTICO_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The externally visible base URL.
+    #[arg(long, env = "PORTICO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The account id to create on first start (32 hex characters) [default: generated].
+    #[arg(long, env = "PORTICO_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; it is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// `read` or `edit`.
+        #[arg(long, default_value = "read")]
+        scope: TokenScope,
+    },
+    /// List API tokens (never their secrets).
+    List,
+    /// Revoke an API token by id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Start after this position.
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
+    /// Keep following new events.
+    #[arg(long)]
+    pub follow: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Cli {
+    /// Resolves flags and environment over the TOML file over the defaults.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let serve = match &self.command {
+            Command::Serve(args) => Some(args),
+            _ => None,
+        };
+        let durability = match self.durability.clone().or(file.durability) {
+            Some(d) => d.parse().map_err(|e: String| anyhow::anyhow!("durability: {e}"))?,
+            None => portico_core::Durability::default(),
+        };
+        Ok(Config {
+            listen: match serve.and_then(|s| s.listen).or(file.listen) {
+                Some(addr) => addr,
+                None => DEFAULT_LISTEN.parse().context("default listen address")?,
+            },
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            database_url: self.database_url.clone().or(file.database_url),
+            public_url: serve.and_then(|s| s.public_url.clone()).or(file.public_url),
+            account_id: serve.and_then(|s| s.account_id.clone()).or(file.account_id),
+            durability,
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            master_key: file.master_key,
+        })
+    }
+}
+
+/// Sets up `tracing` in the configured format; `RUST_LOG` filters.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// Runs the command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.resolve()?;
+    init_logging(config.log_format);
+    match cli.command {
+        Command::Serve(_) => serve(config).await,
+        Command::Token(command) => token_command(config, command).await,
+        Command::Events(args) => events(config, args).await,
+    }
+}
+
+/// Opens everything, bootstraps on first start, and serves until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let storage = Storage::open(&config).await?;
+    let admin_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
+    let boot = bootstrap::bootstrap(
+        storage.log.as_ref(),
+        config.account_id.as_deref(),
+        admin_token.as_deref(),
+    )
+    .await?;
+    let checkpoints = Arc::new(FileCheckpointStore::new(config.data_dir.join("projections"))?);
+    let models = Arc::new(
+        ProjectionRunner::<ReadModels>::start(
+            Arc::clone(&storage.log),
+            checkpoints,
+            RunnerOptions::default(),
+        )
+        .await?,
+    );
+    if boot.account_created {
+        println!("Created account {}", boot.account_id);
+    }
+    if let Some(token) = &boot.new_admin_token {
+        println!("Admin API token (shown only now; store it safely): {}", token.secret);
+    }
+    let state = AppState {
+        log: Arc::clone(&storage.log),
+        vault: Arc::clone(&storage.vault),
+        models: Arc::clone(&models),
+        account_id: boot.account_id.clone(),
+    };
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(
+        listen = %bound,
+        account_id = %boot.account_id,
+        storage = %storage.description,
+        "portico is serving; admin API at http://{bound}/client/v4/accounts/{}/access/ai-controls/mcp",
+        boot.account_id
+    );
+    println!("Listening on http://{bound}");
+    actix_web::HttpServer::new(move || crate::create_app(state.clone()))
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run()
+        .await?;
+    // In-flight requests have finished; everything they acknowledged is committed. Save the
+    // read models so the next start does not replay.
+    if let Err(error) = models.checkpoint() {
+        tracing::warn!(%error, "could not write the projections' checkpoint");
+    }
+    tracing::info!("portico stopped");
+    Ok(())
+}
+
+async fn token_command(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+    let storage = Storage::open(&config).await?;
+    let log = storage.log;
+    let operator = Actor::system("cli");
+    match command {
+        TokenCommand::Create { name, scope } => {
+            let generated = token::generate()?;
+            bootstrap::create_token(log.as_ref(), &generated, &name, scope, operator).await?;
+            println!(
+                "Created API token {} ({}, scope {}).",
+                generated.token_id,
+                name.trim(),
+                scope.as_str()
+            );
+            println!("Token (shown only now): {}", generated.secret);
+        }
+        TokenCommand::List => {
+            let runner = ProjectionRunner::<Access>::start(
+                log,
+                Arc::new(NoCheckpoints),
+                RunnerOptions::default(),
+            )
+            .await?;
+            let access = runner.read();
+            println!("{:<10} {:<6} {:<28} {:<8} NAME", "ID", "SCOPE", "CREATED", "STATUS");
+            for t in access.tokens() {
+                let status = if t.is_active() { "active" } else { "revoked" };
+                println!(
+                    "{:<10} {:<6} {:<28} {:<8} {}",
+                    t.token_id,
+                    t.scope.as_str(),
+                    crate::api::rfc3339_pub(t.created_at),
+                    status,
+                    t.name
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let stream = api_token_stream(&id);
+            let mut state = ApiTokenState::default();
+            for e in log.read_stream(&stream, 1, 16).await? {
+                state.apply(&e.event);
+            }
+            let events = account::decide_revoke_token(&state, &id)?;
+            let expected = ExpectedVersion::Exact(state.stream_version);
+            let events = events.into_iter().map(NewEvent::new).collect();
+            log.append(&stream, expected, events, &EventMetadata::new(operator)).await?;
+            println!("Revoked API token {id}.");
+        }
+    }
+    Ok(())
+}
+
+async fn events(config: Config, args: EventsArgs) -> anyhow::Result<()> {
+    let storage = Storage::open(&config).await?;
+    let mut sub =
+        Subscription::new(storage.log, args.after).with_poll_interval(Duration::from_millis(250));
+    loop {
+        let batch = sub.next_batch().await?;
+        if batch.is_empty() {
+            if !args.follow {
+                return Ok(());
+            }
+            let event = sub.next().await?;
+            print_event(&event, args.json)?;
+            continue;
+        }
+        for event in &batch {
+            print_event(event, args.json)?;
+        }
+    }
+}
+
+fn print_event(e: &RecordedEvent, json: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, e)?;
+        writeln!(out)?;
+    } else {
+        let payload = serde_json::to_string(&e.event)?;
+        writeln!(
+            out,
+            "{:>8}  {}  {:<40}  {}@{}  {}",
+            e.position,
+            crate::api::rfc3339_pub(e.recorded_at),
+            crate::api::actor_name(&e.actor),
+            e.stream_id,
+            e.stream_version,
+            payload
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! `/healthz` (the process is up) and `/readyz` (the log answers and the read models have
+//! caught up with it).
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// How far behind the log the read models may be and still be ready.
+const MAX_LAG: u64 = 1000;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let head = match state.log.head_position().await {
+        Ok(head) => head,
+        Err(error) => {
+            tracing::warn!(%error, "readiness: the event log does not answer");
+            return HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "unavailable", "reason": "the event log does not answer"}));
+        }
+    };
+    let position = state.models.position();
+    let lag = head.saturating_sub(position);
+    if let Some(failure) = state.models.failure() {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "reason": format!("projections stopped: {failure}"), "log_head": head, "projected": position}));
+    }
+    if lag > MAX_LAG {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "catching_up", "log_head": head, "projected": position}));
+    }
+    HttpResponse::Ok().json(json!({"status": "ready", "log_head": head, "projected": position}))
+}

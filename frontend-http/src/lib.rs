@@ -1,0 +1,48 @@
+//! Portico's HTTP front end: the admin API (`/client/v4`), health endpoints, and the `portico`
+//! binary's commands. This is the only crate that knows HTTP status codes.
+
+pub mod api;
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod state;
+pub mod storage;
+pub mod token;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpRequest, HttpResponse, web};
+
+use api::error::{ApiError, Code};
+use state::AppState;
+
+/// Builds the application: `main` and the tests both call it.
+pub fn create_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(web::PayloadConfig::new(api::body::MAX_BODY_BYTES))
+        .app_data(web::QueryConfig::default().error_handler(api::body::query_error))
+        .app_data(web::PathConfig::default().error_handler(api::body::path_error))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(web::scope("/client/v4").configure(api::routes).default_service(web::to(no_route)))
+        .default_service(web::to(no_route))
+}
+
+async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        Code::NotFound,
+        format!("no route for {} {}", req.method(), state::truncate(req.path())),
+    ))
+}

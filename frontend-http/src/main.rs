@@ -1,0 +1,11 @@
+//! The `portico` binary.
+
+use clap::Parser;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let cli = portico_http::cli::Cli::parse();
+    actix_web::rt::System::new().block_on(portico_http::cli::run(cli))
+}

@@ -1,0 +1,78 @@
+//! The state every request handler shares: the log, the vault, the read models.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_core::Event;
+use portico_core::domain::account::AccountId;
+use portico_core::log::Appended;
+use portico_core::vault::Vault;
+use portico_core::{Actor, EventLog, EventMetadata, ExpectedVersion, NewEvent};
+use portico_projections::{ProjectionRunner, ReadModels};
+
+use crate::api::error::{ApiError, Code};
+
+/// How long a write waits for the read models to show it before answering 503.
+pub const WRITE_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub log: Arc<dyn EventLog>,
+    pub vault: Arc<Vault>,
+    pub models: Arc<ProjectionRunner<ReadModels>>,
+    pub account_id: AccountId,
+}
+
+impl AppState {
+    /// Runs `f` on the read models as they are now.
+    pub fn read<R>(&self, f: impl FnOnce(&ReadModels) -> R) -> R {
+        f(&self.models.read())
+    }
+
+    /// Answers 404 unless `account_id` is this instance's account.
+    pub fn check_account(&self, account_id: &str) -> Result<(), ApiError> {
+        if account_id == self.account_id.as_str() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                Code::NotFound,
+                format!("account `{}` does not exist", truncate(account_id)),
+            ))
+        }
+    }
+
+    /// Appends the events of one command and waits until the read models show them, so the
+    /// answer (and any later read) reflects the write.
+    pub async fn write(
+        &self,
+        stream: &str,
+        expected_version: u64,
+        events: Vec<Event>,
+        actor: Actor,
+    ) -> Result<Appended, ApiError> {
+        let expected = if expected_version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(expected_version)
+        };
+        let events = events.into_iter().map(NewEvent::new).collect();
+        let appended =
+            self.log.append(stream, expected, events, &EventMetadata::new(actor)).await?;
+        self.models
+            .wait_for(appended.last_position, WRITE_VISIBILITY_TIMEOUT)
+            .await
+            .map_err(ApiError::unavailable)?;
+        Ok(appended)
+    }
+}
+
+/// Shortens user input quoted in a message.
+pub fn truncate(value: &str) -> String {
+    const LIMIT: usize = 80;
+    if value.chars().count() <= LIMIT {
+        value.to_owned()
+    } else {
+        format!("{}…", value.chars().take(LIMIT).collect::<String>())
+    }
+}
