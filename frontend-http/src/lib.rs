@@ -30,6 +30,25 @@ pub fn create_app(
     >,
 > {
     App::new()
+        .wrap_fn(|req, srv| {
+            use actix_web::dev::Service;
+            let started = std::time::Instant::now();
+            let method = req.method().clone();
+            // The path only: query strings may carry search terms users consider private.
+            let path = req.path().to_owned();
+            let response = srv.call(req);
+            async move {
+                let response = response.await?;
+                tracing::info!(
+                    %method,
+                    path = %path,
+                    status = response.status().as_u16(),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "request"
+                );
+                Ok(response)
+            }
+        })
         .app_data(web::Data::new(state))
         .app_data(web::PayloadConfig::new(api::body::MAX_BODY_BYTES))
         .app_data(web::QueryConfig::default().error_handler(api::body::query_error))
