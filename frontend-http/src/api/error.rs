@@ -45,7 +45,8 @@ impl Code {
         match self {
             Code::MalformedBody => (StatusCode::BAD_REQUEST, 10001),
             Code::InvalidField => (StatusCode::BAD_REQUEST, 10002),
-            Code::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 10003),
+            // 400 rather than 413: every rejected body is a 400 that says what was wrong.
+            Code::BodyTooLarge => (StatusCode::BAD_REQUEST, 10003),
             Code::InvalidQuery => (StatusCode::BAD_REQUEST, 10004),
             Code::Unauthenticated => (StatusCode::UNAUTHORIZED, 10000),
             Code::Forbidden => (StatusCode::FORBIDDEN, 9109),
