@@ -2,7 +2,7 @@
 //! log live, and lets a writer wait until its own write is visible (read-your-writes).
 
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portico_core::log::Subscription;
 use portico_core::{EventLog, LogError, Position, RecordedEvent};
@@ -44,15 +44,22 @@ impl ProjectionError {
 pub struct RunnerOptions {
     /// Events read from the log at once.
     pub batch: usize,
-    /// A checkpoint is written after this many events have been applied since the last one.
+    /// A checkpoint is written once this many events have been applied since the last one...
     pub checkpoint_every: u64,
+    /// ...and at least this much time has passed since it.
+    pub checkpoint_interval: Duration,
     /// Wait before retrying after the log failed.
     pub retry_delay: Duration,
 }
 
 impl Default for RunnerOptions {
     fn default() -> Self {
-        RunnerOptions { batch: 4096, checkpoint_every: 10_000, retry_delay: Duration::from_secs(1) }
+        RunnerOptions {
+            batch: 4096,
+            checkpoint_every: 10_000,
+            checkpoint_interval: Duration::from_secs(60),
+            retry_delay: Duration::from_secs(1),
+        }
     }
 }
 
@@ -174,16 +181,27 @@ impl<P: Projection> Shared<P> {
         self.position.send_replace(last.position);
     }
 
+    /// A copy of the state with the position and event id it reflects.
+    fn snapshot(&self) -> (P, Position, Option<uuid::Uuid>) {
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Position and id are read under the state lock, so they match the state.
+        let position = *self.position.borrow();
+        let event_id = self.last_event_id.lock().ok().and_then(|id| *id);
+        (state.clone(), position, event_id)
+    }
+
     fn save_checkpoint(&self) -> Result<(), ProjectionError> {
-        let (state, position, event_id) = {
-            let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Position and id are read under the state lock, so they match the state.
-            let position = *self.position.borrow();
-            let event_id = self.last_event_id.lock().ok().and_then(|id| *id);
-            let json =
-                serde_json::value::to_raw_value(&*state).map_err(ProjectionError::Serialise)?;
-            (json, position, event_id)
-        };
+        let (state, position, event_id) = self.snapshot();
+        self.store_checkpoint(&state, position, event_id)
+    }
+
+    fn store_checkpoint(
+        &self,
+        state: &P,
+        position: Position,
+        event_id: Option<uuid::Uuid>,
+    ) -> Result<(), ProjectionError> {
+        let state = serde_json::value::to_raw_value(state).map_err(ProjectionError::Serialise)?;
         self.store.save(&Checkpoint {
             name: P::NAME.to_owned(),
             version: P::VERSION,
@@ -273,6 +291,8 @@ async fn follow<P: Projection>(
     options: RunnerOptions,
 ) {
     let mut since_checkpoint = 0u64;
+    let mut last_checkpoint = Instant::now();
+    let mut writing: Option<JoinHandle<()>> = None;
     loop {
         match subscription.next().await {
             Ok(first) => {
@@ -283,11 +303,20 @@ async fn follow<P: Projection>(
                 if let Ok(mut failure) = shared.failure.lock() {
                     *failure = None;
                 }
-                if since_checkpoint >= options.checkpoint_every {
+                let due = since_checkpoint >= options.checkpoint_every
+                    && last_checkpoint.elapsed() >= options.checkpoint_interval;
+                if due && writing.as_ref().is_none_or(JoinHandle::is_finished) {
                     since_checkpoint = 0;
-                    if let Err(error) = shared.save_checkpoint() {
-                        tracing::warn!(projection = P::NAME, %error, "checkpoint not written");
-                    }
+                    last_checkpoint = Instant::now();
+                    // Only the copy is made here; serialising and writing happen on a blocking
+                    // thread, so the live fold (and the writers waiting on it) never stall.
+                    let (state, position, event_id) = shared.snapshot();
+                    let shared = Arc::clone(&shared);
+                    writing = Some(tokio::task::spawn_blocking(move || {
+                        if let Err(error) = shared.store_checkpoint(&state, position, event_id) {
+                            tracing::warn!(projection = P::NAME, %error, "checkpoint not written");
+                        }
+                    }));
                 }
             }
             Err(error) => {

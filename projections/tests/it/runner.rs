@@ -53,7 +53,12 @@ async fn append_more(
 }
 
 fn options(checkpoint_every: u64) -> RunnerOptions {
-    RunnerOptions { batch: 7, checkpoint_every, retry_delay: Duration::from_millis(50) }
+    RunnerOptions {
+        batch: 7,
+        checkpoint_every,
+        checkpoint_interval: Duration::ZERO,
+        retry_delay: Duration::from_millis(50),
+    }
 }
 
 async fn replay_from_zero(log: &Arc<dyn EventLog>) -> ReadModels {
