@@ -303,3 +303,61 @@ fn print_event(e: &RecordedEvent, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("portico").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("portico.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/portico\"\ndurability = \"power\"\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        let config_arg = file.to_str().unwrap();
+
+        let from_file = parse(&["--config", config_arg, "serve"]).resolve().unwrap();
+        assert_eq!(from_file.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(from_file.data_dir, PathBuf::from("/srv/portico"));
+        assert_eq!(from_file.durability, portico_core::Durability::Power);
+        assert_eq!(from_file.log_format, LogFormat::Json);
+
+        let flagged = parse(&[
+            "--config",
+            config_arg,
+            "--data-dir",
+            "/tmp/x",
+            "serve",
+            "--listen",
+            "0.0.0.0:1",
+        ])
+        .resolve()
+        .unwrap();
+        assert_eq!(flagged.listen.to_string(), "0.0.0.0:1");
+        assert_eq!(flagged.data_dir, PathBuf::from("/tmp/x"));
+
+        let defaults = parse(&["serve"]).resolve().unwrap();
+        assert_eq!(defaults.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(defaults.data_dir, PathBuf::from("./data"));
+        assert_eq!(defaults.database_url, None);
+    }
+
+    #[test]
+    fn a_bad_config_file_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "listen = \"nope\"\nunknown_key = 1\n").unwrap();
+        let err = parse(&["--config", file.to_str().unwrap(), "serve"]).resolve().unwrap_err();
+        assert!(err.to_string().contains("bad.toml"), "{err}");
+        let err = parse(&["--durability", "sometimes", "serve"]).resolve().unwrap_err();
+        assert!(err.to_string().contains("unknown durability `sometimes`"), "{err}");
+    }
+}

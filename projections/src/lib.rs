@@ -34,7 +34,9 @@ pub use runner::{ProjectionError, ProjectionRunner, RunnerOptions};
 /// `apply` must be deterministic and depend only on the state and the event, so that a replay
 /// from position 0 and incremental application reach the same state. The state is serialisable
 /// so the runner can store it with its checkpoint and start from there.
-pub trait Projection: Clone + Default + Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Projection:
+    Clone + Default + Serialize + DeserializeOwned + Send + Sync + 'static
+{
     /// Names the projection's checkpoint.
     const NAME: &'static str;
     /// The shape of the stored state. Bump it when `apply` or the state changes: a checkpoint
