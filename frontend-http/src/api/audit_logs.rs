@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::envelope::{self, ResultInfo};
 use super::error::{ApiError, Code};
-use super::openapi::{AccountPath, AuditLogList, ListErrors};
+use super::openapi::{AccountPath, AuditLogList, ListErrors, Unavailable};
 use super::rfc3339;
 use crate::state::{AppState, truncate};
 
@@ -150,10 +150,7 @@ fn parse_time(param: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
 
 fn parse_number(param: &str, value: &str, min: u32, max: u32) -> Result<u32, ApiError> {
     value.parse::<u32>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| {
-        invalid(
-            param,
-            format!("`{}` is not an integer between {min} and {max}", truncate(value)),
-        )
+        invalid(param, format!("`{}` is not an integer between {min} and {max}", truncate(value)))
     })
 }
 
@@ -230,10 +227,7 @@ impl AuditLogQuery {
             Some(id) if id.is_empty() || id.len() > portico_core::log::MAX_STREAM_ID_LEN => {
                 return Err(invalid(
                     "resource.id",
-                    format!(
-                        "must be 1 to {} characters",
-                        portico_core::log::MAX_STREAM_ID_LEN
-                    ),
+                    format!("must be 1 to {} characters", portico_core::log::MAX_STREAM_ID_LEN),
                 ));
             }
             other => other.map(str::to_owned),
@@ -258,7 +252,8 @@ impl AuditLogQuery {
                 ));
             }
         };
-        let page = self.page.as_deref().map(|v| parse_number("page", v, 1, u32::MAX)).transpose()?;
+        let page =
+            self.page.as_deref().map(|v| parse_number("page", v, 1, u32::MAX)).transpose()?;
         let per_page = self
             .per_page
             .as_deref()
@@ -342,6 +337,7 @@ pub struct AuditLogResultInfo {
     pub paging: ResultInfo,
     /// Pass as `cursor` to continue after this page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub cursor: Option<String>,
 }
 
@@ -349,6 +345,7 @@ pub struct AuditLogResultInfo {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditLog {
     /// The entry's id (the id of the event that recorded the change).
+    #[schema(format = Uuid)]
     pub id: String,
     pub action: AuditLogAction,
     pub actor: AuditLogActor,
@@ -358,21 +355,24 @@ pub struct AuditLog {
     pub metadata: AuditLogMetadata,
     /// The resource after the change, as a JSON text; absent after a delete.
     #[serde(rename = "newValue", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub new_value: Option<String>,
     /// The resource after the change; absent after a delete.
     #[serde(rename = "newValueJson", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub new_value_json: Option<Value>,
     /// The resource before the change, as a JSON text; absent for a creation.
     #[serde(rename = "oldValue", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub old_value: Option<String>,
     /// The resource before the change; absent for a creation.
     #[serde(rename = "oldValueJson", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub old_value_json: Option<Value>,
     pub owner: AuditLogOwner,
     pub resource: AuditLogResource,
     /// When the change was committed (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     pub when: String,
 }
 
@@ -393,9 +393,11 @@ pub struct AuditLogActor {
     pub id: String,
     /// The user's email address (users only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub email: Option<String>,
     /// The API token's name (API tokens only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
     #[serde(rename = "type")]
     pub kind: ActorType,
@@ -423,6 +425,7 @@ pub struct AuditLogMetadata {
     /// The event's version within the stream.
     pub stream_version: u64,
     /// Ties together the events of one request.
+    #[schema(format = Uuid)]
     pub correlation_id: String,
 }
 
@@ -515,7 +518,7 @@ fn audit_log(
     tag = "Audit logs",
     operation_id = "list_audit_logs",
     params(AccountPath, AuditLogQuery),
-    responses((status = 200, description = "A page of admin changes", body = AuditLogList), ListErrors),
+    responses((status = 200, description = "A page of admin changes", body = AuditLogList), ListErrors, Unavailable),
 )]
 pub async fn list(
     state: web::Data<AppState>,

@@ -71,9 +71,7 @@ impl Modify for BearerToken {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let scheme = Http::builder()
             .scheme(HttpAuthScheme::Bearer)
-            .description(Some(
-                "An API token created at first start or with `portico token create`",
-            ))
+            .description(Some("An API token created at first start or with `portico token create`"))
             .build();
         openapi
             .components
@@ -98,6 +96,8 @@ pub async fn serve() -> Result<HttpResponse, ApiError> {
     let json = JSON.get_or_init(|| document_json().map_err(|e| e.to_string()));
     match json {
         Ok(json) => Ok(HttpResponse::Ok().content_type(ContentType::json()).body(json.clone())),
-        Err(cause) => Err(ApiError::internal(format!("cannot write the OpenAPI document: {cause}"))),
+        Err(cause) => {
+            Err(ApiError::internal(format!("cannot write the OpenAPI document: {cause}")))
+        }
     }
 }

@@ -140,6 +140,7 @@ fn read_portal(state: &AppState, id: &PortalId) -> Result<Value, ApiError> {
         .ok_or_else(|| not_found(id))
 }
 
+/// Lists portals, a page at a time, optionally filtered by `search`.
 #[utoipa::path(
     get,
     path = "/accounts/{account_id}/access/ai-controls/mcp/portals",
@@ -164,6 +165,7 @@ pub async fn list(
     Ok(envelope::page(items, info))
 }
 
+/// Reads a portal.
 #[utoipa::path(
     get,
     path = "/accounts/{account_id}/access/ai-controls/mcp/portals/{id}",
@@ -188,6 +190,7 @@ fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
     value.ok_or_else(|| ApiError::field(field, format!("invalid `{field}`: is required")))
 }
 
+/// Creates a portal.
 #[utoipa::path(
     post,
     path = "/accounts/{account_id}/access/ai-controls/mcp/portals",
@@ -229,6 +232,7 @@ pub async fn create(
     read_portal(&state, &id).map(envelope::ok)
 }
 
+/// Replaces a portal's settings (as Cloudflare's `PUT` does).
 #[utoipa::path(
     put,
     path = "/accounts/{account_id}/access/ai-controls/mcp/portals/{id}",
@@ -284,6 +288,7 @@ pub async fn update(
     read_portal(&state, &id).map(envelope::ok)
 }
 
+/// Deletes a portal and returns it.
 #[utoipa::path(
     delete,
     path = "/accounts/{account_id}/access/ai-controls/mcp/portals/{id}",

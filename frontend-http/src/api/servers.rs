@@ -146,6 +146,7 @@ pub struct UpdateServerBody {
     pub updated_prompts: Option<Vec<CapabilityOverride>>,
 }
 
+/// Lists MCP servers, a page at a time, optionally filtered by `search`.
 #[utoipa::path(
     get,
     path = "/accounts/{account_id}/access/ai-controls/mcp/servers",
@@ -169,6 +170,7 @@ pub async fn list(
     Ok(envelope::page(items, info))
 }
 
+/// Reads an MCP server.
 #[utoipa::path(
     get,
     path = "/accounts/{account_id}/access/ai-controls/mcp/servers/{id}",
@@ -244,6 +246,7 @@ impl<'a> StagedCredentials<'a> {
     }
 }
 
+/// Creates an MCP server.
 #[utoipa::path(
     post,
     path = "/accounts/{account_id}/access/ai-controls/mcp/servers",
@@ -338,6 +341,7 @@ fn probe_credentials(
     command
 }
 
+/// Replaces an MCP server's settings (as Cloudflare's `PUT` does).
 #[utoipa::path(
     put,
     path = "/accounts/{account_id}/access/ai-controls/mcp/servers/{id}",
@@ -421,6 +425,7 @@ pub async fn update(
     updated.map(envelope::ok).ok_or_else(|| not_found(&id))
 }
 
+/// Deletes an MCP server and returns it.
 #[utoipa::path(
     delete,
     path = "/accounts/{account_id}/access/ai-controls/mcp/servers/{id}",

@@ -321,10 +321,7 @@ mod tests {
             assert_eq!(wire(core), wire(code_mode(core)));
         }
         assert_eq!(schema("AuthType")["enum"], json!(["oauth", "bearer", "unauthenticated"]));
-        assert_eq!(
-            schema("CodeMode")["enum"],
-            json!(["off", "opt_in", "default_on", "enforced"])
-        );
+        assert_eq!(schema("CodeMode")["enum"], json!(["off", "opt_in", "default_on", "enforced"]));
     }
 
     #[test]
