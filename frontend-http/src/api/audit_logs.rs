@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use actix_web::{HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use portico_core::{Actor, Position, RecordedEvent};
 use portico_projections::{AuditAction, AuditEntry, ResourceType, resource_values};
 use serde::{Deserialize, Serialize};
@@ -58,8 +58,8 @@ pub struct AuditLogQuery {
     /// Only entries about the resource with this id.
     #[serde(rename = "resource.id")]
     pub resource_id: Option<String>,
-    /// Only entries at or after this time: RFC 3339 (`2025-04-30T12:00:00Z`) or a date
-    /// (`2025-04-30`, midnight UTC).
+    /// Only entries at or after this time: RFC 3339 (`2025-04-30T12:00:00Z`; without an offset,
+    /// UTC) or a date (`2025-04-30`, midnight UTC).
     #[param(value_type = Option<String>)]
     pub since: Option<String>,
     /// Only entries before this time: RFC 3339 or a date, as `since`.
@@ -135,6 +135,10 @@ fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
 fn parse_time(param: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
+    }
+    // What Python's `datetime.isoformat()` writes for a naive time (the SDKs send it as is).
+    if let Ok(t) = NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Ok(t.and_utc());
     }
     if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
         return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
@@ -552,7 +556,9 @@ pub async fn list(
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    let shown = (filter.page as usize - 1) * filter.per_page as usize + items.len();
+    let shown = (filter.page as usize - 1)
+        .saturating_mul(filter.per_page as usize)
+        .saturating_add(items.len());
     let cursor = entries.last().filter(|_| shown < total).map(|e| encode_cursor(e.position));
     let info = AuditLogResultInfo {
         paging: ResultInfo {
@@ -603,6 +609,8 @@ mod tests {
         assert_eq!(day.map(rfc3339).as_deref(), Some("2025-04-30T00:00:00.000000Z"));
         let time = query(&[("before", "2025-04-30T12:00:00+02:00")]).ok().and_then(|f| f.before);
         assert_eq!(time.map(rfc3339).as_deref(), Some("2025-04-30T10:00:00.000000Z"));
+        let naive = query(&[("since", "2025-04-30T12:00:00.25")]).ok().and_then(|f| f.since);
+        assert_eq!(naive.map(rfc3339).as_deref(), Some("2025-04-30T12:00:00.250000Z"));
 
         for (param, value) in [
             ("per_page", "0"),
