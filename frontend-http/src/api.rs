@@ -1,10 +1,12 @@
 //! The admin API under `/client/v4`, wire-compatible with Cloudflare's API for MCP portals and
 //! servers.
 
+pub mod audit_logs;
 pub mod auth;
 pub mod body;
 pub mod envelope;
 pub mod error;
+pub mod openapi;
 pub mod portals;
 pub mod servers;
 
@@ -39,7 +41,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(portals::read))
             .route(web::put().to(portals::update))
             .route(web::delete().to(portals::delete)),
-    );
+    )
+    .route("/accounts/{account_id}/audit_logs", web::get().to(audit_logs::list))
+    .route("/openapi.json", web::get().to(openapi::serve));
 }
 
 /// Parses an id from a path or body, naming `what` in the error.

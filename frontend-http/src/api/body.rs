@@ -73,11 +73,19 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Page-based paging and search, as Cloudflare's list endpoints take them.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
     pub page: Option<u32>,
+    /// Items per page: 1 to 1000, 20 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub per_page: Option<u32>,
+    /// Only items whose id or name (or, for portals, hostname) contains this text,
+    /// case-insensitively; at most 200 characters.
+    #[param(max_length = 200)]
     pub search: Option<String>,
 }
 

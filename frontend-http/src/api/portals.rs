@@ -20,7 +20,7 @@ use super::{actor_name, parse_id, rfc3339};
 use crate::state::AppState;
 
 /// One server of a portal in a request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalServerBody {
     pub server_id: String,
@@ -29,15 +29,17 @@ pub struct PortalServerBody {
     #[serde(default)]
     pub on_behalf: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::api::openapi::CapabilityOverride>>)]
     pub updated_tools: Option<Vec<CapabilityOverride>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::api::openapi::CapabilityOverride>>)]
     pub updated_prompts: Option<Vec<CapabilityOverride>>,
 }
 
 /// `POST` body, and `PUT` body (where every field is optional and `id` may only repeat the
 /// path's). PUT replaces: an omitted field takes its default, except `name` and `hostname`,
 /// which keep their values.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalBody {
     #[serde(default)]
@@ -49,6 +51,7 @@ pub struct PortalBody {
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::api::openapi::CodeMode>)]
     pub code_mode: Option<CodeMode>,
     #[serde(default)]
     pub allow_code_mode: Option<bool>,
@@ -137,6 +140,15 @@ fn read_portal(state: &AppState, id: &PortalId) -> Result<Value, ApiError> {
         .ok_or_else(|| not_found(id))
 }
 
+/// Lists portals, a page at a time, optionally filtered by `search`.
+#[utoipa::path(
+    get,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/portals",
+    tag = "MCP portals",
+    operation_id = "list_mcp_portals",
+    params(crate::api::openapi::AccountPath, super::body::ListQuery),
+    responses((status = 200, description = "A page of portals", body = crate::api::openapi::PortalList), crate::api::openapi::ListErrors),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -153,6 +165,15 @@ pub async fn list(
     Ok(envelope::page(items, info))
 }
 
+/// Reads a portal.
+#[utoipa::path(
+    get,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/portals/{id}",
+    tag = "MCP portals",
+    operation_id = "get_mcp_portal",
+    params(crate::api::openapi::PortalPath),
+    responses((status = 200, description = "The portal", body = crate::api::openapi::PortalResult), crate::api::openapi::ReadErrors),
+)]
 pub async fn read(
     state: web::Data<AppState>,
     caller: Caller,
@@ -169,6 +190,16 @@ fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
     value.ok_or_else(|| ApiError::field(field, format!("invalid `{field}`: is required")))
 }
 
+/// Creates a portal.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/portals",
+    tag = "MCP portals",
+    operation_id = "create_mcp_portal",
+    params(crate::api::openapi::AccountPath),
+    request_body = PortalBody,
+    responses((status = 200, description = "The created portal", body = crate::api::openapi::PortalResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -201,6 +232,16 @@ pub async fn create(
     read_portal(&state, &id).map(envelope::ok)
 }
 
+/// Replaces a portal's settings (as Cloudflare's `PUT` does).
+#[utoipa::path(
+    put,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/portals/{id}",
+    tag = "MCP portals",
+    operation_id = "update_mcp_portal",
+    params(crate::api::openapi::PortalPath),
+    request_body = PortalBody,
+    responses((status = 200, description = "The updated portal", body = crate::api::openapi::PortalResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+)]
 pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
@@ -247,6 +288,15 @@ pub async fn update(
     read_portal(&state, &id).map(envelope::ok)
 }
 
+/// Deletes a portal and returns it.
+#[utoipa::path(
+    delete,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/portals/{id}",
+    tag = "MCP portals",
+    operation_id = "delete_mcp_portal",
+    params(crate::api::openapi::PortalPath),
+    responses((status = 200, description = "The deleted portal (without its servers)", body = crate::api::openapi::PortalResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,

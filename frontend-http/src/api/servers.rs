@@ -21,19 +21,24 @@ use super::{actor_name, parse_id, rfc3339};
 use crate::state::AppState;
 
 /// The server object of the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServerObject {
     pub id: String,
     pub name: String,
     pub hostname: String,
+    #[schema(value_type = crate::api::openapi::AuthType)]
     pub auth_type: AuthType,
     pub description: Option<String>,
     pub is_shared_oauth_callback_enabled: bool,
     pub secure_web_gateway: bool,
+    #[schema(value_type = Vec<crate::api::openapi::CapabilityOverride>)]
     pub updated_tools: Vec<CapabilityOverride>,
+    #[schema(value_type = Vec<crate::api::openapi::CapabilityOverride>)]
     pub updated_prompts: Vec<CapabilityOverride>,
     /// Synced upstream tools (filled by sync, which the data plane brings).
+    #[schema(value_type = Vec<Object>)]
     pub tools: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
     pub prompts: Vec<Value>,
     pub status: &'static str,
     pub authentication_status: &'static str,
@@ -78,16 +83,19 @@ impl ServerObject {
 }
 
 /// `POST` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServer {
     pub id: String,
     pub name: String,
     pub hostname: String,
+    #[schema(value_type = crate::api::openapi::AuthType)]
     pub auth_type: AuthType,
     #[serde(default)]
+    #[schema(write_only)]
     pub auth_credentials: Option<String>,
     #[serde(default)]
+    #[schema(write_only)]
     pub client_secret: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
@@ -96,15 +104,17 @@ pub struct CreateServer {
     #[serde(default)]
     pub secure_web_gateway: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::api::openapi::CapabilityOverride>>)]
     pub updated_tools: Option<Vec<CapabilityOverride>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::api::openapi::CapabilityOverride>>)]
     pub updated_prompts: Option<Vec<CapabilityOverride>>,
 }
 
 /// `PUT` body: replaces every mutable field (an omitted field takes its default, except `name`,
 /// which keeps its value). `id`, `hostname` and `auth_type` are fixed at creation: they may be
 /// sent back unchanged, and any other value is rejected.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServerBody {
     #[serde(default)]
@@ -114,10 +124,13 @@ pub struct UpdateServerBody {
     #[serde(default)]
     pub hostname: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::api::openapi::AuthType>)]
     pub auth_type: Option<AuthType>,
     #[serde(default)]
+    #[schema(write_only)]
     pub auth_credentials: Option<String>,
     #[serde(default)]
+    #[schema(write_only)]
     pub client_secret: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
@@ -126,11 +139,22 @@ pub struct UpdateServerBody {
     #[serde(default)]
     pub secure_web_gateway: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::api::openapi::CapabilityOverride>>)]
     pub updated_tools: Option<Vec<CapabilityOverride>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::api::openapi::CapabilityOverride>>)]
     pub updated_prompts: Option<Vec<CapabilityOverride>>,
 }
 
+/// Lists MCP servers, a page at a time, optionally filtered by `search`.
+#[utoipa::path(
+    get,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/servers",
+    tag = "MCP servers",
+    operation_id = "list_mcp_servers",
+    params(crate::api::openapi::AccountPath, super::body::ListQuery),
+    responses((status = 200, description = "A page of servers", body = crate::api::openapi::ServerList), crate::api::openapi::ListErrors),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -146,6 +170,15 @@ pub async fn list(
     Ok(envelope::page(items, info))
 }
 
+/// Reads an MCP server.
+#[utoipa::path(
+    get,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/servers/{id}",
+    tag = "MCP servers",
+    operation_id = "get_mcp_server",
+    params(crate::api::openapi::ServerPath),
+    responses((status = 200, description = "The server", body = crate::api::openapi::ServerResult), crate::api::openapi::ReadErrors),
+)]
 pub async fn read(
     state: web::Data<AppState>,
     caller: Caller,
@@ -213,6 +246,16 @@ impl<'a> StagedCredentials<'a> {
     }
 }
 
+/// Creates an MCP server.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/servers",
+    tag = "MCP servers",
+    operation_id = "create_mcp_server",
+    params(crate::api::openapi::AccountPath),
+    request_body = CreateServer,
+    responses((status = 200, description = "The created server", body = crate::api::openapi::ServerResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -298,6 +341,16 @@ fn probe_credentials(
     command
 }
 
+/// Replaces an MCP server's settings (as Cloudflare's `PUT` does).
+#[utoipa::path(
+    put,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/servers/{id}",
+    tag = "MCP servers",
+    operation_id = "update_mcp_server",
+    params(crate::api::openapi::ServerPath),
+    request_body = UpdateServerBody,
+    responses((status = 200, description = "The updated server", body = crate::api::openapi::ServerResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+)]
 pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
@@ -372,6 +425,15 @@ pub async fn update(
     updated.map(envelope::ok).ok_or_else(|| not_found(&id))
 }
 
+/// Deletes an MCP server and returns it.
+#[utoipa::path(
+    delete,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/servers/{id}",
+    tag = "MCP servers",
+    operation_id = "delete_mcp_server",
+    params(crate::api::openapi::ServerPath),
+    responses((status = 200, description = "The deleted server", body = crate::api::openapi::ServerResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,

@@ -1,0 +1,9 @@
+//! The integration tests of the HTTP front end: one test binary, one module per area, all
+//! driving the real app from `create_app` over a temporary SQLite log and vault
+//! (`support::TestApp`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod audit_logs;
+mod openapi;
+mod support;

@@ -1,0 +1,184 @@
+//! The OpenAPI document: served without a token, equal to the committed golden copy, and true
+//! to the routes and the answers.
+
+use std::path::PathBuf;
+
+use actix_web::http::{Method, StatusCode};
+use serde_json::{Map, Value, json};
+
+use crate::support::{ACCOUNT_ID, TestApp};
+
+fn golden_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("openapi.json")
+}
+
+async fn document(app: &TestApp) -> Value {
+    let answer = app.get_as("/client/v4/openapi.json", None).await.expect(StatusCode::OK);
+    answer.body
+}
+
+/// Compares the served document with `tests/openapi.json`; `UPDATE_GOLDEN=1` rewrites the copy.
+#[actix_web::test]
+async fn the_document_matches_the_golden_copy() {
+    let app = TestApp::new().await;
+    let answer = app.get_as("/client/v4/openapi.json", None).await.expect(StatusCode::OK);
+    let served = format!("{}\n", answer.text);
+    let path = golden_path();
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &served).unwrap();
+        return;
+    }
+    let golden = std::fs::read_to_string(&path).unwrap_or_default();
+    if golden != served {
+        let line = golden
+            .lines()
+            .zip(served.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| golden.lines().count().min(served.lines().count()));
+        panic!(
+            "the OpenAPI document differs from {} (first at line {}: golden `{}`, now `{}`). \
+             If the API change is deliberate, run the tests with UPDATE_GOLDEN=1 and commit the file.",
+            path.display(),
+            line + 1,
+            golden.lines().nth(line).unwrap_or("<end>"),
+            served.lines().nth(line).unwrap_or("<end>"),
+        );
+    }
+}
+
+#[actix_web::test]
+async fn the_document_is_openapi_3_1_with_a_bearer_scheme() {
+    let app = TestApp::new().await;
+    let doc = document(&app).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], "/client/v4");
+    assert_eq!(doc["components"]["securitySchemes"]["api_token"]["scheme"], "bearer");
+    assert_eq!(doc["security"], json!([{"api_token": []}]));
+    let mut operations = 0;
+    let mut ids = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            ids.push(op["operationId"].as_str().unwrap().to_owned());
+            let statuses: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+            for status in ["200", "401", "404"] {
+                assert!(statuses.iter().any(|s| *s == status), "{method} {path}: {statuses:?}");
+            }
+            if method != "get" {
+                for status in ["400", "403", "409", "503"] {
+                    assert!(statuses.iter().any(|s| *s == status), "{method} {path}: {status}");
+                }
+            }
+            if method == "post" || method == "put" {
+                assert!(statuses.iter().any(|s| *s == "413"), "{method} {path}");
+                assert!(op["requestBody"].is_object(), "{method} {path}");
+            }
+        }
+    }
+    assert_eq!(operations, 11);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 11, "operation ids are unique");
+}
+
+/// Every documented operation reaches a handler (which asks for a token), none is a stray path.
+#[actix_web::test]
+async fn every_documented_operation_is_routed() {
+    let app = TestApp::new().await;
+    let doc = document(&app).await;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let uri =
+            format!("/client/v4{}", path.replace("{account_id}", ACCOUNT_ID).replace("{id}", "x"));
+        for method in item.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = (method == Method::POST || method == Method::PUT).then(|| json!({}));
+            let answer = app.request(method.clone(), &uri, None, body).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {uri}: {}", answer.text);
+        }
+    }
+}
+
+/// The schema named `name`, with `allOf` parts merged.
+fn schema(doc: &Value, name: &str) -> Map<String, Value> {
+    let named = &doc["components"]["schemas"][name];
+    assert!(named.is_object(), "no schema `{name}`");
+    let mut merged = Map::new();
+    let parts = match named.get("allOf") {
+        Some(Value::Array(parts)) => parts.clone(),
+        _ => vec![named.clone()],
+    };
+    for part in parts {
+        let part = match part.get("$ref").and_then(Value::as_str) {
+            Some(r) => Value::Object(schema(doc, r.trim_start_matches("#/components/schemas/"))),
+            None => part,
+        };
+        if let Some(Value::Object(props)) = part.get("properties") {
+            let all = merged.entry("properties").or_insert_with(|| json!({}));
+            all.as_object_mut().unwrap().extend(props.clone());
+        }
+        if let Some(Value::Array(required)) = part.get("required") {
+            let all = merged.entry("required").or_insert_with(|| json!([]));
+            all.as_array_mut().unwrap().extend(required.clone());
+        }
+    }
+    merged
+}
+
+/// Every field of `value` is a property of schema `name`, and every required property is there.
+#[track_caller]
+fn conforms(doc: &Value, name: &str, value: &Value) {
+    let schema = schema(doc, name);
+    let props = schema["properties"].as_object().unwrap();
+    let fields = value.as_object().unwrap();
+    for field in fields.keys() {
+        assert!(props.contains_key(field), "{name} has no property `{field}`: {value}");
+    }
+    for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        let required = required.as_str().unwrap();
+        assert!(fields.contains_key(required), "{name} needs `{required}`: {value}");
+    }
+}
+
+#[actix_web::test]
+async fn answers_have_the_documented_shapes() {
+    let app = TestApp::new().await;
+    let doc = document(&app).await;
+    app.post(
+        &app.servers(),
+        json!({"id": "docs", "name": "Docs", "hostname": "https://docs.example.com/mcp", "auth_type": "unauthenticated"}),
+    )
+    .await
+    .ok();
+    app.post(
+        &app.portals(),
+        json!({"id": "main", "name": "Main", "hostname": "mcp.example.com", "servers": [{"server_id": "docs"}]}),
+    )
+    .await
+    .ok();
+    let servers = app.get(&app.servers()).await;
+    conforms(&doc, "ServerList", &servers.body);
+    conforms(&doc, "ResultInfo", &servers.body["result_info"]);
+    conforms(&doc, "ServerObject", &servers.body["result"][0]);
+    let portals = app.get(&app.portals()).await;
+    conforms(&doc, "PortalList", &portals.body);
+    conforms(&doc, "PortalObject", &portals.body["result"][0]);
+    conforms(&doc, "PortalServerObject", &portals.body["result"][0]["servers"][0]);
+    let deleted = app.delete(&format!("{}/main", app.portals())).await;
+    conforms(&doc, "PortalResult", &deleted.body);
+    conforms(&doc, "PortalObject", &deleted.body["result"]);
+
+    let audit = app.get(&app.api("/audit_logs?per_page=2")).await;
+    conforms(&doc, "AuditLogList", &audit.body);
+    conforms(&doc, "AuditLogResultInfo", &audit.body["result_info"]);
+    for item in audit.body["result"].as_array().unwrap() {
+        conforms(&doc, "AuditLog", item);
+        for part in ["action", "actor", "metadata", "owner", "resource"] {
+            let name = format!("AuditLog{}{}", part[..1].to_uppercase(), &part[1..]);
+            conforms(&doc, &name, &item[part]);
+        }
+    }
+
+    let error = app.get(&format!("{}/nope", app.servers())).await;
+    conforms(&doc, "ErrorEnvelope", &error.body);
+    conforms(&doc, "ResponseInfo", &error.body["errors"][0]);
+}
