@@ -13,7 +13,8 @@ use super::error::{ApiError, Code};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A JSON body. Unknown fields, wrong types and malformed JSON are 400s whose message names
-/// the field (`servers[1].on_behalf: invalid type ...`); a body over [`MAX_BODY_BYTES`] is 413.
+/// the field (`servers[1].on_behalf: invalid type ...`); a body over [`MAX_BODY_BYTES`]
+/// is a 400 too (code 10003).
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 

@@ -146,7 +146,8 @@ pub enum ReadErrors {
 /// The errors of a create or an update.
 #[derive(Debug, IntoResponses)]
 pub enum WriteErrors {
-    /// The body is malformed or breaks a rule; the message and `source.pointer` name the field.
+    /// The body is malformed, larger than 1 MiB, or breaks a rule; the message (and
+    /// `source.pointer`, for a field) says what is wrong.
     #[response(status = 400)]
     BadRequest(ErrorEnvelope),
     /// No valid API token.
@@ -161,9 +162,6 @@ pub enum WriteErrors {
     /// The resource exists already, or a concurrent change won; read it again and retry.
     #[response(status = 409)]
     Conflict(ErrorEnvelope),
-    /// The body is larger than 1 MiB.
-    #[response(status = 413)]
-    TooLarge(ErrorEnvelope),
 }
 
 /// The errors of a delete.
