@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import cloudflare
+import httpx
 import pytest
 
 from test_portals import make_portal
@@ -215,3 +216,47 @@ def test_bad_paging_parameters(servers, account_id):
     with pytest.raises(cloudflare.BadRequestError) as err:
         servers.list(account_id=account_id, per_page=0).result
     assert "`per_page`" in error_of(err)["message"]
+
+
+def test_a_missing_required_field_is_named(servers, portals, account_id):
+    make_server(servers, account_id, "s")
+    with pytest.raises(cloudflare.BadRequestError) as err:
+        make_portal(portals, account_id, "p", servers=[{"server_id": "s"}, {"on_behalf": False}])
+    assert_names_field(err, "servers[1].server_id", "/servers/1/server_id")
+    with pytest.raises(cloudflare.BadRequestError) as err:
+        servers.create(
+            account_id=account_id,
+            id="t",
+            auth_type="bearer",
+            hostname="https://t.example.com/mcp",
+            name=cloudflare.omit,
+        )
+    assert_names_field(err, "name", "/name")
+
+
+def test_a_read_token_gets_403_whatever_the_body(portico, account_id):
+    reader = read_client(portico).zero_trust.access.ai_controls.mcp
+    # A body that would fail validation still answers 403: scope is checked first.
+    with pytest.raises(cloudflare.PermissionDeniedError):
+        reader.servers.create(
+            account_id=account_id, id="bad_id", auth_type="bearer", hostname="x", name=""
+        )
+    with pytest.raises(cloudflare.PermissionDeniedError):
+        reader.portals.update("nope", account_id=account_id, servers=[{"server_id": "a_b"}])
+
+
+def test_a_conflict_on_create_is_not_retried(portico, account_id):
+    requests = []
+    http = httpx.Client(event_hooks={"request": [requests.append]})
+    client = cloudflare.Cloudflare(
+        api_token=portico.admin_token, base_url=portico.base_url, http_client=http
+    )
+    portico.clients.append(client)
+    servers = client.zero_trust.access.ai_controls.mcp.servers
+    make_server(servers, account_id, "once")
+    requests.clear()
+    with pytest.raises(cloudflare.ConflictError) as err:
+        make_server(servers, account_id, "once")
+    assert err.value.response.headers["x-should-retry"] == "false"
+    # The SDK retries a 409 unless told not to; an existing id never goes away by retrying.
+    assert len(requests) == 1

@@ -203,3 +203,37 @@ def test_write_only_credentials_are_never_returned(portico, servers, account_id,
     ):
         assert secret not in text
         assert f'"{field}"' not in text
+
+
+def test_oauth_servers_summarise_their_configuration(servers, account_id):
+    manual_config = (
+        '{"auth_mode":"manual","config":{"authorization_endpoint":"https://idp.example.com/a",'
+        '"token_endpoint":"https://idp.example.com/t"},"registration_info":{"client_id":"portico"}}'
+    )
+    dcr = make_server(servers, account_id, "dcr", auth_type="oauth")
+    assert dcr.authentication_status == "required"
+    assert dcr.auth_config_summary.to_dict() == {"auth_mode": "dcr", "has_client_secret": False}
+    manual = make_server(
+        servers,
+        account_id,
+        "manual",
+        auth_type="oauth",
+        auth_credentials=manual_config,
+        client_secret="very-secret",
+    )
+    # Manual OAuth has no admin flow.
+    assert manual.authentication_status == "manual"
+    summary = manual.auth_config_summary
+    assert summary.auth_mode == "manual"
+    assert summary.has_client_secret is True
+    first_version = summary.client_secret_version
+    assert first_version is not None
+    # A new secret rotates the version; an update without one keeps it.
+    rotated = servers.update("manual", account_id=account_id, name="m", client_secret="newer")
+    assert rotated.auth_config_summary.client_secret_version > first_version
+    kept = servers.update("manual", account_id=account_id, name="m")
+    assert kept.auth_config_summary.to_dict() == rotated.auth_config_summary.to_dict()
+    assert kept.authentication_status == "manual"
+    bearer = make_server(servers, account_id, "bearer", auth_type="bearer", auth_credentials="t")
+    assert bearer.auth_config_summary is None
+    assert bearer.authentication_status == "not_required"
