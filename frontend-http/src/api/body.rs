@@ -180,8 +180,8 @@ mod tests {
         let err = parse::<Outer>(br#"{"servers": []}"#).unwrap_err();
         assert_eq!(err.pointer.as_deref(), Some("/name"));
         assert_eq!(err.message, "invalid `name`: is required");
-        let err = parse::<Outer>(br#"{"name": "n", "servers": [{"server_id": "a"}, {}]}"#)
-            .unwrap_err();
+        let err =
+            parse::<Outer>(br#"{"name": "n", "servers": [{"server_id": "a"}, {}]}"#).unwrap_err();
         assert_eq!(err.pointer.as_deref(), Some("/servers/1/server_id"));
         assert_eq!(err.message, "invalid `servers[1].server_id`: is required");
     }
