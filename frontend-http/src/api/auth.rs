@@ -88,6 +88,13 @@ impl FromRequest for Caller {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        // A write with a `read` token is refused here, before its body is parsed: the answer is
+        // 403 whatever the body holds (handlers check again with `require_edit`).
+        ready(authenticate(req).and_then(|caller| {
+            if !req.method().is_safe() {
+                caller.require_edit()?;
+            }
+            Ok(caller)
+        }))
     }
 }

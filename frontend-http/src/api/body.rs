@@ -60,8 +60,18 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
         let inner = e.into_inner();
+        // A missing field is reported on the object that lacks it; point at the field itself.
+        let message = inner.to_string();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| field.to_owned());
+        if let Some(field) = missing {
+            path = if path == "." { field } else { format!("{path}.{field}") };
+            return ApiError::field(&path, format!("invalid `{path}`: is required"));
+        }
         if inner.is_syntax() || inner.is_eof() {
             ApiError::new(
                 Code::MalformedBody,
@@ -159,4 +169,35 @@ pub fn query_error(
 /// The path error handler.
 pub fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::new(Code::NotFound, format!("invalid path: {err}")).into()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        server_id: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        #[serde(default)]
+        servers: Vec<Item>,
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_path() {
+        let err = parse::<Outer>(br#"{"servers": []}"#).unwrap_err();
+        assert_eq!(err.pointer.as_deref(), Some("/name"));
+        assert_eq!(err.message, "invalid `name`: is required");
+        let err =
+            parse::<Outer>(br#"{"name": "n", "servers": [{"server_id": "a"}, {}]}"#).unwrap_err();
+        assert_eq!(err.pointer.as_deref(), Some("/servers/1/server_id"));
+        assert_eq!(err.message, "invalid `servers[1].server_id`: is required");
+    }
 }

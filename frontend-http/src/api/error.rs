@@ -167,6 +167,11 @@ impl ResponseError for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
+        // The SDKs Stainless generates retry every 409 (a lock timeout, to them) unless told not
+        // to; an id that exists does not go away by sending the create again.
+        if self.code == Code::AlreadyExists {
+            response.insert_header(("x-should-retry", HeaderValue::from_static("false")));
+        }
         response.json(body)
     }
 }

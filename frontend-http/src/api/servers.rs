@@ -42,6 +42,9 @@ pub struct ServerObject {
     pub prompts: Vec<Value>,
     pub status: &'static str,
     pub authentication_status: &'static str,
+    /// OAuth servers only: how the portal authenticates upstream, never the secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_config_summary: Option<AuthConfigSummary>,
     pub error: Option<String>,
     pub last_synced: Option<String>,
     pub last_successful_sync: Option<String>,
@@ -51,8 +54,42 @@ pub struct ServerObject {
     pub modified_by: String,
 }
 
+/// The safe summary of an OAuth server's configuration (`auth_config_summary`).
+///
+/// For `oauth`, `auth_credentials` is only ever the manual configuration, so a server that has
+/// one is in `manual` mode and one without uses dynamic client registration (`dcr`). The
+/// endpoints and client id of a manual configuration are not summarised yet: they stay in the
+/// vault with the rest of `auth_credentials`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthConfigSummary {
+    pub auth_mode: &'static str,
+    pub has_client_secret: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_version: Option<u32>,
+}
+
+impl AuthConfigSummary {
+    fn of(s: &CatalogServer) -> Option<Self> {
+        if s.auth_type != AuthType::Oauth {
+            return None;
+        }
+        let manual = s.credentials.contains_key(&CredentialKind::AuthCredentials);
+        let client_secret_version = s.credentials.get(&CredentialKind::ClientSecret).copied();
+        Some(AuthConfigSummary {
+            auth_mode: if manual { "manual" } else { "dcr" },
+            has_client_secret: client_secret_version.is_some(),
+            client_secret_version,
+        })
+    }
+
+    fn is_manual(&self) -> bool {
+        self.auth_mode == "manual"
+    }
+}
+
 impl ServerObject {
     pub fn from_catalog(s: &CatalogServer) -> Self {
+        let auth_config_summary = AuthConfigSummary::of(s);
         ServerObject {
             id: s.server_id.to_string(),
             name: s.settings.name.clone(),
@@ -67,10 +104,13 @@ impl ServerObject {
             prompts: Vec::new(),
             // INVARIANT: until a sync has run, a server is waiting; sync sets the other states.
             status: "waiting",
-            authentication_status: match s.auth_type {
-                AuthType::Oauth => "required",
-                AuthType::Bearer | AuthType::Unauthenticated => "not_required",
+            // Manual OAuth has no admin flow: each user's own OAuth captures the capabilities.
+            authentication_status: match (&auth_config_summary, s.auth_type) {
+                (Some(summary), _) if summary.is_manual() => "manual",
+                (_, AuthType::Oauth) => "required",
+                (_, AuthType::Bearer | AuthType::Unauthenticated) => "not_required",
             },
+            auth_config_summary,
             error: None,
             last_synced: None,
             last_successful_sync: None,
