@@ -60,8 +60,10 @@ pub struct ServerObject {
 /// one is in `manual` mode and one without uses dynamic client registration (`dcr`). The
 /// endpoints and client id of a manual configuration are not summarised yet: they stay in the
 /// vault with the rest of `auth_credentials`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuthConfigSummary {
+    /// `dcr` or `manual`.
+    #[schema(value_type = String)]
     pub auth_mode: &'static str,
     pub has_client_secret: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
