@@ -130,6 +130,34 @@ fn portal_object(models: &ReadModels, view: &PortalView, with_servers: bool) -> 
     object
 }
 
+/// Refuses a hostname another portal serves: a request is routed to its portal by `Host`.
+fn hostname_free(
+    models: &ReadModels,
+    id: &PortalId,
+    events: Vec<portico_core::Event>,
+) -> Result<Vec<portico_core::Event>, ApiError> {
+    for event in &events {
+        let hostname = match event {
+            portico_core::Event::PortalAdded(e) => &e.settings.hostname,
+            portico_core::Event::PortalUpdated(e) => &e.settings.hostname,
+            _ => continue,
+        };
+        if let Some(other) = models.portals.by_hostname(hostname).filter(|r| &r.portal_id != id) {
+            return Err(ApiError {
+                pointer: Some("/hostname".into()),
+                ..ApiError::new(
+                    super::error::Code::AlreadyExists,
+                    format!(
+                        "invalid `hostname`: `{hostname}` is already the hostname of portal `{}`",
+                        other.portal_id
+                    ),
+                )
+            });
+        }
+    }
+    Ok(events)
+}
+
 fn not_found(id: &PortalId) -> ApiError {
     ApiError::not_found(format!("portal `{id}` does not exist"))
 }
@@ -225,7 +253,9 @@ pub async fn create(
             &current,
             AddPortal { portal_id: id.clone(), input }.into(),
             &m.aggregates,
-        );
+        )
+        .map_err(ApiError::from)
+        .and_then(|events| hostname_free(m, &id, events));
         (current, events)
     });
     state.write(&portal_stream(&id), current.stream_version, events?, caller.actor()).await?;
@@ -281,7 +311,8 @@ pub async fn update(
             UpdatePortal { portal_id: id.clone(), input }.into(),
             &m.aggregates,
         )
-        .map_err(ApiError::from);
+        .map_err(ApiError::from)
+        .and_then(|events| hostname_free(m, &id, events));
         (current, events)
     });
     state.write(&portal_stream(&id), current.stream_version, events?, caller.actor()).await?;
