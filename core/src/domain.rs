@@ -9,8 +9,10 @@ pub mod account;
 pub mod error;
 pub mod ids;
 pub mod overrides;
+pub mod policy;
 pub mod portal;
 pub mod server;
+pub mod service_token;
 pub mod validate;
 
 #[cfg(test)]

@@ -11,8 +11,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountCreated, ApiTokenCreated, ApiTokenRevoked};
+use crate::domain::policy::{PolicyCreated, PolicyDeleted, PolicySetReplaced, PolicyUpdated};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
 use crate::domain::server::{ServerAdded, ServerCredentialSet, ServerRemoved, ServerUpdated};
+use crate::domain::service_token::{
+    ServiceTokenCreated, ServiceTokenDeleted, ServiceTokenRotated, ServiceTokenUpdated,
+};
 
 /// Declares the [`Event`] enum from one list of variants (each wraps the payload struct of the
 /// same name), with the functions that must name every variant: adding an event is one line.
@@ -61,6 +65,14 @@ events!(
     AccountCreated,
     ApiTokenCreated,
     ApiTokenRevoked,
+    PolicyCreated,
+    PolicyUpdated,
+    PolicyDeleted,
+    PolicySetReplaced,
+    ServiceTokenCreated,
+    ServiceTokenUpdated,
+    ServiceTokenRotated,
+    ServiceTokenDeleted,
 );
 
 impl Event {

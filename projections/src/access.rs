@@ -78,13 +78,8 @@ impl Projection for Access {
                     token.revoked_at = Some(recorded.recorded_at);
                 }
             }
-            Event::ServerAdded(_)
-            | Event::ServerUpdated(_)
-            | Event::ServerRemoved(_)
-            | Event::ServerCredentialSet(_)
-            | Event::PortalAdded(_)
-            | Event::PortalUpdated(_)
-            | Event::PortalRemoved(_) => {}
+            // Service tokens authenticate MCP clients, not the admin API: not here.
+            _ => {}
         }
     }
 }

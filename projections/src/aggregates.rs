@@ -65,7 +65,8 @@ impl Projection for Aggregates {
             Event::PortalRemoved(e) => {
                 self.portals.entry(e.portal_id.clone()).or_default().apply(event)
             }
-            Event::AccountCreated(_) | Event::ApiTokenCreated(_) | Event::ApiTokenRevoked(_) => {}
+            // Only servers and portals are decided against this read model.
+            _ => {}
         }
     }
 }

@@ -5,6 +5,7 @@
 //! credential change shows as `"auth_credentials_version": 3`, a token as its name and scope.
 
 use chrono::{DateTime, Utc};
+use portico_core::domain::policy::{PolicyCreated, PolicyUpdated};
 use portico_core::{Actor, Event, Position, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -41,6 +42,9 @@ pub enum ResourceType {
     McpPortal,
     ApiToken,
     Account,
+    CedarPolicy,
+    CedarPolicySet,
+    ServiceToken,
 }
 
 impl ResourceType {
@@ -50,6 +54,9 @@ impl ResourceType {
             ResourceType::McpPortal => "mcp_portal",
             ResourceType::ApiToken => "api_token",
             ResourceType::Account => "account",
+            ResourceType::CedarPolicy => "cedar_policy",
+            ResourceType::CedarPolicySet => "cedar_policy_set",
+            ResourceType::ServiceToken => "service_token",
         }
     }
 }
@@ -87,7 +94,9 @@ impl AuditTrail {
 /// What an admin event did to which resource.
 fn classify(event: &Event) -> (AuditAction, ResourceType, &str) {
     use AuditAction::{Create, Delete, Revoke, Update};
-    use ResourceType::{Account, ApiToken, McpPortal, McpServer};
+    use ResourceType::{
+        Account, ApiToken, CedarPolicy, CedarPolicySet, McpPortal, McpServer, ServiceToken,
+    };
     match event {
         Event::ServerAdded(e) => (Create, McpServer, e.server_id.as_str()),
         Event::ServerUpdated(e) => (Update, McpServer, e.server_id.as_str()),
@@ -99,6 +108,14 @@ fn classify(event: &Event) -> (AuditAction, ResourceType, &str) {
         Event::AccountCreated(e) => (Create, Account, e.account_id.as_str()),
         Event::ApiTokenCreated(e) => (Create, ApiToken, &e.token_id),
         Event::ApiTokenRevoked(e) => (Revoke, ApiToken, &e.token_id),
+        Event::PolicyCreated(e) => (Create, CedarPolicy, e.policy.id.as_str()),
+        Event::PolicyUpdated(e) => (Update, CedarPolicy, e.policy.id.as_str()),
+        Event::PolicyDeleted(e) => (Delete, CedarPolicy, e.policy_id.as_str()),
+        Event::PolicySetReplaced(_) => (Update, CedarPolicySet, "policies"),
+        Event::ServiceTokenCreated(e) => (Create, ServiceToken, &e.token_id),
+        Event::ServiceTokenUpdated(e) => (Update, ServiceToken, &e.token_id),
+        Event::ServiceTokenRotated(e) => (Update, ServiceToken, &e.token_id),
+        Event::ServiceTokenDeleted(e) => (Delete, ServiceToken, &e.token_id),
     }
 }
 
@@ -122,27 +139,38 @@ impl Projection for AuditTrail {
     }
 }
 
-/// The value of a resource before and after the last of `events` (its stream, from version 1
-/// up to the entry's version), as the admin API shows resources. Secrets cannot appear: the
-/// events hold none.
+/// The value of resource `resource_id` before and after the last of `events` (its stream, from
+/// version 1 up to the entry's version), as the admin API shows resources. Secrets cannot
+/// appear: the events hold none. The policy stream holds every policy, so for a policy only the
+/// events about it count; for the set (`policies`) the value is the whole set.
 pub fn resource_values<'a>(
     events: impl IntoIterator<Item = &'a Event>,
+    resource_id: &str,
 ) -> (Option<Value>, Option<Value>) {
     let mut before = None;
     let mut current: Option<Value> = None;
+    let mut policy_set: std::collections::BTreeMap<String, Value> =
+        std::collections::BTreeMap::new();
     for event in events {
         before = current.clone();
-        current = next_value(current, event);
+        current = next_value(current, event, resource_id, &mut policy_set);
     }
     (before, current)
 }
 
-fn next_value(current: Option<Value>, event: &Event) -> Option<Value> {
+fn next_value(
+    current: Option<Value>,
+    event: &Event,
+    resource_id: &str,
+    policy_set: &mut std::collections::BTreeMap<String, Value>,
+) -> Option<Value> {
     let with = |base: Option<Value>, patch: Value| {
         let mut value = base.unwrap_or_else(|| json!({}));
         merge(&mut value, patch);
         Some(value)
     };
+    // The set's value: every policy, by id, after this event.
+    let whole_set = resource_id == "policies";
     match event {
         Event::ServerAdded(e) => with(
             Some(json!({"id": e.server_id, "hostname": e.hostname, "auth_type": e.auth_type})),
@@ -158,7 +186,51 @@ fn next_value(current: Option<Value>, event: &Event) -> Option<Value> {
         Event::ApiTokenCreated(e) => {
             Some(json!({"id": e.token_id, "name": e.name, "scope": e.scope}))
         }
-        Event::ServerRemoved(_) | Event::PortalRemoved(_) | Event::ApiTokenRevoked(_) => None,
+        Event::PolicyCreated(PolicyCreated { policy })
+        | Event::PolicyUpdated(PolicyUpdated { policy }) => {
+            policy_set.insert(policy.id.to_string(), to_value(policy));
+            if whole_set {
+                Some(Value::Array(policy_set.values().cloned().collect()))
+            } else if policy.id.as_str() == resource_id {
+                Some(to_value(policy))
+            } else {
+                current
+            }
+        }
+        Event::PolicyDeleted(e) => {
+            policy_set.remove(e.policy_id.as_str());
+            if whole_set {
+                Some(Value::Array(policy_set.values().cloned().collect()))
+            } else if e.policy_id.as_str() == resource_id {
+                None
+            } else {
+                current
+            }
+        }
+        Event::PolicySetReplaced(e) => {
+            *policy_set = e.policies.iter().map(|p| (p.id.to_string(), to_value(p))).collect();
+            if whole_set {
+                Some(Value::Array(policy_set.values().cloned().collect()))
+            } else {
+                policy_set.get(resource_id).cloned()
+            }
+        }
+        Event::ServiceTokenCreated(e) => Some(json!({
+            "id": e.token_id, "client_id": e.client_id, "name": e.name,
+            "duration": e.duration, "expires_at": e.expires_at, "secret_version": 1
+        })),
+        Event::ServiceTokenUpdated(e) => with(
+            current,
+            json!({"name": e.name, "duration": e.duration, "expires_at": e.expires_at}),
+        ),
+        Event::ServiceTokenRotated(_) => {
+            let version = current.as_ref().and_then(|v| v["secret_version"].as_u64()).unwrap_or(1);
+            with(current, json!({"secret_version": version + 1}))
+        }
+        Event::ServerRemoved(_)
+        | Event::PortalRemoved(_)
+        | Event::ApiTokenRevoked(_)
+        | Event::ServiceTokenDeleted(_) => None,
     }
 }
 
@@ -207,25 +279,25 @@ mod tests {
             }),
             Event::ServerRemoved(ServerRemoved { server_id: id.clone() }),
         ];
-        let (old, new) = resource_values(&events[..1]);
+        let (old, new) = resource_values(&events[..1], "docs");
         assert_eq!(old, None);
         let new = new.unwrap();
         assert_eq!(new["hostname"], "https://docs.example.com/mcp");
         assert_eq!(new["auth_type"], "bearer");
         assert_eq!(new["name"], "Docs");
 
-        let (old, new) = resource_values(&events[..2]);
+        let (old, new) = resource_values(&events[..2], "docs");
         assert_eq!(old.unwrap().get("auth_credentials_version"), None);
         assert_eq!(new.unwrap()["auth_credentials_version"], 1);
 
-        let (old, new) = resource_values(&events[..3]);
+        let (old, new) = resource_values(&events[..3], "docs");
         assert_eq!(old.unwrap()["name"], "Docs");
         let new = new.unwrap();
         assert_eq!(new["name"], "Docs 2");
         assert_eq!(new["hostname"], "https://docs.example.com/mcp", "fixed fields carry over");
         assert_eq!(new["auth_credentials_version"], 1);
 
-        let (old, new) = resource_values(&events);
+        let (old, new) = resource_values(&events, "docs");
         assert_eq!(old.unwrap()["name"], "Docs 2");
         assert_eq!(new, None);
         assert_eq!(classify(&events[3]).0, AuditAction::Delete);

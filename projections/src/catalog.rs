@@ -106,12 +106,8 @@ impl Projection for ServerCatalog {
             Event::ServerRemoved(e) => {
                 self.servers.remove(&e.server_id);
             }
-            Event::PortalAdded(_)
-            | Event::PortalUpdated(_)
-            | Event::PortalRemoved(_)
-            | Event::AccountCreated(_)
-            | Event::ApiTokenCreated(_)
-            | Event::ApiTokenRevoked(_) => {}
+            // Only server events shape the catalog.
+            _ => {}
         }
     }
 }

@@ -260,13 +260,8 @@ impl Projection for PortalViews {
                 self.set_portal(record);
             }
             Event::PortalRemoved(e) => self.remove_portal(&e.portal_id),
-            Event::ServerAdded(_)
-            | Event::ServerUpdated(_)
-            | Event::ServerRemoved(_)
-            | Event::ServerCredentialSet(_)
-            | Event::AccountCreated(_)
-            | Event::ApiTokenCreated(_)
-            | Event::ApiTokenRevoked(_) => {}
+            // Servers join the views on read, from the catalog.
+            _ => {}
         }
     }
 }

@@ -111,3 +111,9 @@ pub(crate) fn truncate_for_message(value: &str) -> String {
         format!("{head}…")
     }
 }
+
+slug_id!(
+    /// The id of a Cedar policy (also its id inside the Cedar policy set).
+    PolicyId,
+    "id"
+);

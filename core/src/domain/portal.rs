@@ -307,13 +307,8 @@ impl PortalState {
                 }
             }
             Event::PortalRemoved(_) => self.portal = None,
-            Event::ServerAdded(_)
-            | Event::ServerUpdated(_)
-            | Event::ServerRemoved(_)
-            | Event::ServerCredentialSet(_)
-            | Event::AccountCreated(_)
-            | Event::ApiTokenCreated(_)
-            | Event::ApiTokenRevoked(_) => return,
+            // Events of other aggregates are not this portal's.
+            _ => return,
         }
         self.stream_version += 1;
     }

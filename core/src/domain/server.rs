@@ -235,12 +235,8 @@ impl ServerState {
             Event::ServerCredentialSet(e) => {
                 self.credential_versions.insert(e.credential, e.version);
             }
-            Event::PortalAdded(_)
-            | Event::PortalUpdated(_)
-            | Event::PortalRemoved(_)
-            | Event::AccountCreated(_)
-            | Event::ApiTokenCreated(_)
-            | Event::ApiTokenRevoked(_) => return,
+            // Events of other aggregates are not this server's.
+            _ => return,
         }
         self.stream_version += 1;
     }

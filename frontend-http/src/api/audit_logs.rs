@@ -487,7 +487,7 @@ fn audit_log(
             entry.id, entry.stream_version, entry.stream_id
         ))
     })?;
-    let (old, new) = resource_values(events.iter().map(|e| &e.event));
+    let (old, new) = resource_values(events.iter().map(|e| &e.event), &entry.resource_id);
     let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
     let (actor, interface) = actor(&entry.actor);
     Ok(AuditLog {
