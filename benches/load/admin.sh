@@ -28,9 +28,10 @@ for i in $(seq 1 10); do
   curl -sf -H "$auth" -X POST "$api/servers" -d "{\"id\":\"server-$i\",\"name\":\"Server $i\",\"hostname\":\"https://s$i.example.com/mcp\",\"auth_type\":\"unauthenticated\",\"updated_tools\":[{\"name\":\"search\",\"alias\":\"find$i\"}]}" >/dev/null
 done
 servers=$(python3 -c 'import json; print(json.dumps([{"server_id": f"server-{i}", "on_behalf": False, "updated_tools": [{"name": "search", "description": "Search"}]} for i in range(1, 11)]))')
-body="{\"name\":\"Bench\",\"hostname\":\"bench.example.com\",\"servers\":$servers}"
+# PUT keeps each portal's hostname (omitted fields other than name and hostname reset).
+body="{\"name\":\"Bench\",\"servers\":$servers}"
 for i in $(seq 0 63); do
-  curl -sf -H "$auth" -X POST "$api/portals" -d "{\"id\":\"bench-$i\",${body:1}" >/dev/null
+  curl -sf -H "$auth" -X POST "$api/portals" -d "{\"id\":\"bench-$i\",\"hostname\":\"bench-$i.example.com\",${body:1}" >/dev/null
 done
 
 lua=$(mktemp)

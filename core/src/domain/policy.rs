@@ -45,3 +45,29 @@ pub struct PolicyDeleted {
 pub struct PolicySetReplaced {
     pub policies: Vec<PolicyRecord>,
 }
+
+/// Why a policy's text was refused, with where in the text (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRejection {
+    pub message: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+}
+
+impl std::fmt::Display for PolicyRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => {
+                write!(f, "line {line}, column {column}: {}", self.message)
+            }
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Checks a policy's Cedar text against the schema. The domain cannot (it knows no Cedar); the
+/// `policies` crate implements this and the API passes it to `decide`.
+pub trait PolicyValidator {
+    /// `Ok` if `policy.policy` is exactly one Cedar policy that validates strictly.
+    fn validate(&self, policy: &PolicyRecord) -> Result<(), PolicyRejection>;
+}
