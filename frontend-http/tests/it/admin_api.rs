@@ -430,3 +430,17 @@ async fn secrets_never_come_back_and_deletes_return_the_object() {
         .await
         .ok();
 }
+
+#[actix_web::test]
+async fn health_and_readiness() {
+    let app = TestApp::new().await;
+    let health = app.get_as("/healthz", None).await.expect(StatusCode::OK);
+    assert_eq!(health.body["status"], "ok");
+    let ready = app.get_as("/readyz", None).await.expect(StatusCode::OK);
+    assert_eq!(ready.body["status"], "ready");
+    assert_eq!(ready.body["log_head"], ready.body["projected"]);
+    assert!(
+        ready.body["log_head"].as_u64().unwrap() >= 2,
+        "account and admin token are in the log"
+    );
+}
