@@ -8,10 +8,34 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{EncodedEvent, EncodedMetadata};
-use super::{ActualVersion, AppendError, Appended, ExpectedVersion, Position};
+use super::{ActualVersion, AppendError, Appended, ExpectedVersion, LogError, Position};
+use crate::event::{EventMetadata, NewEvent};
+
+/// Checks, encodes and queues one append for a backend's writer, then waits for its answer
+/// (which comes after the commit). Encoding happens here, on the appender's task, so the single
+/// writer only inserts.
+pub(crate) async fn submit(
+    writer: &mpsc::Sender<AppendRequest>,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    metadata: &EventMetadata,
+) -> Result<Appended, AppendError> {
+    super::validate_append(stream_id, events)?;
+    let (reply, answer) = oneshot::channel();
+    let request = AppendRequest {
+        stream_id: stream_id.to_owned(),
+        expected,
+        events: super::codec::encode_events(events)?,
+        metadata: super::codec::encode_metadata(metadata)?,
+        reply,
+    };
+    writer.send(request).await.map_err(|_| LogError::Closed)?;
+    answer.await.map_err(|_| LogError::Closed)?
+}
 
 /// The most requests one transaction takes.
 pub(crate) const MAX_BATCH_REQUESTS: usize = 2048;

@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
@@ -172,17 +172,7 @@ impl EventLog for PostgresLog {
         events: Vec<NewEvent>,
         metadata: &EventMetadata,
     ) -> Result<Appended, AppendError> {
-        super::validate_append(stream_id, &events)?;
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest {
-            stream_id: stream_id.to_owned(),
-            expected,
-            events: codec::encode_events(&events)?,
-            metadata: codec::encode_metadata(metadata)?,
-            reply,
-        };
-        self.writer.send(request).await.map_err(|_| LogError::Closed)?;
-        answer.await.map_err(|_| LogError::Closed)?
+        batch::submit(&self.writer, stream_id, expected, &events, metadata).await
     }
 
     async fn read_stream(

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::Utc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::batch::{self, AppendRequest};
@@ -122,17 +122,7 @@ impl EventLog for SqliteLog {
         events: Vec<NewEvent>,
         metadata: &EventMetadata,
     ) -> Result<Appended, AppendError> {
-        super::validate_append(stream_id, &events)?;
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest {
-            stream_id: stream_id.to_owned(),
-            expected,
-            events: codec::encode_events(&events)?,
-            metadata: codec::encode_metadata(metadata)?,
-            reply,
-        };
-        self.writer.send(request).await.map_err(|_| LogError::Closed)?;
-        answer.await.map_err(|_| LogError::Closed)?
+        batch::submit(&self.writer, stream_id, expected, &events, metadata).await
     }
 
     async fn read_stream(
