@@ -45,39 +45,6 @@ pub(crate) fn encode_metadata(metadata: &EventMetadata) -> Result<EncodedMetadat
     })
 }
 
-/// One row of the log as a backend reads it.
-#[derive(Debug, Clone)]
-pub(crate) struct StoredEvent {
-    pub position: Position,
-    pub stream_id: String,
-    pub stream_version: u64,
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub schema_version: u16,
-    pub recorded_at: DateTime<Utc>,
-    pub actor: String,
-    pub correlation_id: Uuid,
-    pub payload: String,
-}
-
-impl StoredEvent {
-    pub(crate) fn decode(self) -> Result<RecordedEvent, LogError> {
-        StoredEventRef {
-            position: self.position,
-            stream_id: self.stream_id,
-            stream_version: self.stream_version,
-            event_id: self.event_id,
-            event_type: &self.event_type,
-            schema_version: self.schema_version,
-            recorded_at: self.recorded_at,
-            actor: &self.actor,
-            correlation_id: self.correlation_id,
-            payload: &self.payload,
-        }
-        .decode(&mut ActorCache::default())
-    }
-}
-
 /// One row of the log with its text columns borrowed from the database driver's buffer, so
 /// that a replay does not copy them before parsing.
 #[derive(Debug, Clone)]

@@ -31,7 +31,7 @@ use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 use uuid::Uuid;
 
 use super::batch::{self, AppendRequest};
-use super::codec::{self, StoredEvent};
+use super::codec::{self, ActorCache, StoredEventRef};
 use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
 
@@ -190,7 +190,7 @@ impl EventLog for PostgresLog {
             .query(&sql, &[&stream_id, &to_i64(from_version), &to_i64(limit as u64)])
             .await
             .map_err(LogError::storage)?;
-        rows.iter().map(|row| stored_from_row(row)?.decode()).collect()
+        decode_rows(&rows)
     }
 
     async fn read_all(
@@ -204,7 +204,7 @@ impl EventLog for PostgresLog {
             .query(&sql, &[&to_i64(after), &to_i64(limit as u64)])
             .await
             .map_err(LogError::storage)?;
-        rows.iter().map(|row| stored_from_row(row)?.decode()).collect()
+        decode_rows(&rows)
     }
 
     async fn head_position(&self) -> Result<Position, LogError> {
@@ -250,13 +250,19 @@ async fn read_head(client: &Client) -> Result<Position, LogError> {
     codec::non_negative(0, "head position", row.get(0))
 }
 
-fn stored_from_row(row: &tokio_postgres::Row) -> Result<StoredEvent, LogError> {
+/// Decodes rows, borrowing their text and reusing the last actor (see [`ActorCache`]).
+fn decode_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<RecordedEvent>, LogError> {
+    let mut actors = ActorCache::default();
+    rows.iter().map(|row| stored_from_row(row)?.decode(&mut actors)).collect()
+}
+
+fn stored_from_row(row: &tokio_postgres::Row) -> Result<StoredEventRef<'_>, LogError> {
     let get = |e: tokio_postgres::Error| LogError::storage(e);
     let raw_position: i64 = row.try_get(0).map_err(get)?;
     let position = codec::non_negative(0, "position", raw_position)?;
     let stream_version: i64 = row.try_get(2).map_err(get)?;
     let schema_version: i16 = row.try_get(5).map_err(get)?;
-    Ok(StoredEvent {
+    Ok(StoredEventRef {
         position,
         stream_id: row.try_get(1).map_err(get)?,
         stream_version: codec::non_negative(position, "stream version", stream_version)?,
