@@ -94,10 +94,10 @@ pub struct UpdateServiceTokenBody {
     pub duration: Option<String>,
 }
 
-/// The (empty) body a rotate or refresh may carry.
-#[derive(Debug, Deserialize)]
+/// The body a rotate or refresh may carry: none, or an empty object.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NoFields {}
+pub struct NoFields {}
 
 /// A fresh secret, its hash, and a client id.
 struct NewCredentials {
@@ -354,6 +354,7 @@ pub async fn delete(
     tag = "Service tokens",
     operation_id = "rotate_service_token",
     params(crate::api::openapi::ServiceTokenPath),
+    request_body(content = Option<NoFields>, description = "Optional: no body or `{}`"),
     responses((status = 200, description = "The token and its new client secret", body = crate::api::openapi::ServiceTokenSecretResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn rotate(
@@ -382,6 +383,7 @@ pub async fn rotate(
     tag = "Service tokens",
     operation_id = "refresh_service_token",
     params(crate::api::openapi::ServiceTokenPath),
+    request_body(content = Option<NoFields>, description = "Optional: no body or `{}`"),
     responses((status = 200, description = "The refreshed token", body = crate::api::openapi::ServiceTokenResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn refresh(
