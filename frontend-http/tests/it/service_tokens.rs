@@ -278,7 +278,7 @@ async fn the_extractor_authenticates_and_refuses_with_one_message() {
     let (status, body) = whoami(&app, Some(client_id), Some(secret)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"id": created["id"], "name": "CI", "client_id": client_id}));
-    // Header names are case-insensitive.
+    // Surrounding whitespace in the header values is ignored.
     let (status, _) = whoami(&app, Some(&format!(" {client_id} ")), Some(secret)).await;
     assert_eq!(status, StatusCode::OK);
 
