@@ -9,6 +9,8 @@ pub mod error;
 pub mod openapi;
 pub mod portals;
 pub mod servers;
+pub mod service_auth;
+pub mod service_tokens;
 
 use actix_web::web;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -42,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(portals::update))
             .route(web::delete().to(portals::delete)),
     )
+    .configure(service_tokens::routes)
     .route("/accounts/{account_id}/audit_logs", web::get().to(audit_logs::list))
     .route("/openapi.json", web::get().to(openapi::serve));
 }

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod portal_views;
 pub mod read_models;
 pub mod runner;
+pub mod service_tokens;
 
 use portico_core::RecordedEvent;
 use serde::Serialize;
@@ -28,6 +29,7 @@ pub use portal_views::{
 };
 pub use read_models::ReadModels;
 pub use runner::{ProjectionError, ProjectionRunner, RunnerOptions};
+pub use service_tokens::{ServiceTokenRecord, ServiceTokens};
 
 /// A read model: a fold over the log's events.
 ///

@@ -6,6 +6,7 @@ use portico_core::domain::ids::PortalId;
 use serde::{Deserialize, Serialize};
 
 use crate::portal_views::PortalRecord;
+use crate::service_tokens::ServiceTokens;
 use crate::{Access, Aggregates, AuditTrail, PortalView, PortalViews, Projection, ServerCatalog};
 
 /// The server catalog and the portals, at one position of the log.
@@ -16,6 +17,7 @@ pub struct ReadModels {
     pub access: Access,
     pub audit: AuditTrail,
     pub aggregates: Aggregates,
+    pub service_tokens: ServiceTokens,
 }
 
 impl ReadModels {
@@ -42,7 +44,8 @@ impl Projection for ReadModels {
         + PortalViews::VERSION * 100
         + Access::VERSION * 10_000
         + AuditTrail::VERSION * 1_000_000
-        + Aggregates::VERSION * 100_000_000;
+        + Aggregates::VERSION * 100_000_000
+        + ServiceTokens::VERSION * 1_000_000_000;
 
     fn apply(&mut self, event: &RecordedEvent) {
         self.catalog.apply(event);
@@ -50,5 +53,6 @@ impl Projection for ReadModels {
         self.access.apply(event);
         self.audit.apply(event);
         self.aggregates.apply(event);
+        self.service_tokens.apply(event);
     }
 }

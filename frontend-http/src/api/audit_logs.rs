@@ -99,6 +99,7 @@ pub enum AuditResourceType {
     McpPortal,
     ApiToken,
     Account,
+    ServiceToken,
 }
 
 /// Chronological order of the answer.
@@ -209,10 +210,11 @@ impl AuditLogQuery {
                 "mcp_portal" => Ok(ResourceType::McpPortal),
                 "api_token" => Ok(ResourceType::ApiToken),
                 "account" => Ok(ResourceType::Account),
+                "service_token" => Ok(ResourceType::ServiceToken),
                 other => Err(invalid(
                     "resource.type",
                     format!(
-                        "`{}` is not one of `mcp_server`, `mcp_portal`, `api_token`, `account`",
+                        "`{}` is not one of `mcp_server`, `mcp_portal`, `api_token`, `account`, `service_token`",
                         truncate(other)
                     ),
                 )),

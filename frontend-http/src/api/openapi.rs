@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 pub use schemas::*;
 
 use super::error::ApiError;
-use super::{audit_logs, portals, servers};
+use super::{audit_logs, portals, servers, service_tokens};
 
 /// The name of the bearer-token security scheme (also written in `security(...)` above).
 pub const BEARER: &str = "api_token";
@@ -43,6 +43,13 @@ changes need the `edit` scope.";
         portals::update,
         portals::delete,
         audit_logs::list,
+        service_tokens::list,
+        service_tokens::create,
+        service_tokens::read,
+        service_tokens::update,
+        service_tokens::delete,
+        service_tokens::rotate,
+        service_tokens::refresh,
     ),
     components(schemas(
         ErrorEnvelope,
@@ -59,6 +66,7 @@ changes need the `edit` scope.";
         (name = "MCP servers", description = "Upstream MCP servers and their tool and prompt overrides"),
         (name = "MCP portals", description = "Portals: one MCP endpoint in front of several servers"),
         (name = "Audit logs", description = "Admin changes: who changed what, when, before and after"),
+        (name = "Service tokens", description = "Credentials of machine clients (`CF-Access-Client-Id` and `CF-Access-Client-Secret`)"),
     )
 )]
 pub struct ApiDoc;

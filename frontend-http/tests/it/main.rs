@@ -7,4 +7,5 @@
 mod admin_api;
 mod audit_logs;
 mod openapi;
+mod service_tokens;
 mod support;

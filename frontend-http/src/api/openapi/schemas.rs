@@ -14,6 +14,7 @@ use utoipa::{IntoParams, IntoResponses, ToSchema};
 use crate::api::audit_logs::{AuditLog, AuditLogResultInfo};
 use crate::api::envelope::ResultInfo;
 use crate::api::servers::ServerObject;
+use crate::api::service_tokens::{ServiceTokenObject, ServiceTokenWithSecret};
 
 /// The account in the path.
 #[derive(Debug, IntoParams)]
@@ -40,6 +41,16 @@ pub struct PortalPath {
     /// The account's id: 32 hexadecimal characters.
     account_id: String,
     /// The portal's id.
+    id: String,
+}
+
+/// A service token in the path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ServiceTokenPath {
+    /// The account's id: 32 hexadecimal characters.
+    account_id: String,
+    /// The service token's id (a UUID).
     id: String,
 }
 
@@ -109,6 +120,18 @@ envelope!(
 envelope!(
     /// The answer carrying a page of portals.
     PortalList { result: Vec<PortalObject>, result_info: ResultInfo }
+);
+envelope!(
+    /// The answer carrying one service token.
+    ServiceTokenResult { result: ServiceTokenObject }
+);
+envelope!(
+    /// The answer carrying one service token and its client secret (create, rotate).
+    ServiceTokenSecretResult { result: ServiceTokenWithSecret }
+);
+envelope!(
+    /// The answer carrying a page of service tokens.
+    ServiceTokenList { result: Vec<ServiceTokenObject>, result_info: ResultInfo }
 );
 envelope!(
     /// The answer carrying a page of audit logs.
