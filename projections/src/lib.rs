@@ -10,6 +10,7 @@ pub mod aggregates;
 pub mod audit;
 pub mod catalog;
 pub mod checkpoint;
+pub mod policies;
 pub mod portal_views;
 pub mod read_models;
 pub mod runner;
@@ -26,6 +27,7 @@ pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpo
 pub use portal_views::{
     EffectiveOverride, PortalRecord, PortalServerView, PortalView, PortalViews,
 };
+pub use policies::PolicyCatalog;
 pub use read_models::ReadModels;
 pub use runner::{ProjectionError, ProjectionRunner, RunnerOptions};
 

@@ -6,7 +6,10 @@ use portico_core::domain::ids::PortalId;
 use serde::{Deserialize, Serialize};
 
 use crate::portal_views::PortalRecord;
-use crate::{Access, Aggregates, AuditTrail, PortalView, PortalViews, Projection, ServerCatalog};
+use crate::{
+    Access, Aggregates, AuditTrail, PolicyCatalog, PortalView, PortalViews, Projection,
+    ServerCatalog,
+};
 
 /// The server catalog and the portals, at one position of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -16,6 +19,7 @@ pub struct ReadModels {
     pub access: Access,
     pub audit: AuditTrail,
     pub aggregates: Aggregates,
+    pub policies: PolicyCatalog,
 }
 
 impl ReadModels {
@@ -42,7 +46,8 @@ impl Projection for ReadModels {
         + PortalViews::VERSION * 100
         + Access::VERSION * 10_000
         + AuditTrail::VERSION * 1_000_000
-        + Aggregates::VERSION * 100_000_000;
+        + Aggregates::VERSION * 100_000_000
+        + PolicyCatalog::VERSION * 1_000_000_000;
 
     fn apply(&mut self, event: &RecordedEvent) {
         self.catalog.apply(event);
@@ -50,5 +55,6 @@ impl Projection for ReadModels {
         self.access.apply(event);
         self.audit.apply(event);
         self.aggregates.apply(event);
+        self.policies.apply(event);
     }
 }

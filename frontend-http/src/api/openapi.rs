@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 pub use schemas::*;
 
 use super::error::ApiError;
-use super::{audit_logs, portals, servers};
+use super::{audit_logs, cedar, portals, servers};
 
 /// The name of the bearer-token security scheme (also written in `security(...)` above).
 pub const BEARER: &str = "api_token";
@@ -43,6 +43,13 @@ changes need the `edit` scope.";
         portals::update,
         portals::delete,
         audit_logs::list,
+        cedar::list,
+        cedar::create,
+        cedar::read,
+        cedar::update,
+        cedar::delete,
+        cedar::replace,
+        cedar::schema,
     ),
     components(schemas(
         ErrorEnvelope,
@@ -58,6 +65,7 @@ changes need the `edit` scope.";
     tags(
         (name = "MCP servers", description = "Upstream MCP servers and their tool and prompt overrides"),
         (name = "MCP portals", description = "Portals: one MCP endpoint in front of several servers"),
+        (name = "Cedar policies", description = "Who may use which portal, server, tool and prompt, as Cedar policies validated against the schema"),
         (name = "Audit logs", description = "Admin changes: who changed what, when, before and after"),
     )
 )]
