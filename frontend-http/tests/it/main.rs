@@ -6,5 +6,7 @@
 
 mod admin_api;
 mod audit_logs;
+mod cedar_api;
+mod policy_cli;
 mod openapi;
 mod support;

@@ -108,7 +108,7 @@ fn a_rejected_text_names_the_line_and_column() {
     p.policy = "permit(principal, action, resource) when { resource.nosuch };".to_owned();
     p.enabled = false; // disabled policies are validated too
     let message = given([]).when(CreatePolicy(p.clone())).then_expect_invalid("policy");
-    assert_eq!(message, "line 1, column 52: unknown attribute `nosuch`");
+    assert_eq!(message, "line 1, column 53: unknown attribute `nosuch`");
     given([created("a")]).when(UpdatePolicy(p)).then_expect_invalid("policy");
 }
 
