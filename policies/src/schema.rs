@@ -15,8 +15,8 @@ static SCHEMA: LazyLock<Result<Schema, String>> = LazyLock::new(|| {
 
 /// The schema in Cedar's JSON schema format (for tools that take JSON), converted from the text.
 pub fn schema_json() -> Result<serde_json::Value, String> {
-    let (fragment, _warnings) =
-        cedar_policy::SchemaFragment::from_cedarschema_str(SCHEMA_TEXT).map_err(|e| e.to_string())?;
+    let (fragment, _warnings) = cedar_policy::SchemaFragment::from_cedarschema_str(SCHEMA_TEXT)
+        .map_err(|e| e.to_string())?;
     fragment.to_json_value().map_err(|e| e.to_string())
 }
 

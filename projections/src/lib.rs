@@ -24,10 +24,10 @@ pub use aggregates::Aggregates;
 pub use audit::{AuditAction, AuditEntry, AuditTrail, ResourceType, resource_values};
 pub use catalog::{CatalogServer, ServerCatalog};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
+pub use policies::PolicyCatalog;
 pub use portal_views::{
     EffectiveOverride, PortalRecord, PortalServerView, PortalView, PortalViews,
 };
-pub use policies::PolicyCatalog;
 pub use read_models::ReadModels;
 pub use runner::{ProjectionError, ProjectionRunner, RunnerOptions};
 

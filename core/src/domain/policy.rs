@@ -254,7 +254,10 @@ fn check(
     if policy.policy.len() > MAX_POLICY_TEXT_BYTES {
         return Err(DomainError::invalid(
             field,
-            format!("is {} bytes long; at most {MAX_POLICY_TEXT_BYTES} are allowed", policy.policy.len()),
+            format!(
+                "is {} bytes long; at most {MAX_POLICY_TEXT_BYTES} are allowed",
+                policy.policy.len()
+            ),
         ));
     }
     validator

@@ -372,7 +372,8 @@ pub async fn replace(
     let current = state.read(|m| m.policies.state().clone());
     let events = decide(&current, ReplacePolicies(records).into())?;
     state.write(POLICIES_STREAM, current.stream_version, events, caller.actor()).await?;
-    let set: Vec<PolicyObject> = state.read(|m| m.policies.iter().map(PolicyObject::from).collect());
+    let set: Vec<PolicyObject> =
+        state.read(|m| m.policies.iter().map(PolicyObject::from).collect());
     Ok(envelope::ok(set))
 }
 

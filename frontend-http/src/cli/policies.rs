@@ -131,8 +131,9 @@ pub fn read_dir(dir: &Path) -> anyhow::Result<Vec<PolicyRecord>> {
     let mut records = Vec::with_capacity(files.len());
     for path in files {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
-        let id = PolicyId::parse(stem.clone())
-            .map_err(|e| anyhow::anyhow!("{}: the file name is not a policy id: {e}", path.display()))?;
+        let id = PolicyId::parse(stem.clone()).map_err(|e| {
+            anyhow::anyhow!("{}: the file name is not a policy id: {e}", path.display())
+        })?;
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let meta = metadata.remove(&stem).unwrap_or_default();

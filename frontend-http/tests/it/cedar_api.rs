@@ -43,7 +43,10 @@ async fn policies_are_created_read_listed_updated_and_deleted() {
 
     let text = PERMIT_DOCS.replace("eng", "ops");
     let updated = app
-        .put(&format!("{}/eng-docs", policies(&app)), json!({"policy": text, "description": "ops now"}))
+        .put(
+            &format!("{}/eng-docs", policies(&app)),
+            json!({"policy": text, "description": "ops now"}),
+        )
         .await
         .ok();
     assert_eq!(updated["policy"], text.as_str());
@@ -76,7 +79,8 @@ async fn a_replace_is_one_event_or_nothing() {
     app.post(&policies(&app), policy("old")).await.ok();
     let set: Vec<Value> = (1..=5).map(|i| policy(&format!("p{i}"))).collect();
     let result = app.put(&policies(&app), json!({"policies": set})).await.ok();
-    let ids: Vec<&str> = result.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        result.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["p1", "p2", "p3", "p4", "p5"]);
     let replaced: Vec<_> = app
         .events()
@@ -89,7 +93,9 @@ async fn a_replace_is_one_event_or_nothing() {
     // One invalid policy of five: a 400 naming it, with line and column; nothing changes.
     let before = app.events().await.len();
     let mut bad: Vec<Value> = (1..=5).map(|i| policy(&format!("q{i}"))).collect();
-    bad[3]["policy"] = json!("permit(principal, action == Portico::Action::\"call_tool\", resource)\nwhen { resource.nosuch };");
+    bad[3]["policy"] = json!(
+        "permit(principal, action == Portico::Action::\"call_tool\", resource)\nwhen { resource.nosuch };"
+    );
     let answer = app.put(&policies(&app), json!({"policies": bad})).await;
     let body = answer.body.clone();
     let message = answer.error(StatusCode::BAD_REQUEST);
@@ -117,26 +123,166 @@ async fn bad_input_is_a_400_naming_the_field_and_changes_nothing() {
     let syntax = "permit(\n  principal,\n  action,\n  resource\n) when { principal.email == };";
     let long_text = format!("permit(principal, action, resource);{}", " ".repeat(65_537));
     let cases: Vec<(Method, &str, Value, &str, &str, bool)> = vec![
-        (Method::POST, "policies", json!({"id": "bad_id", "name": "x", "policy": PERMIT_DOCS}), "/id", "contains `_`", false),
-        (Method::POST, "policies", json!({"id": "Upper", "name": "x", "policy": PERMIT_DOCS}), "/id", "not a slug", false),
-        (Method::POST, "policies", json!({"id": "x".repeat(65), "name": "x", "policy": PERMIT_DOCS}), "/id", "longer than 64", false),
-        (Method::POST, "policies", json!({"id": "e", "name": "x", "policy": ""}), "/policy", "must not be empty", false),
-        (Method::POST, "policies", json!({"id": "e", "name": "x"}), "/policy", "is required", false),
-        (Method::POST, "policies", json!({"id": "e", "name": "x", "policy": two}), "/policy", "line 2", true),
-        (Method::POST, "policies", json!({"id": "e", "name": "x", "policy": unknown_type}), "/policy", "Widget", true),
-        (Method::POST, "policies", json!({"id": "e", "name": "x", "policy": unknown_attr}), "/policy", "nosuch", true),
-        (Method::POST, "policies", json!({"id": "e", "name": "x", "policy": syntax}), "/policy", "line 5", true),
-        (Method::POST, "policies", json!({"id": "e", "name": "x", "policy": long_text}), "/policy", "65536", false),
-        (Method::POST, "policies", json!({"id": "e", "name": "", "policy": PERMIT_DOCS}), "/name", "must not be empty", false),
-        (Method::POST, "policies", json!({"id": "e", "name": "n".repeat(256), "policy": PERMIT_DOCS}), "/name", "longer than 255", false),
-        (Method::POST, "policies", json!({"id": "e", "name": "x", "description": "d".repeat(1025), "policy": PERMIT_DOCS}), "/description", "longer than 1024", false),
-        (Method::POST, "policies", json!({"id": "e", "name": "x", "policy": PERMIT_DOCS, "extra": 1}), "", "unknown field", false),
-        (Method::PUT, "policies/existing", json!({"policy": unknown_attr}), "/policy", "nosuch", true),
-        (Method::PUT, "policies/existing", json!({"enabled": "yes"}), "/enabled", "invalid type", false),
-        (Method::PUT, "policies", json!({"policies": [policy("a"), policy("b"), policy("a")]}), "/policies/2/id", "more than once", false),
-        (Method::PUT, "policies", json!({"policies": [policy("a"), {"name": "x", "policy": PERMIT_DOCS}]}), "/policies/1/id", "is required", false),
-        (Method::PUT, "policies", json!({"policies": [policy("a"), policy("Bad")]}), "/policies/1/id", "not a slug", false),
-        (Method::PUT, "policies", json!({"policies": [policy("a"), {"id": "b", "name": "x", "policy": two}]}), "/policies/1/policy", "line 2", true),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "bad_id", "name": "x", "policy": PERMIT_DOCS}),
+            "/id",
+            "contains `_`",
+            false,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "Upper", "name": "x", "policy": PERMIT_DOCS}),
+            "/id",
+            "not a slug",
+            false,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "x".repeat(65), "name": "x", "policy": PERMIT_DOCS}),
+            "/id",
+            "longer than 64",
+            false,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "x", "policy": ""}),
+            "/policy",
+            "must not be empty",
+            false,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "x"}),
+            "/policy",
+            "is required",
+            false,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "x", "policy": two}),
+            "/policy",
+            "line 2",
+            true,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "x", "policy": unknown_type}),
+            "/policy",
+            "Widget",
+            true,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "x", "policy": unknown_attr}),
+            "/policy",
+            "nosuch",
+            true,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "x", "policy": syntax}),
+            "/policy",
+            "line 5",
+            true,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "x", "policy": long_text}),
+            "/policy",
+            "65536",
+            false,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "", "policy": PERMIT_DOCS}),
+            "/name",
+            "must not be empty",
+            false,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "n".repeat(256), "policy": PERMIT_DOCS}),
+            "/name",
+            "longer than 255",
+            false,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "x", "description": "d".repeat(1025), "policy": PERMIT_DOCS}),
+            "/description",
+            "longer than 1024",
+            false,
+        ),
+        (
+            Method::POST,
+            "policies",
+            json!({"id": "e", "name": "x", "policy": PERMIT_DOCS, "extra": 1}),
+            "",
+            "unknown field",
+            false,
+        ),
+        (
+            Method::PUT,
+            "policies/existing",
+            json!({"policy": unknown_attr}),
+            "/policy",
+            "nosuch",
+            true,
+        ),
+        (
+            Method::PUT,
+            "policies/existing",
+            json!({"enabled": "yes"}),
+            "/enabled",
+            "invalid type",
+            false,
+        ),
+        (
+            Method::PUT,
+            "policies",
+            json!({"policies": [policy("a"), policy("b"), policy("a")]}),
+            "/policies/2/id",
+            "more than once",
+            false,
+        ),
+        (
+            Method::PUT,
+            "policies",
+            json!({"policies": [policy("a"), {"name": "x", "policy": PERMIT_DOCS}]}),
+            "/policies/1/id",
+            "is required",
+            false,
+        ),
+        (
+            Method::PUT,
+            "policies",
+            json!({"policies": [policy("a"), policy("Bad")]}),
+            "/policies/1/id",
+            "not a slug",
+            false,
+        ),
+        (
+            Method::PUT,
+            "policies",
+            json!({"policies": [policy("a"), {"id": "b", "name": "x", "policy": two}]}),
+            "/policies/1/policy",
+            "line 2",
+            true,
+        ),
     ];
     for (method, suffix, body, pointer, phrase, located) in cases {
         let path = app.api(&format!("/cedar/{suffix}"));

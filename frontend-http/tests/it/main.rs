@@ -7,6 +7,6 @@
 mod admin_api;
 mod audit_logs;
 mod cedar_api;
-mod policy_cli;
 mod openapi;
+mod policy_cli;
 mod support;

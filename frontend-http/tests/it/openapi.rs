@@ -195,7 +195,12 @@ async fn answers_have_the_documented_shapes() {
     conforms(&doc, "PolicySetResult", &replaced.body);
     let schema = app.get(&app.api("/cedar/schema")).await;
     conforms(&doc, "CedarSchemaResult", &schema.body);
-    let invalid = app.post(&cedar, json!({"name": "x", "policy": "permit(principal, action, resource) when { 1 };"})).await;
+    let invalid = app
+        .post(
+            &cedar,
+            json!({"name": "x", "policy": "permit(principal, action, resource) when { 1 };"}),
+        )
+        .await;
     conforms(&doc, "ErrorEnvelope", &invalid.body);
     conforms(&doc, "ErrorSource", &invalid.body["errors"][0]["source"]);
 }

@@ -76,11 +76,15 @@ fn a_wrong_expectation_fails_with_the_reason() {
     let report = cases::run_file(&file, &policies_dir).unwrap();
     assert_eq!(report.failures, 2, "{report}");
     assert!(
-        report.lines[0].starts_with("✗ wrong: expected deny, got allow: decided by engineering-uses-docs"),
+        report.lines[0]
+            .starts_with("✗ wrong: expected deny, got allow: decided by engineering-uses-docs"),
         "{report}"
     );
     assert!(report.lines[1].starts_with("✓ right: deny, no policy permits it"), "{report}");
-    assert!(report.lines[2].starts_with("✗ wrong resource for the action: cannot evaluate"), "{report}");
+    assert!(
+        report.lines[2].starts_with("✗ wrong resource for the action: cannot evaluate"),
+        "{report}"
+    );
 }
 
 #[actix_web::test]
@@ -117,7 +121,10 @@ async fn push_and_pull_round_trip_through_the_api() {
     let round_trip = policies::read_dir(out.path()).unwrap();
     assert_eq!(round_trip.len(), original.len());
     for (a, b) in original.iter().zip(&round_trip) {
-        assert_eq!((&a.id, &a.name, &a.description, a.enabled), (&b.id, &b.name, &b.description, b.enabled));
+        assert_eq!(
+            (&a.id, &a.name, &a.description, a.enabled),
+            (&b.id, &b.name, &b.description, b.enabled)
+        );
         assert_eq!(a.policy.trim_end(), b.policy.trim_end());
     }
 

@@ -75,11 +75,9 @@ fn update_and_delete_need_an_existing_policy() {
     given([created("a")])
         .when(UpdatePolicy(changed.clone()))
         .then_expect([Event::PolicyUpdated(PolicyUpdated { policy: changed })]);
-    given([created("a")])
-        .when(DeletePolicy(PolicyId::parse("a").unwrap()))
-        .then_expect([Event::PolicyDeleted(PolicyDeleted {
-            policy_id: PolicyId::parse("a").unwrap(),
-        })]);
+    given([created("a")]).when(DeletePolicy(PolicyId::parse("a").unwrap())).then_expect([
+        Event::PolicyDeleted(PolicyDeleted { policy_id: PolicyId::parse("a").unwrap() }),
+    ]);
 }
 
 #[test]
@@ -128,16 +126,17 @@ fn a_replace_is_one_event_or_nothing() {
     let mut unnamed = set;
     unnamed[1].name = String::new();
     given([]).when(ReplacePolicies(unnamed)).then_expect_invalid("policies[1].name");
-    given([created("x")]).when(ReplacePolicies(Vec::new())).then_expect([
-        Event::PolicySetReplaced(PolicySetReplaced { policies: Vec::new() }),
-    ]);
+    given([created("x")])
+        .when(ReplacePolicies(Vec::new()))
+        .then_expect([Event::PolicySetReplaced(PolicySetReplaced { policies: Vec::new() })]);
 }
 
 #[test]
 fn at_most_ten_thousand_policies() {
     let many: Vec<PolicyRecord> = (0..=MAX_POLICIES).map(|i| record(&format!("p{i}"))).collect();
     given([]).when(ReplacePolicies(many.clone())).then_expect_invalid("policies");
-    let full = Event::PolicySetReplaced(PolicySetReplaced { policies: many[..MAX_POLICIES].to_vec() });
+    let full =
+        Event::PolicySetReplaced(PolicySetReplaced { policies: many[..MAX_POLICIES].to_vec() });
     given([full]).when(CreatePolicy(record("one-more"))).then_expect_invalid("id");
 }
 

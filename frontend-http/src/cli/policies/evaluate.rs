@@ -51,7 +51,9 @@ pub fn evaluate(policies: &PolicySet, case: &Case) -> anyhow::Result<Evaluation>
     let principal = match p.kind {
         PrincipalType::User => {
             for group in &p.groups {
-                entities.push(json!({"uid": uid("Group", group), "attrs": {"name": group}, "parents": []}));
+                entities.push(
+                    json!({"uid": uid("Group", group), "attrs": {"name": group}, "parents": []}),
+                );
             }
             let email = p.email.clone().unwrap_or_else(|| format!("{}@example.com", p.id));
             let parents: Vec<Value> = p.groups.iter().map(|g| uid("Group", g)).collect();
@@ -96,15 +98,20 @@ pub fn evaluate(policies: &PolicySet, case: &Case) -> anyhow::Result<Evaluation>
             let id = format!("{server}/{}", r.id);
             let (kind, attrs) = if r.kind == ResourceType::Tool {
                 let h = &r.hints;
-                ("Tool", json!({"name": r.id,
+                (
+                    "Tool",
+                    json!({"name": r.id,
                     "readOnlyHint": h.read_only_hint.unwrap_or(false),
                     "destructiveHint": h.destructive_hint.unwrap_or(true),
                     "idempotentHint": h.idempotent_hint.unwrap_or(false),
-                    "openWorldHint": h.open_world_hint.unwrap_or(true)}))
+                    "openWorldHint": h.open_world_hint.unwrap_or(true)}),
+                )
             } else {
                 ("Prompt", json!({"name": r.id}))
             };
-            entities.push(json!({"uid": uid(kind, &id), "attrs": attrs, "parents": [uid("Server", server)]}));
+            entities.push(
+                json!({"uid": uid(kind, &id), "attrs": attrs, "parents": [uid("Server", server)]}),
+            );
             entity_uid(kind, &id)?
         }
     };

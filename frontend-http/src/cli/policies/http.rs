@@ -52,8 +52,8 @@ fn request(
     let (authority, base) = split_url(&api.url)?;
     let target = format!("{}{path}", base.trim_end_matches('/'));
     let payload = body.map(serde_json::to_vec).transpose()?.unwrap_or_default();
-    let mut stream = TcpStream::connect(&authority)
-        .with_context(|| format!("cannot connect to {authority}"))?;
+    let mut stream =
+        TcpStream::connect(&authority).with_context(|| format!("cannot connect to {authority}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut head = format!(
         "{method} {target} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {}\r\n\
