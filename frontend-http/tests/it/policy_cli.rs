@@ -32,6 +32,20 @@ fn every_example_policy_of_the_docs_validates() {
     assert!(report.ok(), "{report}");
 }
 
+/// The Cedar blocks of `docs/policies.md` are the example files, and so validate too.
+#[test]
+fn every_cedar_block_of_the_guide_validates() {
+    let guide = std::fs::read_to_string(examples().join("..").join("policies.md")).unwrap();
+    let blocks: Vec<&str> =
+        guide.split("```cedar\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
+    assert!(blocks.len() >= 8, "{} blocks", blocks.len());
+    for (i, block) in blocks.iter().enumerate() {
+        if let Err(e) = portico_policies::validate_policy(&format!("block-{i}"), block) {
+            panic!("cedar block {i} of docs/policies.md: {e}\n{block}");
+        }
+    }
+}
+
 #[test]
 fn the_example_test_cases_pass() {
     let report =
