@@ -264,3 +264,58 @@ fn api_error(status: u16, body: &Value) -> anyhow::Error {
         anyhow::anyhow!("the API answered {status}: {}", messages.join("; "))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn push_takes_the_api_from_flags() {
+        let cli = Cli::try_parse_from([
+            "portico",
+            "policies",
+            "push",
+            "policies",
+            "--url",
+            "http://127.0.0.1:8080",
+            "--account-id",
+            "abc",
+            "--token",
+            "t",
+        ])
+        .unwrap();
+        let Command::Policies(PoliciesCommand::Push { dir, api }) = cli.command else {
+            panic!("not a push: {:?}", cli.command)
+        };
+        assert_eq!(dir, PathBuf::from("policies"));
+        assert_eq!((api.url.as_str(), api.account_id.as_str()), ("http://127.0.0.1:8080", "abc"));
+        let test = Cli::try_parse_from(["portico", "policies", "test", "cases.yaml"]).unwrap();
+        assert!(matches!(
+            test.command,
+            Command::Policies(PoliciesCommand::Test { policies: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_directory_reads_ids_from_file_stems_and_metadata_from_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.cedar"), "permit(principal, action, resource);").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        std::fs::write(dir.path().join(METADATA_FILE), "a: {name: A, enabled: false}\n").unwrap();
+        let records = read_dir(dir.path()).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!((records[0].id.as_str(), records[0].name.as_str()), ("a", "A"));
+        assert!(!records[0].enabled);
+        std::fs::write(dir.path().join(METADATA_FILE), "b: {name: B}\n").unwrap();
+        let err = read_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("`b` has no file `b.cedar`"), "{err}");
+        std::fs::remove_file(dir.path().join(METADATA_FILE)).unwrap();
+        std::fs::write(dir.path().join("Bad_Name.cedar"), "").unwrap();
+        let err = read_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a policy id"), "{err}");
+    }
+}

@@ -375,3 +375,20 @@ async fn each_change_is_in_the_audit_log_with_old_and_new_text() {
     assert!(items[3].get("newValueJson").is_none());
     assert_eq!(items[3]["actor"]["type"], "api_token");
 }
+
+/// A set larger than the 1 MiB body limit of other resources is accepted in one replace.
+#[actix_web::test]
+async fn a_large_set_is_replaced_at_once() {
+    let app = TestApp::new().await;
+    let padding = format!("// {}\n", "x".repeat(700));
+    let set: Vec<Value> = (0..2000)
+        .map(|i| {
+            json!({"id": format!("p{i}"), "name": format!("Policy {i}"),
+                   "policy": format!("{padding}{PERMIT_DOCS}")})
+        })
+        .collect();
+    let body = json!({"policies": set});
+    assert!(body.to_string().len() > 1024 * 1024);
+    let result = app.put(&policies(&app), body).await.ok();
+    assert_eq!(result.as_array().unwrap().len(), 2000);
+}
