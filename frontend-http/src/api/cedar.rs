@@ -91,7 +91,8 @@ pub struct PolicyInput {
     pub enabled: Option<bool>,
 }
 
-/// `PUT .../cedar/policies/{id}` body: an omitted field keeps its current value.
+/// `PUT .../cedar/policies/{id}` body: an omitted field keeps its current value (send
+/// `"description": null` to clear the description).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyUpdate {
@@ -100,12 +101,19 @@ pub struct PolicyUpdate {
     pub id: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
+    /// `null` clears the description; omitted keeps it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
     #[serde(default)]
     pub policy: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
+}
+
+/// A field that was sent, possibly as `null` (`Some(None)`), as opposed to omitted (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// `PUT .../cedar/policies` body: the whole new set.
@@ -307,7 +315,7 @@ pub async fn update(
     let record = PolicyRecord {
         id: id.clone(),
         name: body.name.unwrap_or(existing.name),
-        description: body.description.or(existing.description),
+        description: body.description.unwrap_or(existing.description),
         policy: body.policy.unwrap_or(existing.policy),
         enabled: body.enabled.unwrap_or(existing.enabled),
     };

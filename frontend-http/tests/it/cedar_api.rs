@@ -52,6 +52,14 @@ async fn policies_are_created_read_listed_updated_and_deleted() {
     assert_eq!(updated["policy"], text.as_str());
     assert_eq!(updated["name"], "Policy eng-docs", "omitted fields keep their values");
     assert_eq!(updated["description"], "ops now");
+    let cleared =
+        app.put(&format!("{}/eng-docs", policies(&app)), json!({"description": null})).await.ok();
+    assert_eq!(cleared["description"], Value::Null);
+    assert_eq!(cleared["policy"], text.as_str());
+    let updated = app
+        .put(&format!("{}/eng-docs", policies(&app)), json!({"description": "ops now"}))
+        .await
+        .ok();
     app.put(&format!("{}/eng-docs", policies(&app)), json!({"id": "other"}))
         .await
         .error(StatusCode::BAD_REQUEST);
@@ -70,7 +78,17 @@ async fn policies_are_created_read_listed_updated_and_deleted() {
         .filter(|e| e.stream_id == "policies")
         .map(|e| e.event.event_type().to_owned())
         .collect();
-    assert_eq!(types, ["PolicyCreated", "PolicyCreated", "PolicyUpdated", "PolicyDeleted"]);
+    assert_eq!(
+        types,
+        [
+            "PolicyCreated",
+            "PolicyCreated",
+            "PolicyUpdated",
+            "PolicyUpdated",
+            "PolicyUpdated",
+            "PolicyDeleted"
+        ]
+    );
 }
 
 #[actix_web::test]
