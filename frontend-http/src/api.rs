@@ -4,6 +4,7 @@
 pub mod audit_logs;
 pub mod auth;
 pub mod body;
+pub mod cedar;
 pub mod envelope;
 pub mod error;
 pub mod openapi;
@@ -45,6 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(portals::delete)),
     )
     .configure(service_tokens::routes)
+    .configure(cedar::routes)
     .route("/accounts/{account_id}/audit_logs", web::get().to(audit_logs::list))
     .route("/openapi.json", web::get().to(openapi::serve));
 }

@@ -1,4 +1,6 @@
-//! The `portico` command line: `serve`, `token`, `events`.
+//! The `portico` command line: `serve`, `token`, `events`, `policies`.
+
+pub mod policies;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +54,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Print the event log: every change, with actor and time.
     Events(EventsArgs),
+    /// Policy-as-code: validate, test, push and pull Cedar policies.
+    #[command(subcommand)]
+    Policies(policies::PoliciesCommand),
 }
 
 #[derive(Debug, Args)]
@@ -144,12 +149,20 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs the command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Policy commands work on files and the API, not on this instance's storage.
+    if let Command::Policies(command) = cli.command {
+        if !policies::run(command).await? {
+            anyhow::bail!("some policy checks failed (see above)");
+        }
+        return Ok(());
+    }
     let config = cli.resolve()?;
     init_logging(config.log_format);
     match cli.command {
         Command::Serve(_) => serve(config).await,
         Command::Token(command) => token_command(config, command).await,
         Command::Events(args) => events(config, args).await,
+        Command::Policies(_) => Ok(()),
     }
 }
 

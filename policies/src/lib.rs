@@ -4,5 +4,5 @@
 pub mod schema;
 pub mod validate;
 
-pub use schema::{SCHEMA_TEXT, schema};
+pub use schema::{SCHEMA_TEXT, schema, schema_json};
 pub use validate::{CedarValidator, validate_policy};

@@ -10,6 +10,7 @@ pub mod aggregates;
 pub mod audit;
 pub mod catalog;
 pub mod checkpoint;
+pub mod policies;
 pub mod portal_views;
 pub mod read_models;
 pub mod runner;
@@ -24,6 +25,7 @@ pub use aggregates::Aggregates;
 pub use audit::{AuditAction, AuditEntry, AuditTrail, ResourceType, resource_values};
 pub use catalog::{CatalogServer, ServerCatalog};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
+pub use policies::PolicyCatalog;
 pub use portal_views::{
     EffectiveOverride, PortalRecord, PortalServerView, PortalView, PortalViews,
 };

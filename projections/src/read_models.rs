@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::portal_views::PortalRecord;
 use crate::service_tokens::ServiceTokens;
-use crate::{Access, Aggregates, AuditTrail, PortalView, PortalViews, Projection, ServerCatalog};
+use crate::{
+    Access, Aggregates, AuditTrail, PolicyCatalog, PortalView, PortalViews, Projection,
+    ServerCatalog,
+};
 
 /// The server catalog and the portals, at one position of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -18,6 +21,7 @@ pub struct ReadModels {
     pub audit: AuditTrail,
     pub aggregates: Aggregates,
     pub service_tokens: ServiceTokens,
+    pub policies: PolicyCatalog,
 }
 
 impl ReadModels {
@@ -39,13 +43,14 @@ impl ReadModels {
 
 impl Projection for ReadModels {
     const NAME: &'static str = "read_models";
-    // Any change of a part's version changes this sum of distinct powers.
+    // Versions only ever go up, so any part's bump changes this sum.
     const VERSION: u32 = ServerCatalog::VERSION
-        + PortalViews::VERSION * 100
-        + Access::VERSION * 10_000
-        + AuditTrail::VERSION * 1_000_000
-        + Aggregates::VERSION * 100_000_000
-        + ServiceTokens::VERSION * 1_000_000_000;
+        + PortalViews::VERSION
+        + Access::VERSION
+        + AuditTrail::VERSION
+        + Aggregates::VERSION
+        + ServiceTokens::VERSION
+        + PolicyCatalog::VERSION;
 
     fn apply(&mut self, event: &RecordedEvent) {
         self.catalog.apply(event);
@@ -54,5 +59,6 @@ impl Projection for ReadModels {
         self.audit.apply(event);
         self.aggregates.apply(event);
         self.service_tokens.apply(event);
+        self.policies.apply(event);
     }
 }

@@ -83,6 +83,12 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a `decide` run by an aggregate's own harness (the policy set's takes a
+    /// validator).
+    pub(crate) fn of(result: Result<Vec<Event>, DomainError>) -> Self {
+        Outcome { result }
+    }
+
     /// Asserts that the command was accepted with exactly these events.
     #[track_caller]
     pub(crate) fn then_expect(self, expected: impl IntoIterator<Item = Event>) {

@@ -69,16 +69,23 @@ pub struct ApiError {
     pub pointer: Option<String>,
     /// Logged, never sent.
     pub internal: Option<String>,
+    /// The 1-based line and column in the offending field's text (a Cedar policy's), if known.
+    pub location: Option<(u32, u32)>,
 }
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), pointer: None, internal: None }
+        ApiError { code, message: message.into(), pointer: None, internal: None, location: None }
     }
 
     /// A rule broken by field `path` (`servers[2].updated_tools[0].alias`).
     pub fn field(path: &str, message: impl Into<String>) -> Self {
         ApiError { pointer: Some(json_pointer(path)), ..Self::new(Code::InvalidField, message) }
+    }
+
+    /// The same error, pointing at `line` and `column` of the field's text.
+    pub fn at(self, line: u32, column: u32) -> Self {
+        ApiError { location: Some((line, column)), ..self }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -141,6 +148,10 @@ struct ErrorItem<'a> {
 #[derive(Serialize)]
 struct Source<'a> {
     pointer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<u32>,
 }
 
 impl ResponseError for ApiError {
@@ -158,7 +169,11 @@ impl ResponseError for ApiError {
             errors: [ErrorItem {
                 code,
                 message: &self.message,
-                source: self.pointer.as_deref().map(|pointer| Source { pointer }),
+                source: self.pointer.as_deref().map(|pointer| Source {
+                    pointer,
+                    line: self.location.map(|(line, _)| line),
+                    column: self.location.map(|(_, column)| column),
+                }),
             }],
             messages: [],
             result: None,

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 pub use schemas::*;
 
 use super::error::ApiError;
-use super::{audit_logs, portals, servers, service_tokens};
+use super::{audit_logs, cedar, portals, servers, service_tokens};
 
 /// The name of the bearer-token security scheme (also written in `security(...)` above).
 pub const BEARER: &str = "api_token";
@@ -50,6 +50,13 @@ changes need the `edit` scope.";
         service_tokens::delete,
         service_tokens::rotate,
         service_tokens::refresh,
+        cedar::list,
+        cedar::create,
+        cedar::read,
+        cedar::update,
+        cedar::delete,
+        cedar::replace,
+        cedar::schema,
     ),
     components(schemas(
         ErrorEnvelope,
@@ -65,6 +72,7 @@ changes need the `edit` scope.";
     tags(
         (name = "MCP servers", description = "Upstream MCP servers and their tool and prompt overrides"),
         (name = "MCP portals", description = "Portals: one MCP endpoint in front of several servers"),
+        (name = "Cedar policies", description = "Who may use which portal, server, tool and prompt, as Cedar policies validated against the schema"),
         (name = "Audit logs", description = "Admin changes: who changed what, when, before and after"),
         (name = "Service tokens", description = "Credentials of machine clients (`CF-Access-Client-Id` and `CF-Access-Client-Secret`)"),
     )

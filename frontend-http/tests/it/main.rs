@@ -6,6 +6,8 @@
 
 mod admin_api;
 mod audit_logs;
+mod cedar_api;
 mod openapi;
+mod policy_cli;
 mod service_tokens;
 mod support;

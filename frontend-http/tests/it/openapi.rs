@@ -76,10 +76,10 @@ async fn the_document_is_openapi_3_1_with_a_bearer_scheme() {
             }
         }
     }
-    assert_eq!(operations, 18);
+    assert_eq!(operations, 25);
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 18, "operation ids are unique");
+    assert_eq!(ids.len(), 25, "operation ids are unique");
 }
 
 /// Every documented operation reaches a handler (which asks for a token), none is a stray path.
@@ -182,4 +182,25 @@ async fn answers_have_the_documented_shapes() {
     let error = app.get(&format!("{}/nope", app.servers())).await;
     conforms(&doc, "ErrorEnvelope", &error.body);
     conforms(&doc, "ResponseInfo", &error.body["errors"][0]);
+
+    let cedar = app.api("/cedar/policies");
+    let text = r#"permit(principal, action == Portico::Action::"connect", resource);"#;
+    let created = app.post(&cedar, json!({"name": "All connect", "policy": text})).await;
+    conforms(&doc, "PolicyResult", &created.body);
+    conforms(&doc, "PolicyObject", &created.body["result"]);
+    let list = app.get(&cedar).await;
+    conforms(&doc, "PolicyList", &list.body);
+    conforms(&doc, "PolicyListInfo", &list.body["result_info"]);
+    let replaced = app.put(&cedar, json!({"policies": []})).await;
+    conforms(&doc, "PolicySetResult", &replaced.body);
+    let schema = app.get(&app.api("/cedar/schema")).await;
+    conforms(&doc, "CedarSchemaResult", &schema.body);
+    let invalid = app
+        .post(
+            &cedar,
+            json!({"name": "x", "policy": "permit(principal, action, resource) when { 1 };"}),
+        )
+        .await;
+    conforms(&doc, "ErrorEnvelope", &invalid.body);
+    conforms(&doc, "ErrorSource", &invalid.body["errors"][0]["source"]);
 }

@@ -70,6 +70,12 @@ pub struct ResponseInfo {
 pub struct ErrorSource {
     /// A JSON pointer into the request body (`/servers/2/updated_tools/0/alias`).
     pointer: String,
+    /// For a Cedar policy's text: the 1-based line of the problem.
+    #[schema(nullable = false)]
+    line: Option<u32>,
+    /// For a Cedar policy's text: the 1-based column of the problem.
+    #[schema(nullable = false)]
+    column: Option<u32>,
 }
 
 fn null() -> impl Into<RefOr<Schema>> {

@@ -1,0 +1,150 @@
+//! `portico policies ...` and the documentation's examples: every example policy validates,
+//! the example test cases pass, a wrong expectation fails with a reason, and `push`/`pull`
+//! round-trip a directory through a real HTTP server.
+
+use std::path::PathBuf;
+
+use portico_http::cli::policies::{self, ApiArgs, cases, validate_dir};
+
+use crate::support::{ACCOUNT_ID, TestApp};
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("docs").join("examples")
+}
+
+#[test]
+fn every_example_policy_of_the_docs_validates() {
+    let dir = examples().join("policies");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cedar") {
+            let id = path.file_stem().unwrap().to_str().unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(e) = portico_policies::validate_policy(id, &text) {
+                panic!("{}: {e}", path.display());
+            }
+            count += 1;
+        }
+    }
+    assert!(count >= 8, "the docs need at least eight examples, found {count}");
+    let report = validate_dir(&dir).unwrap();
+    assert!(report.ok(), "{report}");
+}
+
+/// The Cedar blocks of `docs/policies.md` are the example files, and so validate too.
+#[test]
+fn every_cedar_block_of_the_guide_validates() {
+    let guide = std::fs::read_to_string(examples().join("..").join("policies.md")).unwrap();
+    let blocks: Vec<&str> =
+        guide.split("```cedar\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
+    assert!(blocks.len() >= 8, "{} blocks", blocks.len());
+    for (i, block) in blocks.iter().enumerate() {
+        if let Err(e) = portico_policies::validate_policy(&format!("block-{i}"), block) {
+            panic!("cedar block {i} of docs/policies.md: {e}\n{block}");
+        }
+    }
+}
+
+#[test]
+fn the_example_test_cases_pass() {
+    let report =
+        cases::run_file(&examples().join("policy-tests.yaml"), &examples().join("policies"))
+            .unwrap();
+    assert!(report.ok(), "{report}");
+    assert!(report.lines.len() >= 16, "{report}");
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies_dir = dir.path().join("policies");
+    std::fs::create_dir(&policies_dir).unwrap();
+    std::fs::copy(
+        examples().join("policies").join("engineering-uses-docs.cedar"),
+        policies_dir.join("engineering-uses-docs.cedar"),
+    )
+    .unwrap();
+    let file = dir.path().join("cases.yaml");
+    std::fs::write(
+        &file,
+        r#"
+- name: wrong
+  principal: {type: user, id: a, groups: [engineering]}
+  action: use_server
+  resource: {type: server, id: docs}
+  expect: deny
+- name: right
+  principal: {type: user, id: a, groups: [sales]}
+  action: use_server
+  resource: {type: server, id: docs}
+  expect: deny
+- name: wrong resource for the action
+  principal: {type: user, id: a}
+  action: call_tool
+  resource: {type: server, id: docs}
+  expect: deny
+"#,
+    )
+    .unwrap();
+    let report = cases::run_file(&file, &policies_dir).unwrap();
+    assert_eq!(report.failures, 2, "{report}");
+    assert!(
+        report.lines[0]
+            .starts_with("✗ wrong: expected deny, got allow: decided by engineering-uses-docs"),
+        "{report}"
+    );
+    assert!(report.lines[1].starts_with("✓ right: deny, no policy permits it"), "{report}");
+    assert!(
+        report.lines[2].starts_with("✗ wrong resource for the action: cannot evaluate"),
+        "{report}"
+    );
+}
+
+#[actix_web::test]
+async fn push_and_pull_round_trip_through_the_api() {
+    let app = TestApp::new().await;
+    let state = app.state.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = actix_web::HttpServer::new(move || portico_http::create_app(state.clone()))
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let api = ApiArgs {
+        url: format!("http://{addr}"),
+        account_id: ACCOUNT_ID.to_owned(),
+        token: app.token.clone(),
+    };
+
+    let pushed = policies::push(&examples().join("policies"), api.clone()).await.unwrap();
+    assert_eq!(pushed, 14);
+    let listed = app.get(&app.api("/cedar/policies?per_page=100")).await.ok();
+    assert_eq!(listed.as_array().unwrap().len(), 14);
+    assert_eq!(listed[0]["id"], "auditors-read-only");
+    let named = listed.as_array().unwrap().iter().find(|p| p["id"] == "engineering-uses-docs");
+    assert_eq!(named.unwrap()["name"], "Engineering may use Docs");
+
+    let out = tempfile::tempdir().unwrap();
+    let pulled = policies::pull(out.path(), api.clone()).await.unwrap();
+    assert_eq!(pulled, 14);
+    let original = policies::read_dir(&examples().join("policies")).unwrap();
+    let round_trip = policies::read_dir(out.path()).unwrap();
+    assert_eq!(round_trip.len(), original.len());
+    for (a, b) in original.iter().zip(&round_trip) {
+        assert_eq!(
+            (&a.id, &a.name, &a.description, a.enabled),
+            (&b.id, &b.name, &b.description, b.enabled)
+        );
+        assert_eq!(a.policy.trim_end(), b.policy.trim_end());
+    }
+
+    // A bad token is refused with the API's message.
+    let wrong = ApiArgs { token: "nope".to_owned(), ..api };
+    let error = policies::pull(out.path(), wrong).await.unwrap_err();
+    assert!(error.to_string().contains("401"), "{error}");
+    handle.stop(true).await;
+}
