@@ -49,7 +49,7 @@ pub enum PolicyEngineError {
 }
 
 /// An authorization decision: not an error, whatever it says.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Decision {
     /// Whether the request is allowed.
     pub allowed: bool,

@@ -352,8 +352,21 @@ impl EntitiesBuilder {
         Ok(self)
     }
 
+    /// The entities, with the schema's action entities (and their hierarchy).
+    ///
+    /// Not checked against the schema again: this builder gives every entity exactly the
+    /// attributes and parents the schema declares (a test checks it with
+    /// [`EntitiesBuilder::build_checked`]), and the check costs more than the rest of a
+    /// portal's visibility.
+    pub fn build(mut self) -> Result<Entities, EntityError> {
+        let actions = ACTION_ENTITIES.as_ref().map_err(|e| EntityError::Schema(e.clone()))?;
+        self.entities.extend(actions.iter().cloned());
+        Entities::from_entities(self.entities, None)
+            .map_err(|e| EntityError::Entities(e.to_string()))
+    }
+
     /// The entities, checked against the schema, with the schema's action entities.
-    pub fn build(self) -> Result<Entities, EntityError> {
+    pub fn build_checked(self) -> Result<Entities, EntityError> {
         let schema = schema().map_err(|e| EntityError::Schema(e.to_owned()))?;
         Entities::from_entities(self.entities, Some(schema))
             .map_err(|e| EntityError::Entities(e.to_string()))
@@ -399,6 +412,13 @@ struct Names {
     types: [EntityTypeName; 7],
     actions: [EntityUid; 5],
 }
+
+/// The schema's action entities (`list_tool` `in` `use_server`, ...).
+static ACTION_ENTITIES: LazyLock<Result<Vec<Entity>, String>> = LazyLock::new(|| {
+    let schema = schema().map_err(str::to_owned)?;
+    let actions = schema.action_entities().map_err(|e| e.to_string())?;
+    Ok(actions.iter().cloned().collect())
+});
 
 static NAMES: LazyLock<Result<Names, String>> = LazyLock::new(|| {
     let ty = |name: &str| EntityTypeName::from_str(name).map_err(|e| e.to_string());
@@ -461,7 +481,7 @@ mod tests {
         builder.server(&s).unwrap();
         builder.tool(&ToolFacts::with_mcp_defaults("s", "rm")).unwrap();
         builder.prompt(&PromptFacts { server_id: "s".into(), name: "hello".into() }).unwrap();
-        let entities = builder.build().unwrap();
+        let entities = builder.build_checked().unwrap();
         let tool = uid(Type::Tool, "s/rm").unwrap();
         let ancestors: HashSet<_> = entities.ancestors(&tool).unwrap().cloned().collect();
         assert!(ancestors.contains(&uid(Type::Server, "s").unwrap()));

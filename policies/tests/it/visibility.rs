@@ -10,12 +10,15 @@ use crate::support::{example_policies, record};
 
 fn view(engine: &PolicyEngine, corpus: &Corpus, who: &str, portal: &str) -> Visibility {
     let portal = corpus.catalog.portals.iter().find(|p| p.id == portal).unwrap();
-    let catalog = PortalCatalog {
-        portal,
-        servers: &corpus.catalog.servers,
-        tools: &corpus.catalog.tools,
-        prompts: &corpus.catalog.prompts,
-    };
+    // The portal's catalog: its servers, their tools and prompts.
+    let servers: Vec<_> =
+        corpus.catalog.servers.iter().filter(|s| s.portals.contains(&portal.id)).cloned().collect();
+    let ours = |id: &String| servers.iter().any(|s| &s.id == id);
+    let tools: Vec<_> =
+        corpus.catalog.tools.iter().filter(|t| ours(&t.server_id)).cloned().collect();
+    let prompts: Vec<_> =
+        corpus.catalog.prompts.iter().filter(|p| ours(&p.server_id)).cloned().collect();
+    let catalog = PortalCatalog { portal, servers: &servers, tools: &tools, prompts: &prompts };
     visibility(engine, &corpus.principals[who], catalog, &corpus.default_context).unwrap()
 }
 
