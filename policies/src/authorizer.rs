@@ -5,8 +5,9 @@
 //! Cedar evaluates every policy of a set, so a large set gets slow. A policy's scope can only
 //! match a request if the entity its principal constraint names (`==`, `in`, `is .. in`) is the
 //! request's principal or one of its ancestors (its groups), and likewise for the resource (the
-//! tool, its server, the server's portals). So the policies are partitioned into small
-//! pre-built [`PolicySet`]s keyed by (principal key, resource key), where a key is the named
+//! tool, its server, the server's portals), and only if its action scope matches the request's
+//! action. So the policies are partitioned into small pre-built [`PolicySet`]s keyed by
+//! (action, principal key, resource key), where a key is the named
 //! entity or "unconstrained" (which also holds `is` constraints). A request evaluates only the
 //! sets whose keys are among the principal's and resource's own uid and ancestors, plus the
 //! unconstrained ones, and combines their answers as Cedar does: any satisfied `forbid` denies
@@ -81,8 +82,11 @@ enum Key {
 pub struct PolicyEngine {
     /// Every enabled policy, for whole-set evaluation and introspection.
     all: PolicySet,
-    /// principal key -> resource key -> the policies with both keys.
-    index: HashMap<Key, HashMap<Key, PolicySet>>,
+    /// Per action (by [`Action`]'s order), principal key -> resource key -> the policies whose
+    /// action scope can match that action, with both keys.
+    index: [HashMap<Key, HashMap<Key, PolicySet>>; 5],
+    /// Each action's uid and ancestors (from the schema), to match action scopes.
+    actions: Vec<(Action, EntityUid, Vec<EntityUid>)>,
     /// Policies by id, with their scope keys and actions (for "which policies to check").
     scopes: Vec<Scope>,
     /// Whether some policy's condition reads `context` (then decisions vary per request).
@@ -102,6 +106,15 @@ impl PolicyEngine {
     /// validated against the schema when written; this only parses them.
     pub fn new(policies: &[PolicyRecord]) -> Result<Self, PolicyEngineError> {
         let mut engine = Self::default();
+        let schema = crate::schema::schema().map_err(|e| EntityError::Schema(e.to_owned()))?;
+        let action_entities =
+            schema.action_entities().map_err(|e| EntityError::Schema(e.to_string()))?;
+        for action in Action::ALL {
+            let uid = action.uid()?;
+            let ancestors =
+                action_entities.ancestors(&uid).map(|a| a.cloned().collect()).unwrap_or_default();
+            engine.actions.push((action, uid, ancestors));
+        }
         for record in policies.iter().filter(|p| p.enabled) {
             let id = record.id.as_str();
             let policy = Policy::parse(Some(PolicyId::new(id)), &record.policy).map_err(|e| {
@@ -137,13 +150,27 @@ impl PolicyEngine {
         });
         let duplicate = |_| PolicyEngineError::Duplicate { id: id.clone() };
         self.all.add(policy.clone()).map_err(duplicate)?;
-        self.index
-            .entry(principal)
-            .or_default()
-            .entry(resource)
-            .or_default()
-            .add(policy)
-            .map_err(duplicate)?;
+        let constraint = policy.action_constraint();
+        for (action, uid, ancestors) in &self.actions {
+            // INVARIANT: a policy is left out of an action's index only if its action scope is
+            // false for that action (`==` another, `in` neither it nor an ancestor).
+            let matches = match &constraint {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(a) => a == uid,
+                ActionConstraint::In(list) => {
+                    list.iter().any(|a| a == uid || ancestors.contains(a))
+                }
+            };
+            if matches {
+                self.index[*action as usize]
+                    .entry(principal.clone())
+                    .or_default()
+                    .entry(resource.clone())
+                    .or_default()
+                    .add(policy.clone())
+                    .map_err(duplicate)?;
+            }
+        }
         Ok(())
     }
 
@@ -189,8 +216,9 @@ impl PolicyEngine {
         let resource_keys = keys(resource, entities);
         let authorizer = Authorizer::new();
         let mut combined = Combined::default();
+        let index = &self.index[action as usize];
         for principal_key in &principal_keys {
-            let Some(by_resource) = self.index.get(principal_key) else { continue };
+            let Some(by_resource) = index.get(principal_key) else { continue };
             for resource_key in &resource_keys {
                 if let Some(set) = by_resource.get(resource_key) {
                     combined.add(&authorizer.is_authorized(&request, set, entities));

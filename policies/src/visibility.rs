@@ -72,8 +72,10 @@ pub enum Hidden {
     },
 }
 
-/// The principal's view of a portal. Builds the entity set once, then asks the engine about
-/// the portal, each server, and each tool and prompt of the servers the principal may use.
+/// The principal's view of a portal. Builds the entity set in two steps: the principal, the
+/// portal and its servers (to decide `connect` and `use_server`), then the same plus the tools
+/// and prompts of the servers the principal may use only (building entities is most of the
+/// cost, and the tools of a hidden server are never asked about).
 pub fn visibility(
     engine: &PolicyEngine,
     principal: &Principal,
@@ -85,23 +87,12 @@ pub fn visibility(
     for server in catalog.servers {
         builder.server(server)?;
     }
-    for tool in catalog.tools {
-        builder.tool(tool)?;
-    }
-    for prompt in catalog.prompts {
-        builder.prompt(prompt)?;
-    }
     let entities = builder.build()?;
-    let contexts = Contexts {
-        connect: context.to_cedar(Action::Connect)?,
-        use_server: context.to_cedar(Action::UseServer)?,
-        list_tool: context.to_cedar(Action::ListTool)?,
-        get_prompt: context.to_cedar(Action::GetPrompt)?,
-    };
     let who = principal.uid()?;
     let ask = Ask { engine, who: &who, entities: &entities };
 
-    let portal = ask.decide(Action::Connect, &catalog.portal.uid()?, &contexts.connect);
+    let connect = context.to_cedar(Action::Connect)?;
+    let portal = ask.decide(Action::Connect, &catalog.portal.uid()?, &connect);
     if !portal.allowed {
         let message = format!(
             "principal `{}` may not connect to portal `{}`: no policy permits `connect` on it{}",
@@ -120,36 +111,64 @@ pub fn visibility(
         });
     }
 
-    let mut tools_by_server: HashMap<&str, Vec<&ToolFacts>> = HashMap::new();
-    for tool in catalog.tools {
-        tools_by_server.entry(tool.server_id.as_str()).or_default().push(tool);
-    }
-    let mut prompts_by_server: HashMap<&str, Vec<&PromptFacts>> = HashMap::new();
-    for prompt in catalog.prompts {
-        prompts_by_server.entry(prompt.server_id.as_str()).or_default().push(prompt);
+    let use_server = context.to_cedar(Action::UseServer)?;
+    let mut allowed = Vec::new();
+    for server in catalog.servers {
+        let decision = ask.decide(Action::UseServer, &server.uid()?, &use_server);
+        if decision.allowed {
+            allowed.push((server, decision));
+        }
     }
 
     let mut servers = Vec::new();
-    for server in catalog.servers {
-        let decision = ask.decide(Action::UseServer, &server.uid()?, &contexts.use_server);
-        if !decision.allowed {
-            continue;
+    if !allowed.is_empty() {
+        let visible: HashMap<&str, usize> =
+            allowed.iter().enumerate().map(|(i, (s, _))| (s.id.as_str(), i)).collect();
+        let mut tools: Vec<Vec<&ToolFacts>> = vec![Vec::new(); allowed.len()];
+        let mut prompts: Vec<Vec<&PromptFacts>> = vec![Vec::new(); allowed.len()];
+        let mut builder = EntitiesBuilder::new();
+        builder.principal(principal)?.portal(catalog.portal)?;
+        for (server, _) in &allowed {
+            builder.server(server)?;
         }
-        let mut tools = Vec::new();
-        for tool in tools_by_server.get(server.id.as_str()).into_iter().flatten() {
-            let decision = ask.decide(Action::ListTool, &tool.uid()?, &contexts.list_tool);
-            if decision.allowed {
-                tools.push((tool.name.clone(), decision));
+        for tool in catalog.tools {
+            if let Some(&i) = visible.get(tool.server_id.as_str()) {
+                builder.tool(tool)?;
+                tools[i].push(tool);
             }
         }
-        let mut prompts = Vec::new();
-        for prompt in prompts_by_server.get(server.id.as_str()).into_iter().flatten() {
-            let decision = ask.decide(Action::GetPrompt, &prompt.uid()?, &contexts.get_prompt);
-            if decision.allowed {
-                prompts.push((prompt.name.clone(), decision));
+        for prompt in catalog.prompts {
+            if let Some(&i) = visible.get(prompt.server_id.as_str()) {
+                builder.prompt(prompt)?;
+                prompts[i].push(prompt);
             }
         }
-        servers.push(VisibleServer { id: server.id.clone(), decision, tools, prompts });
+        let entities = builder.build()?;
+        let ask = Ask { engine, who: &who, entities: &entities };
+        let list_tool = context.to_cedar(Action::ListTool)?;
+        let get_prompt = context.to_cedar(Action::GetPrompt)?;
+        for (i, (server, decision)) in allowed.into_iter().enumerate() {
+            let mut visible_tools = Vec::new();
+            for tool in &tools[i] {
+                let decision = ask.decide(Action::ListTool, &tool.uid()?, &list_tool);
+                if decision.allowed {
+                    visible_tools.push((tool.name.clone(), decision));
+                }
+            }
+            let mut visible_prompts = Vec::new();
+            for prompt in &prompts[i] {
+                let decision = ask.decide(Action::GetPrompt, &prompt.uid()?, &get_prompt);
+                if decision.allowed {
+                    visible_prompts.push((prompt.name.clone(), decision));
+                }
+            }
+            servers.push(VisibleServer {
+                id: server.id.clone(),
+                decision,
+                tools: visible_tools,
+                prompts: visible_prompts,
+            });
+        }
     }
 
     let reason = if servers.is_empty() {
@@ -171,13 +190,6 @@ pub fn visibility(
         None
     };
     Ok(Visibility { portal, servers, reason })
-}
-
-struct Contexts {
-    connect: Context,
-    use_server: Context,
-    list_tool: Context,
-    get_prompt: Context,
 }
 
 struct Ask<'a> {
