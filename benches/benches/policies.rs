@@ -239,6 +239,22 @@ fn bench(c: &mut Criterion) {
     group.bench_function("uncached", |b| {
         b.iter(|| visibility(&engine, &who, catalog, black_box(&context)).unwrap())
     });
+    // The worst case: one more policy lets the principal see every server and tool.
+    let mut everything = policies();
+    everything.push(record(
+        "everything-in-p0".into(),
+        r#"permit(principal, action, resource in Portico::Portal::"p0");"#.into(),
+    ));
+    let open = PolicyEngine::new(&everything).unwrap();
+    let view = visibility(&open, &who, catalog, &context).unwrap();
+    eprintln!(
+        "the open view: {} servers, {} tools",
+        view.servers.len(),
+        view.servers.iter().map(|s| s.tools.len()).sum::<usize>()
+    );
+    group.bench_function("uncached, every server visible (1,001 policies)", |b| {
+        b.iter(|| visibility(&open, &who, catalog, black_box(&context)).unwrap())
+    });
     let cache = VisibilityCache::new(1024);
     group.bench_function("cached", |b| {
         b.iter(|| cache.visibility(&engine, 1, &who, catalog, 1, black_box(&context)).unwrap())
