@@ -1,0 +1,115 @@
+//! What a principal sees in a portal, with the example policies and the corpus's catalog.
+
+use portico_policies::{
+    Hidden, NO_ALLOWED_SERVERS, PolicyEngine, PortalCatalog, Visibility, VisibilityCache,
+    visibility,
+};
+
+use crate::corpus::{Corpus, load};
+use crate::support::{example_policies, record};
+
+fn view(engine: &PolicyEngine, corpus: &Corpus, who: &str, portal: &str) -> Visibility {
+    let portal = corpus.catalog.portals.iter().find(|p| p.id == portal).unwrap();
+    // The portal's catalog: its servers, their tools and prompts.
+    let servers: Vec<_> =
+        corpus.catalog.servers.iter().filter(|s| s.portals.contains(&portal.id)).cloned().collect();
+    let ours = |id: &String| servers.iter().any(|s| &s.id == id);
+    let tools: Vec<_> =
+        corpus.catalog.tools.iter().filter(|t| ours(&t.server_id)).cloned().collect();
+    let prompts: Vec<_> =
+        corpus.catalog.prompts.iter().filter(|p| ours(&p.server_id)).cloned().collect();
+    let catalog = PortalCatalog { portal, servers: &servers, tools: &tools, prompts: &prompts };
+    visibility(engine, &corpus.principals[who], catalog, &corpus.default_context).unwrap()
+}
+
+fn names(view: &Visibility) -> Vec<(String, Vec<String>, Vec<String>)> {
+    view.servers
+        .iter()
+        .map(|s| {
+            (
+                s.id.clone(),
+                s.tools.iter().map(|(n, _)| n.clone()).collect(),
+                s.prompts.iter().map(|(n, _)| n.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn engineering_sees_github_and_the_read_only_docs() {
+    let corpus = load();
+    let engine = PolicyEngine::new(&example_policies()).unwrap();
+    let view = view(&engine, &corpus, "alice", "eng-portal");
+    assert!(view.portal.allowed);
+    assert_eq!(view.reason, None);
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&view),
+        vec![
+            ("github".into(), s(&["list_issues", "create_issue"]), s(&["release_notes"])),
+            ("docs".into(), s(&["search"]), vec![]),
+        ]
+    );
+    assert_eq!(view.servers[0].decision.policy_ids, s(&["eng-github"]));
+}
+
+#[test]
+fn no_portal_permit_means_nothing() {
+    let corpus = load();
+    let engine = PolicyEngine::new(&example_policies()).unwrap();
+    let view = view(&engine, &corpus, "bob", "eng-portal");
+    assert!(!view.portal.allowed);
+    assert!(view.servers.is_empty());
+    assert!(matches!(view.reason, Some(Hidden::NoPortalAccess { .. })), "{:?}", view.reason);
+}
+
+#[test]
+fn a_portal_permit_without_a_server_says_which_policies_to_check() {
+    let corpus = load();
+    let mut policies = example_policies();
+    policies.push(record(
+        "marketing-portal",
+        r#"permit(principal in Portico::Group::"marketing", action == Portico::Action::"connect", resource == Portico::Portal::"sales-portal");"#,
+    ));
+    let engine = PolicyEngine::new(&policies).unwrap();
+    let view = view(&engine, &corpus, "bob", "sales-portal");
+    assert!(view.portal.allowed);
+    assert!(view.servers.is_empty());
+    let Some(Hidden::NoAllowedServers { message, policies_to_check }) = view.reason else {
+        panic!("{:?}", view.reason);
+    };
+    assert!(message.starts_with(NO_ALLOWED_SERVERS), "{message}");
+    // The policies on `use_server` for the sales portal's servers (docs, crm).
+    assert_eq!(policies_to_check, vec!["eng-docs".to_owned(), "sales-crm".to_owned()]);
+    assert!(message.contains("eng-docs, sales-crm"), "{message}");
+}
+
+#[test]
+fn the_cache_misses_on_a_new_version() {
+    let corpus = load();
+    let engine = PolicyEngine::new(&example_policies()).unwrap();
+    assert!(engine.reads_context(), "the office-hours example reads the context");
+    let without_office_hours: Vec<_> =
+        example_policies().into_iter().filter(|p| p.id.as_str() != "sre-db-office-hours").collect();
+    let engine = PolicyEngine::new(&without_office_hours).unwrap();
+    assert!(!engine.reads_context());
+    let cache = VisibilityCache::new(2);
+    let portal = &corpus.catalog.portals[0];
+    let catalog = PortalCatalog {
+        portal,
+        servers: &corpus.catalog.servers,
+        tools: &corpus.catalog.tools,
+        prompts: &corpus.catalog.prompts,
+    };
+    let alice = &corpus.principals["alice"];
+    let ctx = &corpus.default_context;
+    let first = cache.visibility(&engine, 1, alice, catalog, 1, ctx).unwrap();
+    let again = cache.visibility(&engine, 1, alice, catalog, 1, ctx).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "a hit");
+    let new_policies = cache.visibility(&engine, 2, alice, catalog, 1, ctx).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first, &new_policies), "a new policy version misses");
+    let new_catalog = cache.visibility(&engine, 2, alice, catalog, 2, ctx).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&new_policies, &new_catalog), "a new catalog version misses");
+    assert_eq!(cache.len(), 2, "bounded");
+    assert_eq!(*first, *new_catalog);
+}
