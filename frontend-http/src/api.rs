@@ -3,6 +3,7 @@
 
 pub mod audit_logs;
 pub mod auth;
+pub mod authorize;
 pub mod body;
 pub mod cedar;
 pub mod envelope;
@@ -47,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .configure(service_tokens::routes)
     .configure(cedar::routes)
+    .configure(authorize::routes)
     .route("/accounts/{account_id}/audit_logs", web::get().to(audit_logs::list))
     .route("/openapi.json", web::get().to(openapi::serve));
 }

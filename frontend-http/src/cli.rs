@@ -191,12 +191,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(token) = &boot.new_admin_token {
         println!("Admin API token (shown only now; store it safely): {}", token.secret);
     }
-    let state = AppState {
-        log: Arc::clone(&storage.log),
-        vault: Arc::clone(&storage.vault),
-        models: Arc::clone(&models),
-        account_id: boot.account_id.clone(),
-    };
+    let state = AppState::new(
+        Arc::clone(&storage.log),
+        Arc::clone(&storage.vault),
+        Arc::clone(&models),
+        boot.account_id.clone(),
+    );
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr()?;

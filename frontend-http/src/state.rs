@@ -22,9 +22,21 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub models: Arc<ProjectionRunner<ReadModels>>,
     pub account_id: AccountId,
+    /// The compiled policy set and the cache of what principals see.
+    pub authz: Arc<crate::api::authorize::Authz>,
 }
 
 impl AppState {
+    /// The state over opened storage and running read models.
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        vault: Arc<Vault>,
+        models: Arc<ProjectionRunner<ReadModels>>,
+        account_id: AccountId,
+    ) -> Self {
+        AppState { log, vault, models, account_id, authz: Arc::default() }
+    }
+
     /// Runs `f` on the read models as they are now.
     pub fn read<R>(&self, f: impl FnOnce(&ReadModels) -> R) -> R {
         f(&self.models.read())

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 pub use schemas::*;
 
 use super::error::ApiError;
-use super::{audit_logs, cedar, portals, servers, service_tokens};
+use super::{audit_logs, authorize, cedar, portals, servers, service_tokens};
 
 /// The name of the bearer-token security scheme (also written in `security(...)` above).
 pub const BEARER: &str = "api_token";
@@ -57,6 +57,8 @@ changes need the `edit` scope.";
         cedar::delete,
         cedar::replace,
         cedar::schema,
+        authorize::authorize,
+        authorize::visibility,
     ),
     components(schemas(
         ErrorEnvelope,

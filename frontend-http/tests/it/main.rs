@@ -6,6 +6,7 @@
 
 mod admin_api;
 mod audit_logs;
+mod authorize;
 mod cedar_api;
 mod openapi;
 mod policy_cli;

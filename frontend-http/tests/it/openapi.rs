@@ -64,7 +64,9 @@ async fn the_document_is_openapi_3_1_with_a_bearer_scheme() {
             for status in ["200", "401", "404"] {
                 assert!(statuses.iter().any(|s| *s == status), "{method} {path}: {statuses:?}");
             }
-            if method != "get" {
+            // `authorize` is a question, not a write: POST for its body, but read-only.
+            let writes = method != "get" && op["operationId"] != "authorize_cedar_request";
+            if writes {
                 for status in ["400", "403", "409", "503"] {
                     assert!(statuses.iter().any(|s| *s == status), "{method} {path}: {status}");
                 }
@@ -76,10 +78,10 @@ async fn the_document_is_openapi_3_1_with_a_bearer_scheme() {
             }
         }
     }
-    assert_eq!(operations, 25);
+    assert_eq!(operations, 27);
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 25, "operation ids are unique");
+    assert_eq!(ids.len(), 27, "operation ids are unique");
 }
 
 /// Every documented operation reaches a handler (which asks for a token), none is a stray path.

@@ -69,7 +69,7 @@ impl TestApp {
             .await
             .unwrap(),
         );
-        let state = AppState { log, vault: Arc::new(vault), models, account_id: boot.account_id };
+        let state = AppState::new(log, Arc::new(vault), models, boot.account_id);
         let app = Rc::new(test::init_service(portico_http::create_app(state.clone())).await);
         let call: Rc<Call> = Rc::new(move |req: TestRequest| {
             let app = Rc::clone(&app);

@@ -1,0 +1,444 @@
+//! The security team's two daily questions: "would this principal be allowed this action on
+//! this resource, and why?" (`POST /cedar/authorize`) and "what would this principal see in
+//! this portal?" (`GET /portals/{id}/visibility?principal=...`). Both answer from the current
+//! policy set and catalog, with the ids of the policies that decided.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use portico_core::domain::ids::{PortalId, ServerId};
+use portico_policies::{
+    Action, Decision, EntitiesBuilder, Hidden, PolicyEngine, PortalCatalog, PortalFacts, Principal,
+    PromptFacts, RequestContext, ServerFacts, ToolFacts, VisibilityCache,
+};
+use portico_projections::{PortalView, ReadModels};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::body::JsonBody;
+use super::envelope;
+use super::error::{ApiError, Code};
+use super::parse_id;
+use crate::state::AppState;
+
+/// How many principal-and-portal views are kept.
+const VISIBILITY_CACHE_SIZE: usize = 4096;
+
+/// The compiled policy set (rebuilt when the set's version changes) and the views cache.
+#[derive(Debug)]
+pub struct Authz {
+    engine: Mutex<Option<(u64, Arc<PolicyEngine>)>>,
+    cache: VisibilityCache,
+}
+
+impl Default for Authz {
+    fn default() -> Self {
+        Authz { engine: Mutex::new(None), cache: VisibilityCache::new(VISIBILITY_CACHE_SIZE) }
+    }
+}
+
+impl Authz {
+    /// The engine for the policy set in `models`, compiled once per version of the set.
+    pub fn engine(&self, models: &ReadModels) -> Result<(u64, Arc<PolicyEngine>), ApiError> {
+        let version = models.policies.version();
+        let mut slot = self.engine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((v, engine)) = slot.as_ref() {
+            if *v == version {
+                return Ok((version, Arc::clone(engine)));
+            }
+        }
+        let records: Vec<_> = models.policies.iter().cloned().collect();
+        // Every stored policy was validated on write, so this only fails on a bug.
+        let engine = Arc::new(PolicyEngine::new(&records).map_err(ApiError::internal)?);
+        *slot = Some((version, Arc::clone(&engine)));
+        Ok((version, engine))
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/accounts/{account_id}/cedar/authorize", web::post().to(authorize)).route(
+        "/accounts/{account_id}/access/ai-controls/mcp/portals/{id}/visibility",
+        web::get().to(visibility),
+    );
+}
+
+/// The resource of an authorization question.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ResourceBody {
+    Portal {
+        id: String,
+    },
+    Server {
+        id: String,
+    },
+    /// A tool of a registered server; hints default to MCP's defaults.
+    Tool {
+        server_id: String,
+        name: String,
+        #[serde(default)]
+        read_only: Option<bool>,
+        #[serde(default)]
+        destructive: Option<bool>,
+        #[serde(default)]
+        idempotent: Option<bool>,
+        #[serde(default)]
+        open_world: Option<bool>,
+    },
+    Prompt {
+        server_id: String,
+        name: String,
+    },
+}
+
+/// The context of the question; the time defaults to now and the IP to `0.0.0.0`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextBody {
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    #[serde(default)]
+    pub dlp_findings: Vec<String>,
+}
+
+impl ContextBody {
+    fn resolve(self) -> RequestContext {
+        let mut context = RequestContext::new(
+            self.time.unwrap_or_else(Utc::now),
+            self.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        );
+        context.dlp_findings = self.dlp_findings;
+        context
+    }
+}
+
+/// `POST /cedar/authorize` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeBody {
+    pub principal: Principal,
+    pub action: Action,
+    pub resource: ResourceBody,
+    #[serde(default)]
+    pub context: ContextBody,
+}
+
+/// The facts of server `id` as Cedar sees it: its URL, auth type, and the portals it is in.
+fn server_facts(models: &ReadModels, id: &ServerId) -> Option<(ServerFacts, Vec<PortalFacts>)> {
+    let server = models.catalog.get(id)?;
+    let portals: Vec<PortalFacts> = models
+        .portals
+        .portals_of(id)
+        .filter_map(|p| models.portals.get(p))
+        .map(|r| PortalFacts { id: r.portal_id.to_string(), hostname: r.settings.hostname.clone() })
+        .collect();
+    let facts = ServerFacts {
+        id: id.to_string(),
+        url: server.hostname.clone(),
+        auth_type: server.auth_type.as_str().to_owned(),
+        portals: portals.iter().map(|p| p.id.clone()).collect(),
+    };
+    Some((facts, portals))
+}
+
+fn decision_json(decision: &Decision) -> Value {
+    let reason = if decision.allowed {
+        format!("permitted by {}", list(&decision.policy_ids))
+    } else if decision.policy_ids.is_empty() {
+        "no policy permits this: default deny".to_owned()
+    } else {
+        format!("forbidden by {}", list(&decision.policy_ids))
+    };
+    json!({
+        "decision": if decision.allowed { "allow" } else { "deny" },
+        "allowed": decision.allowed,
+        "policies": decision.policy_ids,
+        "errors": decision.errors,
+        "reason": reason,
+    })
+}
+
+fn list(ids: &[String]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
+    format!("{} {}", if ids.len() == 1 { "policy" } else { "policies" }, quoted.join(", "))
+}
+
+fn entity_error(e: portico_policies::EntityError) -> ApiError {
+    ApiError::new(Code::InvalidField, format!("invalid request: {e}"))
+}
+
+/// The envelope of an authorization answer (OpenAPI only): `result` holds `decision` (`allow`
+/// or `deny`), `allowed`, `policies` (the ids that decided), `errors`, a readable `reason`,
+/// `action` and `policy_set_version`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AuthorizeResult {
+    success: bool,
+    #[schema(value_type = Vec<Object>)]
+    errors: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    messages: Vec<Value>,
+    #[schema(value_type = Object)]
+    result: Value,
+}
+
+/// Would this principal be allowed this action on this resource, and why?
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/cedar/authorize",
+    tag = "Cedar policies",
+    operation_id = "authorize_cedar_request",
+    params(crate::api::openapi::AccountPath),
+    request_body(content = Object, description = "`{principal: {type: user|service_token, ...}, action: connect|use_server|list_tool|call_tool|get_prompt, resource: {type: portal|server|tool|prompt, ...}, context?: {time?, ip?, dlp_findings?}}`"),
+    responses((status = 200, description = "The decision and the policies that made it", body = AuthorizeResult), crate::api::openapi::ReadErrors),
+)]
+pub async fn authorize(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<AuthorizeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let _ = caller;
+    state.check_account(&path)?;
+    let context = body.context.resolve();
+    let answer = state.read(|models| -> Result<Value, ApiError> {
+        let (version, engine) = state.authz.engine(models)?;
+        let mut builder = EntitiesBuilder::new();
+        builder.principal(&body.principal).map_err(entity_error)?;
+        let resource = match &body.resource {
+            ResourceBody::Portal { id } => {
+                let id: PortalId = parse_id(id, "resource.id")?;
+                let record = models.portals.get(&id).ok_or_else(|| {
+                    ApiError::field("resource.id", format!("portal `{id}` does not exist"))
+                })?;
+                let facts =
+                    PortalFacts { id: id.to_string(), hostname: record.settings.hostname.clone() };
+                builder.portal(&facts).map_err(entity_error)?;
+                facts.uid().map_err(entity_error)?
+            }
+            ResourceBody::Server { id } => {
+                let (facts, uid) = add_server(models, &mut builder, id, "resource.id")?;
+                let _ = facts;
+                uid
+            }
+            ResourceBody::Tool {
+                server_id,
+                name,
+                read_only,
+                destructive,
+                idempotent,
+                open_world,
+            } => {
+                add_server(models, &mut builder, server_id, "resource.server_id")?;
+                let mut tool = ToolFacts::with_mcp_defaults(server_id.clone(), name.clone());
+                tool.read_only = read_only.unwrap_or(tool.read_only);
+                tool.destructive = destructive.unwrap_or(tool.destructive);
+                tool.idempotent = idempotent.unwrap_or(tool.idempotent);
+                tool.open_world = open_world.unwrap_or(tool.open_world);
+                builder.tool(&tool).map_err(entity_error)?;
+                tool.uid().map_err(entity_error)?
+            }
+            ResourceBody::Prompt { server_id, name } => {
+                add_server(models, &mut builder, server_id, "resource.server_id")?;
+                let prompt = PromptFacts { server_id: server_id.clone(), name: name.clone() };
+                builder.prompt(&prompt).map_err(entity_error)?;
+                prompt.uid().map_err(entity_error)?
+            }
+        };
+        let entities = builder.build().map_err(entity_error)?;
+        let cedar_context = context.to_cedar(body.action).map_err(entity_error)?;
+        let principal = body.principal.uid().map_err(entity_error)?;
+        let decision =
+            engine.is_authorized(&principal, body.action, &resource, &cedar_context, &entities);
+        let mut answer = decision_json(&decision);
+        answer["policy_set_version"] = json!(version);
+        answer["action"] = json!(body.action);
+        Ok(answer)
+    })?;
+    Ok(envelope::ok(answer))
+}
+
+/// Adds server `id` and its portals to the entities; returns its facts and uid.
+fn add_server(
+    models: &ReadModels,
+    builder: &mut EntitiesBuilder,
+    id: &str,
+    field: &str,
+) -> Result<(ServerFacts, cedar_policy::EntityUid), ApiError> {
+    let server_id: ServerId = parse_id(id, field)?;
+    let (facts, portals) = server_facts(models, &server_id)
+        .ok_or_else(|| ApiError::field(field, format!("server `{server_id}` does not exist")))?;
+    for portal in &portals {
+        builder.portal(portal).map_err(entity_error)?;
+    }
+    builder.server(&facts).map_err(entity_error)?;
+    let uid = facts.uid().map_err(entity_error)?;
+    Ok((facts, uid))
+}
+
+/// `?principal=user:<email>&groups=a,b` or `?principal=service_token:<id or client id>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisibilityQuery {
+    pub principal: String,
+    #[serde(default)]
+    pub groups: Option<String>,
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+}
+
+fn principal_of(models: &ReadModels, query: &VisibilityQuery) -> Result<Principal, ApiError> {
+    let bad = |message: String| ApiError::new(Code::InvalidQuery, message);
+    match query.principal.split_once(':') {
+        Some(("user", email)) if !email.is_empty() => Ok(Principal::User {
+            id: email.to_owned(),
+            email: email.to_owned(),
+            name: email.to_owned(),
+            idp: "portico".to_owned(),
+            groups: query
+                .groups
+                .as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }),
+        Some(("service_token", id)) => {
+            let record = models
+                .service_tokens
+                .get(id)
+                .or_else(|| models.service_tokens.by_client_id(id))
+                .filter(|r| r.is_live())
+                .ok_or_else(|| bad(format!("`principal`: service token `{}` does not exist", crate::state::truncate(id))))?;
+            Ok(Principal::ServiceToken {
+                id: record.token.token_id.clone(),
+                name: record.token.name.clone(),
+                client_id: record.token.client_id.clone(),
+            })
+        }
+        _ => Err(bad(
+            "`principal` must be `user:<email>` (with `groups=a,b`) or `service_token:<id or client id>`"
+                .to_owned(),
+        )),
+    }
+}
+
+/// A version of the portal's view that changes whenever the portal or one of its servers does.
+fn view_version(view: &PortalView, models: &ReadModels) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    view.stream_version.hash(&mut hasher);
+    for s in &view.servers {
+        s.server_id.as_str().hash(&mut hasher);
+        models.catalog.get(&s.server_id).map(|c| c.stream_version).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+#[derive(Serialize)]
+struct VisibleItem {
+    name: String,
+    policies: Vec<String>,
+}
+
+/// What a principal would see in a portal: `result` holds `connect` (a decision), `servers`
+/// (each with the policies that allowed it and its visible tools and prompts), and `reason`
+/// when nothing is visible (`no_portal_access`, or `no_allowed_servers` with the policies to
+/// check).
+#[utoipa::path(
+    get,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/portals/{id}/visibility",
+    tag = "Cedar policies",
+    operation_id = "get_mcp_portal_visibility",
+    params(
+        crate::api::openapi::PortalPath,
+        ("principal" = String, Query, description = "`user:<email>` or `service_token:<id or client id>`"),
+        ("groups" = Option<String>, Query, description = "The user's groups, comma-separated"),
+        ("time" = Option<String>, Query, description = "RFC 3339; default now"),
+        ("ip" = Option<String>, Query, description = "The client's IP; default 0.0.0.0"),
+    ),
+    responses((status = 200, description = "What the principal sees", body = AuthorizeResult), crate::api::openapi::ReadErrors),
+)]
+pub async fn visibility(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    query: web::Query<VisibilityQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let _ = caller;
+    let (account, id) = path.into_inner();
+    state.check_account(&account)?;
+    let portal_id: PortalId = parse_id(&id, "portal")?;
+    let query = query.into_inner();
+    let context = RequestContext::new(
+        query.time.unwrap_or_else(Utc::now),
+        query.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+    );
+    let answer = state.read(|models| -> Result<Value, ApiError> {
+        let principal = principal_of(models, &query)?;
+        let view = models
+            .portal(&portal_id)
+            .ok_or_else(|| ApiError::not_found(format!("portal `{portal_id}` does not exist")))?;
+        let service_token = matches!(principal, Principal::ServiceToken { .. });
+        let portal = PortalFacts { id: portal_id.to_string(), hostname: view.hostname.clone() };
+        let servers: Vec<ServerFacts> = view
+            .servers
+            .iter()
+            // INVARIANT: a service token reaches only servers the portal uses with the server's
+            // own credential (`on_behalf: false`); the others need a person's upstream login.
+            .filter(|s| !service_token || !s.on_behalf)
+            .filter_map(|s| server_facts(models, &s.server_id).map(|(facts, _)| facts))
+            .collect();
+        // Tools and prompts join once servers are synced (the data plane); until then the
+        // catalog has none.
+        let tools: Vec<ToolFacts> = Vec::new();
+        let prompts: Vec<PromptFacts> = Vec::new();
+        let catalog = PortalCatalog { portal: &portal, servers: &servers, tools: &tools, prompts: &prompts };
+        let (version, engine) = state.authz.engine(models)?;
+        let seen = state
+            .authz
+            .cache
+            .visibility(&engine, version, &principal, catalog, view_version(&view, models), &context)
+            .map_err(entity_error)?;
+        let servers: Vec<Value> = seen
+            .servers
+            .iter()
+            .map(|s| {
+                let items = |list: &[(String, Decision)]| -> Vec<VisibleItem> {
+                    list.iter().map(|(name, d)| VisibleItem { name: name.clone(), policies: d.policy_ids.clone() }).collect()
+                };
+                json!({
+                    "id": s.id,
+                    "policies": s.decision.policy_ids,
+                    "tools": items(&s.tools),
+                    "prompts": items(&s.prompts),
+                })
+            })
+            .collect();
+        let reason = seen.reason.as_ref().map(|r| match r {
+            Hidden::NoPortalAccess { message } => json!({"kind": "no_portal_access", "message": message}),
+            Hidden::NoAllowedServers { message, policies_to_check } => json!({
+                "kind": "no_allowed_servers", "message": message, "policies_to_check": policies_to_check
+            }),
+        });
+        Ok(json!({
+            "portal_id": portal_id,
+            "principal": principal,
+            "connect": decision_json(&seen.portal),
+            "servers": servers,
+            "reason": reason,
+            "policy_set_version": version,
+        }))
+    })?;
+    Ok(envelope::ok(answer))
+}
