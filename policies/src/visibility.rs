@@ -421,3 +421,7 @@ impl VisibilityCache {
         f(&mut guard)
     }
 }
+
+#[cfg(test)]
+#[path = "visibility_differential.rs"]
+mod differential;
