@@ -72,10 +72,15 @@ pub enum Hidden {
     },
 }
 
-/// The principal's view of a portal. Builds the entity set in two steps: the principal, the
-/// portal and its servers (to decide `connect` and `use_server`), then the same plus the tools
-/// and prompts of the servers the principal may use only (building entities is most of the
-/// cost, and the tools of a hidden server are never asked about).
+/// The principal's view of a portal. Builds the entity set of the principal, the portal and its
+/// servers (to decide `connect` and `use_server`). Tools and prompts are decided by the engine
+/// narrowed to the principal and action ([`PolicyEngine::narrow`]): unconditional candidates
+/// by scope alone, and a tool whose conditional candidates read it only through its hints by
+/// one Cedar call per (candidates, hints) class, over the tool alone with the principal and
+/// its server (answers with errors are not shared). Anything else is decided over the entity
+/// set the reference builds, the same plus the tools and prompts of the usable servers,
+/// built only when needed (building entities was most of the cost). The answers are those of
+/// deciding every item over that set (`visibility_differential.rs` checks it).
 pub fn visibility(
     engine: &PolicyEngine,
     principal: &Principal,
@@ -188,12 +193,15 @@ pub fn visibility(
                         candidates.finish(Some(answer))
                     } else {
                         // The tool alone with the principal, its server and portal: the
-                        // conditions read nothing else.
+                        // conditions read nothing else (the server's first facts, as the
+                        // builder keeps them, for the scope's `in`).
+                        let first_server =
+                            catalog.servers.iter().find(|s| s.id == server.id).unwrap_or(server);
                         let mut builder = EntitiesBuilder::new();
                         builder
                             .principal(principal)?
                             .portal(catalog.portal)?
-                            .server(server)?
+                            .server(first_server)?
                             .tool(tool)?;
                         let own = builder.build()?;
                         match tool_ask.conditional(&candidates, &uid, &list_tool, &own) {
