@@ -255,6 +255,22 @@ fn bench(c: &mut Criterion) {
     group.bench_function("uncached, every server visible (1,001 policies)", |b| {
         b.iter(|| visibility(&open, &who, catalog, black_box(&context)).unwrap())
     });
+    // The same, with a condition on tool names that applies to every tool: it reads more than
+    // the tool's hints, so no Cedar answer is shared between tools (the slow path).
+    let mut by_name = everything.clone();
+    by_name.push(record(
+        "no-delete-tools".into(),
+        r#"forbid(principal, action in Portico::Action::"list_tool", resource) when { resource.name like "*delete*" };"#.into(),
+    ));
+    let by_name = PolicyEngine::new(&by_name).unwrap();
+    assert_eq!(
+        visibility(&by_name, &who, catalog, &context).unwrap().servers.len(),
+        PORTAL_SERVERS
+    );
+    group
+        .bench_function("uncached, every server visible, a name condition (1,002 policies)", |b| {
+            b.iter(|| visibility(&by_name, &who, catalog, black_box(&context)).unwrap())
+        });
     let cache = VisibilityCache::new(1024);
     group.bench_function("cached", |b| {
         b.iter(|| cache.visibility(&engine, 1, &who, catalog, 1, black_box(&context)).unwrap())

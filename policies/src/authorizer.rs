@@ -17,11 +17,11 @@
 //! conditions, so it can neither be satisfied nor error: the answer is exactly Cedar's
 //! (`tests/it/differential.rs` checks it on random requests).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy,
-    PolicyId, PolicySet, PrincipalConstraint, Request, ResourceConstraint,
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Effect, Entities, EntityUid,
+    Policy, PolicyId, PolicySet, PrincipalConstraint, Request, ResourceConstraint,
 };
 use portico_core::domain::policy::PolicyRecord;
 
@@ -91,6 +91,59 @@ pub struct PolicyEngine {
     scopes: Vec<Scope>,
     /// Whether some policy's condition reads `context` (then decisions vary per request).
     reads_context: bool,
+    /// Every enabled policy with what [`Narrowed`] needs, in load order.
+    entries: Vec<Entry>,
+    /// Per action, the positions in `entries` of the policies whose action scope matches it.
+    by_action: [Vec<usize>; 5],
+}
+
+/// One enabled policy, as [`Narrowed`] sees it.
+#[derive(Debug)]
+struct Entry {
+    policy: Policy,
+    id: String,
+    forbid: bool,
+    principal: PrincipalConstraint,
+    resource: ResourceConstraint,
+    /// No `when`/`unless` clause: satisfied, without error, whenever its scope matches.
+    unconditional: bool,
+    /// The conditions name no entity literal and use `resource` only as `resource.h` or
+    /// `resource has h` for a tool hint `h`: for a fixed principal, action and context, the
+    /// outcome on a tool depends only on the tool's hints.
+    hints_only: bool,
+}
+
+/// The tool attributes [`Entry::hints_only`] allows conditions to read.
+const HINTS: [&str; 4] = ["readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"];
+
+/// Whether a policy's JSON conditions read `resource` only through its hints and name no entity.
+fn hints_only(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for op in [".", "has"] {
+                if let Some(Value::Object(inner)) = map.get(op) {
+                    let left_is_resource = inner
+                        .get("left")
+                        .and_then(|l| l.get("Var"))
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| v == "resource");
+                    let attr = inner.get("attr").and_then(Value::as_str);
+                    if left_is_resource && map.len() == 1 {
+                        return attr.is_some_and(|a| HINTS.contains(&a));
+                    }
+                }
+            }
+            if map.contains_key("__entity")
+                || map.get("Var").and_then(Value::as_str).is_some_and(|v| v == "resource")
+            {
+                return false;
+            }
+            map.values().all(hints_only)
+        }
+        Value::Array(items) => items.iter().all(hints_only),
+        _ => true,
+    }
 }
 
 /// One policy's scope, as the index sees it.
@@ -162,6 +215,7 @@ impl PolicyEngine {
                 }
             };
             if matches {
+                self.by_action[*action as usize].push(self.entries.len());
                 self.index[*action as usize]
                     .entry(principal.clone())
                     .or_default()
@@ -171,7 +225,64 @@ impl PolicyEngine {
                     .map_err(duplicate)?;
             }
         }
+        let json = policy.to_json().ok();
+        let conditions = json.as_ref().and_then(|j| j.get("conditions"));
+        self.entries.push(Entry {
+            id,
+            forbid: policy.effect() == Effect::Forbid,
+            principal: policy.principal_constraint(),
+            resource: policy.resource_constraint(),
+            // Conservative: a JSON failure counts as conditional.
+            unconditional: conditions.and_then(|c| c.as_array()).is_some_and(Vec::is_empty),
+            hints_only: conditions.is_some_and(hints_only),
+            policy,
+        });
         Ok(())
+    }
+
+    /// The policies that can match requests of `principal` for `action`, for asking about many
+    /// resources at once (a portal's visibility). `entities` must hold the principal with its
+    /// ancestors and the schema's actions.
+    pub fn narrow(
+        &self,
+        principal: &EntityUid,
+        action: Action,
+        entities: &Entities,
+    ) -> Result<Narrowed<'_>, EntityError> {
+        let ancestors: HashSet<EntityUid> =
+            entities.ancestors(principal).map(|a| a.cloned().collect()).unwrap_or_default();
+        let mut any = Vec::new();
+        let mut by_entity: HashMap<EntityUid, Vec<usize>> = HashMap::new();
+        for &i in &self.by_action[action as usize] {
+            let entry = &self.entries[i];
+            let matches = match &entry.principal {
+                PrincipalConstraint::Any => true,
+                PrincipalConstraint::Is(t) => principal.type_name() == t,
+                PrincipalConstraint::Eq(e) => principal == e,
+                PrincipalConstraint::In(e) => principal == e || ancestors.contains(e),
+                PrincipalConstraint::IsIn(t, e) => {
+                    principal.type_name() == t && (principal == e || ancestors.contains(e))
+                }
+            };
+            if !matches {
+                continue;
+            }
+            match &entry.resource {
+                ResourceConstraint::Any | ResourceConstraint::Is(_) => any.push(i),
+                ResourceConstraint::In(e)
+                | ResourceConstraint::Eq(e)
+                | ResourceConstraint::IsIn(_, e) => by_entity.entry(e.clone()).or_default().push(i),
+            }
+        }
+        Ok(Narrowed {
+            engine: self,
+            principal: principal.clone(),
+            action: action.uid()?,
+            any,
+            by_entity,
+            sets: HashMap::new(),
+            authorizer: Authorizer::new(),
+        })
     }
 
     /// How many policies are enabled.
@@ -248,6 +359,155 @@ impl PolicyEngine {
     }
 }
 
+/// An engine narrowed to one principal and action (see [`PolicyEngine::narrow`]): the policies
+/// whose principal and action scopes match, by the entity their resource scope names. A
+/// resource's candidates are those whose resource scope matches too; the unconditional ones are
+/// satisfied without evaluation (a scope never errors), and Cedar evaluates only the
+/// conditional ones, in one call over a set built once per distinct candidate list. The
+/// answers combine as in [`PolicyEngine::is_authorized`], so they are Cedar's.
+#[derive(Debug)]
+pub struct Narrowed<'a> {
+    engine: &'a PolicyEngine,
+    principal: EntityUid,
+    action: EntityUid,
+    /// Candidates whose resource scope names no entity.
+    any: Vec<usize>,
+    /// Candidates by the entity their resource scope names.
+    by_entity: HashMap<EntityUid, Vec<usize>>,
+    /// The conditional candidates of the resources asked so far, as Cedar sets.
+    sets: HashMap<Vec<usize>, PolicySet>,
+    authorizer: Authorizer,
+}
+
+impl Narrowed<'_> {
+    /// Would the principal be allowed the action on `resource`? The same answer as
+    /// [`PolicyEngine::is_authorized`]; `entities` must hold the resource with its ancestors
+    /// (and be the set the engine was narrowed with, or agree with it on the principal).
+    pub fn is_authorized(
+        &mut self,
+        resource: &EntityUid,
+        context: &Context,
+        entities: &Entities,
+    ) -> Decision {
+        let ancestors: Vec<&EntityUid> =
+            entities.ancestors(resource).map(Iterator::collect).unwrap_or_default();
+        let candidates = self.candidates(resource, &ancestors);
+        self.evaluate(candidates, resource, context, entities)
+    }
+
+    /// The policies whose scope matches `resource` (with `ancestors`, all of them): the
+    /// unconditional ones already combined, and the positions of the conditional ones, sorted.
+    pub(crate) fn candidates(&self, resource: &EntityUid, ancestors: &[&EntityUid]) -> Candidates {
+        let is_in = |e: &EntityUid| resource == e || ancestors.contains(&e);
+        let mut combined = Combined::default();
+        let mut conditional = Vec::new();
+        let lists = std::iter::once(&self.any).chain(
+            std::iter::once(resource)
+                .chain(ancestors.iter().copied())
+                .filter_map(|e| self.by_entity.get(e)),
+        );
+        for &i in lists.flatten() {
+            let entry = &self.engine.entries[i];
+            let matches = match &entry.resource {
+                ResourceConstraint::Any => true,
+                ResourceConstraint::Is(t) => resource.type_name() == t,
+                ResourceConstraint::Eq(e) => resource == e,
+                ResourceConstraint::In(e) => is_in(e),
+                ResourceConstraint::IsIn(t, e) => resource.type_name() == t && is_in(e),
+            };
+            if !matches {
+                continue;
+            }
+            if !entry.unconditional {
+                conditional.push(i);
+            } else if entry.forbid {
+                combined.forbids.insert(entry.id.clone());
+            } else {
+                combined.permits.insert(entry.id.clone());
+            }
+        }
+        conditional.sort_unstable();
+        Candidates { combined, conditional }
+    }
+
+    /// Whether every conditional candidate reads the resource only through its hints.
+    pub(crate) fn hints_only(&self, candidates: &Candidates) -> bool {
+        candidates.conditional.iter().all(|&i| self.engine.entries[i].hints_only)
+    }
+
+    /// Cedar's answer for the conditional candidates alone (none if there are none), or the
+    /// error that stopped the request.
+    pub(crate) fn conditional(
+        &mut self,
+        candidates: &Candidates,
+        resource: &EntityUid,
+        context: &Context,
+        entities: &Entities,
+    ) -> Result<Option<Combined>, Decision> {
+        if candidates.conditional.is_empty() {
+            return Ok(None);
+        }
+        let engine = self.engine;
+        let set = self.sets.entry(candidates.conditional.clone()).or_insert_with_key(|positions| {
+            let mut set = PolicySet::new();
+            for &i in positions {
+                // INVARIANT: positions are distinct, so ids are too.
+                let _ = set.add(engine.entries[i].policy.clone());
+            }
+            set
+        });
+        let request = Request::new(
+            self.principal.clone(),
+            self.action.clone(),
+            resource.clone(),
+            context.clone(),
+            None,
+        )
+        .map_err(|e| Decision::error(e.to_string()))?;
+        let mut combined = Combined::default();
+        combined.add(&self.authorizer.is_authorized(&request, set, entities));
+        Ok(Some(combined))
+    }
+
+    /// The decision from the candidates, asking Cedar about the conditional ones.
+    pub(crate) fn evaluate(
+        &mut self,
+        candidates: Candidates,
+        resource: &EntityUid,
+        context: &Context,
+        entities: &Entities,
+    ) -> Decision {
+        match self.conditional(&candidates, resource, context, entities) {
+            Ok(answer) => candidates.finish(answer.as_ref()),
+            Err(decision) => decision,
+        }
+    }
+}
+
+/// A resource's candidate policies (see [`Narrowed::candidates`]).
+#[derive(Debug)]
+pub(crate) struct Candidates {
+    combined: Combined,
+    conditional: Vec<usize>,
+}
+
+impl Candidates {
+    /// The positions of the conditional candidates, sorted.
+    pub(crate) fn conditional(&self) -> &[usize] {
+        &self.conditional
+    }
+
+    /// The decision, given Cedar's answer for the conditional candidates.
+    pub(crate) fn finish(mut self, answer: Option<&Combined>) -> Decision {
+        if let Some(answer) = answer {
+            self.combined.forbids.extend(answer.forbids.iter().cloned());
+            self.combined.permits.extend(answer.permits.iter().cloned());
+            self.combined.errors.extend(answer.errors.iter().cloned());
+        }
+        self.combined.finish()
+    }
+}
+
 /// The request, unchecked against the schema: the entities and context were checked when built.
 fn request(
     principal: &EntityUid,
@@ -270,8 +530,8 @@ fn keys(uid: &EntityUid, entities: &Entities) -> Vec<Key> {
 }
 
 /// Cedar's answers over several disjoint sets, combined as Cedar combines policies.
-#[derive(Debug, Default)]
-struct Combined {
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Combined {
     forbids: BTreeSet<String>,
     permits: BTreeSet<String>,
     errors: Vec<String>,
@@ -287,6 +547,11 @@ impl Combined {
             CedarDecision::Allow => self.permits.extend(reasons),
         }
         self.errors.extend(response.diagnostics().errors().map(ToString::to_string));
+    }
+
+    /// Whether some policy errored.
+    pub(crate) fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
     }
 
     fn finish(self) -> Decision {

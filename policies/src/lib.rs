@@ -8,7 +8,7 @@ pub mod schema;
 pub mod validate;
 pub mod visibility;
 
-pub use authorizer::{Decision, PolicyEngine, PolicyEngineError};
+pub use authorizer::{Decision, Narrowed, PolicyEngine, PolicyEngineError};
 pub use entities::{
     Action, EntitiesBuilder, EntityError, PortalFacts, Principal, PromptFacts, RequestContext,
     ServerFacts, ToolFacts,

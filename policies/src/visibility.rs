@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use cedar_policy::{ActionConstraint, Context, Entities, EntityUid};
 
-use crate::authorizer::{Decision, PolicyEngine};
+use crate::authorizer::{Combined, Decision, PolicyEngine};
 use crate::entities::{
     Action, EntitiesBuilder, EntityError, PortalFacts, Principal, PromptFacts, RequestContext,
     ServerFacts, ToolFacts,
@@ -72,10 +72,15 @@ pub enum Hidden {
     },
 }
 
-/// The principal's view of a portal. Builds the entity set in two steps: the principal, the
-/// portal and its servers (to decide `connect` and `use_server`), then the same plus the tools
-/// and prompts of the servers the principal may use only (building entities is most of the
-/// cost, and the tools of a hidden server are never asked about).
+/// The principal's view of a portal. Builds the entity set of the principal, the portal and its
+/// servers (to decide `connect` and `use_server`). Tools and prompts are decided by the engine
+/// narrowed to the principal and action ([`PolicyEngine::narrow`]): unconditional candidates
+/// by scope alone, and a tool whose conditional candidates read it only through its hints by
+/// one Cedar call per (candidates, hints) class, over the tool alone with the principal and
+/// its server (answers with errors are not shared). Anything else is decided over the entity
+/// set the reference builds, the same plus the tools and prompts of the usable servers,
+/// built only when needed (building entities was most of the cost). The answers are those of
+/// deciding every item over that set (`visibility_differential.rs` checks it).
 pub fn visibility(
     engine: &PolicyEngine,
     principal: &Principal,
@@ -112,9 +117,10 @@ pub fn visibility(
     }
 
     let use_server = context.to_cedar(Action::UseServer)?;
+    let mut narrowed = engine.narrow(&who, Action::UseServer, &entities)?;
     let mut allowed = Vec::new();
     for server in catalog.servers {
-        let decision = ask.decide(Action::UseServer, &server.uid()?, &use_server);
+        let decision = narrowed.is_authorized(&server.uid()?, &use_server, &entities);
         if decision.allowed {
             allowed.push((server, decision));
         }
@@ -126,45 +132,126 @@ pub fn visibility(
             allowed.iter().enumerate().map(|(i, (s, _))| (s.id.as_str(), i)).collect();
         let mut tools: Vec<Vec<&ToolFacts>> = vec![Vec::new(); allowed.len()];
         let mut prompts: Vec<Vec<&PromptFacts>> = vec![Vec::new(); allowed.len()];
-        let mut builder = EntitiesBuilder::new();
-        builder.principal(principal)?.portal(catalog.portal)?;
-        for (server, _) in &allowed {
-            builder.server(server)?;
-        }
         for tool in catalog.tools {
             if let Some(&i) = visible.get(tool.server_id.as_str()) {
-                builder.tool(tool)?;
                 tools[i].push(tool);
             }
         }
         for prompt in catalog.prompts {
             if let Some(&i) = visible.get(prompt.server_id.as_str()) {
-                builder.prompt(prompt)?;
                 prompts[i].push(prompt);
             }
         }
-        let entities = builder.build()?;
-        let ask = Ask { engine, who: &who, entities: &entities };
+        // The entities of the visible servers' tools and prompts, as before: built only if some
+        // tool or prompt needs a Cedar evaluation that may read entities other than its own.
+        let mut full: Option<Entities> = None;
+        let full_entities = |full: &mut Option<Entities>| -> Result<Entities, EntityError> {
+            if let Some(entities) = full.take() {
+                return Ok(entities);
+            }
+            let mut builder = EntitiesBuilder::new();
+            builder.principal(principal)?.portal(catalog.portal)?;
+            for (server, _) in &allowed {
+                builder.server(server)?;
+            }
+            for tool in tools.iter().flatten() {
+                builder.tool(tool)?;
+            }
+            for prompt in prompts.iter().flatten() {
+                builder.prompt(prompt)?;
+            }
+            builder.build()
+        };
         let list_tool = context.to_cedar(Action::ListTool)?;
         let get_prompt = context.to_cedar(Action::GetPrompt)?;
-        for (i, (server, decision)) in allowed.into_iter().enumerate() {
+        // Narrowed with the first entity set: it holds the principal and its groups as the
+        // full one does.
+        let mut tool_ask = engine.narrow(&who, Action::ListTool, &entities)?;
+        let mut prompt_ask = engine.narrow(&who, Action::GetPrompt, &entities)?;
+        // Cedar's answers for hints-only candidates, by (candidates, hints), without errors.
+        let mut memo: HashMap<(Vec<usize>, [bool; 4]), Combined> = HashMap::new();
+        // A tool listed twice is one entity, with its first facts (as the builder keeps them).
+        let mut first: HashMap<EntityUid, &ToolFacts> = HashMap::new();
+        for (i, (server, decision)) in allowed.iter().enumerate() {
+            let server_uid = server.uid()?;
+            let mut ancestors = vec![&server_uid];
+            if let Some(more) = entities.ancestors(&server_uid) {
+                ancestors.extend(more);
+            }
             let mut visible_tools = Vec::new();
             for tool in &tools[i] {
-                let decision = ask.decide(Action::ListTool, &tool.uid()?, &list_tool);
+                let uid = tool.uid()?;
+                let candidates = tool_ask.candidates(&uid, &ancestors);
+                let decision = if candidates.conditional().is_empty() {
+                    candidates.finish(None)
+                } else if tool_ask.hints_only(&candidates) {
+                    let tool = *first.entry(uid.clone()).or_insert(tool);
+                    let hints =
+                        [tool.read_only, tool.destructive, tool.idempotent, tool.open_world];
+                    let key = (candidates.conditional().to_vec(), hints);
+                    if let Some(answer) = memo.get(&key) {
+                        candidates.finish(Some(answer))
+                    } else {
+                        // The tool alone with the principal, its server and portal: the
+                        // conditions read nothing else (the server's first facts, as the
+                        // builder keeps them, for the scope's `in`).
+                        let first_server =
+                            catalog.servers.iter().find(|s| s.id == server.id).unwrap_or(server);
+                        let mut builder = EntitiesBuilder::new();
+                        builder
+                            .principal(principal)?
+                            .portal(catalog.portal)?
+                            .server(first_server)?
+                            .tool(tool)?;
+                        let own = builder.build()?;
+                        match tool_ask.conditional(&candidates, &uid, &list_tool, &own) {
+                            Err(decision) => decision,
+                            Ok(answer) => match answer {
+                                Some(answer) if !answer.has_errors() => {
+                                    let decision = candidates.finish(Some(&answer));
+                                    memo.insert(key, answer);
+                                    decision
+                                }
+                                // Errors may name the tool: ask again with every entity.
+                                _ => {
+                                    let all = full_entities(&mut full)?;
+                                    let decision =
+                                        tool_ask.evaluate(candidates, &uid, &list_tool, &all);
+                                    full = Some(all);
+                                    decision
+                                }
+                            },
+                        }
+                    }
+                } else {
+                    let all = full_entities(&mut full)?;
+                    let decision = tool_ask.evaluate(candidates, &uid, &list_tool, &all);
+                    full = Some(all);
+                    decision
+                };
                 if decision.allowed {
                     visible_tools.push((tool.name.clone(), decision));
                 }
             }
             let mut visible_prompts = Vec::new();
             for prompt in &prompts[i] {
-                let decision = ask.decide(Action::GetPrompt, &prompt.uid()?, &get_prompt);
+                let uid = prompt.uid()?;
+                let candidates = prompt_ask.candidates(&uid, &ancestors);
+                let decision = if candidates.conditional().is_empty() {
+                    candidates.finish(None)
+                } else {
+                    let all = full_entities(&mut full)?;
+                    let decision = prompt_ask.evaluate(candidates, &uid, &get_prompt, &all);
+                    full = Some(all);
+                    decision
+                };
                 if decision.allowed {
                     visible_prompts.push((prompt.name.clone(), decision));
                 }
             }
             servers.push(VisibleServer {
                 id: server.id.clone(),
-                decision,
+                decision: decision.clone(),
                 tools: visible_tools,
                 prompts: visible_prompts,
             });
@@ -342,3 +429,7 @@ impl VisibilityCache {
         f(&mut guard)
     }
 }
+
+#[cfg(test)]
+#[path = "visibility_differential.rs"]
+mod differential;
