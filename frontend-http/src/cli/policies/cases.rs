@@ -118,7 +118,7 @@ pub fn run_file(file: &Path, dir: &Path) -> anyhow::Result<Report> {
     let cases: Vec<Case> =
         serde_norway::from_str(&text).with_context(|| format!("invalid {}", file.display()))?;
     let records = super::read_dir(dir)?;
-    let policies = evaluate::policy_set(&records)?;
+    let policies = evaluate::engine(&records)?;
     let mut report = Report::default();
     for case in &cases {
         let line = match evaluate::evaluate(&policies, case) {

@@ -1,12 +1,14 @@
-//! Evaluates a test case with Cedar directly: builds the entities and the context of the case
-//! and asks `cedar_policy::Authorizer`. This is the only place `policies test` touches Cedar, so
-//! it can switch to the shared authorizer of `portico-policies` once that exists.
+//! Evaluates a test case with the same authorizer the API and the data plane use
+//! (`portico_policies::PolicyEngine`): the case's principal, resource and context become Portico's
+//! facts, the facts become Cedar entities, and the engine decides.
 
 use anyhow::{Context as _, bail};
-use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request};
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use portico_core::domain::policy::PolicyRecord;
-use serde_json::{Value, json};
+use portico_policies::{
+    Action, EntitiesBuilder, PolicyEngine, PortalFacts, Principal, PromptFacts, RequestContext,
+    ServerFacts, ToolFacts,
+};
 
 use super::cases::{Case, PrincipalType, ResourceType};
 
@@ -24,124 +26,118 @@ pub struct Evaluation {
     pub errors: Vec<String>,
 }
 
-/// The enabled policies of a directory, validated.
-pub fn policy_set(records: &[PolicyRecord]) -> anyhow::Result<PolicySet> {
-    let mut set = PolicySet::new();
+/// The engine over the enabled policies of a directory, each validated first so that an
+/// invalid file is reported with its name and position.
+pub fn engine(records: &[PolicyRecord]) -> anyhow::Result<PolicyEngine> {
     for record in records.iter().filter(|r| r.enabled) {
-        let policy = portico_policies::validate_policy(record.id.as_str(), &record.policy)
+        portico_policies::validate_policy(record.id.as_str(), &record.policy)
             .map_err(|e| anyhow::anyhow!("{}.cedar: {e}", record.id))?;
-        set.add(policy).with_context(|| format!("{}.cedar", record.id))?;
     }
-    Ok(set)
+    PolicyEngine::new(records).context("the policies do not form a policy set")
 }
 
-fn uid(kind: &str, id: &str) -> Value {
-    json!({"type": format!("Portico::{kind}"), "id": id})
+fn action_of(name: &str) -> anyhow::Result<Action> {
+    Action::ALL
+        .iter()
+        .copied()
+        .find(|a| a.name() == name)
+        .with_context(|| format!("unknown action `{name}`: expected one of connect, use_server, list_tool, call_tool, get_prompt"))
 }
 
-fn entity_uid(kind: &str, id: &str) -> anyhow::Result<EntityUid> {
-    EntityUid::from_json(uid(kind, id)).with_context(|| format!("invalid {kind} id `{id}`"))
-}
-
-/// Decides `case` against `policies`.
-pub fn evaluate(policies: &PolicySet, case: &Case) -> anyhow::Result<Evaluation> {
-    let schema = portico_policies::schema().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut entities: Vec<Value> = Vec::new();
+/// Decides `case` with `engine`.
+pub fn evaluate(engine: &PolicyEngine, case: &Case) -> anyhow::Result<Evaluation> {
     let p = &case.principal;
     let principal = match p.kind {
-        PrincipalType::User => {
-            for group in &p.groups {
-                entities.push(
-                    json!({"uid": uid("Group", group), "attrs": {"name": group}, "parents": []}),
-                );
-            }
-            let email = p.email.clone().unwrap_or_else(|| format!("{}@example.com", p.id));
-            let parents: Vec<Value> = p.groups.iter().map(|g| uid("Group", g)).collect();
-            entities.push(json!({"uid": uid("User", &p.id),
-                "attrs": {"email": email, "name": p.id, "idp": "test"}, "parents": parents}));
-            entity_uid("User", &p.id)?
-        }
+        PrincipalType::User => Principal::User {
+            id: p.id.clone(),
+            email: p.email.clone().unwrap_or_else(|| format!("{}@example.com", p.id)),
+            name: p.id.clone(),
+            idp: "test".to_owned(),
+            groups: p.groups.clone(),
+        },
         PrincipalType::ServiceToken => {
             if !p.groups.is_empty() {
                 bail!("a service token has no groups");
             }
-            entities.push(json!({"uid": uid("ServiceToken", &p.id),
-                "attrs": {"name": p.id, "client_id": p.id}, "parents": []}));
-            entity_uid("ServiceToken", &p.id)?
+            Principal::ServiceToken {
+                id: p.id.clone(),
+                name: p.id.clone(),
+                client_id: p.id.clone(),
+            }
         }
     };
+    let mut builder = EntitiesBuilder::new();
+    builder.principal(&principal)?;
     let r = &case.resource;
-    for portal in &r.portals {
-        entities.push(json!({"uid": uid("Portal", portal),
-            "attrs": {"hostname": format!("{portal}.example.com")}, "parents": []}));
+    let portal =
+        |id: &str| PortalFacts { id: id.to_owned(), hostname: format!("{id}.example.com") };
+    for id in &r.portals {
+        builder.portal(&portal(id))?;
     }
-    let server_entity = |id: &str| {
-        let parents: Vec<Value> = r.portals.iter().map(|p| uid("Portal", p)).collect();
-        json!({"uid": uid("Server", id), "attrs": {"url": format!("https://{id}.example.com/mcp"),
-            "host": format!("{id}.example.com"), "auth_type": "unauthenticated"}, "parents": parents})
+    let server = |id: &str| ServerFacts {
+        id: id.to_owned(),
+        url: format!("https://{id}.example.com/mcp"),
+        auth_type: "unauthenticated".to_owned(),
+        portals: r.portals.clone(),
     };
     let resource = match r.kind {
         ResourceType::Portal => {
-            if !r.portals.iter().any(|p| p == &r.id) {
-                entities.push(json!({"uid": uid("Portal", &r.id),
-                    "attrs": {"hostname": format!("{}.example.com", r.id)}, "parents": []}));
-            }
-            entity_uid("Portal", &r.id)?
+            let facts = portal(&r.id);
+            builder.portal(&facts)?;
+            facts.uid()?
         }
         ResourceType::Server => {
-            entities.push(server_entity(&r.id));
-            entity_uid("Server", &r.id)?
+            let facts = server(&r.id);
+            builder.server(&facts)?;
+            facts.uid()?
         }
         ResourceType::Tool | ResourceType::Prompt => {
-            let Some(server) = &r.server else { bail!("a tool or prompt needs its `server`") };
-            entities.push(server_entity(server));
-            let id = format!("{server}/{}", r.id);
-            let (kind, attrs) = if r.kind == ResourceType::Tool {
+            let Some(server_id) = &r.server else { bail!("a tool or prompt needs its `server`") };
+            builder.server(&server(server_id))?;
+            if r.kind == ResourceType::Tool {
+                let mut tool = ToolFacts::with_mcp_defaults(server_id.clone(), r.id.clone());
                 let h = &r.hints;
-                (
-                    "Tool",
-                    json!({"name": r.id,
-                    "readOnlyHint": h.read_only_hint.unwrap_or(false),
-                    "destructiveHint": h.destructive_hint.unwrap_or(true),
-                    "idempotentHint": h.idempotent_hint.unwrap_or(false),
-                    "openWorldHint": h.open_world_hint.unwrap_or(true)}),
-                )
+                tool.read_only = h.read_only_hint.unwrap_or(tool.read_only);
+                tool.destructive = h.destructive_hint.unwrap_or(tool.destructive);
+                tool.idempotent = h.idempotent_hint.unwrap_or(tool.idempotent);
+                tool.open_world = h.open_world_hint.unwrap_or(tool.open_world);
+                builder.tool(&tool)?;
+                tool.uid()?
             } else {
-                ("Prompt", json!({"name": r.id}))
-            };
-            entities.push(
-                json!({"uid": uid(kind, &id), "attrs": attrs, "parents": [uid("Server", server)]}),
-            );
-            entity_uid(kind, &id)?
+                let prompt = PromptFacts { server_id: server_id.clone(), name: r.id.clone() };
+                builder.prompt(&prompt)?;
+                prompt.uid()?
+            }
         }
     };
-    let entities = Entities::from_json_value(Value::Array(entities), Some(schema))
-        .context("the case's entities do not fit the schema")?;
-    let action = entity_uid("Action", &case.action)?;
+    let entities = builder.build_checked().context("the case's entities do not fit the schema")?;
+    let action = action_of(&case.action)?;
+    let fits = match action {
+        Action::Connect => r.kind == ResourceType::Portal,
+        Action::UseServer => r.kind == ResourceType::Server,
+        Action::ListTool | Action::CallTool => r.kind == ResourceType::Tool,
+        Action::GetPrompt => r.kind == ResourceType::Prompt,
+    };
+    if !fits {
+        bail!(
+            "the request does not fit the schema: `{}` does not apply to a {:?} (is the action right for the resource?)",
+            case.action,
+            r.kind
+        );
+    }
     let time = case.context.time.as_deref().unwrap_or(DEFAULT_TIME);
     let time: DateTime<Utc> = DateTime::parse_from_rfc3339(time)
         .with_context(|| format!("invalid context time `{time}` (RFC 3339)"))?
         .with_timezone(&Utc);
     let ip = case.context.ip.as_deref().unwrap_or(DEFAULT_IP);
-    let mut context = json!({
-        "time": {"__extn": {"fn": "datetime", "arg": time.format("%Y-%m-%dT%H:%M:%SZ").to_string()}},
-        "weekday": time.weekday().number_from_monday(),
-        "ip": {"__extn": {"fn": "ip", "arg": ip}},
-    });
-    if case.action == "call_tool" {
-        context["dlp"] = json!({"findings": []});
-    }
-    let context = Context::from_json_value(context, Some((schema, &action)))
+    let ip = ip.parse().with_context(|| format!("invalid context ip `{ip}`"))?;
+    let context = RequestContext::new(time, ip)
+        .to_cedar(action)
         .with_context(|| format!("the context does not fit action `{}`", case.action))?;
-    let request = Request::new(principal, action, resource, context, Some(schema))
-        .context("the request does not fit the schema (is the action right for the resource?)")?;
-    let response = Authorizer::new().is_authorized(&request, policies, &entities);
-    let mut reasons: Vec<String> =
-        response.diagnostics().reason().map(ToString::to_string).collect();
-    reasons.sort();
+    let decision = engine.is_authorized(&principal.uid()?, action, &resource, &context, &entities);
     Ok(Evaluation {
-        allowed: response.decision() == Decision::Allow,
-        reasons,
-        errors: response.diagnostics().errors().map(ToString::to_string).collect(),
+        allowed: decision.allowed,
+        reasons: decision.policy_ids,
+        errors: decision.errors,
     })
 }
