@@ -317,6 +317,16 @@ fn policies_to_check(
     Ok(ids)
 }
 
+/// `context` with its time truncated to the minute.
+fn to_the_minute(context: &RequestContext) -> RequestContext {
+    let seconds = context.time.timestamp();
+    let mut minute = context.clone();
+    if let Some(time) = chrono::DateTime::from_timestamp(seconds - seconds.rem_euclid(60), 0) {
+        minute.time = time;
+    }
+    minute
+}
+
 /// What a cached view depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
@@ -388,7 +398,9 @@ impl VisibilityCache {
     }
 
     /// The view of `principal` in `catalog`, from the cache when `portal_version` and
-    /// `policy_version` are unchanged.
+    /// `policy_version` are unchanged. When some policy reads the context, the view is computed
+    /// for the request's time truncated to the minute (and its IP), so that views of one minute
+    /// are shared; a policy on the time of day sees the minute, not the second.
     pub fn visibility(
         &self,
         engine: &PolicyEngine,
@@ -398,14 +410,17 @@ impl VisibilityCache {
         portal_version: u64,
         context: &RequestContext,
     ) -> Result<Arc<Visibility>, EntityError> {
+        let reads = engine.reads_context();
+        let minute = to_the_minute(context);
         let key = CacheKey {
             principal: principal.clone(),
             portal_id: catalog.portal.id.clone(),
             portal_version,
             policy_version,
-            context: engine.reads_context().then(|| context.clone()),
+            context: reads.then(|| minute.clone()),
         };
-        self.get_or_compute(key, || visibility(engine, principal, catalog, context))
+        let evaluated = if reads { &minute } else { context };
+        self.get_or_compute(key, || visibility(engine, principal, catalog, evaluated))
     }
 
     /// How many views are cached.

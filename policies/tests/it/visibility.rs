@@ -113,3 +113,34 @@ fn the_cache_misses_on_a_new_version() {
     assert_eq!(cache.len(), 2, "bounded");
     assert_eq!(*first, *new_catalog);
 }
+
+/// With a policy on the time of day, views are shared within a minute and computed for that
+/// minute, so the cache still serves the requests of one minute.
+#[test]
+fn context_reading_policies_share_views_within_a_minute() {
+    let corpus = load();
+    let engine = PolicyEngine::new(&example_policies()).unwrap();
+    assert!(engine.reads_context());
+    let cache = VisibilityCache::new(8);
+    let portal = &corpus.catalog.portals[0];
+    let catalog = PortalCatalog {
+        portal,
+        servers: &corpus.catalog.servers,
+        tools: &corpus.catalog.tools,
+        prompts: &corpus.catalog.prompts,
+    };
+    let alice = &corpus.principals["alice"];
+    let at = |seconds: i64| {
+        let mut ctx = corpus.default_context.clone();
+        ctx.time =
+            chrono::DateTime::from_timestamp(ctx.time.timestamp() / 60 * 60 + seconds, 0).unwrap();
+        ctx
+    };
+    let early = cache.visibility(&engine, 1, alice, catalog, 1, &at(5)).unwrap();
+    let late = cache.visibility(&engine, 1, alice, catalog, 1, &at(55)).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&early, &late), "one minute, one view");
+    let next = cache.visibility(&engine, 1, alice, catalog, 1, &at(65)).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&early, &next), "the next minute is computed again");
+    // The shared view is the one computed for the start of the minute.
+    assert_eq!(*early, visibility(&engine, alice, catalog, &at(0)).unwrap());
+}
