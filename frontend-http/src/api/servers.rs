@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, web};
 use portico_core::domain::ids::ServerId;
 use portico_core::domain::overrides::CapabilityOverride;
 use portico_core::domain::server::{
-    self, AddServer, AuthType, CredentialKind, RemoveServer, ServerSettings, UpdateServer,
-    server_stream,
+    self, AddServer, AuthType, CredentialKind, RemoveServer, ServerCommand, ServerSettings,
+    ServerState, UpdateServer, server_stream,
 };
 use portico_core::vault::{SecretRef, SecretString, server_owner};
 use portico_projections::CatalogServer;
@@ -256,8 +256,8 @@ impl<'a> StagedCredentials<'a> {
         kind: CredentialKind,
         version: u32,
         value: Option<String>,
-    ) -> Result<Option<u32>, ApiError> {
-        let Some(value) = value else { return Ok(None) };
+    ) -> Result<(), ApiError> {
+        let Some(value) = value else { return Ok(()) };
         let secret = SecretString::from(value);
         let stored = self
             .state
@@ -275,7 +275,7 @@ impl<'a> StagedCredentials<'a> {
                 other => ApiError::unavailable(other),
             })?;
         self.stored.push(stored);
-        Ok(Some(version))
+        Ok(())
     }
 
     /// The write failed: nothing may refer to the staged secrets, so they go.
@@ -286,6 +286,67 @@ impl<'a> StagedCredentials<'a> {
             }
         }
     }
+}
+
+/// The secrets a request sent, each stored under the version its command names.
+struct SentCredentials {
+    auth_credentials: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl SentCredentials {
+    /// The vault version each sent secret gets: the next one of its kind.
+    fn versions(&self, current: &ServerState) -> (Option<u32>, Option<u32>) {
+        let next = |sent: &Option<String>, kind| {
+            sent.as_ref().map(|_| current.next_credential_version(kind))
+        };
+        (
+            next(&self.auth_credentials, CredentialKind::AuthCredentials),
+            next(&self.client_secret, CredentialKind::ClientSecret),
+        )
+    }
+}
+
+/// Decides `command` (whose credential versions come from [`SentCredentials::versions`]),
+/// stores the sent secrets under those versions, and appends the events; if anything fails
+/// after the rules passed, the stored secrets are removed again.
+async fn write_with_credentials(
+    state: &AppState,
+    caller: &Caller,
+    id: &ServerId,
+    current: &ServerState,
+    command: ServerCommand,
+    sent: SentCredentials,
+) -> Result<(), ApiError> {
+    // The rules are checked before anything reaches the vault.
+    let events = server::decide(current, command)?;
+    let next = |kind| current.next_credential_version(kind);
+    let mut staged = StagedCredentials::new(state);
+    let result = async {
+        staged
+            .stage(
+                id,
+                CredentialKind::AuthCredentials,
+                next(CredentialKind::AuthCredentials),
+                sent.auth_credentials,
+            )
+            .await?;
+        staged
+            .stage(
+                id,
+                CredentialKind::ClientSecret,
+                next(CredentialKind::ClientSecret),
+                sent.client_secret,
+            )
+            .await?;
+        state.write(&server_stream(id), current.stream_version, events, caller.actor()).await
+    }
+    .await;
+    if let Err(e) = result {
+        staged.discard().await;
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Creates an MCP server.
@@ -323,64 +384,22 @@ pub async fn create(
         updated_tools: body.updated_tools.unwrap_or_default(),
         updated_prompts: body.updated_prompts.unwrap_or_default(),
     };
-    let mut command = AddServer {
+    let sent = SentCredentials {
+        auth_credentials: body.auth_credentials,
+        client_secret: body.client_secret,
+    };
+    let (auth_credentials, client_secret) = sent.versions(&current);
+    let command = AddServer {
         server_id: id.clone(),
         hostname: body.hostname,
         auth_type: body.auth_type,
         settings,
-        auth_credentials: None,
-        client_secret: None,
+        auth_credentials,
+        client_secret,
     };
-    // Check the rules before anything reaches the vault.
-    server::decide(
-        &current,
-        probe_credentials(command.clone(), &body.auth_credentials, &body.client_secret, &current)
-            .into(),
-    )?;
-    let mut staged = StagedCredentials::new(&state);
-    let result = async {
-        command.auth_credentials = staged
-            .stage(
-                &id,
-                CredentialKind::AuthCredentials,
-                current.next_credential_version(CredentialKind::AuthCredentials),
-                body.auth_credentials,
-            )
-            .await?;
-        command.client_secret = staged
-            .stage(
-                &id,
-                CredentialKind::ClientSecret,
-                current.next_credential_version(CredentialKind::ClientSecret),
-                body.client_secret,
-            )
-            .await?;
-        let events = server::decide(&current, command.into())?;
-        state.write(&server_stream(&id), current.stream_version, events, caller.actor()).await
-    }
-    .await;
-    if let Err(e) = result {
-        staged.discard().await;
-        return Err(e);
-    }
+    write_with_credentials(&state, &caller, &id, &current, command.into(), sent).await?;
     let created = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
     created.map(envelope::ok).ok_or_else(|| not_found(&id))
-}
-
-/// The command with placeholder credential versions, to run the rules before storing secrets.
-fn probe_credentials(
-    mut command: AddServer,
-    auth_credentials: &Option<String>,
-    client_secret: &Option<String>,
-    current: &portico_core::domain::ServerState,
-) -> AddServer {
-    command.auth_credentials = auth_credentials
-        .as_ref()
-        .map(|_| current.next_credential_version(CredentialKind::AuthCredentials));
-    command.client_secret = client_secret
-        .as_ref()
-        .map(|_| current.next_credential_version(CredentialKind::ClientSecret));
-    command
 }
 
 /// Replaces an MCP server's settings (as Cloudflare's `PUT` does).
@@ -424,45 +443,20 @@ pub async fn update(
         updated_tools: body.updated_tools.unwrap_or_default(),
         updated_prompts: body.updated_prompts.unwrap_or_default(),
     };
-    let next = |kind| current.next_credential_version(kind);
-    let mut command = UpdateServer {
+    let sent = SentCredentials {
+        auth_credentials: body.auth_credentials,
+        client_secret: body.client_secret,
+    };
+    let (auth_credentials, client_secret) = sent.versions(&current);
+    let command = UpdateServer {
         server_id: id.clone(),
         hostname: body.hostname,
         auth_type: body.auth_type,
         settings,
-        auth_credentials: body
-            .auth_credentials
-            .as_ref()
-            .map(|_| next(CredentialKind::AuthCredentials)),
-        client_secret: body.client_secret.as_ref().map(|_| next(CredentialKind::ClientSecret)),
+        auth_credentials,
+        client_secret,
     };
-    server::decide(&current, command.clone().into())?;
-    let mut staged = StagedCredentials::new(&state);
-    let result = async {
-        command.auth_credentials = staged
-            .stage(
-                &id,
-                CredentialKind::AuthCredentials,
-                next(CredentialKind::AuthCredentials),
-                body.auth_credentials,
-            )
-            .await?;
-        command.client_secret = staged
-            .stage(
-                &id,
-                CredentialKind::ClientSecret,
-                next(CredentialKind::ClientSecret),
-                body.client_secret,
-            )
-            .await?;
-        let events = server::decide(&current, command.into())?;
-        state.write(&server_stream(&id), current.stream_version, events, caller.actor()).await
-    }
-    .await;
-    if let Err(e) = result {
-        staged.discard().await;
-        return Err(e);
-    }
+    write_with_credentials(&state, &caller, &id, &current, command.into(), sent).await?;
     let updated = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
     updated.map(envelope::ok).ok_or_else(|| not_found(&id))
 }
