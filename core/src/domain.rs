@@ -6,6 +6,7 @@
 //! the stream (`server_stream`, `portal_stream`) expecting `state.stream_version`.
 
 pub mod account;
+pub mod call;
 pub mod error;
 pub mod ids;
 pub mod overrides;

@@ -13,7 +13,10 @@ use uuid::Uuid;
 use crate::domain::account::{AccountCreated, ApiTokenCreated, ApiTokenRevoked};
 use crate::domain::policy::{PolicyCreated, PolicyDeleted, PolicySetReplaced, PolicyUpdated};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
-use crate::domain::server::{ServerAdded, ServerCredentialSet, ServerRemoved, ServerUpdated};
+use crate::domain::call::PortalRequestHandled;
+use crate::domain::server::{
+    ServerAdded, ServerCredentialSet, ServerRemoved, ServerSyncFailed, ServerSynced, ServerUpdated,
+};
 use crate::domain::service_token::{
     ServiceTokenCreated, ServiceTokenDeleted, ServiceTokenRotated, ServiceTokenUpdated,
 };
@@ -59,6 +62,8 @@ events!(
     ServerUpdated,
     ServerRemoved,
     ServerCredentialSet,
+    ServerSynced,
+    ServerSyncFailed,
     PortalAdded,
     PortalUpdated,
     PortalRemoved,
@@ -73,6 +78,7 @@ events!(
     ServiceTokenUpdated,
     ServiceTokenRotated,
     ServiceTokenDeleted,
+    PortalRequestHandled,
 );
 
 impl Event {

@@ -36,6 +36,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(servers::delete)),
     )
     .service(
+        web::resource(format!("{mcp}/servers/{{id}}/sync")).route(web::post().to(servers::sync)),
+    )
+    .service(
         web::resource(format!("{mcp}/portals"))
             .route(web::get().to(portals::list))
             .route(web::post().to(portals::create)),

@@ -70,6 +70,19 @@ pub struct ServeArgs {
     /// The account id to create on first start (32 hex characters) [default: generated].
     #[arg(long, env = "PORTICO_ACCOUNT_ID")]
     pub account_id: Option<String>,
+    /// Allow upstream servers on loopback, private, link-local and cloud-metadata addresses
+    /// (refused by default: an admin could otherwise make Portico reach internal services).
+    #[arg(long, env = "PORTICO_ALLOW_PRIVATE_UPSTREAMS")]
+    pub allow_private_upstreams: bool,
+    /// Seconds an upstream connection (with the MCP handshake) may take [default: 10].
+    #[arg(long, env = "PORTICO_UPSTREAM_CONNECT_TIMEOUT")]
+    pub upstream_connect_timeout: Option<u64>,
+    /// Seconds an upstream call may take [default: 60].
+    #[arg(long, env = "PORTICO_UPSTREAM_CALL_TIMEOUT")]
+    pub upstream_call_timeout: Option<u64>,
+    /// Seconds between periodic syncs of every server [default: 7200].
+    #[arg(long, env = "PORTICO_SYNC_INTERVAL")]
+    pub sync_interval: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +142,17 @@ impl Cli {
             database_url: self.database_url.clone().or(file.database_url),
             public_url: serve.and_then(|s| s.public_url.clone()).or(file.public_url),
             account_id: serve.and_then(|s| s.account_id.clone()).or(file.account_id),
+            allow_private_upstreams: serve.is_some_and(|s| s.allow_private_upstreams)
+                || file.allow_private_upstreams.unwrap_or(false),
+            upstream_connect_timeout: std::time::Duration::from_secs(
+                serve.and_then(|s| s.upstream_connect_timeout).or(file.upstream_connect_timeout_secs).unwrap_or(10).max(1),
+            ),
+            upstream_call_timeout: std::time::Duration::from_secs(
+                serve.and_then(|s| s.upstream_call_timeout).or(file.upstream_call_timeout_secs).unwrap_or(60).max(1),
+            ),
+            sync_interval: std::time::Duration::from_secs(
+                serve.and_then(|s| s.sync_interval).or(file.sync_interval_secs).unwrap_or(7200).max(60),
+            ),
             durability,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             master_key: file.master_key,
@@ -191,11 +215,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(token) = &boot.new_admin_token {
         println!("Admin API token (shown only now; store it safely): {}", token.secret);
     }
-    let state = AppState::new(
+    let gateway = portico_gateway::GatewayConfig {
+        upstream: portico_gateway::upstream::UpstreamConfig {
+            connect_timeout: config.upstream_connect_timeout,
+            call_timeout: config.upstream_call_timeout,
+            policy: portico_gateway::ssrf::UpstreamPolicy {
+                allow_private: config.allow_private_upstreams,
+            },
+        },
+        sync_interval: config.sync_interval,
+    };
+    let state = AppState::with_gateway(
         Arc::clone(&storage.log),
         Arc::clone(&storage.vault),
         Arc::clone(&models),
         boot.account_id.clone(),
+        gateway,
     );
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -33,6 +33,10 @@ pub struct FileConfig {
     pub durability: Option<String>,
     pub log_format: Option<LogFormat>,
     pub master_key: Option<String>,
+    pub allow_private_upstreams: Option<bool>,
+    pub upstream_connect_timeout_secs: Option<u64>,
+    pub upstream_call_timeout_secs: Option<u64>,
+    pub sync_interval_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -60,6 +64,14 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The vault master key from the configuration file (never logged).
     pub master_key: Option<String>,
+    /// Allow upstream URLs on loopback, private, link-local and metadata addresses.
+    pub allow_private_upstreams: bool,
+    /// Upstream connect timeout (default 10 s).
+    pub upstream_connect_timeout: std::time::Duration,
+    /// Upstream call timeout (default 60 s).
+    pub upstream_call_timeout: std::time::Duration,
+    /// How often every server is synced again (default 2 h).
+    pub sync_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -73,6 +85,10 @@ impl std::fmt::Debug for Config {
             .field("durability", &self.durability)
             .field("log_format", &self.log_format)
             .field("master_key", &self.master_key.as_ref().map(|_| "[redacted]"))
+            .field("allow_private_upstreams", &self.allow_private_upstreams)
+            .field("upstream_connect_timeout", &self.upstream_connect_timeout)
+            .field("upstream_call_timeout", &self.upstream_call_timeout)
+            .field("sync_interval", &self.sync_interval)
             .finish()
     }
 }

@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod mcp;
 pub mod state;
 pub mod storage;
 pub mod token;
@@ -49,6 +50,7 @@ pub fn create_app(
                 Ok(response)
             }
         })
+        .configure(|cfg| mcp::routes(cfg, &state.mcp))
         .app_data(web::Data::new(state))
         .app_data(web::PayloadConfig::new(api::body::MAX_BODY_BYTES))
         .app_data(web::QueryConfig::default().error_handler(api::body::query_error))

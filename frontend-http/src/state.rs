@@ -16,25 +16,57 @@ use crate::api::error::{ApiError, Code};
 pub const WRITE_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shared by every handler.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     pub log: Arc<dyn EventLog>,
     pub vault: Arc<Vault>,
     pub models: Arc<ProjectionRunner<ReadModels>>,
     pub account_id: AccountId,
     /// The compiled policy set and the cache of what principals see.
-    pub authz: Arc<crate::api::authorize::Authz>,
+    pub authz: Arc<portico_gateway::authz::Authz>,
+    /// The data plane: upstream connections, sync, sessions.
+    pub gateway: Arc<portico_gateway::Gateway>,
+    /// The MCP endpoint's service (one session manager for every worker).
+    pub mcp: crate::mcp::McpService,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("account_id", &self.account_id).finish_non_exhaustive()
+    }
 }
 
 impl AppState {
-    /// The state over opened storage and running read models.
+    /// The state over opened storage and running read models, with the data plane's default
+    /// settings (private upstream addresses refused). Starts the data plane's background
+    /// tasks, so it must be called inside a Tokio runtime.
     pub fn new(
         log: Arc<dyn EventLog>,
         vault: Arc<Vault>,
         models: Arc<ProjectionRunner<ReadModels>>,
         account_id: AccountId,
     ) -> Self {
-        AppState { log, vault, models, account_id, authz: Arc::default() }
+        Self::with_gateway(log, vault, models, account_id, portico_gateway::GatewayConfig::default())
+    }
+
+    /// The state with the data plane configured by `gateway`.
+    pub fn with_gateway(
+        log: Arc<dyn EventLog>,
+        vault: Arc<Vault>,
+        models: Arc<ProjectionRunner<ReadModels>>,
+        account_id: AccountId,
+        gateway: portico_gateway::GatewayConfig,
+    ) -> Self {
+        let authz: Arc<portico_gateway::authz::Authz> = Arc::default();
+        let gateway = portico_gateway::Gateway::start(
+            Arc::clone(&log),
+            Arc::clone(&vault),
+            Arc::clone(&models),
+            Arc::clone(&authz),
+            gateway,
+        );
+        let mcp = crate::mcp::service(Arc::clone(&gateway));
+        AppState { log, vault, models, account_id, authz, gateway, mcp }
     }
 
     /// Runs `f` on the read models as they are now.

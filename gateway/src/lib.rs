@@ -3,3 +3,159 @@
 //! - [`ssrf`]: which upstream addresses Portico may connect to.
 //! - [`transport`]: connecting to an upstream over streamable HTTP or the legacy HTTP+SSE
 //!   transport, chosen as the product does (URL suffix, then fallback on 404/405/406).
+//! - [`upstream`]: the pool of upstream connections, and progress relaying.
+//! - [`sync`]: reading upstreams' tools and prompts into the log.
+//! - [`authz`]: what a principal sees in a portal and may call there.
+//! - [`exposed`]: namespacing, overrides and Cedar filtering of a portal's tools and prompts.
+//! - [`session`]: one client's MCP session with a portal (rmcp's server handler).
+
+pub mod authz;
+pub mod ssrf;
+pub mod sync;
+pub mod transport;
+pub mod upstream;
+
+pub mod exposed;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_core::domain::call::{PortalRequestHandled, calls_stream};
+use portico_core::domain::ids::ServerId;
+use portico_core::vault::Vault;
+use portico_core::{Actor, Event, EventLog, EventMetadata, ExpectedVersion, NewEvent};
+use portico_policies::Decision;
+use portico_projections::{ProjectionRunner, ReadModels};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::authz::{Authz, AuthzError};
+use crate::exposed::{Exposed, ExposedCache};
+use crate::session::Caller;
+use crate::sync::Syncer;
+use crate::upstream::{UpstreamConfig, Upstreams};
+
+/// The data plane's settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub upstream: UpstreamConfig,
+    /// How often every server is synced again.
+    pub sync_interval: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig { upstream: UpstreamConfig::default(), sync_interval: Duration::from_secs(2 * 3600) }
+    }
+}
+
+/// Everything the portal sessions share.
+#[derive(Debug)]
+pub struct Gateway {
+    pub log: Arc<dyn EventLog>,
+    pub models: Arc<ProjectionRunner<ReadModels>>,
+    pub authz: Arc<Authz>,
+    pub upstreams: Arc<Upstreams>,
+    pub syncer: Arc<Syncer>,
+    exposed: ExposedCache,
+    changes: watch::Receiver<u64>,
+}
+
+impl Gateway {
+    /// Starts the data plane: the sync scheduler and the watcher that tells sessions when what
+    /// they see may have changed. Must be called inside a Tokio runtime.
+    pub fn start(
+        log: Arc<dyn EventLog>,
+        vault: Arc<Vault>,
+        models: Arc<ProjectionRunner<ReadModels>>,
+        authz: Arc<Authz>,
+        config: GatewayConfig,
+    ) -> Arc<Self> {
+        let (changed_tx, mut changed_rx) = mpsc::unbounded_channel::<ServerId>();
+        let (sync_tx, sync_rx) = mpsc::unbounded_channel::<ServerId>();
+        let upstreams = Arc::new(Upstreams::new(config.upstream.clone(), vault, changed_tx));
+        let syncer = Arc::new(Syncer::new(Arc::clone(&log), Arc::clone(&models), Arc::clone(&upstreams), sync_tx.clone()));
+        tokio::spawn(Arc::clone(&syncer).run(sync_rx, config.sync_interval));
+        // An upstream's `list_changed` is a sync request.
+        tokio::spawn(async move {
+            while let Some(id) = changed_rx.recv().await {
+                if sync_tx.send(id).is_err() {
+                    return;
+                }
+            }
+        });
+        let (changes_tx, changes) = watch::channel(0);
+        tokio::spawn(watch_config(Arc::clone(&models), changes_tx));
+        Arc::new(Gateway { log, models, authz, upstreams, syncer, exposed: ExposedCache::default(), changes })
+    }
+
+    /// A receiver that moves when anything but a call changed in the read models (at most a
+    /// few times a second).
+    pub fn config_changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
+    /// What `caller` sees in its portal now.
+    pub fn exposed(&self, caller: &Caller) -> Result<Arc<Exposed>, AuthzError> {
+        let models = self.models.read();
+        let access = self.authz.access(&models, &caller.principal, &caller.portal_id, &session::context_of(caller))?;
+        Ok(self.exposed.get(&access, &models, &session::BUILTINS))
+    }
+
+    /// Whether `caller` may call the exposed tool `name` (of `server_id`, synced as `tool`).
+    pub fn decide_call(
+        &self,
+        caller: &Caller,
+        exposed: &Exposed,
+        server_id: &ServerId,
+        name: &str,
+        tool: &Value,
+    ) -> Result<Decision, portico_policies::EntityError> {
+        let models = self.models.read();
+        let (_, engine) = self.authz.engine(&models).map_err(|e| portico_policies::EntityError::Schema(e.to_string()))?;
+        let reusable = !engine.reads_context();
+        if reusable {
+            let cached = exposed.call_decisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
+            if let Some(decision) = cached {
+                return Ok(decision);
+            }
+        }
+        let decision = authz::decide_call(&engine, &models, &caller.principal, server_id, tool, &session::context_of(caller))?;
+        if reusable {
+            exposed
+                .call_decisions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(name.to_owned(), decision.clone());
+        }
+        Ok(decision)
+    }
+
+    /// Appends a call's audit event. Many concurrent calls share one commit (group commit);
+    /// the call's answer waits for its event to be in the log, so an answered call is always
+    /// audited.
+    pub async fn audit(&self, actor: Actor, event: PortalRequestHandled) {
+        let stream = calls_stream(&event.portal_id);
+        let events = vec![NewEvent::new(Event::PortalRequestHandled(event))];
+        if let Err(error) = self.log.append(&stream, ExpectedVersion::Any, events, &EventMetadata::new(actor)).await {
+            tracing::error!(%error, "a call's audit event could not be appended");
+        }
+    }
+}
+
+/// Publishes the read models' configuration position when it moves, at most every 100 ms.
+async fn watch_config(models: Arc<ProjectionRunner<ReadModels>>, changes: watch::Sender<u64>) {
+    let mut positions = models.watch_position();
+    let mut last = models.read().config_position;
+    while positions.changed().await.is_ok() {
+        let now = models.read().config_position;
+        if now != last {
+            last = now;
+            if changes.send(now).is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -39,7 +39,7 @@ impl portico_core::domain::ServerDirectory for Aggregates {
 
 impl Projection for Aggregates {
     const NAME: &'static str = "aggregates";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, recorded: &RecordedEvent) {
         let event = &recorded.event;
@@ -54,6 +54,12 @@ impl Projection for Aggregates {
                 self.servers.entry(e.server_id.clone()).or_default().apply(event)
             }
             Event::ServerCredentialSet(e) => {
+                self.servers.entry(e.server_id.clone()).or_default().apply(event)
+            }
+            Event::ServerSynced(e) => {
+                self.servers.entry(e.server_id.clone()).or_default().apply(event)
+            }
+            Event::ServerSyncFailed(e) => {
                 self.servers.entry(e.server_id.clone()).or_default().apply(event)
             }
             Event::PortalAdded(e) => {

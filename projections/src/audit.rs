@@ -91,40 +91,46 @@ impl AuditTrail {
     }
 }
 
-/// What an admin event did to which resource.
-fn classify(event: &Event) -> (AuditAction, ResourceType, &str) {
+/// What an admin event did to which resource; `None` for what is not an admin change (syncs,
+/// which Portico does on its own, and calls through portals, which have their own logs).
+fn classify(event: &Event) -> Option<(AuditAction, ResourceType, &str)> {
     use AuditAction::{Create, Delete, Revoke, Update};
     use ResourceType::{
         Account, ApiToken, CedarPolicy, CedarPolicySet, McpPortal, McpServer, ServiceToken,
     };
     match event {
-        Event::ServerAdded(e) => (Create, McpServer, e.server_id.as_str()),
-        Event::ServerUpdated(e) => (Update, McpServer, e.server_id.as_str()),
-        Event::ServerCredentialSet(e) => (Update, McpServer, e.server_id.as_str()),
-        Event::ServerRemoved(e) => (Delete, McpServer, e.server_id.as_str()),
-        Event::PortalAdded(e) => (Create, McpPortal, e.portal_id.as_str()),
-        Event::PortalUpdated(e) => (Update, McpPortal, e.portal_id.as_str()),
-        Event::PortalRemoved(e) => (Delete, McpPortal, e.portal_id.as_str()),
-        Event::AccountCreated(e) => (Create, Account, e.account_id.as_str()),
-        Event::ApiTokenCreated(e) => (Create, ApiToken, &e.token_id),
-        Event::ApiTokenRevoked(e) => (Revoke, ApiToken, &e.token_id),
-        Event::PolicyCreated(e) => (Create, CedarPolicy, e.policy.id.as_str()),
-        Event::PolicyUpdated(e) => (Update, CedarPolicy, e.policy.id.as_str()),
-        Event::PolicyDeleted(e) => (Delete, CedarPolicy, e.policy_id.as_str()),
-        Event::PolicySetReplaced(_) => (Update, CedarPolicySet, "policies"),
-        Event::ServiceTokenCreated(e) => (Create, ServiceToken, &e.token_id),
-        Event::ServiceTokenUpdated(e) => (Update, ServiceToken, &e.token_id),
-        Event::ServiceTokenRotated(e) => (Update, ServiceToken, &e.token_id),
-        Event::ServiceTokenDeleted(e) => (Delete, ServiceToken, &e.token_id),
+        Event::ServerAdded(e) => Some((Create, McpServer, e.server_id.as_str())),
+        Event::ServerUpdated(e) => Some((Update, McpServer, e.server_id.as_str())),
+        Event::ServerCredentialSet(e) => Some((Update, McpServer, e.server_id.as_str())),
+        Event::ServerRemoved(e) => Some((Delete, McpServer, e.server_id.as_str())),
+        Event::PortalAdded(e) => Some((Create, McpPortal, e.portal_id.as_str())),
+        Event::PortalUpdated(e) => Some((Update, McpPortal, e.portal_id.as_str())),
+        Event::PortalRemoved(e) => Some((Delete, McpPortal, e.portal_id.as_str())),
+        Event::AccountCreated(e) => Some((Create, Account, e.account_id.as_str())),
+        Event::ApiTokenCreated(e) => Some((Create, ApiToken, &e.token_id)),
+        Event::ApiTokenRevoked(e) => Some((Revoke, ApiToken, &e.token_id)),
+        Event::PolicyCreated(e) => Some((Create, CedarPolicy, e.policy.id.as_str())),
+        Event::PolicyUpdated(e) => Some((Update, CedarPolicy, e.policy.id.as_str())),
+        Event::PolicyDeleted(e) => Some((Delete, CedarPolicy, e.policy_id.as_str())),
+        Event::PolicySetReplaced(_) => Some((Update, CedarPolicySet, "policies")),
+        Event::ServiceTokenCreated(e) => Some((Create, ServiceToken, &e.token_id)),
+        Event::ServiceTokenUpdated(e) => Some((Update, ServiceToken, &e.token_id)),
+        Event::ServiceTokenRotated(e) => Some((Update, ServiceToken, &e.token_id)),
+        Event::ServiceTokenDeleted(e) => Some((Delete, ServiceToken, &e.token_id)),
+        Event::ServerSynced(_) | Event::ServerSyncFailed(_) | Event::PortalRequestHandled(_) => {
+            None
+        }
     }
 }
 
 impl Projection for AuditTrail {
     const NAME: &'static str = "audit_trail";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, recorded: &RecordedEvent) {
-        let (action, resource_type, resource_id) = classify(&recorded.event);
+        let Some((action, resource_type, resource_id)) = classify(&recorded.event) else {
+            return;
+        };
         self.entries.push(AuditEntry {
             id: recorded.event_id,
             position: recorded.position,
@@ -177,6 +183,9 @@ fn next_value(
             to_value(&e.settings),
         ),
         Event::ServerUpdated(e) => with(current, to_value(&e.settings)),
+        Event::ServerSynced(_) | Event::ServerSyncFailed(_) | Event::PortalRequestHandled(_) => {
+            current
+        }
         Event::ServerCredentialSet(e) => {
             with(current, json!({ format!("{}_version", e.credential.field()): e.version }))
         }

@@ -22,6 +22,10 @@ pub struct ReadModels {
     pub aggregates: Aggregates,
     pub service_tokens: ServiceTokens,
     pub policies: PolicyCatalog,
+    /// The position of the last event that changed what a portal shows (everything but the
+    /// calls through portals): the data plane watches it to tell sessions their lists changed.
+    #[serde(default)]
+    pub config_position: u64,
 }
 
 impl ReadModels {
@@ -53,6 +57,11 @@ impl Projection for ReadModels {
         + PolicyCatalog::VERSION;
 
     fn apply(&mut self, event: &RecordedEvent) {
+        if let portico_core::Event::PortalRequestHandled(_) = &event.event {
+            // A call changes no read model here; the call log is the Logpush worker's.
+            return;
+        }
+        self.config_position = event.position;
         self.catalog.apply(event);
         self.portals.apply(event);
         self.access.apply(event);

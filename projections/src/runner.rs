@@ -132,6 +132,11 @@ impl<P: Projection> ProjectionRunner<P> {
         *self.shared.position.borrow()
     }
 
+    /// A receiver that sees the position move as events are applied.
+    pub fn watch_position(&self) -> watch::Receiver<Position> {
+        self.shared.position.subscribe()
+    }
+
     /// Why the runner stopped following the log, if it did (it retries on its own).
     pub fn failure(&self) -> Option<String> {
         self.shared.failure.lock().ok().and_then(|f| f.clone())

@@ -8,7 +8,7 @@
 //! one server's stream (`server-{id}`) and holds none.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +106,73 @@ pub struct ServerCredentialSet {
     pub version: u32,
 }
 
+/// A sync reached the upstream and read its tools and prompts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSynced {
+    pub server_id: ServerId,
+    /// The upstream's capabilities; `None` when they are the same as at the last sync (a
+    /// periodic sync of an unchanged server records only that it happened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<SyncedCapabilities>,
+    /// Server-level tool overrides dropped because their tool is gone upstream (renamed or
+    /// removed): an alias does not follow a renamed tool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_tool_overrides: Vec<String>,
+    /// The same for prompts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_prompt_overrides: Vec<String>,
+}
+
+/// The MCP `Tool` and `Prompt` objects an upstream listed, as it sent them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncedCapabilities {
+    pub tools: Vec<serde_json::Value>,
+    pub prompts: Vec<serde_json::Value>,
+}
+
+impl SyncedCapabilities {
+    /// The `name` of each tool, in order (a tool without a string name has none).
+    pub fn tool_names(&self) -> impl Iterator<Item = &str> {
+        names(&self.tools)
+    }
+
+    /// The `name` of each prompt, in order.
+    pub fn prompt_names(&self) -> impl Iterator<Item = &str> {
+        names(&self.prompts)
+    }
+}
+
+fn names(items: &[serde_json::Value]) -> impl Iterator<Item = &str> {
+    items.iter().filter_map(|item| item.get("name")?.as_str())
+}
+
+/// A sync did not reach the upstream, or the upstream answered with an error. The tools and
+/// prompts of the last successful sync stay in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSyncFailed {
+    pub server_id: ServerId,
+    pub error: SyncError,
+}
+
+/// Why a sync failed, in the shape of the API's `error_details`. Never holds a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncError {
+    pub cause: String,
+    /// The upstream answered (with an HTTP or MCP error), as opposed to a local failure.
+    pub is_upstream: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_code: Option<i64>,
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+}
+
+/// The most tools, and separately prompts, one server may list.
+pub const MAX_SYNCED_CAPABILITIES: usize = 10_000;
+/// The longest `cause` kept for a failed sync.
+pub const MAX_SYNC_ERROR_LEN: usize = 2_000;
+
 /// The stream that holds one server's events: `server-{id}`.
 pub fn server_stream(id: &ServerId) -> String {
     format!("server-{id}")
@@ -117,6 +184,31 @@ pub enum ServerCommand {
     Add(AddServer),
     Update(UpdateServer),
     Remove(RemoveServer),
+    RecordSync(RecordSync),
+}
+
+impl From<RecordSync> for ServerCommand {
+    fn from(command: RecordSync) -> Self {
+        ServerCommand::RecordSync(command)
+    }
+}
+
+/// Record the outcome of a sync of the server's upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSync {
+    pub server_id: ServerId,
+    pub outcome: SyncOutcome,
+}
+
+/// What a sync found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// The upstream listed these capabilities.
+    Synced(SyncedCapabilities),
+    /// The upstream listed exactly what the catalog holds from the last successful sync.
+    Unchanged,
+    /// The upstream could not be synced.
+    Failed(SyncError),
 }
 
 impl From<AddServer> for ServerCommand {
@@ -195,6 +287,15 @@ pub struct ServerState {
     /// The latest vault version of each credential kind. Kept across removal: a server added
     /// again under the same id continues the stream, and its versions keep increasing.
     pub credential_versions: BTreeMap<CredentialKind, u32>,
+    /// The names of the tools at the last successful sync (empty before the first).
+    #[serde(default)]
+    pub synced_tools: BTreeSet<String>,
+    /// The names of the prompts at the last successful sync.
+    #[serde(default)]
+    pub synced_prompts: BTreeSet<String>,
+    /// Whether a sync ever succeeded.
+    #[serde(default)]
+    pub ever_synced: bool,
     /// How many events of this server were folded: the stream version to expect on the next
     /// append.
     pub stream_version: u64,
@@ -231,7 +332,23 @@ impl ServerState {
                     server.settings = e.settings.clone();
                 }
             }
-            Event::ServerRemoved(_) => self.server = None,
+            Event::ServerRemoved(_) => {
+                self.server = None;
+                self.synced_tools.clear();
+                self.synced_prompts.clear();
+                self.ever_synced = false;
+            }
+            Event::ServerSynced(e) => {
+                if let Some(server) = &mut self.server {
+                    drop_overrides(&mut server.settings, e);
+                }
+                if let Some(capabilities) = &e.capabilities {
+                    self.synced_tools = capabilities.tool_names().map(str::to_owned).collect();
+                    self.synced_prompts = capabilities.prompt_names().map(str::to_owned).collect();
+                }
+                self.ever_synced = true;
+            }
+            Event::ServerSyncFailed(_) => {}
             Event::ServerCredentialSet(e) => {
                 self.credential_versions.insert(e.credential, e.version);
             }
@@ -268,7 +385,85 @@ pub fn decide(state: &ServerState, command: ServerCommand) -> Result<Vec<Event>,
         ServerCommand::Add(command) => add(state, command),
         ServerCommand::Update(command) => update(state, command),
         ServerCommand::Remove(command) => remove(state, command),
+        ServerCommand::RecordSync(command) => record_sync(state, command),
     }
+}
+
+/// Removes the overrides a sync dropped from a server's settings.
+pub fn drop_overrides(settings: &mut ServerSettings, synced: &ServerSynced) {
+    if !synced.dropped_tool_overrides.is_empty() {
+        settings.updated_tools.retain(|o| !synced.dropped_tool_overrides.contains(&o.name));
+    }
+    if !synced.dropped_prompt_overrides.is_empty() {
+        settings.updated_prompts.retain(|o| !synced.dropped_prompt_overrides.contains(&o.name));
+    }
+}
+
+fn record_sync(state: &ServerState, command: RecordSync) -> Result<Vec<Event>, DomainError> {
+    let Some(server) = &state.server else {
+        return Err(DomainError::NotFound { kind: "server", id: command.server_id.into() });
+    };
+    let event = match command.outcome {
+        SyncOutcome::Synced(capabilities) => {
+            for (field, items) in [("tools", &capabilities.tools), ("prompts", &capabilities.prompts)]
+            {
+                if items.len() > MAX_SYNCED_CAPABILITIES {
+                    return Err(DomainError::invalid(
+                        field,
+                        format!(
+                            "the upstream listed {} {field}; at most {MAX_SYNCED_CAPABILITIES} are kept",
+                            items.len()
+                        ),
+                    ));
+                }
+            }
+            let tools: BTreeSet<&str> = capabilities.tool_names().collect();
+            let prompts: BTreeSet<&str> = capabilities.prompt_names().collect();
+            // Only an override of a capability the last sync saw and this one does not is
+            // dropped: an override written before the first sync waits for its tool.
+            let gone = |list: &[CapabilityOverride], before: &BTreeSet<String>, now: &BTreeSet<&str>| {
+                list.iter()
+                    .filter(|o| before.contains(&o.name) && !now.contains(o.name.as_str()))
+                    .map(|o| o.name.clone())
+                    .collect::<Vec<_>>()
+            };
+            let dropped_tool_overrides =
+                gone(&server.settings.updated_tools, &state.synced_tools, &tools);
+            let dropped_prompt_overrides =
+                gone(&server.settings.updated_prompts, &state.synced_prompts, &prompts);
+            Event::ServerSynced(ServerSynced {
+                server_id: command.server_id,
+                capabilities: Some(capabilities),
+                dropped_tool_overrides,
+                dropped_prompt_overrides,
+            })
+        }
+        SyncOutcome::Unchanged => {
+            if !state.ever_synced {
+                return Err(DomainError::invalid(
+                    "capabilities",
+                    "an unchanged sync needs an earlier successful one to compare with",
+                ));
+            }
+            Event::ServerSynced(ServerSynced {
+                server_id: command.server_id,
+                capabilities: None,
+                dropped_tool_overrides: Vec::new(),
+                dropped_prompt_overrides: Vec::new(),
+            })
+        }
+        SyncOutcome::Failed(mut error) => {
+            if error.cause.len() > MAX_SYNC_ERROR_LEN {
+                let mut end = MAX_SYNC_ERROR_LEN;
+                while !error.cause.is_char_boundary(end) {
+                    end -= 1;
+                }
+                error.cause.truncate(end);
+            }
+            Event::ServerSyncFailed(ServerSyncFailed { server_id: command.server_id, error })
+        }
+    };
+    Ok(vec![event])
 }
 
 fn add(state: &ServerState, command: AddServer) -> Result<Vec<Event>, DomainError> {

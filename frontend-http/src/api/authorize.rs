@@ -3,19 +3,16 @@
 //! this portal?" (`GET /portals/{id}/visibility?principal=...`). Both answer from the current
 //! policy set and catalog, with the ids of the policies that decided.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use portico_core::domain::ids::{PortalId, ServerId};
 use portico_policies::{
-    Action, Decision, EntitiesBuilder, Hidden, PolicyEngine, PortalCatalog, PortalFacts, Principal,
-    PromptFacts, RequestContext, ServerFacts, ToolFacts, VisibilityCache,
+    Action, Decision, EntitiesBuilder, Hidden, PortalFacts, Principal, PromptFacts, RequestContext,
+    ServerFacts, ToolFacts,
 };
-use portico_projections::{PortalView, ReadModels};
+use portico_projections::ReadModels;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -25,40 +22,6 @@ use super::envelope;
 use super::error::{ApiError, Code};
 use super::parse_id;
 use crate::state::AppState;
-
-/// How many principal-and-portal views are kept.
-const VISIBILITY_CACHE_SIZE: usize = 4096;
-
-/// The compiled policy set (rebuilt when the set's version changes) and the views cache.
-#[derive(Debug)]
-pub struct Authz {
-    engine: Mutex<Option<(u64, Arc<PolicyEngine>)>>,
-    cache: VisibilityCache,
-}
-
-impl Default for Authz {
-    fn default() -> Self {
-        Authz { engine: Mutex::new(None), cache: VisibilityCache::new(VISIBILITY_CACHE_SIZE) }
-    }
-}
-
-impl Authz {
-    /// The engine for the policy set in `models`, compiled once per version of the set.
-    pub fn engine(&self, models: &ReadModels) -> Result<(u64, Arc<PolicyEngine>), ApiError> {
-        let version = models.policies.version();
-        let mut slot = self.engine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((v, engine)) = slot.as_ref() {
-            if *v == version {
-                return Ok((version, Arc::clone(engine)));
-            }
-        }
-        let records: Vec<_> = models.policies.iter().cloned().collect();
-        // Every stored policy was validated on write, so this only fails on a bug.
-        let engine = Arc::new(PolicyEngine::new(&records).map_err(ApiError::internal)?);
-        *slot = Some((version, Arc::clone(&engine)));
-        Ok((version, engine))
-    }
-}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts/{account_id}/cedar/authorize", web::post().to(authorize)).route(
@@ -130,21 +93,15 @@ pub struct AuthorizeBody {
     pub context: ContextBody,
 }
 
-/// The facts of server `id` as Cedar sees it: its URL, auth type, and the portals it is in.
+/// The facts of server `id` as Cedar sees it, and the portals it is in.
 fn server_facts(models: &ReadModels, id: &ServerId) -> Option<(ServerFacts, Vec<PortalFacts>)> {
-    let server = models.catalog.get(id)?;
-    let portals: Vec<PortalFacts> = models
+    let facts = portico_gateway::authz::server_facts(models, id)?;
+    let portals = models
         .portals
         .portals_of(id)
         .filter_map(|p| models.portals.get(p))
         .map(|r| PortalFacts { id: r.portal_id.to_string(), hostname: r.settings.hostname.clone() })
         .collect();
-    let facts = ServerFacts {
-        id: id.to_string(),
-        url: server.hostname.clone(),
-        auth_type: server.auth_type.as_str().to_owned(),
-        portals: portals.iter().map(|p| p.id.clone()).collect(),
-    };
     Some((facts, portals))
 }
 
@@ -168,6 +125,17 @@ fn decision_json(decision: &Decision) -> Value {
 fn list(ids: &[String]) -> String {
     let quoted: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
     format!("{} {}", if ids.len() == 1 { "policy" } else { "policies" }, quoted.join(", "))
+}
+
+fn authz_error(e: portico_gateway::authz::AuthzError) -> ApiError {
+    match e {
+        portico_gateway::authz::AuthzError::NoPortal(id) => {
+            ApiError::not_found(format!("portal `{id}` does not exist"))
+        }
+        portico_gateway::authz::AuthzError::Entity(e) => entity_error(e),
+        // Every stored policy was validated on write, so this only fails on a bug.
+        other => ApiError::internal(other),
+    }
 }
 
 fn entity_error(e: portico_policies::EntityError) -> ApiError {
@@ -209,7 +177,7 @@ pub async fn authorize(
     state.check_account(&path)?;
     let context = body.context.resolve();
     let answer = state.read(|models| -> Result<Value, ApiError> {
-        let (version, engine) = state.authz.engine(models)?;
+        let (version, engine) = state.authz.engine(models).map_err(authz_error)?;
         let mut builder = EntitiesBuilder::new();
         builder.principal(&body.principal).map_err(entity_error)?;
         let resource = match &body.resource {
@@ -334,17 +302,6 @@ fn principal_of(models: &ReadModels, query: &VisibilityQuery) -> Result<Principa
     }
 }
 
-/// A version of the portal's view that changes whenever the portal or one of its servers does.
-fn view_version(view: &PortalView, models: &ReadModels) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    view.stream_version.hash(&mut hasher);
-    for s in &view.servers {
-        s.server_id.as_str().hash(&mut hasher);
-        models.catalog.get(&s.server_id).map(|c| c.stream_version).hash(&mut hasher);
-    }
-    hasher.finish()
-}
-
 #[derive(Serialize)]
 struct VisibleItem {
     name: String,
@@ -386,30 +343,9 @@ pub async fn visibility(
     );
     let answer = state.read(|models| -> Result<Value, ApiError> {
         let principal = principal_of(models, &query)?;
-        let view = models
-            .portal(&portal_id)
-            .ok_or_else(|| ApiError::not_found(format!("portal `{portal_id}` does not exist")))?;
-        let service_token = matches!(principal, Principal::ServiceToken { .. });
-        let portal = PortalFacts { id: portal_id.to_string(), hostname: view.hostname.clone() };
-        let servers: Vec<ServerFacts> = view
-            .servers
-            .iter()
-            // INVARIANT: a service token reaches only servers the portal uses with the server's
-            // own credential (`on_behalf: false`); the others need a person's upstream login.
-            .filter(|s| !service_token || !s.on_behalf)
-            .filter_map(|s| server_facts(models, &s.server_id).map(|(facts, _)| facts))
-            .collect();
-        // Tools and prompts join once servers are synced (the data plane); until then the
-        // catalog has none.
-        let tools: Vec<ToolFacts> = Vec::new();
-        let prompts: Vec<PromptFacts> = Vec::new();
-        let catalog = PortalCatalog { portal: &portal, servers: &servers, tools: &tools, prompts: &prompts };
-        let (version, engine) = state.authz.engine(models)?;
-        let seen = state
-            .authz
-            .cache
-            .visibility(&engine, version, &principal, catalog, view_version(&view, models), &context)
-            .map_err(entity_error)?;
+        let access = state.authz.access(models, &principal, &portal_id, &context).map_err(authz_error)?;
+        let version = access.policy_version;
+        let seen = access.visibility;
         let servers: Vec<Value> = seen
             .servers
             .iter()

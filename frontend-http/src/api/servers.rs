@@ -6,7 +6,7 @@ use portico_core::domain::ids::ServerId;
 use portico_core::domain::overrides::CapabilityOverride;
 use portico_core::domain::server::{
     self, AddServer, AuthType, CredentialKind, RemoveServer, ServerCommand, ServerSettings,
-    ServerState, UpdateServer, server_stream,
+    ServerState, SyncError, UpdateServer, server_stream,
 };
 use portico_core::vault::{SecretRef, SecretString, server_owner};
 use portico_projections::CatalogServer;
@@ -46,6 +46,10 @@ pub struct ServerObject {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_config_summary: Option<AuthConfigSummary>,
     pub error: Option<String>,
+    /// Why the last sync failed: `{cause, is_upstream, mcp_code?, retryable, status_code?}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub error_details: Option<SyncError>,
     pub last_synced: Option<String>,
     pub last_successful_sync: Option<String>,
     pub created_at: String,
@@ -102,10 +106,9 @@ impl ServerObject {
             secure_web_gateway: s.settings.secure_web_gateway,
             updated_tools: s.settings.updated_tools.clone(),
             updated_prompts: s.settings.updated_prompts.clone(),
-            tools: Vec::new(),
-            prompts: Vec::new(),
-            // INVARIANT: until a sync has run, a server is waiting; sync sets the other states.
-            status: "waiting",
+            tools: s.sync.tools.to_vec(),
+            prompts: s.sync.prompts.to_vec(),
+            status: s.sync.status.as_str(),
             // Manual OAuth has no admin flow: each user's own OAuth captures the capabilities.
             authentication_status: match (&auth_config_summary, s.auth_type) {
                 (Some(summary), _) if summary.is_manual() => "manual",
@@ -113,9 +116,10 @@ impl ServerObject {
                 (_, AuthType::Bearer | AuthType::Unauthenticated) => "not_required",
             },
             auth_config_summary,
-            error: None,
-            last_synced: None,
-            last_successful_sync: None,
+            error: s.sync.error.as_ref().map(|e| e.cause.clone()),
+            error_details: s.sync.error.clone(),
+            last_synced: s.sync.last_synced.map(rfc3339),
+            last_successful_sync: s.sync.last_successful_sync.map(rfc3339),
             created_at: rfc3339(s.created_at),
             created_by: actor_name(&s.created_by),
             modified_at: rfc3339(s.modified_at),
@@ -388,6 +392,7 @@ pub async fn create(
         auth_credentials: body.auth_credentials,
         client_secret: body.client_secret,
     };
+    check_upstream(&state, &body.hostname).await?;
     let (auth_credentials, client_secret) = sent.versions(&current);
     let command = AddServer {
         server_id: id.clone(),
@@ -398,6 +403,8 @@ pub async fn create(
         client_secret,
     };
     write_with_credentials(&state, &caller, &id, &current, command.into(), sent).await?;
+    // Synced in the background; `status` is `waiting` until it has run.
+    state.gateway.syncer.request(id.clone());
     let created = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
     created.map(envelope::ok).ok_or_else(|| not_found(&id))
 }
@@ -457,6 +464,7 @@ pub async fn update(
         client_secret,
     };
     write_with_credentials(&state, &caller, &id, &current, command.into(), sent).await?;
+    state.gateway.syncer.request(id.clone());
     let updated = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
     updated.map(envelope::ok).ok_or_else(|| not_found(&id))
 }
@@ -489,4 +497,71 @@ pub async fn delete(
         tracing::warn!(server_id = %id, %error, "could not remove a deleted server's secrets");
     }
     before.map(envelope::ok).ok_or_else(|| not_found(&id))
+}
+
+/// Refuses an upstream URL that resolves to an address this deployment may not reach.
+async fn check_upstream(state: &AppState, hostname: &str) -> Result<(), ApiError> {
+    // A malformed URL is the domain's to reject, with its own message.
+    let Ok(url) = url::Url::parse(hostname) else { return Ok(()) };
+    state
+        .gateway
+        .upstreams
+        .config()
+        .policy
+        .check_url(&url)
+        .await
+        .map_err(|e| ApiError::field("hostname", e.to_string()))
+}
+
+/// What `POST .../servers/{id}/sync` answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SyncResult {
+    pub id: String,
+    /// `ready` or `error`.
+    pub status: &'static str,
+    pub tool_count: usize,
+    pub prompt_count: usize,
+    #[schema(value_type = Option<Object>)]
+    pub error_details: Option<SyncError>,
+    pub last_synced: Option<String>,
+    pub last_successful_sync: Option<String>,
+}
+
+/// Syncs a server's tools and prompts from its upstream now and reports the outcome.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/servers/{id}/sync",
+    tag = "MCP servers",
+    operation_id = "sync_mcp_server",
+    params(crate::api::openapi::ServerPath),
+    responses((status = 200, description = "The sync's outcome (a failed sync is reported, not an HTTP error)", body = SyncResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
+)]
+pub async fn sync(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, id) = path.into_inner();
+    state.check_account(&account)?;
+    caller.require_edit()?;
+    let id: ServerId = parse_id(&id, "server")?;
+    let report = state.gateway.syncer.sync(&id).await.map_err(|e| match e {
+        portico_gateway::sync::SyncFailure::NoServer(_) => not_found(&id),
+        other => ApiError::unavailable(other),
+    })?;
+    let (last_synced, last_successful_sync) = state.read(|m| {
+        m.catalog
+            .get(&id)
+            .map(|s| (s.sync.last_synced.map(rfc3339), s.sync.last_successful_sync.map(rfc3339)))
+            .unwrap_or_default()
+    });
+    Ok(envelope::ok(SyncResult {
+        id: id.to_string(),
+        status: report.status.as_str(),
+        tool_count: report.tools,
+        prompt_count: report.prompts,
+        error_details: report.error,
+        last_synced,
+        last_successful_sync,
+    }))
 }

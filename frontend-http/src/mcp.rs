@@ -1,0 +1,170 @@
+//! The portal endpoint: MCP over streamable HTTP, one per portal, at `https://<portal
+//! hostname>/mcp` (the portal is found by the `Host` header) and at `/portals/<portal id>/mcp`.
+//!
+//! Every request is authenticated before rmcp sees it: a service token (`CF-Access-Client-Id`
+//! and `CF-Access-Client-Secret`); without valid credentials the answer is `401` with a
+//! `WWW-Authenticate` challenge. A caller no policy lets `connect` to the portal gets `403`.
+//! A browser `Origin` other than the portal's own is refused with `403` (DNS rebinding and
+//! cross-site requests). The authenticated [`Caller`] travels to the session handler in the
+//! request's extensions.
+
+use std::sync::Arc;
+
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpResponse, web};
+use chrono::Utc;
+use portico_core::domain::ids::PortalId;
+use portico_gateway::Gateway;
+use portico_gateway::session::{Caller, PortalSession};
+use portico_policies::{Hidden, Principal, RequestContext};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp_actix_web::transport::StreamableHttpService;
+use serde_json::json;
+
+use crate::api::service_auth::{self, ServiceAuthError};
+use crate::state::AppState;
+
+/// The largest JSON-RPC message a client may POST.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The MCP service every worker mounts; its session manager is shared by all of them.
+pub type McpService = StreamableHttpService<PortalSession, LocalSessionManager>;
+
+/// Builds the MCP service over `gateway` (once per process).
+pub fn service(gateway: Arc<Gateway>) -> McpService {
+    StreamableHttpService::builder()
+        .service_factory(Arc::new(move || Ok(PortalSession::new(Arc::clone(&gateway)))))
+        .session_manager(Arc::new(LocalSessionManager::default()))
+        // Hosts are checked here (a portal's hostname routes the request), so rmcp's
+        // loopback-only default is turned off; requests carry credentials in headers, which a
+        // rebinding page cannot send, and a foreign `Origin` is refused below.
+        .allowed_hosts(Vec::new())
+        .max_request_body_bytes(MAX_MESSAGE_BYTES)
+        .on_request_fn(|req, extensions| {
+            if let Some(caller) = req.extensions().get::<Caller>() {
+                extensions.insert(caller.clone());
+            }
+        })
+        .build()
+}
+
+/// Mounts the endpoint at `/portals/{portal_id}/mcp` and `/mcp`.
+pub fn routes(cfg: &mut web::ServiceConfig, service: &McpService) {
+    cfg.service(service.clone().scope_with_path("/portals/{portal_id}/mcp").wrap_fn(guard))
+        .service(service.clone().scope_with_path("/mcp").wrap_fn(guard));
+}
+
+fn guard<S>(
+    req: ServiceRequest,
+    srv: &S,
+) -> futures::future::Either<
+    futures::future::Ready<Result<ServiceResponse<EitherBody<BoxBody, BoxBody>>, actix_web::Error>>,
+    futures::future::LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<BoxBody, BoxBody>>, actix_web::Error>>,
+>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    use futures::FutureExt;
+    match admit(&req) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            futures::future::Either::Right(
+                srv.call(req).map(|r| r.map(ServiceResponse::map_into_left_body)).boxed_local(),
+            )
+        }
+        Err(response) => futures::future::Either::Left(futures::future::ready(Ok(
+            req.into_response(response).map_into_right_body(),
+        ))),
+    }
+}
+
+/// Finds the portal, authenticates the caller and checks `connect`; the error is the answer.
+fn admit(req: &ServiceRequest) -> Result<Caller, HttpResponse> {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Err(HttpResponse::InternalServerError().finish());
+    };
+    let models = state.models.read();
+    let portal = match req.match_info().get("portal_id") {
+        Some(id) => PortalId::try_from(id.to_owned()).ok().and_then(|id| models.portal(&id)),
+        None => {
+            let host = req.connection_info().host().to_owned();
+            let name = host.rsplit_once(':').map_or(host.as_str(), |(name, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host.as_str() }
+            });
+            models.portal_by_hostname(name)
+        }
+    };
+    let Some(portal) = portal else {
+        return Err(json_error(StatusCode::NOT_FOUND, "not_found", "no portal is served here"));
+    };
+    if let Some(origin) = req.headers().get("origin") {
+        if !origin_allowed(origin.to_str().unwrap_or_default(), &portal.hostname) {
+            return Err(json_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "requests from this Origin are not accepted",
+            ));
+        }
+    }
+    let token = match service_auth::authenticate_request(&models, req.request(), Utc::now()) {
+        Ok(token) => token,
+        Err(error) => {
+            tracing::info!(portal = %portal.portal_id, reason = %error, "MCP request refused");
+            let description = match error {
+                ServiceAuthError::Missing => "authentication required",
+                _ => "invalid token",
+            };
+            return Err(HttpResponse::Unauthorized()
+                .insert_header((
+                    "WWW-Authenticate",
+                    format!(
+                        "Bearer realm=\"portico\", error=\"invalid_token\", error_description=\"{description}\""
+                    ),
+                ))
+                .json(json!({"error": "invalid_token", "error_description": description})));
+        }
+    };
+    let caller = Caller {
+        portal_id: portal.portal_id.clone(),
+        principal: Principal::ServiceToken {
+            id: token.token_id,
+            name: token.name,
+            client_id: token.client_id,
+        },
+        client_ip: req.peer_addr().map(|a| a.ip()),
+    };
+    let context = RequestContext::new(
+        Utc::now(),
+        caller.client_ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+    );
+    match state.gateway.authz.access(&models, &caller.principal, &caller.portal_id, &context) {
+        Ok(access) => {
+            if let Some(Hidden::NoPortalAccess { message }) = &access.visibility.reason {
+                return Err(json_error(StatusCode::FORBIDDEN, "forbidden", message));
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "portal access could not be decided");
+            return Err(json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "access could not be decided"));
+        }
+    }
+    Ok(caller)
+}
+
+/// Whether a browser `Origin` may call a portal served at `hostname`: its own host, or a
+/// loopback host (local development tools such as MCP Inspector).
+fn origin_allowed(origin: &str, hostname: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else { return false };
+    let Some(host) = url.host_str() else { return false };
+    host.eq_ignore_ascii_case(hostname)
+        || host == "localhost"
+        || host == "127.0.0.1"
+        || host == "[::1]"
+}
+
+fn json_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"error": error, "error_description": description}))
+}

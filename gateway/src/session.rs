@@ -1,0 +1,895 @@
+//! One client's MCP session with a portal: rmcp's [`ServerHandler`] for the portal endpoint.
+//!
+//! The HTTP front end authenticates every request and hands the handler a [`Caller`] (portal,
+//! principal, client address) through the request's extensions. The first request binds the
+//! session to that caller; a later request from anyone else is refused. Lists come from the
+//! caller's [`Exposed`] view (the synced catalog filtered by Cedar), minus the servers toggled
+//! off in this session; calls are resolved, checked with Cedar, sent to the pooled upstream
+//! connection, and audited with one event each.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chrono::Utc;
+use portico_core::Actor;
+use portico_core::domain::call::{AuditedMethod, CallStatus, PortalRequestHandled};
+use portico_core::domain::ids::{PortalId, ServerId};
+use portico_policies::{Hidden, NO_ALLOWED_SERVERS, Principal, RequestContext};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
+    ClientRequest, CompleteRequestParams, CompleteResult, ContentBlock as Content, ErrorCode, ErrorData,
+    GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, ServerCapabilities, ServerConfig, ServerResult, Tool,
+};
+use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext as McpContext};
+use rmcp::{RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use crate::Gateway;
+use crate::exposed::Exposed;
+use crate::upstream::Connection;
+
+/// The built-in tools, always listed first.
+pub const BUILTIN_LIST_SERVERS: &str = "portal_list_servers";
+pub const BUILTIN_TOGGLE_SERVER: &str = "portal_toggle_single_server";
+pub const BUILTINS: [&str; 2] = [BUILTIN_LIST_SERVERS, BUILTIN_TOGGLE_SERVER];
+/// Tools and prompts per page of a list answer.
+pub const PAGE_SIZE: usize = 500;
+/// A JSON-RPC error code for a call a policy does not allow (implementation-defined range).
+pub const POLICY_DENIED: ErrorCode = ErrorCode(-32003);
+/// A JSON-RPC error code for an upstream that cannot be reached or did not answer in time.
+pub const UPSTREAM_UNAVAILABLE: ErrorCode = ErrorCode(-32004);
+/// The URI scheme of resources exposed through a portal: `portico+<server id>:<upstream URI>`
+/// would not be a valid scheme for every id, so the server goes in the authority.
+pub const RESOURCE_PREFIX: &str = "portico://";
+
+/// Who is calling: set by the HTTP front end on every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub portal_id: PortalId,
+    pub principal: Principal,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Caller {
+    fn user_id(&self) -> String {
+        self.principal.id().to_owned()
+    }
+
+    fn user_email(&self) -> Option<String> {
+        match &self.principal {
+            Principal::User { email, .. } => Some(email.clone()),
+            _ => None,
+        }
+    }
+
+    /// The actor recorded on the caller's audit events.
+    pub fn actor(&self) -> Actor {
+        match &self.principal {
+            Principal::User { id, email, .. } => Actor::User { id: id.clone(), email: email.clone() },
+            Principal::ServiceToken { id, .. } => Actor::ServiceToken { id: id.clone() },
+        }
+    }
+
+    fn context(&self) -> RequestContext {
+        RequestContext::new(Utc::now(), self.client_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+    }
+}
+
+#[derive(Debug, Default)]
+struct SessionState {
+    bound: OnceLock<Caller>,
+    /// Servers toggled off in this session; `None` until first needed (then the portal's
+    /// `default_disabled` servers).
+    toggled_off: Mutex<Option<HashSet<ServerId>>>,
+    /// Fingerprints of the tool and prompt lists last seen by the client.
+    seen: Mutex<(u64, u64)>,
+    watching: OnceLock<()>,
+}
+
+/// The handler of one MCP session with a portal.
+#[derive(Debug, Clone)]
+pub struct PortalSession {
+    gateway: Arc<Gateway>,
+    state: Arc<SessionState>,
+}
+
+impl PortalSession {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        PortalSession { gateway, state: Arc::default() }
+    }
+
+    /// The caller of this request, bound to the session on first use.
+    fn caller(&self, extensions: &rmcp::model::Extensions) -> Result<Caller, ErrorData> {
+        let caller = extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<rmcp::model::Extensions>())
+            .and_then(|ext| ext.get::<Caller>())
+            .cloned()
+            .ok_or_else(|| ErrorData::internal_error("the request carries no authenticated caller", None))?;
+        let bound = self.state.bound.get_or_init(|| caller.clone());
+        if bound.portal_id != caller.portal_id || bound.principal.id() != caller.principal.id() {
+            return Err(ErrorData::invalid_request(
+                "this session belongs to another caller or portal; initialize a new session",
+                None,
+            ));
+        }
+        Ok(caller)
+    }
+
+    fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
+        let parts = extensions.get::<http::request::Parts>()?;
+        Some(parts.headers.get("mcp-session-id")?.to_str().ok()?.to_owned())
+    }
+
+    /// The caller's exposure of the portal now.
+    fn exposed(&self, caller: &Caller) -> Result<Arc<Exposed>, ErrorData> {
+        self.gateway.exposed(caller).map_err(|e| ErrorData::internal_error(e.to_string(), None))
+    }
+
+    fn toggled_off(&self, exposed: &Exposed) -> HashSet<ServerId> {
+        let mut slot = self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.get_or_insert_with(|| {
+            exposed.servers.iter().filter(|s| s.default_disabled).map(|s| s.id.clone()).collect()
+        })
+        .clone()
+    }
+
+    fn fingerprints(&self, exposed: &Exposed) -> (u64, u64) {
+        use std::hash::{Hash, Hasher};
+        let off = self.toggled_off(exposed);
+        let mut tools = std::collections::hash_map::DefaultHasher::new();
+        let mut prompts = std::collections::hash_map::DefaultHasher::new();
+        for server in exposed.servers.iter().filter(|s| !off.contains(&s.id)) {
+            for t in &server.tools {
+                t.item.name.hash(&mut tools);
+                t.item.description.hash(&mut tools);
+                serde_json::to_string(&t.item.input_schema).unwrap_or_default().hash(&mut tools);
+            }
+            for p in &server.prompts {
+                p.item.name.hash(&mut prompts);
+                p.item.description.hash(&mut prompts);
+            }
+        }
+        (tools.finish(), prompts.finish())
+    }
+
+    /// Tells the client its lists changed, for those that did since it last looked.
+    async fn notify_changes(&self, peer: &Peer<RoleServer>, caller: &Caller) -> Result<(), ()> {
+        let Ok(exposed) = self.exposed(caller) else { return Ok(()) };
+        let now = self.fingerprints(&exposed);
+        let before = {
+            let mut seen = self.state.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::mem::replace(&mut *seen, now)
+        };
+        if now.0 != before.0 {
+            peer.notify_tool_list_changed().await.map_err(|_| ())?;
+        }
+        if now.1 != before.1 {
+            peer.notify_prompt_list_changed().await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    /// Watches the read models for changes that alter what this session shows, until the
+    /// session ends.
+    fn watch(&self, peer: Peer<RoleServer>, caller: Caller) {
+        if self.state.watching.set(()).is_err() {
+            return;
+        }
+        let weak: Weak<SessionState> = Arc::downgrade(&self.state);
+        let gateway = Arc::clone(&self.gateway);
+        let mut changes = gateway.config_changes();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(state) = weak.upgrade() else { return };
+                let session = PortalSession { gateway: Arc::clone(&gateway), state };
+                if session.notify_changes(&peer, &caller).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn builtin_tools() -> Vec<Tool> {
+        let list = json!({
+            "name": BUILTIN_LIST_SERVERS,
+            "description": "List the servers of this portal you may use, with their id, name and whether they are enabled in this session.",
+            "inputSchema": {"type": "object", "properties": {}},
+            "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+        });
+        let toggle = json!({
+            "name": BUILTIN_TOGGLE_SERVER,
+            "description": "Enable (`toggle`) or disable (`untoggle`) one server's tools and prompts for the rest of this session.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "server_id": {"type": "string", "description": "The server's id, as portal_list_servers shows it"},
+                    "action": {"type": "string", "enum": ["toggle", "untoggle"]}
+                },
+                "required": ["server_id", "action"]
+            },
+            "annotations": {"readOnlyHint": false, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+        });
+        [list, toggle].into_iter().filter_map(|t| serde_json::from_value(t).ok()).collect()
+    }
+
+    fn list_servers(&self, exposed: &Exposed) -> CallToolResult {
+        let off = self.toggled_off(exposed);
+        let servers: Vec<Value> = exposed
+            .servers
+            .iter()
+            .map(|s| json!({"id": s.id, "name": s.name, "enabled": !off.contains(&s.id)}))
+            .collect();
+        let mut body = json!({"servers": servers});
+        if let Some(Hidden::NoAllowedServers { .. }) = &exposed.hidden {
+            body["message"] = json!(NO_ALLOWED_SERVERS);
+        }
+        let mut result = CallToolResult::success(vec![Content::text(body.to_string())]);
+        result.structured_content = Some(body);
+        result
+    }
+
+    async fn toggle_server(
+        &self,
+        exposed: &Exposed,
+        arguments: Option<&serde_json::Map<String, Value>>,
+        peer: &Peer<RoleServer>,
+        caller: &Caller,
+    ) -> Result<CallToolResult, ErrorData> {
+        let arg = |key: &str| arguments.and_then(|a| a.get(key)).and_then(Value::as_str);
+        let (Some(server_id), Some(action)) = (arg("server_id"), arg("action")) else {
+            return Err(ErrorData::invalid_params(
+                "`portal_toggle_single_server` takes `server_id` (a string) and `action` (`toggle` or `untoggle`)",
+                None,
+            ));
+        };
+        let on = match action {
+            "toggle" => true,
+            "untoggle" => false,
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!("`action` must be `toggle` or `untoggle`, not `{}`", truncate(other)),
+                    None,
+                ));
+            }
+        };
+        let Some(server) = exposed.server(server_id) else {
+            return Err(ErrorData::invalid_params(
+                format!("server `{}` is not one you may use in this portal; see portal_list_servers", truncate(server_id)),
+                None,
+            ));
+        };
+        let changed = {
+            self.toggled_off(exposed);
+            let mut slot = self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let off = slot.get_or_insert_with(HashSet::new);
+            if on { off.remove(&server.id) } else { off.insert(server.id.clone()) }
+        };
+        if changed {
+            let _ = self.notify_changes(peer, caller).await;
+        }
+        let body = json!({"server_id": server.id, "enabled": on, "changed": changed});
+        let mut result = CallToolResult::success(vec![Content::text(body.to_string())]);
+        result.structured_content = Some(body);
+        Ok(result)
+    }
+
+    /// Sends `request` to the upstream, relaying progress and cancellation, within the call
+    /// timeout. Returns the answer and the time spent waiting on the upstream.
+    async fn forward(
+        &self,
+        server_id: &ServerId,
+        connection: &Arc<Connection>,
+        request: ClientRequest,
+        context: &McpContext<RoleServer>,
+    ) -> Result<(ServerResult, Duration), (CallStatus, ErrorData, Duration)> {
+        let started = Instant::now();
+        let timeout = self.gateway.upstreams.config().call_timeout;
+        let client_token = context.meta.get_progress_token();
+        let peer = connection.peer();
+        let handle = match peer.send_cancellable_request(request, PeerRequestOptions::no_options()).await {
+            Ok(handle) => handle,
+            Err(error) => {
+                self.gateway.upstreams.discard(server_id, connection).await;
+                return Err((CallStatus::Unavailable, unavailable(server_id, &error.to_string()), started.elapsed()));
+            }
+        };
+        let _route = client_token.map(|token| {
+            self.gateway.upstreams.relay().route(handle.progress_token.clone(), context.peer.clone(), token)
+        });
+        let request_id = handle.id.clone();
+        let outcome = tokio::select! {
+            answer = tokio::time::timeout(timeout, handle.await_response()) => answer,
+            () = context.ct.cancelled() => {
+                let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(request_id), Some("the client cancelled the request".to_owned()))).await;
+                return Err((CallStatus::Cancelled, ErrorData::new(ErrorCode::INTERNAL_ERROR, "cancelled", None), started.elapsed()));
+            }
+        };
+        let waited = started.elapsed();
+        match outcome {
+            Ok(Ok(result)) => Ok((result, waited)),
+            Ok(Err(rmcp::ServiceError::McpError(error))) => Err((CallStatus::UpstreamError, error, waited)),
+            Ok(Err(error)) => {
+                if matches!(error, rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)) {
+                    self.gateway.upstreams.discard(server_id, connection).await;
+                    self.gateway.syncer.request(server_id.clone());
+                }
+                Err((CallStatus::Unavailable, unavailable(server_id, &error.to_string()), waited))
+            }
+            Err(_) => {
+                let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(request_id), Some("the portal's call timeout expired".to_owned()))).await;
+                Err((
+                    CallStatus::Timeout,
+                    ErrorData::new(
+                        UPSTREAM_UNAVAILABLE,
+                        format!("server `{server_id}` did not answer within {} s", timeout.as_secs_f64()),
+                        None,
+                    ),
+                    waited,
+                ))
+            }
+        }
+    }
+
+    async fn connection(&self, server_id: &ServerId) -> Result<Arc<Connection>, ErrorData> {
+        let server = self
+            .gateway
+            .models
+            .read()
+            .catalog
+            .get(server_id)
+            .cloned()
+            .ok_or_else(|| ErrorData::invalid_params(format!("server `{server_id}` no longer exists"), None))?;
+        self.gateway.upstreams.connection(&server).await.map_err(|e| {
+            self.gateway.syncer.request(server_id.clone());
+            unavailable(server_id, &e.cause)
+        })
+    }
+
+    fn is_enabled(&self, exposed: &Exposed, server_id: &ServerId) -> bool {
+        !self.toggled_off(exposed).contains(server_id)
+    }
+}
+
+fn unavailable(server_id: &ServerId, cause: &str) -> ErrorData {
+    ErrorData::new(UPSTREAM_UNAVAILABLE, format!("server `{server_id}` is unavailable: {cause}"), None)
+}
+
+fn truncate(value: &str) -> String {
+    const LIMIT: usize = 80;
+    if value.chars().count() <= LIMIT {
+        value.to_owned()
+    } else {
+        format!("{}…", value.chars().take(LIMIT).collect::<String>())
+    }
+}
+
+/// Encodes a page offset as an opaque cursor.
+fn cursor(offset: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o{offset}"))
+}
+
+/// Decodes a cursor; an invalid one is `-32602`.
+fn offset(request: Option<&PaginatedRequestParams>) -> Result<usize, ErrorData> {
+    let Some(cursor) = request.and_then(|r| r.cursor.as_deref()) else { return Ok(0) };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix('o')?.parse().ok())
+        .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))
+}
+
+fn page<T: Clone>(items: &[T], start: usize) -> Result<(Vec<T>, Option<String>), ErrorData> {
+    if start > items.len() {
+        return Err(ErrorData::invalid_params("invalid cursor", None));
+    }
+    let end = (start + PAGE_SIZE).min(items.len());
+    let next = (end < items.len()).then(|| cursor(end));
+    Ok((items[start..end].to_vec(), next))
+}
+
+/// Maps an upstream resource URI to the portal's.
+pub fn portal_uri(server: &ServerId, uri: &str) -> String {
+    format!("{RESOURCE_PREFIX}{server}/{uri}")
+}
+
+/// Splits a portal resource URI into server id and upstream URI.
+pub fn upstream_uri(uri: &str) -> Option<(&str, &str)> {
+    uri.strip_prefix(RESOURCE_PREFIX)?.split_once('/')
+}
+
+fn remap_uris(value: &mut Value, server: &ServerId, key: &str) {
+    if let Some(items) = value.as_array_mut() {
+        for item in items {
+            if let Some(uri) = item.get(key).and_then(Value::as_str) {
+                let mapped = portal_uri(server, uri);
+                item[key] = Value::String(mapped);
+            }
+        }
+    }
+}
+
+/// What an audited request was about.
+struct Audit<'a> {
+    caller: &'a Caller,
+    method: AuditedMethod,
+    session_id: Option<String>,
+    name: String,
+    server: Option<(&'a ServerId, &'a str)>,
+    upstream_name: Option<String>,
+    policies: Vec<String>,
+    started: Instant,
+}
+
+impl Audit<'_> {
+    async fn record(self, gateway: &Gateway, status: CallStatus, error: Option<String>, upstream: Option<Duration>) {
+        let (tool, prompt, uri) = match self.method {
+            AuditedMethod::ToolsCall => (Some(self.name), None, None),
+            AuditedMethod::PromptsGet => (None, Some(self.name), None),
+            AuditedMethod::ResourcesRead => (None, None, Some(self.name)),
+        };
+        let event = PortalRequestHandled {
+            portal_id: self.caller.portal_id.clone(),
+            method: self.method,
+            server_id: self.server.map(|(id, _)| id.clone()),
+            server_url: self.server.map(|(_, url)| url.to_owned()),
+            tool_call_name: tool,
+            prompt_get_name: prompt,
+            resource_read_uri: uri,
+            upstream_name: self.upstream_name,
+            session_id: self.session_id,
+            client_ip: self.caller.client_ip.map(|ip| ip.to_string()),
+            user_id: self.caller.user_id(),
+            user_email: self.caller.user_email(),
+            status,
+            error: error.map(|e| truncate_error(&e)),
+            policies: self.policies,
+            duration_ms: millis(self.started.elapsed()),
+            server_response_duration_ms: upstream.map(millis),
+        };
+        gateway.audit(self.caller.actor(), event).await;
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn truncate_error(error: &str) -> String {
+    const LIMIT: usize = 1000;
+    if error.len() <= LIMIT {
+        return error.to_owned();
+    }
+    let mut end = LIMIT;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    error[..end].to_owned()
+}
+
+impl ServerHandler for PortalSession {
+    fn get_info(&self) -> ServerConfig {
+        let mut capabilities = ServerCapabilities::default();
+        capabilities.tools = serde_json::from_value(json!({"listChanged": true})).ok();
+        capabilities.prompts = serde_json::from_value(json!({"listChanged": true})).ok();
+        capabilities.resources = serde_json::from_value(json!({})).ok();
+        capabilities.completions = Some(serde_json::Map::new());
+        capabilities.logging = Some(serde_json::Map::new());
+        let mut info = InitializeResult::default();
+        info.capabilities = capabilities;
+        info.server_info = rmcp::model::Implementation::new("portico", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some(format!(
+            "Tools are named `<server id>_<tool>`. `{BUILTIN_LIST_SERVERS}` lists this portal's servers; `{BUILTIN_TOGGLE_SERVER}` turns one on or off for this session."
+        ));
+        info.protocol_version = ProtocolVersion::V_2025_06_18;
+        info
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        self.caller(&context.extensions)?;
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if let Ok(caller) = self.caller(&context.extensions) {
+            if let Ok(exposed) = self.exposed(&caller) {
+                let now = self.fingerprints(&exposed);
+                *self.state.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+            }
+            self.watch(context.peer.clone(), caller);
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: McpContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let start = offset(request.as_ref())?;
+        let exposed = self.exposed(&caller)?;
+        let off = self.toggled_off(&exposed);
+        let mut tools = Self::builtin_tools();
+        for server in exposed.servers.iter().filter(|s| !off.contains(&s.id)) {
+            tools.extend(server.tools.iter().map(|t| t.item.clone()));
+        }
+        {
+            let now = self.fingerprints(&exposed);
+            *self.state.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+        }
+        let (tools, next_cursor) = page(&tools, start)?;
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.next_cursor = next_cursor;
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let exposed = self.exposed(&caller)?;
+        let name = request.name.to_string();
+        if name == BUILTIN_LIST_SERVERS {
+            return Ok(CallToolResponse::Complete(self.list_servers(&exposed)));
+        }
+        if name == BUILTIN_TOGGLE_SERVER {
+            return self
+                .toggle_server(&exposed, request.arguments.as_ref(), &context.peer, &caller)
+                .await
+                .map(CallToolResponse::Complete);
+        }
+        let mut audit = Audit {
+            caller: &caller,
+            method: AuditedMethod::ToolsCall,
+            session_id: Self::session_id(&context.extensions),
+            name: name.clone(),
+            server: None,
+            upstream_name: None,
+            policies: Vec::new(),
+            started: Instant::now(),
+        };
+        let Some((server, tool)) = exposed.tool(&name) else {
+            let message = format!("unknown tool `{}`", truncate(&name));
+            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await;
+            return Err(ErrorData::invalid_params(message, None));
+        };
+        audit.server = Some((&server.id, server.url.as_str()));
+        audit.upstream_name = Some(tool.upstream_name.clone());
+        if !self.is_enabled(&exposed, &server.id) {
+            let message = format!(
+                "server `{}` is toggled off in this session; turn it on with `{BUILTIN_TOGGLE_SERVER}`",
+                server.id
+            );
+            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await;
+            return Err(ErrorData::invalid_params(message, None));
+        }
+        let decision = match self.gateway.decide_call(&caller, &exposed, &server.id, &name, &tool.raw) {
+            Ok(decision) => decision,
+            Err(error) => {
+                let message = format!("the call could not be authorized: {error}");
+                audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await;
+                return Err(ErrorData::new(POLICY_DENIED, message, None));
+            }
+        };
+        audit.policies = decision.policy_ids.clone();
+        if !decision.allowed {
+            let message = if decision.policy_ids.is_empty() {
+                format!("calling `{name}` is not allowed: no policy permits `call_tool` on it (default deny)")
+            } else {
+                format!("calling `{name}` is forbidden by {}", decision.policy_ids.join(", "))
+            };
+            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await;
+            return Err(ErrorData::new(POLICY_DENIED, message, None));
+        }
+        let connection = match self.connection(&server.id).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                audit.record(&self.gateway, CallStatus::Unavailable, Some(error.message.to_string()), None).await;
+                return Err(error);
+            }
+        };
+        let mut upstream_request = request.clone();
+        upstream_request.name = tool.upstream_name.clone().into();
+        upstream_request.meta = None;
+        let request = ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(upstream_request));
+        match self.forward(&server.id, &connection, request, &context).await {
+            Ok((ServerResult::CallToolResult(result), waited)) => {
+                let status = if result.is_error == Some(true) { CallStatus::ToolError } else { CallStatus::Ok };
+                audit.record(&self.gateway, status, None, Some(waited)).await;
+                Ok(CallToolResponse::Complete(result))
+            }
+            Ok((other, waited)) => {
+                let message = format!("server `{}` answered `tools/call` with an unexpected result", server.id);
+                tracing::warn!(server = %server.id, answer = ?std::mem::discriminant(&other), "unexpected tools/call answer");
+                audit.record(&self.gateway, CallStatus::UpstreamError, Some(message.clone()), Some(waited)).await;
+                Err(ErrorData::internal_error(message, None))
+            }
+            Err((status, error, waited)) => {
+                audit.record(&self.gateway, status, Some(error.message.to_string()), Some(waited)).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: McpContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let start = offset(request.as_ref())?;
+        let exposed = self.exposed(&caller)?;
+        let off = self.toggled_off(&exposed);
+        let prompts: Vec<_> = exposed
+            .servers
+            .iter()
+            .filter(|s| !off.contains(&s.id))
+            .flat_map(|s| s.prompts.iter().map(|p| p.item.clone()))
+            .collect();
+        let (prompts, next_cursor) = page(&prompts, start)?;
+        let mut result = ListPromptsResult::with_all_items(prompts);
+        result.next_cursor = next_cursor;
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let exposed = self.exposed(&caller)?;
+        let name = request.name.clone();
+        let mut audit = Audit {
+            caller: &caller,
+            method: AuditedMethod::PromptsGet,
+            session_id: Self::session_id(&context.extensions),
+            name: name.clone(),
+            server: None,
+            upstream_name: None,
+            policies: Vec::new(),
+            started: Instant::now(),
+        };
+        let found = exposed.prompt(&name).filter(|(s, _)| self.is_enabled(&exposed, &s.id));
+        let Some((server, prompt)) = found else {
+            let message = format!("unknown prompt `{}`", truncate(&name));
+            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await;
+            return Err(ErrorData::invalid_params(message, None));
+        };
+        audit.server = Some((&server.id, server.url.as_str()));
+        audit.upstream_name = Some(prompt.upstream_name.clone());
+        // Visible means `get_prompt` was allowed when the view was computed (this request's
+        // minute when a policy reads the context).
+        let connection = match self.connection(&server.id).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                audit.record(&self.gateway, CallStatus::Unavailable, Some(error.message.to_string()), None).await;
+                return Err(error);
+            }
+        };
+        let mut upstream_request = request.clone();
+        upstream_request.name = prompt.upstream_name.clone();
+        upstream_request.meta = None;
+        let request = ClientRequest::GetPromptRequest(rmcp::model::GetPromptRequest::new(upstream_request));
+        match self.forward(&server.id, &connection, request, &context).await {
+            Ok((ServerResult::GetPromptResult(result), waited)) => {
+                audit.record(&self.gateway, CallStatus::Ok, None, Some(waited)).await;
+                Ok(GetPromptResponse::Complete(result))
+            }
+            Ok((_, waited)) => {
+                let message = format!("server `{}` answered `prompts/get` with an unexpected result", server.id);
+                audit.record(&self.gateway, CallStatus::UpstreamError, Some(message.clone()), Some(waited)).await;
+                Err(ErrorData::internal_error(message, None))
+            }
+            Err((status, error, waited)) => {
+                audit.record(&self.gateway, status, Some(error.message.to_string()), Some(waited)).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: McpContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let exposed = self.exposed(&caller)?;
+        let mut resources = Vec::new();
+        for (server, mut items) in self.gather(&exposed, "resources/list").await {
+            remap_uris(&mut items, &server, "uri");
+            resources.extend(items.as_array().cloned().unwrap_or_default());
+        }
+        serde_json::from_value(json!({"resources": resources}))
+            .map_err(|e| ErrorData::internal_error(format!("upstream resources are malformed: {e}"), None))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: McpContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let exposed = self.exposed(&caller)?;
+        let mut templates = Vec::new();
+        for (server, mut items) in self.gather(&exposed, "resources/templates/list").await {
+            remap_uris(&mut items, &server, "uriTemplate");
+            templates.extend(items.as_array().cloned().unwrap_or_default());
+        }
+        serde_json::from_value(json!({"resourceTemplates": templates}))
+            .map_err(|e| ErrorData::internal_error(format!("upstream resource templates are malformed: {e}"), None))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let exposed = self.exposed(&caller)?;
+        let uri = request.uri.clone();
+        let mut audit = Audit {
+            caller: &caller,
+            method: AuditedMethod::ResourcesRead,
+            session_id: Self::session_id(&context.extensions),
+            name: uri.clone(),
+            server: None,
+            upstream_name: None,
+            policies: Vec::new(),
+            started: Instant::now(),
+        };
+        let resolved = upstream_uri(&uri)
+            .and_then(|(server, upstream)| Some((exposed.server(server)?, upstream)))
+            .filter(|(s, _)| self.is_enabled(&exposed, &s.id));
+        let Some((server, upstream)) = resolved else {
+            let message = format!("unknown resource `{}`", truncate(&uri));
+            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await;
+            return Err(ErrorData::resource_not_found(message, None));
+        };
+        audit.server = Some((&server.id, server.url.as_str()));
+        audit.upstream_name = Some(upstream.to_owned());
+        let connection = match self.connection(&server.id).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                audit.record(&self.gateway, CallStatus::Unavailable, Some(error.message.to_string()), None).await;
+                return Err(error);
+            }
+        };
+        let mut upstream_request = request.clone();
+        upstream_request.uri = upstream.to_owned();
+        upstream_request.meta = None;
+        let request = ClientRequest::ReadResourceRequest(rmcp::model::ReadResourceRequest::new(upstream_request));
+        match self.forward(&server.id, &connection, request, &context).await {
+            Ok((ServerResult::ReadResourceResult(result), waited)) => {
+                audit.record(&self.gateway, CallStatus::Ok, None, Some(waited)).await;
+                let mut value = serde_json::to_value(&result).unwrap_or(Value::Null);
+                if let Some(contents) = value.get_mut("contents") {
+                    remap_uris(contents, &server.id, "uri");
+                }
+                let result = serde_json::from_value(value).unwrap_or(result);
+                Ok(ReadResourceResponse::Complete(result))
+            }
+            Ok((_, waited)) => {
+                let message = format!("server `{}` answered `resources/read` with an unexpected result", server.id);
+                audit.record(&self.gateway, CallStatus::UpstreamError, Some(message.clone()), Some(waited)).await;
+                Err(ErrorData::internal_error(message, None))
+            }
+            Err((status, error, waited)) => {
+                audit.record(&self.gateway, status, Some(error.message.to_string()), Some(waited)).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let exposed = self.exposed(&caller)?;
+        let mut upstream_request = request.clone();
+        let server_id = match &mut upstream_request.r#ref {
+            Reference::Prompt(prompt) => {
+                let (server, item) = exposed
+                    .prompt(&prompt.name)
+                    .ok_or_else(|| ErrorData::invalid_params(format!("unknown prompt `{}`", truncate(&prompt.name)), None))?;
+                prompt.name = item.upstream_name.clone();
+                server.id.clone()
+            }
+            Reference::Resource(resource) => {
+                let (server, upstream) = upstream_uri(&resource.uri)
+                    .and_then(|(s, u)| Some((exposed.server(s)?, u.to_owned())))
+                    .ok_or_else(|| ErrorData::invalid_params(format!("unknown resource template `{}`", truncate(&resource.uri)), None))?;
+                resource.uri = upstream;
+                server.id.clone()
+            }
+            _ => return Err(ErrorData::invalid_params("unsupported completion reference", None)),
+        };
+        if !self.is_enabled(&exposed, &server_id) {
+            return Err(ErrorData::invalid_params(format!("server `{server_id}` is toggled off in this session"), None));
+        }
+        let connection = self.connection(&server_id).await?;
+        upstream_request.meta = None;
+        let request = ClientRequest::CompleteRequest(rmcp::model::CompleteRequest::new(upstream_request));
+        match self.forward(&server_id, &connection, request, &context).await {
+            Ok((ServerResult::CompleteResult(result), _)) => Ok(result),
+            Ok(_) => Ok(CompleteResult::default()),
+            Err((_, error, _)) => Err(error),
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        context: McpContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // Upstream connections are shared by every session, so one client's log level is not
+        // forwarded to them; the request is accepted so clients that send it keep working.
+        self.caller(&context.extensions)?;
+        Ok(())
+    }
+}
+
+impl PortalSession {
+    /// Asks every enabled visible server for a live list (`resources/list` or
+    /// `resources/templates/list`), in parallel, each within the call timeout. A server that
+    /// fails is left out (and logged): one dead upstream does not empty the list.
+    async fn gather(&self, exposed: &Exposed, method: &'static str) -> Vec<(ServerId, Value)> {
+        let off = self.toggled_off(exposed);
+        let timeout = self.gateway.upstreams.config().call_timeout;
+        let tasks = exposed.servers.iter().filter(|s| !off.contains(&s.id)).map(|server| {
+            let id = server.id.clone();
+            async move {
+                let connection = self.connection(&id).await.ok()?;
+                let supports = connection
+                    .peer()
+                    .peer_info()
+                    .is_some_and(|info| info.capabilities.resources.is_some());
+                if !supports {
+                    return None;
+                }
+                let peer = connection.peer();
+                let answer = if method == "resources/list" {
+                    tokio::time::timeout(timeout, peer.list_all_resources())
+                        .await
+                        .ok()?
+                        .map(|items| serde_json::to_value(items).unwrap_or(Value::Null))
+                } else {
+                    tokio::time::timeout(timeout, peer.list_all_resource_templates())
+                        .await
+                        .ok()?
+                        .map(|items| serde_json::to_value(items).unwrap_or(Value::Null))
+                };
+                match answer {
+                    Ok(items) => Some((id, items)),
+                    Err(error) => {
+                        tracing::warn!(server = %id, %error, method, "upstream list failed");
+                        None
+                    }
+                }
+            }
+        });
+        futures::future::join_all(tasks).await.into_iter().flatten().collect()
+    }
+}
+
+/// Finds the caller's exposure and a `call_tool` decision: used by [`PortalSession`].
+pub(crate) fn context_of(caller: &Caller) -> RequestContext {
+    caller.context()
+}
