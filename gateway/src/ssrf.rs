@@ -301,6 +301,15 @@ impl fmt::Display for AllForbidden {
 
 impl std::error::Error for AllForbidden {}
 
+impl AllForbidden {
+    /// The advice to append: what the admin can do about it.
+    pub(crate) fn advice(&self) -> &'static str {
+        let metadata =
+            self.refused.iter().all(|(ip, _)| classify(*ip) == Some(Forbidden::Metadata));
+        refusal_advice(metadata)
+    }
+}
+
 impl reqwest::dns::Resolve for SsrfResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy;

@@ -90,6 +90,14 @@ impl ConnectError {
             408 | 429 | 500..=599 => {
                 Self::upstream(format!("upstream `{url}` failed with HTTP {status}"), true, code)
             }
+            300..=399 => Self::upstream(
+                format!(
+                    "upstream `{url}` answered HTTP {status}; Portico does not follow redirects, \
+                     register the URL they lead to"
+                ),
+                false,
+                code,
+            ),
             _ => Self::upstream(format!("upstream `{url}` answered HTTP {status}"), false, code),
         }
     }
@@ -97,10 +105,7 @@ impl ConnectError {
     /// A transport error from the HTTP client.
     pub(crate) fn http(url: &Url, error: &reqwest::Error) -> Self {
         if let Some(refused) = find::<AllForbidden>(error) {
-            return Self::local(format!(
-                "{refused}; Portico refuses private, loopback, link-local and metadata addresses \
-                 unless `allow_private_upstreams` is set"
-            ));
+            return Self::local(format!("{refused}; {}", refused.advice()));
         }
         if let Some(status) = error.status() {
             return Self::status(url, status);
