@@ -161,13 +161,14 @@ pub async fn connect<H>(
 where
     H: ClientHandler + Clone,
 {
-    options.policy.check_literal_host(&target.url).map_err(|e| ConnectError::ssrf(&e))?;
     if !matches!(target.url.scheme(), "http" | "https") {
         return Err(ConnectError::ssrf(&crate::ssrf::SsrfError::UnsupportedScheme {
             url: redact_url(&target.url),
             scheme: target.url.scheme().to_owned(),
         }));
     }
+    // Host names are checked by the client's resolver on every new connection.
+    options.policy.check_literal_host(&target.url).map_err(|e| ConnectError::ssrf(&e))?;
     let client = http_client::upstream_client(options.policy, options.connect_timeout)
         .map_err(|e| ConnectError::client_build(&e))?;
     let plan = strategies(&target.url, target.secure_web_gateway);

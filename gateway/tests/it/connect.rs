@@ -204,3 +204,19 @@ async fn silent_upstream_times_out_retryably() {
         assert_eq!(error.status_code, None);
     }
 }
+
+#[tokio::test]
+async fn connections_are_pooled_across_connects() {
+    let (port, heads, accepted) = raw_http::serve_with("HTTP/1.1 404 Not Found".into(), true).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    for _ in 0..3 {
+        let error = connect(&target(&url), &local_options(), ()).await.unwrap_err();
+        assert_eq!(error.status_code, Some(404));
+    }
+    assert_eq!(heads.lock().unwrap().len(), 3);
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one pooled connection serves all three"
+    );
+}
