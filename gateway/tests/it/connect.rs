@@ -152,6 +152,9 @@ async fn credential_headers_reach_the_upstream() {
         assert!(head.contains("\r\nx-api-key: k-123\r\n"), "{head}");
     }
     assert!(heads[2].contains("\r\nauthorization: bearer tok-abc\r\n"), "{}", heads[2]);
+    // rmcp's default client config offers 2026-07-28, which has no `initialize`; Portico offers
+    // 2025-11-25 instead.
+    assert!(heads[0].contains(r#""protocolVersion":"2025-11-25""#), "{}", heads[0]);
 }
 
 #[tokio::test]

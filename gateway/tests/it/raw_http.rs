@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The recorded request heads, lowercased.
+/// The recorded requests: the head lowercased, then the body as sent.
 pub type Heads = Arc<Mutex<Vec<String>>>;
 
 /// Listens on 127.0.0.1 and answers every request with `response_head` (status line and
@@ -47,7 +47,7 @@ pub async fn serve_with(response_head: String, keep_alive: bool) -> (u16, Heads,
 }
 
 /// Reads one request (head and body, so closing never resets unread bytes) and returns its
-/// head, lowercased; `None` when the client closed the connection.
+/// head, lowercased, followed by its body; `None` when the client closed the connection.
 async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -73,8 +73,10 @@ async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Strin
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    buf.drain(..(head_end + length).min(buf.len()));
-    Some(head)
+    let end = (head_end + length).min(buf.len());
+    let body = String::from_utf8_lossy(&buf[head_end..end]).into_owned();
+    buf.drain(..end);
+    Some(head + &body)
 }
 
 /// Listens on 127.0.0.1, accepts connections and never answers.
