@@ -216,7 +216,8 @@ impl Upstreams {
         let value = self.vault.get(&secret).await.map_err(|e| {
             ConnectError::local(format!("the server's credential cannot be read from the vault: {e}"))
         })?;
-        transport::credential_headers(value.expose_secret())
+        transport::credential_headers(transport::UpstreamAuth::Bearer(value.expose_secret()))
+            .map_err(ConnectError::from)
     }
 }
 

@@ -1,0 +1,86 @@
+//! The HTTP client every upstream connection goes through.
+//!
+//! One `reqwest::Client` per (policy, connect timeout), built once and shared by all upstreams:
+//! a `reqwest::Client` is a handle to one connection pool, so sharing it is what makes
+//! connections pooled and reused (keep-alive, and HTTP/2 multiplexing where the upstream offers
+//! it). Nothing upstream-specific lives in the client: credentials are per-request headers
+//! (rmcp's `custom_headers`), so one pool serves every upstream safely.
+//!
+//! rmcp's own default client sets `pool_max_idle_per_host(0)` (no pooling) to dodge delayed-ACK
+//! stalls on connections whose previous body was not fully read; we keep pooling and set
+//! `TCP_NODELAY`, which removes the Nagle half of that stall.
+//!
+//! The client has no total request timeout: streamable HTTP and legacy SSE keep long-lived
+//! event streams open on it. Request deadlines are applied per request or per handshake.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::ssrf::{self, UpstreamPolicy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ClientKey {
+    policy: UpstreamPolicy,
+    connect_timeout: Duration,
+}
+
+static CLIENTS: OnceLock<Mutex<HashMap<ClientKey, reqwest::Client>>> = OnceLock::new();
+
+/// The shared upstream client for `policy` and `connect_timeout`.
+pub(crate) fn upstream_client(
+    policy: UpstreamPolicy,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let key = ClientKey { policy, connect_timeout };
+    let clients = CLIENTS.get_or_init(Default::default);
+    // A poisoned lock only means another thread panicked while inserting; the map is intact.
+    let mut clients = clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(client) = clients.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = build(policy, connect_timeout)?;
+    clients.insert(key, client.clone());
+    Ok(client)
+}
+
+fn build(
+    policy: UpstreamPolicy,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    // reqwest is built with `rustls-no-provider`; it panics when building a TLS client with no
+    // process-wide provider. Installing ring fails harmlessly if one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .dns_resolver(ssrf::resolver(policy))
+        // A redirect would move the request to a host nobody checked (IP literals skip the
+        // resolver) and replay the credential headers there.
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the upstream's name itself, out of the resolver's sight.
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_client_per_policy_and_timeout() {
+        let a = upstream_client(UpstreamPolicy::default(), Duration::from_secs(5)).unwrap();
+        let b = upstream_client(UpstreamPolicy::default(), Duration::from_secs(5)).unwrap();
+        let _c = upstream_client(UpstreamPolicy { allow_private: true }, Duration::from_secs(5))
+            .unwrap();
+        // Clones share one pool; the map holds exactly one per key.
+        drop((a, b));
+        let map = CLIENTS.get().unwrap().lock().unwrap();
+        assert!(map.contains_key(&ClientKey {
+            policy: UpstreamPolicy::default(),
+            connect_timeout: Duration::from_secs(5)
+        }));
+    }
+}
