@@ -30,6 +30,9 @@ from pathlib import Path
 import cloudflare
 import pytest
 
+# The real MCP peers (upstream servers, the MCP client, the Node tools): fixtures of this suite.
+from mcp_peers import everything_http, everything_sse, node_peers, pyserver  # noqa: F401
+
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
