@@ -30,6 +30,9 @@ from pathlib import Path
 import cloudflare
 import pytest
 
+# The real MCP peers (upstream servers, the MCP client, the Node tools): fixtures of this suite.
+from mcp_peers import everything_http, everything_sse, node_peers, pyserver  # noqa: F401
+
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
@@ -111,6 +114,8 @@ class Portico:
         self.stdout: list[str] = []
         self.stderr_path = data_dir.parent / f"portico-{self.port}.log"
         self.clients: list[cloudflare.Cloudflare] = []
+        # Extra arguments of `portico serve` (say, `--allow-private-upstreams`).
+        self.serve_args: list[str] = []
 
     @property
     def base_url(self) -> str:
@@ -129,7 +134,8 @@ class Portico:
         stderr = open(self.stderr_path, "a")
         self.process = subprocess.Popen(
             self._global_args()
-            + ["serve", "--listen", f"127.0.0.1:{self.port}", "--account-id", self.account_id],
+            + ["serve", "--listen", f"127.0.0.1:{self.port}", "--account-id", self.account_id]
+            + self.serve_args,
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
