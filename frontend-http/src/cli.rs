@@ -243,11 +243,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         boot.account_id
     );
     println!("Listening on http://{bound}");
-    actix_web::HttpServer::new(move || crate::create_app(state.clone()))
+    let shutdown = state.shutdown.clone();
+    let server = actix_web::HttpServer::new(move || crate::create_app(state.clone()))
         .listen(listener)?
         .shutdown_timeout(30)
-        .run()
-        .await?;
+        .disable_signals()
+        .run();
+    let handle = server.handle();
+    // SIGTERM or Ctrl-C: end the MCP sessions (their event streams would otherwise hold the
+    // graceful stop for the whole timeout), then stop accepting and finish in-flight requests.
+    actix_web::rt::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping");
+        shutdown.cancel();
+        handle.stop(true).await;
+    });
+    server.await?;
     // In-flight requests have finished; everything they acknowledged is committed. Save the
     // read models so the next start does not replay.
     if let Err(error) = models.checkpoint() {
@@ -407,5 +418,28 @@ mod tests {
         assert!(err.to_string().contains("bad.toml"), "{err}");
         let err = parse(&["--durability", "sometimes", "serve"]).resolve().unwrap_err();
         assert!(err.to_string().contains("unknown durability `sometimes`"), "{err}");
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -33,8 +33,11 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub type McpService = StreamableHttpService<PortalSession, LocalSessionManager>;
 
 /// Builds the MCP service over `gateway` (once per process).
-pub fn service(gateway: Arc<Gateway>) -> McpService {
+/// Cancelling `shutdown` ends every session (and its event streams), so that a graceful stop does
+/// not wait for clients to hang up.
+pub fn service(gateway: Arc<Gateway>, shutdown: tokio_util::sync::CancellationToken) -> McpService {
     StreamableHttpService::builder()
+        .cancellation_token(shutdown)
         .service_factory(Arc::new(move || Ok(PortalSession::new(Arc::clone(&gateway)))))
         .session_manager(Arc::new(LocalSessionManager::default()))
         // Hosts are checked here (a portal's hostname routes the request), so rmcp's

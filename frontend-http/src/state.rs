@@ -28,6 +28,8 @@ pub struct AppState {
     pub gateway: Arc<portico_gateway::Gateway>,
     /// The MCP endpoint's service (one session manager for every worker).
     pub mcp: crate::mcp::McpService,
+    /// Cancelled when the server stops: ends the MCP sessions.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,8 +67,9 @@ impl AppState {
             Arc::clone(&authz),
             gateway,
         );
-        let mcp = crate::mcp::service(Arc::clone(&gateway));
-        AppState { log, vault, models, account_id, authz, gateway, mcp }
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let mcp = crate::mcp::service(Arc::clone(&gateway), shutdown.clone());
+        AppState { log, vault, models, account_id, authz, gateway, mcp, shutdown }
     }
 
     /// Runs `f` on the read models as they are now.

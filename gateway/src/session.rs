@@ -357,6 +357,15 @@ impl PortalSession {
     }
 }
 
+/// Marks an upstream's answer complete: 2026-07-28 clients need `resultType` on every result,
+/// and an upstream on an older revision does not send it (rmcp strips it again for clients on
+/// older revisions).
+fn complete(result_type: &mut Option<rmcp::model::ResultType>) {
+    if result_type.is_none() {
+        *result_type = Some(rmcp::model::ResultType::COMPLETE);
+    }
+}
+
 fn unavailable(server_id: &ServerId, cause: &str) -> ErrorData {
     ErrorData::new(UPSTREAM_UNAVAILABLE, format!("server `{server_id}` is unavailable: {cause}"), None)
 }
@@ -607,7 +616,8 @@ impl ServerHandler for PortalSession {
         upstream_request.meta = None;
         let request = ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(upstream_request));
         match self.forward(&server.id, &connection, request, &context).await {
-            Ok((ServerResult::CallToolResult(result), waited)) => {
+            Ok((ServerResult::CallToolResult(mut result), waited)) => {
+                complete(&mut result.result_type);
                 let status = if result.is_error == Some(true) { CallStatus::ToolError } else { CallStatus::Ok };
                 audit.record(&self.gateway, status, None, Some(waited)).await;
                 Ok(CallToolResponse::Complete(result))
@@ -686,7 +696,8 @@ impl ServerHandler for PortalSession {
         upstream_request.meta = None;
         let request = ClientRequest::GetPromptRequest(rmcp::model::GetPromptRequest::new(upstream_request));
         match self.forward(&server.id, &connection, request, &context).await {
-            Ok((ServerResult::GetPromptResult(result), waited)) => {
+            Ok((ServerResult::GetPromptResult(mut result), waited)) => {
+                complete(&mut result.result_type);
                 audit.record(&self.gateway, CallStatus::Ok, None, Some(waited)).await;
                 Ok(GetPromptResponse::Complete(result))
             }
@@ -780,7 +791,8 @@ impl ServerHandler for PortalSession {
                 if let Some(contents) = value.get_mut("contents") {
                     remap_uris(contents, &server.id, "uri");
                 }
-                let result = serde_json::from_value(value).unwrap_or(result);
+                let mut result: rmcp::model::ReadResourceResult = serde_json::from_value(value).unwrap_or(result);
+                complete(&mut result.result_type);
                 Ok(ReadResourceResponse::Complete(result))
             }
             Ok((_, waited)) => {
@@ -827,7 +839,10 @@ impl ServerHandler for PortalSession {
         upstream_request.meta = None;
         let request = ClientRequest::CompleteRequest(rmcp::model::CompleteRequest::new(upstream_request));
         match self.forward(&server_id, &connection, request, &context).await {
-            Ok((ServerResult::CompleteResult(result), _)) => Ok(result),
+            Ok((ServerResult::CompleteResult(mut result), _)) => {
+                complete(&mut result.result_type);
+                Ok(result)
+            }
             Ok(_) => Ok(CompleteResult::default()),
             Err((_, error, _)) => Err(error),
         }

@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +97,8 @@ class Gateway:
         return self.client.zero_trust.access.ai_controls.mcp.portals
 
     def add_server(self, id: str, url: str, **fields):
-        return self.servers.create(
+        """Registers a server and waits for the sync that creation starts in the background."""
+        created = self.servers.create(
             account_id=self.account_id,
             id=id,
             name=f"Server {id}",
@@ -104,6 +106,12 @@ class Gateway:
             auth_type="unauthenticated",
             **fields,
         )
+        assert created.status == "waiting", created
+        deadline = time.monotonic() + 30
+        while self.read_server(id).status == "waiting":
+            assert time.monotonic() < deadline, f"server {id} was not synced within 30 s"
+            time.sleep(0.05)
+        return created
 
     def read_server(self, id: str):
         return self.servers.read(id, account_id=self.account_id)
@@ -528,7 +536,7 @@ def test_a_default_disabled_server_appears_once_toggled(gateway, pyserver, every
     portal = make_portal(
         gateway,
         {"py": pyserver.url, "everything": everything_http.url},
-        everything={"default_disabled": True},
+        everything={"default_disabled": True, "updated_tools": [{"name": "echo", "enabled": True}]},
     )
 
     async def check():
@@ -540,7 +548,10 @@ def test_a_default_disabled_server_appears_once_toggled(gateway, pyserver, every
                 "portal_toggle_single_server", {"server_id": "everything", "action": "toggle"}
             )
             assert not on.is_error, text(on)
-            assert "everything_echo" in names(await client.list_tools())
+            # `default_disabled` is also an allowlist: only tools enabled by an override show.
+            listed = names(await client.list_tools())
+            assert "everything_echo" in listed
+            assert "everything_get-sum" not in listed, listed
 
     anyio.run(check)
 
