@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountCreated, ApiTokenCreated, ApiTokenRevoked};
+use crate::domain::call::PortalRequestHandled;
 use crate::domain::policy::{PolicyCreated, PolicyDeleted, PolicySetReplaced, PolicyUpdated};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
-use crate::domain::call::PortalRequestHandled;
 use crate::domain::server::{
     ServerAdded, ServerCredentialSet, ServerRemoved, ServerSyncFailed, ServerSynced, ServerUpdated,
 };

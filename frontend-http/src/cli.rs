@@ -145,13 +145,25 @@ impl Cli {
             allow_private_upstreams: serve.is_some_and(|s| s.allow_private_upstreams)
                 || file.allow_private_upstreams.unwrap_or(false),
             upstream_connect_timeout: std::time::Duration::from_secs(
-                serve.and_then(|s| s.upstream_connect_timeout).or(file.upstream_connect_timeout_secs).unwrap_or(10).max(1),
+                serve
+                    .and_then(|s| s.upstream_connect_timeout)
+                    .or(file.upstream_connect_timeout_secs)
+                    .unwrap_or(10)
+                    .max(1),
             ),
             upstream_call_timeout: std::time::Duration::from_secs(
-                serve.and_then(|s| s.upstream_call_timeout).or(file.upstream_call_timeout_secs).unwrap_or(60).max(1),
+                serve
+                    .and_then(|s| s.upstream_call_timeout)
+                    .or(file.upstream_call_timeout_secs)
+                    .unwrap_or(60)
+                    .max(1),
             ),
             sync_interval: std::time::Duration::from_secs(
-                serve.and_then(|s| s.sync_interval).or(file.sync_interval_secs).unwrap_or(7200).max(60),
+                serve
+                    .and_then(|s| s.sync_interval)
+                    .or(file.sync_interval_secs)
+                    .unwrap_or(7200)
+                    .max(60),
             ),
             durability,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
@@ -363,6 +375,29 @@ fn print_event(e: &RecordedEvent, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves on SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -418,28 +453,5 @@ mod tests {
         assert!(err.to_string().contains("bad.toml"), "{err}");
         let err = parse(&["--durability", "sometimes", "serve"]).resolve().unwrap_err();
         assert!(err.to_string().contains("unknown durability `sometimes`"), "{err}");
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -59,13 +59,13 @@ pub fn routes(cfg: &mut web::ServiceConfig, service: &McpService) {
         .service(service.clone().scope_with_path("/mcp").wrap_fn(guard));
 }
 
-fn guard<S>(
-    req: ServiceRequest,
-    srv: &S,
-) -> futures::future::Either<
-    futures::future::Ready<Result<ServiceResponse<EitherBody<BoxBody, BoxBody>>, actix_web::Error>>,
-    futures::future::LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<BoxBody, BoxBody>>, actix_web::Error>>,
->
+/// What the guard answers: rmcp's response, or its own refusal.
+type Guarded = futures::future::LocalBoxFuture<
+    'static,
+    Result<ServiceResponse<EitherBody<BoxBody, BoxBody>>, actix_web::Error>,
+>;
+
+fn guard<S>(req: ServiceRequest, srv: &S) -> Guarded
 where
     S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
     S::Future: 'static,
@@ -74,13 +74,12 @@ where
     match admit(&req) {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
-            futures::future::Either::Right(
-                srv.call(req).map(|r| r.map(ServiceResponse::map_into_left_body)).boxed_local(),
-            )
+            srv.call(req).map(|r| r.map(ServiceResponse::map_into_left_body)).boxed_local()
         }
-        Err(response) => futures::future::Either::Left(futures::future::ready(Ok(
-            req.into_response(response).map_into_right_body(),
-        ))),
+        Err(response) => {
+            futures::future::ready(Ok(req.into_response(response).map_into_right_body()))
+                .boxed_local()
+        }
     }
 }
 
@@ -151,7 +150,11 @@ fn admit(req: &ServiceRequest) -> Result<Caller, HttpResponse> {
         }
         Err(error) => {
             tracing::error!(%error, "portal access could not be decided");
-            return Err(json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "access could not be decided"));
+            return Err(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "access could not be decided",
+            ));
         }
     }
     Ok(caller)

@@ -48,7 +48,13 @@ impl AppState {
         models: Arc<ProjectionRunner<ReadModels>>,
         account_id: AccountId,
     ) -> Self {
-        Self::with_gateway(log, vault, models, account_id, portico_gateway::GatewayConfig::default())
+        Self::with_gateway(
+            log,
+            vault,
+            models,
+            account_id,
+            portico_gateway::GatewayConfig::default(),
+        )
     }
 
     /// The state with the data plane configured by `gateway`.

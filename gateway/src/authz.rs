@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use portico_core::domain::ids::{PortalId, ServerId};
 use portico_policies::{
-    Action, Decision, EntitiesBuilder, EntityError, PolicyEngine, PolicyEngineError,
-    PortalCatalog, PortalFacts, Principal, PromptFacts, RequestContext, ServerFacts, ToolFacts,
-    Visibility, VisibilityCache,
+    Action, Decision, EntitiesBuilder, EntityError, PolicyEngine, PolicyEngineError, PortalCatalog,
+    PortalFacts, Principal, PromptFacts, RequestContext, ServerFacts, ToolFacts, Visibility,
+    VisibilityCache,
 };
 use portico_projections::{PortalView, ReadModels};
 use serde_json::Value;
@@ -78,7 +78,8 @@ impl Authz {
         portal_id: &PortalId,
         context: &RequestContext,
     ) -> Result<PortalAccess, AuthzError> {
-        let view = models.portal(portal_id).ok_or_else(|| AuthzError::NoPortal(portal_id.clone()))?;
+        let view =
+            models.portal(portal_id).ok_or_else(|| AuthzError::NoPortal(portal_id.clone()))?;
         let service_token = matches!(principal, Principal::ServiceToken { .. });
         let portal = PortalFacts { id: portal_id.to_string(), hostname: view.hostname.clone() };
         let mut servers = Vec::new();

@@ -86,13 +86,15 @@ impl Exposed {
             call_decisions: Mutex::default(),
         };
         for visible in &access.visibility.servers {
-            let Some(mapping) = access.view.servers.iter().find(|s| s.server_id.as_str() == visible.id)
+            let Some(mapping) =
+                access.view.servers.iter().find(|s| s.server_id.as_str() == visible.id)
             else {
                 continue;
             };
             let Some(entry) = models.catalog.get(&mapping.server_id) else { continue };
             let listable: HashSet<&str> = visible.tools.iter().map(|(n, _)| n.as_str()).collect();
-            let promptable: HashSet<&str> = visible.prompts.iter().map(|(n, _)| n.as_str()).collect();
+            let promptable: HashSet<&str> =
+                visible.prompts.iter().map(|(n, _)| n.as_str()).collect();
             let index = exposed.servers.len();
             let mut server = ExposedServer {
                 id: mapping.server_id.clone(),
@@ -122,7 +124,11 @@ impl Exposed {
                     continue;
                 };
                 exposed.tools.insert(name, (index, server.tools.len()));
-                server.tools.push(ExposedItem { upstream_name: upstream.to_owned(), item: tool, raw: raw.clone() });
+                server.tools.push(ExposedItem {
+                    upstream_name: upstream.to_owned(),
+                    item: tool,
+                    raw: raw.clone(),
+                });
             }
             for raw in entry.sync.prompts.iter() {
                 let Some(upstream) = raw.get("name").and_then(Value::as_str) else { continue };
@@ -144,7 +150,11 @@ impl Exposed {
                     continue;
                 };
                 exposed.prompts.insert(name, (index, server.prompts.len()));
-                server.prompts.push(ExposedItem { upstream_name: upstream.to_owned(), item: prompt, raw: raw.clone() });
+                server.prompts.push(ExposedItem {
+                    upstream_name: upstream.to_owned(),
+                    item: prompt,
+                    raw: raw.clone(),
+                });
             }
             exposed.servers.push(server);
         }
@@ -189,15 +199,23 @@ pub fn split_name(name: &str) -> Option<(&str, &str)> {
 /// and the view version; holding the visibility keeps its address from being reused.
 #[derive(Debug, Default)]
 pub struct ExposedCache {
-    inner: Mutex<HashMap<(usize, u64), (Arc<portico_policies::Visibility>, Arc<Exposed>)>>,
+    inner: Mutex<HashMap<(usize, u64), CachedExposure>>,
 }
+
+/// A cached exposure and the visibility whose address keys it.
+type CachedExposure = (Arc<portico_policies::Visibility>, Arc<Exposed>);
 
 /// How many exposures are kept.
 const EXPOSED_CACHE_SIZE: usize = 512;
 
 impl ExposedCache {
     /// The exposure for `access`, built on a miss.
-    pub fn get(&self, access: &PortalAccess, models: &ReadModels, reserved: &[&str]) -> Arc<Exposed> {
+    pub fn get(
+        &self,
+        access: &PortalAccess,
+        models: &ReadModels,
+        reserved: &[&str],
+    ) -> Arc<Exposed> {
         let key = (Arc::as_ptr(&access.visibility) as usize, access.view_version);
         {
             let cache = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -46,7 +46,10 @@ pub struct GatewayConfig {
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig { upstream: UpstreamConfig::default(), sync_interval: Duration::from_secs(2 * 3600) }
+        GatewayConfig {
+            upstream: UpstreamConfig::default(),
+            sync_interval: Duration::from_secs(2 * 3600),
+        }
     }
 }
 
@@ -75,7 +78,12 @@ impl Gateway {
         let (changed_tx, mut changed_rx) = mpsc::unbounded_channel::<ServerId>();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel::<ServerId>();
         let upstreams = Arc::new(Upstreams::new(config.upstream.clone(), vault, changed_tx));
-        let syncer = Arc::new(Syncer::new(Arc::clone(&log), Arc::clone(&models), Arc::clone(&upstreams), sync_tx.clone()));
+        let syncer = Arc::new(Syncer::new(
+            Arc::clone(&log),
+            Arc::clone(&models),
+            Arc::clone(&upstreams),
+            sync_tx.clone(),
+        ));
         tokio::spawn(Arc::clone(&syncer).run(sync_rx, config.sync_interval));
         // An upstream's `list_changed` is a sync request.
         tokio::spawn(async move {
@@ -87,7 +95,15 @@ impl Gateway {
         });
         let (changes_tx, changes) = watch::channel(0);
         tokio::spawn(watch_config(Arc::clone(&models), changes_tx));
-        Arc::new(Gateway { log, models, authz, upstreams, syncer, exposed: ExposedCache::default(), changes })
+        Arc::new(Gateway {
+            log,
+            models,
+            authz,
+            upstreams,
+            syncer,
+            exposed: ExposedCache::default(),
+            changes,
+        })
     }
 
     /// A receiver that moves when anything but a call changed in the read models (at most a
@@ -99,7 +115,12 @@ impl Gateway {
     /// What `caller` sees in its portal now.
     pub fn exposed(&self, caller: &Caller) -> Result<Arc<Exposed>, AuthzError> {
         let models = self.models.read();
-        let access = self.authz.access(&models, &caller.principal, &caller.portal_id, &session::context_of(caller))?;
+        let access = self.authz.access(
+            &models,
+            &caller.principal,
+            &caller.portal_id,
+            &session::context_of(caller),
+        )?;
         Ok(self.exposed.get(&access, &models, &session::BUILTINS))
     }
 
@@ -113,15 +134,30 @@ impl Gateway {
         tool: &Value,
     ) -> Result<Decision, portico_policies::EntityError> {
         let models = self.models.read();
-        let (_, engine) = self.authz.engine(&models).map_err(|e| portico_policies::EntityError::Schema(e.to_string()))?;
+        let (_, engine) = self
+            .authz
+            .engine(&models)
+            .map_err(|e| portico_policies::EntityError::Schema(e.to_string()))?;
         let reusable = !engine.reads_context();
         if reusable {
-            let cached = exposed.call_decisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
+            let cached = exposed
+                .call_decisions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(name)
+                .cloned();
             if let Some(decision) = cached {
                 return Ok(decision);
             }
         }
-        let decision = authz::decide_call(&engine, &models, &caller.principal, server_id, tool, &session::context_of(caller))?;
+        let decision = authz::decide_call(
+            &engine,
+            &models,
+            &caller.principal,
+            server_id,
+            tool,
+            &session::context_of(caller),
+        )?;
         if reusable {
             exposed
                 .call_decisions
@@ -138,7 +174,9 @@ impl Gateway {
     pub async fn audit(&self, actor: Actor, event: PortalRequestHandled) {
         let stream = calls_stream(&event.portal_id);
         let events = vec![NewEvent::new(Event::PortalRequestHandled(event))];
-        if let Err(error) = self.log.append(&stream, ExpectedVersion::Any, events, &EventMetadata::new(actor)).await {
+        if let Err(error) =
+            self.log.append(&stream, ExpectedVersion::Any, events, &EventMetadata::new(actor)).await
+        {
             tracing::error!(%error, "a call's audit event could not be appended");
         }
     }

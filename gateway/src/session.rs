@@ -20,11 +20,11 @@ use portico_core::domain::ids::{PortalId, ServerId};
 use portico_policies::{Hidden, NO_ALLOWED_SERVERS, Principal, RequestContext};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
-    ClientRequest, CompleteRequestParams, CompleteResult, ContentBlock as Content, ErrorCode, ErrorData,
-    GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-    Reference, ServerCapabilities, ServerConfig, ServerResult, Tool,
+    ClientRequest, CompleteRequestParams, CompleteResult, ContentBlock as Content, ErrorCode,
+    ErrorData, GetPromptRequestParams, GetPromptResponse, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, ServerCapabilities, ServerConfig, ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext as McpContext};
 use rmcp::{RoleServer, ServerHandler};
@@ -71,7 +71,9 @@ impl Caller {
     /// The actor recorded on the caller's audit events.
     pub fn actor(&self) -> Actor {
         match &self.principal {
-            Principal::User { id, email, .. } => Actor::User { id: id.clone(), email: email.clone() },
+            Principal::User { id, email, .. } => {
+                Actor::User { id: id.clone(), email: email.clone() }
+            }
             Principal::ServiceToken { id, .. } => Actor::ServiceToken { id: id.clone() },
         }
     }
@@ -111,7 +113,9 @@ impl PortalSession {
             .and_then(|parts| parts.extensions.get::<rmcp::model::Extensions>())
             .and_then(|ext| ext.get::<Caller>())
             .cloned()
-            .ok_or_else(|| ErrorData::internal_error("the request carries no authenticated caller", None))?;
+            .ok_or_else(|| {
+                ErrorData::internal_error("the request carries no authenticated caller", None)
+            })?;
         let bound = self.state.bound.get_or_init(|| caller.clone());
         if bound.portal_id != caller.portal_id || bound.principal.id() != caller.principal.id() {
             return Err(ErrorData::invalid_request(
@@ -133,7 +137,8 @@ impl PortalSession {
     }
 
     fn toggled_off(&self, exposed: &Exposed) -> HashSet<ServerId> {
-        let mut slot = self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot =
+            self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.get_or_insert_with(|| {
             exposed.servers.iter().filter(|s| s.default_disabled).map(|s| s.id.clone()).collect()
         })
@@ -164,7 +169,8 @@ impl PortalSession {
         let Ok(exposed) = self.exposed(caller) else { return Ok(()) };
         let now = self.fingerprints(&exposed);
         let before = {
-            let mut seen = self.state.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut seen =
+                self.state.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             std::mem::replace(&mut *seen, now)
         };
         if now.0 != before.0 {
@@ -261,13 +267,17 @@ impl PortalSession {
         };
         let Some(server) = exposed.server(server_id) else {
             return Err(ErrorData::invalid_params(
-                format!("server `{}` is not one you may use in this portal; see portal_list_servers", truncate(server_id)),
+                format!(
+                    "server `{}` is not one you may use in this portal; see portal_list_servers",
+                    truncate(server_id)
+                ),
                 None,
             ));
         };
         let changed = {
             self.toggled_off(exposed);
-            let mut slot = self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot =
+                self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let off = slot.get_or_insert_with(HashSet::new);
             if on { off.remove(&server.id) } else { off.insert(server.id.clone()) }
         };
@@ -293,15 +303,24 @@ impl PortalSession {
         let timeout = self.gateway.upstreams.config().call_timeout;
         let client_token = context.meta.get_progress_token();
         let peer = connection.peer();
-        let handle = match peer.send_cancellable_request(request, PeerRequestOptions::no_options()).await {
-            Ok(handle) => handle,
-            Err(error) => {
-                self.gateway.upstreams.discard(server_id, connection).await;
-                return Err((CallStatus::Unavailable, unavailable(server_id, &error.to_string()), started.elapsed()));
-            }
-        };
+        let handle =
+            match peer.send_cancellable_request(request, PeerRequestOptions::no_options()).await {
+                Ok(handle) => handle,
+                Err(error) => {
+                    self.gateway.upstreams.discard(server_id, connection).await;
+                    return Err((
+                        CallStatus::Unavailable,
+                        unavailable(server_id, &error.to_string()),
+                        started.elapsed(),
+                    ));
+                }
+            };
         let _route = client_token.map(|token| {
-            self.gateway.upstreams.relay().route(handle.progress_token.clone(), context.peer.clone(), token)
+            self.gateway.upstreams.relay().route(
+                handle.progress_token.clone(),
+                context.peer.clone(),
+                token,
+            )
         });
         let request_id = handle.id.clone();
         let outcome = tokio::select! {
@@ -314,21 +333,34 @@ impl PortalSession {
         let waited = started.elapsed();
         match outcome {
             Ok(Ok(result)) => Ok((result, waited)),
-            Ok(Err(rmcp::ServiceError::McpError(error))) => Err((CallStatus::UpstreamError, error, waited)),
+            Ok(Err(rmcp::ServiceError::McpError(error))) => {
+                Err((CallStatus::UpstreamError, error, waited))
+            }
             Ok(Err(error)) => {
-                if matches!(error, rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)) {
+                if matches!(
+                    error,
+                    rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)
+                ) {
                     self.gateway.upstreams.discard(server_id, connection).await;
                     self.gateway.syncer.request(server_id.clone());
                 }
                 Err((CallStatus::Unavailable, unavailable(server_id, &error.to_string()), waited))
             }
             Err(_) => {
-                let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(request_id), Some("the portal's call timeout expired".to_owned()))).await;
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(
+                        Some(request_id),
+                        Some("the portal's call timeout expired".to_owned()),
+                    ))
+                    .await;
                 Err((
                     CallStatus::Timeout,
                     ErrorData::new(
                         UPSTREAM_UNAVAILABLE,
-                        format!("server `{server_id}` did not answer within {} s", timeout.as_secs_f64()),
+                        format!(
+                            "server `{server_id}` did not answer within {} s",
+                            timeout.as_secs_f64()
+                        ),
                         None,
                     ),
                     waited,
@@ -338,14 +370,10 @@ impl PortalSession {
     }
 
     async fn connection(&self, server_id: &ServerId) -> Result<Arc<Connection>, ErrorData> {
-        let server = self
-            .gateway
-            .models
-            .read()
-            .catalog
-            .get(server_id)
-            .cloned()
-            .ok_or_else(|| ErrorData::invalid_params(format!("server `{server_id}` no longer exists"), None))?;
+        let server =
+            self.gateway.models.read().catalog.get(server_id).cloned().ok_or_else(|| {
+                ErrorData::invalid_params(format!("server `{server_id}` no longer exists"), None)
+            })?;
         self.gateway.upstreams.connection(&server).await.map_err(|e| {
             self.gateway.syncer.request(server_id.clone());
             unavailable(server_id, &e.cause)
@@ -367,7 +395,11 @@ fn complete(result_type: &mut Option<rmcp::model::ResultType>) {
 }
 
 fn unavailable(server_id: &ServerId, cause: &str) -> ErrorData {
-    ErrorData::new(UPSTREAM_UNAVAILABLE, format!("server `{server_id}` is unavailable: {cause}"), None)
+    ErrorData::new(
+        UPSTREAM_UNAVAILABLE,
+        format!("server `{server_id}` is unavailable: {cause}"),
+        None,
+    )
 }
 
 fn truncate(value: &str) -> String {
@@ -438,7 +470,13 @@ struct Audit<'a> {
 }
 
 impl Audit<'_> {
-    async fn record(self, gateway: &Gateway, status: CallStatus, error: Option<String>, upstream: Option<Duration>) {
+    async fn record(
+        self,
+        gateway: &Gateway,
+        status: CallStatus,
+        error: Option<String>,
+        upstream: Option<Duration>,
+    ) {
         let (tool, prompt, uri) = match self.method {
             AuditedMethod::ToolsCall => (Some(self.name), None, None),
             AuditedMethod::PromptsGet => (None, Some(self.name), None),
@@ -586,7 +624,10 @@ impl ServerHandler for PortalSession {
             audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await;
             return Err(ErrorData::invalid_params(message, None));
         }
-        let decision = match self.gateway.decide_call(&caller, &exposed, &server.id, &name, &tool.raw) {
+        let decision = match self
+            .gateway
+            .decide_call(&caller, &exposed, &server.id, &name, &tool.raw)
+        {
             Ok(decision) => decision,
             Err(error) => {
                 let message = format!("the call could not be authorized: {error}");
@@ -597,7 +638,9 @@ impl ServerHandler for PortalSession {
         audit.policies = decision.policy_ids.clone();
         if !decision.allowed {
             let message = if decision.policy_ids.is_empty() {
-                format!("calling `{name}` is not allowed: no policy permits `call_tool` on it (default deny)")
+                format!(
+                    "calling `{name}` is not allowed: no policy permits `call_tool` on it (default deny)"
+                )
             } else {
                 format!("calling `{name}` is forbidden by {}", decision.policy_ids.join(", "))
             };
@@ -607,29 +650,53 @@ impl ServerHandler for PortalSession {
         let connection = match self.connection(&server.id).await {
             Ok(connection) => connection,
             Err(error) => {
-                audit.record(&self.gateway, CallStatus::Unavailable, Some(error.message.to_string()), None).await;
+                audit
+                    .record(
+                        &self.gateway,
+                        CallStatus::Unavailable,
+                        Some(error.message.to_string()),
+                        None,
+                    )
+                    .await;
                 return Err(error);
             }
         };
         let mut upstream_request = request.clone();
         upstream_request.name = tool.upstream_name.clone().into();
         upstream_request.meta = None;
-        let request = ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(upstream_request));
+        let request =
+            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(upstream_request));
         match self.forward(&server.id, &connection, request, &context).await {
             Ok((ServerResult::CallToolResult(mut result), waited)) => {
                 complete(&mut result.result_type);
-                let status = if result.is_error == Some(true) { CallStatus::ToolError } else { CallStatus::Ok };
+                let status = if result.is_error == Some(true) {
+                    CallStatus::ToolError
+                } else {
+                    CallStatus::Ok
+                };
                 audit.record(&self.gateway, status, None, Some(waited)).await;
                 Ok(CallToolResponse::Complete(result))
             }
             Ok((other, waited)) => {
-                let message = format!("server `{}` answered `tools/call` with an unexpected result", server.id);
+                let message = format!(
+                    "server `{}` answered `tools/call` with an unexpected result",
+                    server.id
+                );
                 tracing::warn!(server = %server.id, answer = ?std::mem::discriminant(&other), "unexpected tools/call answer");
-                audit.record(&self.gateway, CallStatus::UpstreamError, Some(message.clone()), Some(waited)).await;
+                audit
+                    .record(
+                        &self.gateway,
+                        CallStatus::UpstreamError,
+                        Some(message.clone()),
+                        Some(waited),
+                    )
+                    .await;
                 Err(ErrorData::internal_error(message, None))
             }
             Err((status, error, waited)) => {
-                audit.record(&self.gateway, status, Some(error.message.to_string()), Some(waited)).await;
+                audit
+                    .record(&self.gateway, status, Some(error.message.to_string()), Some(waited))
+                    .await;
                 Err(error)
             }
         }
@@ -687,14 +754,22 @@ impl ServerHandler for PortalSession {
         let connection = match self.connection(&server.id).await {
             Ok(connection) => connection,
             Err(error) => {
-                audit.record(&self.gateway, CallStatus::Unavailable, Some(error.message.to_string()), None).await;
+                audit
+                    .record(
+                        &self.gateway,
+                        CallStatus::Unavailable,
+                        Some(error.message.to_string()),
+                        None,
+                    )
+                    .await;
                 return Err(error);
             }
         };
         let mut upstream_request = request.clone();
         upstream_request.name = prompt.upstream_name.clone();
         upstream_request.meta = None;
-        let request = ClientRequest::GetPromptRequest(rmcp::model::GetPromptRequest::new(upstream_request));
+        let request =
+            ClientRequest::GetPromptRequest(rmcp::model::GetPromptRequest::new(upstream_request));
         match self.forward(&server.id, &connection, request, &context).await {
             Ok((ServerResult::GetPromptResult(mut result), waited)) => {
                 complete(&mut result.result_type);
@@ -702,12 +777,24 @@ impl ServerHandler for PortalSession {
                 Ok(GetPromptResponse::Complete(result))
             }
             Ok((_, waited)) => {
-                let message = format!("server `{}` answered `prompts/get` with an unexpected result", server.id);
-                audit.record(&self.gateway, CallStatus::UpstreamError, Some(message.clone()), Some(waited)).await;
+                let message = format!(
+                    "server `{}` answered `prompts/get` with an unexpected result",
+                    server.id
+                );
+                audit
+                    .record(
+                        &self.gateway,
+                        CallStatus::UpstreamError,
+                        Some(message.clone()),
+                        Some(waited),
+                    )
+                    .await;
                 Err(ErrorData::internal_error(message, None))
             }
             Err((status, error, waited)) => {
-                audit.record(&self.gateway, status, Some(error.message.to_string()), Some(waited)).await;
+                audit
+                    .record(&self.gateway, status, Some(error.message.to_string()), Some(waited))
+                    .await;
                 Err(error)
             }
         }
@@ -725,8 +812,9 @@ impl ServerHandler for PortalSession {
             remap_uris(&mut items, &server, "uri");
             resources.extend(items.as_array().cloned().unwrap_or_default());
         }
-        serde_json::from_value(json!({"resources": resources}))
-            .map_err(|e| ErrorData::internal_error(format!("upstream resources are malformed: {e}"), None))
+        serde_json::from_value(json!({"resources": resources})).map_err(|e| {
+            ErrorData::internal_error(format!("upstream resources are malformed: {e}"), None)
+        })
     }
 
     async fn list_resource_templates(
@@ -741,8 +829,12 @@ impl ServerHandler for PortalSession {
             remap_uris(&mut items, &server, "uriTemplate");
             templates.extend(items.as_array().cloned().unwrap_or_default());
         }
-        serde_json::from_value(json!({"resourceTemplates": templates}))
-            .map_err(|e| ErrorData::internal_error(format!("upstream resource templates are malformed: {e}"), None))
+        serde_json::from_value(json!({"resourceTemplates": templates})).map_err(|e| {
+            ErrorData::internal_error(
+                format!("upstream resource templates are malformed: {e}"),
+                None,
+            )
+        })
     }
 
     async fn read_resource(
@@ -776,14 +868,23 @@ impl ServerHandler for PortalSession {
         let connection = match self.connection(&server.id).await {
             Ok(connection) => connection,
             Err(error) => {
-                audit.record(&self.gateway, CallStatus::Unavailable, Some(error.message.to_string()), None).await;
+                audit
+                    .record(
+                        &self.gateway,
+                        CallStatus::Unavailable,
+                        Some(error.message.to_string()),
+                        None,
+                    )
+                    .await;
                 return Err(error);
             }
         };
         let mut upstream_request = request.clone();
         upstream_request.uri = upstream.to_owned();
         upstream_request.meta = None;
-        let request = ClientRequest::ReadResourceRequest(rmcp::model::ReadResourceRequest::new(upstream_request));
+        let request = ClientRequest::ReadResourceRequest(rmcp::model::ReadResourceRequest::new(
+            upstream_request,
+        ));
         match self.forward(&server.id, &connection, request, &context).await {
             Ok((ServerResult::ReadResourceResult(result), waited)) => {
                 audit.record(&self.gateway, CallStatus::Ok, None, Some(waited)).await;
@@ -791,17 +892,30 @@ impl ServerHandler for PortalSession {
                 if let Some(contents) = value.get_mut("contents") {
                     remap_uris(contents, &server.id, "uri");
                 }
-                let mut result: rmcp::model::ReadResourceResult = serde_json::from_value(value).unwrap_or(result);
+                let mut result: rmcp::model::ReadResourceResult =
+                    serde_json::from_value(value).unwrap_or(result);
                 complete(&mut result.result_type);
                 Ok(ReadResourceResponse::Complete(result))
             }
             Ok((_, waited)) => {
-                let message = format!("server `{}` answered `resources/read` with an unexpected result", server.id);
-                audit.record(&self.gateway, CallStatus::UpstreamError, Some(message.clone()), Some(waited)).await;
+                let message = format!(
+                    "server `{}` answered `resources/read` with an unexpected result",
+                    server.id
+                );
+                audit
+                    .record(
+                        &self.gateway,
+                        CallStatus::UpstreamError,
+                        Some(message.clone()),
+                        Some(waited),
+                    )
+                    .await;
                 Err(ErrorData::internal_error(message, None))
             }
             Err((status, error, waited)) => {
-                audit.record(&self.gateway, status, Some(error.message.to_string()), Some(waited)).await;
+                audit
+                    .record(&self.gateway, status, Some(error.message.to_string()), Some(waited))
+                    .await;
                 Err(error)
             }
         }
@@ -817,27 +931,39 @@ impl ServerHandler for PortalSession {
         let mut upstream_request = request.clone();
         let server_id = match &mut upstream_request.r#ref {
             Reference::Prompt(prompt) => {
-                let (server, item) = exposed
-                    .prompt(&prompt.name)
-                    .ok_or_else(|| ErrorData::invalid_params(format!("unknown prompt `{}`", truncate(&prompt.name)), None))?;
+                let (server, item) = exposed.prompt(&prompt.name).ok_or_else(|| {
+                    ErrorData::invalid_params(
+                        format!("unknown prompt `{}`", truncate(&prompt.name)),
+                        None,
+                    )
+                })?;
                 prompt.name = item.upstream_name.clone();
                 server.id.clone()
             }
             Reference::Resource(resource) => {
                 let (server, upstream) = upstream_uri(&resource.uri)
                     .and_then(|(s, u)| Some((exposed.server(s)?, u.to_owned())))
-                    .ok_or_else(|| ErrorData::invalid_params(format!("unknown resource template `{}`", truncate(&resource.uri)), None))?;
+                    .ok_or_else(|| {
+                        ErrorData::invalid_params(
+                            format!("unknown resource template `{}`", truncate(&resource.uri)),
+                            None,
+                        )
+                    })?;
                 resource.uri = upstream;
                 server.id.clone()
             }
             _ => return Err(ErrorData::invalid_params("unsupported completion reference", None)),
         };
         if !self.is_enabled(&exposed, &server_id) {
-            return Err(ErrorData::invalid_params(format!("server `{server_id}` is toggled off in this session"), None));
+            return Err(ErrorData::invalid_params(
+                format!("server `{server_id}` is toggled off in this session"),
+                None,
+            ));
         }
         let connection = self.connection(&server_id).await?;
         upstream_request.meta = None;
-        let request = ClientRequest::CompleteRequest(rmcp::model::CompleteRequest::new(upstream_request));
+        let request =
+            ClientRequest::CompleteRequest(rmcp::model::CompleteRequest::new(upstream_request));
         match self.forward(&server_id, &connection, request, &context).await {
             Ok((ServerResult::CompleteResult(mut result), _)) => {
                 complete(&mut result.result_type);

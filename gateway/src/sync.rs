@@ -125,7 +125,10 @@ impl Syncer {
             match self.list(&connection).await {
                 Ok(capabilities) => return Ok(capabilities),
                 Err(error) => {
-                    let dead = matches!(error, ServiceError::TransportClosed | ServiceError::TransportSend(_));
+                    let dead = matches!(
+                        error,
+                        ServiceError::TransportClosed | ServiceError::TransportSend(_)
+                    );
                     if dead {
                         self.upstreams.discard(&server.server_id, &connection).await;
                     }
@@ -142,7 +145,8 @@ impl Syncer {
     async fn list(&self, connection: &Connection) -> Result<SyncedCapabilities, ServiceError> {
         let timeout = self.upstreams.config().call_timeout;
         let peer = connection.peer();
-        let capabilities = peer.peer_info().map(|info| info.capabilities.clone()).unwrap_or_default();
+        let capabilities =
+            peer.peer_info().map(|info| info.capabilities.clone()).unwrap_or_default();
         let tools = if capabilities.tools.is_some() {
             bounded(timeout, peer.list_all_tools()).await?
         } else {
@@ -200,7 +204,11 @@ impl Syncer {
                 }
                 Err(AppendError::Conflict { .. }) => {
                     // An admin write landed first: catch up with it and decide again.
-                    let head = self.log.head_position().await.map_err(|e| SyncFailure::Record(e.to_string()))?;
+                    let head = self
+                        .log
+                        .head_position()
+                        .await
+                        .map_err(|e| SyncFailure::Record(e.to_string()))?;
                     let _ = self.models.wait_for(head, VISIBILITY_TIMEOUT).await;
                 }
                 Err(error) => return Err(SyncFailure::Record(error.to_string())),
@@ -212,7 +220,11 @@ impl Syncer {
     /// Serves sync requests and syncs servers that are due: never synced, URL or credential
     /// changed since the last attempt, or last synced more than `interval` ago. Runs until
     /// `requests` closes.
-    pub async fn run(self: Arc<Self>, mut requests: mpsc::UnboundedReceiver<ServerId>, interval: Duration) {
+    pub async fn run(
+        self: Arc<Self>,
+        mut requests: mpsc::UnboundedReceiver<ServerId>,
+        interval: Duration,
+    ) {
         let mut tick = tokio::time::interval(SCHEDULER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // What each server looked like at our last attempt, to notice changes.
@@ -247,7 +259,10 @@ impl Syncer {
             };
             for id in due {
                 if let Ok(server) = self.catalog_entry(&id) {
-                    let credential = server.credentials.get(&portico_core::domain::server::CredentialKind::AuthCredentials).copied();
+                    let credential = server
+                        .credentials
+                        .get(&portico_core::domain::server::CredentialKind::AuthCredentials)
+                        .copied();
                     attempted.insert(id.clone(), (server.hostname.clone(), credential, Utc::now()));
                 }
                 let syncer = Arc::clone(&self);

@@ -115,13 +115,7 @@ impl Upstreams {
         vault: Arc<Vault>,
         changed: mpsc::UnboundedSender<ServerId>,
     ) -> Self {
-        Upstreams {
-            config,
-            vault,
-            slots: Mutex::default(),
-            relay: Arc::default(),
-            changed,
-        }
+        Upstreams { config, vault, slots: Mutex::default(), relay: Arc::default(), changed }
     }
 
     pub fn config(&self) -> &UpstreamConfig {
@@ -134,7 +128,10 @@ impl Upstreams {
 
     /// The open connection to `server`, opening one if there is none (or the server's URL or
     /// credential changed since, or the old one closed).
-    pub async fn connection(&self, server: &CatalogServer) -> Result<Arc<Connection>, ConnectError> {
+    pub async fn connection(
+        &self,
+        server: &CatalogServer,
+    ) -> Result<Arc<Connection>, ConnectError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(slots.entry(server.server_id.clone()).or_default())
@@ -174,16 +171,17 @@ impl Upstreams {
         slots.remove(server_id);
     }
 
-    async fn open(&self, server: &CatalogServer, key: ConnectionKey) -> Result<Connection, ConnectError> {
+    async fn open(
+        &self,
+        server: &CatalogServer,
+        key: ConnectionKey,
+    ) -> Result<Connection, ConnectError> {
         let url = Url::parse(&server.hostname).map_err(|e| {
             ConnectError::local(format!("the server's URL `{}` is not valid: {e}", server.hostname))
         })?;
         let headers = self.credential_headers(server).await?;
-        let target = UpstreamTarget {
-            url,
-            headers,
-            secure_web_gateway: server.settings.secure_web_gateway,
-        };
+        let target =
+            UpstreamTarget { url, headers, secure_web_gateway: server.settings.secure_web_gateway };
         let options = ConnectOptions {
             connect_timeout: self.config.connect_timeout,
             request_timeout: self.config.call_timeout,
@@ -200,7 +198,10 @@ impl Upstreams {
     }
 
     /// The headers the server's stored credential turns into (none for `unauthenticated`).
-    async fn credential_headers(&self, server: &CatalogServer) -> Result<http::HeaderMap, ConnectError> {
+    async fn credential_headers(
+        &self,
+        server: &CatalogServer,
+    ) -> Result<http::HeaderMap, ConnectError> {
         let Some(version) = server.credentials.get(&CredentialKind::AuthCredentials) else {
             return Ok(http::HeaderMap::new());
         };
@@ -214,7 +215,9 @@ impl Upstreams {
             version: *version,
         };
         let value = self.vault.get(&secret).await.map_err(|e| {
-            ConnectError::local(format!("the server's credential cannot be read from the vault: {e}"))
+            ConnectError::local(format!(
+                "the server's credential cannot be read from the vault: {e}"
+            ))
         })?;
         transport::credential_headers(transport::UpstreamAuth::Bearer(value.expose_secret()))
             .map_err(ConnectError::from)
@@ -241,7 +244,9 @@ impl Relay {
         RelayGuard { relay: Arc::clone(self), token: upstream }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>> {
         self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -275,7 +280,11 @@ impl ClientHandler for UpstreamClient {
         info
     }
 
-    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
         let route = self.relay.lock().get(&params.progress_token).cloned();
         if let Some((client, token)) = route {
             let mut forwarded = params;

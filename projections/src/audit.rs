@@ -309,7 +309,10 @@ mod tests {
         let (old, new) = resource_values(&events, "docs");
         assert_eq!(old.unwrap()["name"], "Docs 2");
         assert_eq!(new, None);
-        assert_eq!(classify(&events[3]).0, AuditAction::Delete);
-        assert_eq!(classify(&events[1]), (AuditAction::Update, ResourceType::McpServer, "docs"));
+        assert_eq!(classify(&events[3]).map(|c| c.0), Some(AuditAction::Delete));
+        assert_eq!(
+            classify(&events[1]),
+            Some((AuditAction::Update, ResourceType::McpServer, "docs"))
+        );
     }
 }

@@ -405,7 +405,8 @@ fn record_sync(state: &ServerState, command: RecordSync) -> Result<Vec<Event>, D
     };
     let event = match command.outcome {
         SyncOutcome::Synced(capabilities) => {
-            for (field, items) in [("tools", &capabilities.tools), ("prompts", &capabilities.prompts)]
+            for (field, items) in
+                [("tools", &capabilities.tools), ("prompts", &capabilities.prompts)]
             {
                 if items.len() > MAX_SYNCED_CAPABILITIES {
                     return Err(DomainError::invalid(
@@ -421,12 +422,13 @@ fn record_sync(state: &ServerState, command: RecordSync) -> Result<Vec<Event>, D
             let prompts: BTreeSet<&str> = capabilities.prompt_names().collect();
             // Only an override of a capability the last sync saw and this one does not is
             // dropped: an override written before the first sync waits for its tool.
-            let gone = |list: &[CapabilityOverride], before: &BTreeSet<String>, now: &BTreeSet<&str>| {
-                list.iter()
-                    .filter(|o| before.contains(&o.name) && !now.contains(o.name.as_str()))
-                    .map(|o| o.name.clone())
-                    .collect::<Vec<_>>()
-            };
+            let gone =
+                |list: &[CapabilityOverride], before: &BTreeSet<String>, now: &BTreeSet<&str>| {
+                    list.iter()
+                        .filter(|o| before.contains(&o.name) && !now.contains(o.name.as_str()))
+                        .map(|o| o.name.clone())
+                        .collect::<Vec<_>>()
+                };
             let dropped_tool_overrides =
                 gone(&server.settings.updated_tools, &state.synced_tools, &tools);
             let dropped_prompt_overrides =

@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn serializes_as_error_details() {
-        let e = ConnectError::local("refused".into());
+        let e = ConnectError::local("refused");
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             serde_json::json!({"cause": "refused", "is_upstream": false, "retryable": false})
