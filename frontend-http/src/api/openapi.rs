@@ -37,6 +37,7 @@ changes need the `edit` scope.";
         servers::read,
         servers::update,
         servers::delete,
+        servers::sync,
         portals::list,
         portals::create,
         portals::read,

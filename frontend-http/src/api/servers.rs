@@ -9,6 +9,7 @@ use portico_core::domain::server::{
     ServerState, SyncError, UpdateServer, server_stream,
 };
 use portico_core::vault::{SecretRef, SecretString, server_owner};
+use portico_gateway::ssrf::SsrfError;
 use portico_projections::CatalogServer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -503,14 +504,13 @@ pub async fn delete(
 async fn check_upstream(state: &AppState, hostname: &str) -> Result<(), ApiError> {
     // A malformed URL is the domain's to reject, with its own message.
     let Ok(url) = url::Url::parse(hostname) else { return Ok(()) };
-    state
-        .gateway
-        .upstreams
-        .config()
-        .policy
-        .check_url(&url)
-        .await
-        .map_err(|e| ApiError::field("hostname", e.to_string()))
+    match state.gateway.upstreams.config().policy.check_url(&url).await {
+        Ok(()) => Ok(()),
+        // A name that does not resolve yet may be registered (DNS may come later); the check
+        // runs again on the resolved address at every connect.
+        Err(SsrfError::Resolve { .. } | SsrfError::NoAddress { .. }) => Ok(()),
+        Err(refused) => Err(ApiError::field("hostname", refused.to_string())),
+    }
 }
 
 /// What `POST .../servers/{id}/sync` answers.
