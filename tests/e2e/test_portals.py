@@ -72,7 +72,9 @@ def test_portal_with_server_mappings(servers, portals, account_id):
     assert github.name == "GitHub"
     assert github.hostname == "https://github.example.com/mcp"
     assert github.auth_type == "unauthenticated"
-    assert github.status == "waiting"
+    # `github.example.com` does not exist: the sync that creation started has either not run
+    # yet or failed, and no tools were ever synced.
+    assert github.status in ("waiting", "error")
     assert github.tools == [] and github.prompts == []
     assert github.default_disabled is True
     assert github.on_behalf is False
