@@ -133,3 +133,17 @@ pub async fn create_token(
     .await?;
     Ok(())
 }
+
+/// Appends the revocation of API token `id`.
+pub async fn revoke_token(log: &dyn EventLog, id: &str, actor: Actor) -> anyhow::Result<()> {
+    let stream = api_token_stream(id);
+    let mut state = ApiTokenState::default();
+    for e in log.read_stream(&stream, 1, 16).await? {
+        state.apply(&e.event);
+    }
+    let events = account::decide_revoke_token(&state, id)?;
+    let expected = ExpectedVersion::Exact(state.stream_version);
+    let events = events.into_iter().map(NewEvent::new).collect();
+    log.append(&stream, expected, events, &EventMetadata::new(actor)).await?;
+    Ok(())
+}

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use portico_core::domain::account::{self, ApiTokenState, TokenScope, api_token_stream};
+use portico_core::domain::account::TokenScope;
 use portico_core::log::Subscription;
-use portico_core::{Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent};
+use portico_core::{Actor, RecordedEvent};
 use portico_projections::{
     Access, FileCheckpointStore, NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions,
 };
@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Seconds between periodic syncs of every server [default: 7200].
     #[arg(long, env = "PORTICO_SYNC_INTERVAL")]
     pub sync_interval: Option<u64>,
+    /// Also serve a small built-in upstream MCP server and set up a demo portal, service token
+    /// and policy for it (implies `--allow-private-upstreams`); prints how to connect.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,7 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.resolve()?;
     init_logging(config.log_format);
     match cli.command {
-        Command::Serve(_) => serve(config).await,
+        Command::Serve(args) => serve(config, args.demo).await,
         Command::Token(command) => token_command(config, command).await,
         Command::Events(args) => events(config, args).await,
         Command::Policies(_) => Ok(()),
@@ -203,7 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Opens everything, bootstraps on first start, and serves until SIGTERM or Ctrl-C.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let storage = Storage::open(&config).await?;
     let admin_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
     let boot = bootstrap::bootstrap(
@@ -231,19 +235,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         upstream: portico_gateway::upstream::UpstreamConfig {
             connect_timeout: config.upstream_connect_timeout,
             call_timeout: config.upstream_call_timeout,
+            // The demo's upstream is served on this instance's own (loopback) address.
             policy: portico_gateway::ssrf::UpstreamPolicy {
-                allow_private: config.allow_private_upstreams,
+                allow_private: config.allow_private_upstreams || demo,
             },
         },
         sync_interval: config.sync_interval,
     };
-    let state = AppState::with_gateway(
+    let mut state = AppState::with_gateway(
         Arc::clone(&storage.log),
         Arc::clone(&storage.vault),
         Arc::clone(&models),
         boot.account_id.clone(),
         gateway,
     );
+    if demo {
+        state.demo_upstream = Some(crate::demo::upstream_service(state.shutdown.clone()));
+    }
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr()?;
@@ -262,6 +270,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .disable_signals()
         .run();
     let handle = server.handle();
+    if demo {
+        let log = Arc::clone(&storage.log);
+        let models = Arc::clone(&models);
+        let account = boot.account_id.to_string();
+        let base = format!("http://{bound}");
+        actix_web::rt::spawn(async move {
+            match crate::demo::setup(log.as_ref(), models.as_ref(), &base, &account).await {
+                Ok(access) => print_demo(&access),
+                Err(error) => eprintln!("The demo could not be set up: {error:#}"),
+            }
+        });
+    }
     // SIGTERM or Ctrl-C: end the MCP sessions (their event streams would otherwise hold the
     // graceful stop for the whole timeout), then stop accepting and finish in-flight requests.
     actix_web::rt::spawn(async move {
@@ -318,15 +338,7 @@ async fn token_command(config: Config, command: TokenCommand) -> anyhow::Result<
             }
         }
         TokenCommand::Revoke { id } => {
-            let stream = api_token_stream(&id);
-            let mut state = ApiTokenState::default();
-            for e in log.read_stream(&stream, 1, 16).await? {
-                state.apply(&e.event);
-            }
-            let events = account::decide_revoke_token(&state, &id)?;
-            let expected = ExpectedVersion::Exact(state.stream_version);
-            let events = events.into_iter().map(NewEvent::new).collect();
-            log.append(&stream, expected, events, &EventMetadata::new(operator)).await?;
+            bootstrap::revoke_token(log.as_ref(), &id, operator).await?;
             println!("Revoked API token {id}.");
         }
     }
@@ -373,6 +385,19 @@ fn print_event(e: &RecordedEvent, json: bool) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+fn print_demo(access: &crate::demo::DemoAccess) {
+    println!(
+        "\nDemo portal ready: {url}\n\
+         Service token (a new secret on every start):\n  CF-Access-Client-Id: {id}\n  CF-Access-Client-Secret: {secret}\n\n\
+         Try it with MCP Inspector (Node 22):\n  npx @modelcontextprotocol/inspector --cli {url} --transport http \\\n    \
+         --header \"CF-Access-Client-Id: {id}\" \"CF-Access-Client-Secret: {secret}\" --method tools/list\n\
+         or open the Inspector UI (`npx @modelcontextprotocol/inspector`), choose Streamable HTTP, enter the URL and add the two headers.\n",
+        url = access.portal_url,
+        id = access.client_id,
+        secret = access.client_secret,
+    );
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -5,6 +5,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod health;
 pub mod mcp;
 pub mod state;
@@ -51,6 +52,11 @@ pub fn create_app(
             }
         })
         .configure(|cfg| mcp::routes(cfg, &state.mcp))
+        .configure(|cfg| {
+            if let Some(demo) = &state.demo_upstream {
+                cfg.service(demo.clone().scope_with_path(demo::UPSTREAM_PATH));
+            }
+        })
         .app_data(web::Data::new(state))
         .app_data(web::PayloadConfig::new(api::body::MAX_BODY_BYTES))
         .app_data(web::QueryConfig::default().error_handler(api::body::query_error))

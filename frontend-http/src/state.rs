@@ -30,6 +30,8 @@ pub struct AppState {
     pub mcp: crate::mcp::McpService,
     /// Cancelled when the server stops: ends the MCP sessions.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// `serve --demo`: the built-in upstream MCP server.
+    pub demo_upstream: Option<crate::demo::DemoService>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -75,7 +77,17 @@ impl AppState {
         );
         let shutdown = tokio_util::sync::CancellationToken::new();
         let mcp = crate::mcp::service(Arc::clone(&gateway), shutdown.clone());
-        AppState { log, vault, models, account_id, authz, gateway, mcp, shutdown }
+        AppState {
+            log,
+            vault,
+            models,
+            account_id,
+            authz,
+            gateway,
+            mcp,
+            shutdown,
+            demo_upstream: None,
+        }
     }
 
     /// Runs `f` on the read models as they are now.

@@ -226,28 +226,79 @@ impl Upstreams {
 
 /// Maps the progress tokens of upstream requests to the session and token of the client
 /// request they serve.
+///
+/// rmcp picks an upstream request's progress token as it sends the request, so the route can
+/// only be registered once the request is on its way, and an early notification may come
+/// first: such notifications wait in `pending` (bounded, and dropped after a few seconds if no
+/// route claims them), and [`Relay::route`] sends them, in order, before it installs the route.
 #[derive(Debug, Default)]
 pub struct Relay {
-    routes: Mutex<HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>>,
+    inner: Mutex<RelayState>,
 }
+
+#[derive(Debug, Default)]
+struct RelayState {
+    routes: HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>,
+    pending: HashMap<ProgressToken, (std::time::Instant, Vec<ProgressNotificationParam>)>,
+}
+
+/// How long an unclaimed progress notification waits for its route.
+const PENDING_TTL: Duration = Duration::from_secs(5);
+/// At most this many unclaimed notifications per token, and tokens.
+const PENDING_LIMIT: usize = 256;
 
 impl Relay {
     /// Routes the upstream's progress on `upstream` to `client` as `client_token` until the
-    /// returned guard is dropped.
-    pub fn route(
+    /// returned guard is dropped; notifications that arrived before are relayed first.
+    pub async fn route(
         self: &Arc<Self>,
         upstream: ProgressToken,
         client: Peer<RoleServer>,
         client_token: ProgressToken,
     ) -> RelayGuard {
-        self.lock().insert(upstream.clone(), (client, client_token));
+        loop {
+            let early = {
+                let mut state = self.lock();
+                match state.pending.remove(&upstream) {
+                    Some((_, early)) => early,
+                    None => {
+                        state.routes.insert(upstream.clone(), (client, client_token));
+                        break;
+                    }
+                }
+            };
+            for mut notification in early {
+                notification.progress_token = client_token.clone();
+                let _ = client.notify_progress(notification).await;
+            }
+        }
         RelayGuard { relay: Arc::clone(self), token: upstream }
     }
 
-    fn lock(
+    /// The route of an upstream notification, or `None` after keeping it for a route to come.
+    fn claim(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>> {
-        self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        params: &ProgressNotificationParam,
+    ) -> Option<(Peer<RoleServer>, ProgressToken)> {
+        let mut state = self.lock();
+        if let Some(route) = state.routes.get(&params.progress_token) {
+            return Some(route.clone());
+        }
+        let now = std::time::Instant::now();
+        state.pending.retain(|_, (since, _)| now.duration_since(*since) < PENDING_TTL);
+        if state.pending.len() < PENDING_LIMIT || state.pending.contains_key(&params.progress_token)
+        {
+            let (_, early) =
+                state.pending.entry(params.progress_token.clone()).or_insert((now, Vec::new()));
+            if early.len() < PENDING_LIMIT {
+                early.push(params.clone());
+            }
+        }
+        None
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RelayState> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -260,7 +311,7 @@ pub struct RelayGuard {
 
 impl Drop for RelayGuard {
     fn drop(&mut self) {
-        self.relay.lock().remove(&self.token);
+        self.relay.lock().routes.remove(&self.token);
     }
 }
 
@@ -285,8 +336,7 @@ impl ClientHandler for UpstreamClient {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let route = self.relay.lock().get(&params.progress_token).cloned();
-        if let Some((client, token)) = route {
+        if let Some((client, token)) = self.relay.claim(&params) {
             let mut forwarded = params;
             forwarded.progress_token = token;
             if let Err(error) = client.notify_progress(forwarded).await {
