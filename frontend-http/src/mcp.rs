@@ -29,6 +29,10 @@ use crate::state::AppState;
 /// The largest JSON-RPC message a client may POST.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// A session with no request for this long ends (the product's 24 hours); the client then gets
+/// `404` and initializes again.
+pub const SESSION_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// The MCP service every worker mounts; its session manager is shared by all of them.
 pub type McpService = StreamableHttpService<PortalSession, LocalSessionManager>;
 
@@ -36,10 +40,12 @@ pub type McpService = StreamableHttpService<PortalSession, LocalSessionManager>;
 /// Cancelling `shutdown` ends every session (and its event streams), so that a graceful stop does
 /// not wait for clients to hang up.
 pub fn service(gateway: Arc<Gateway>, shutdown: tokio_util::sync::CancellationToken) -> McpService {
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(SESSION_IDLE_TIMEOUT);
     StreamableHttpService::builder()
         .cancellation_token(shutdown)
         .service_factory(Arc::new(move || Ok(PortalSession::new(Arc::clone(&gateway)))))
-        .session_manager(Arc::new(LocalSessionManager::default()))
+        .session_manager(Arc::new(sessions))
         // Hosts are checked here (a portal's hostname routes the request), so rmcp's
         // loopback-only default is turned off; requests carry credentials in headers, which a
         // rebinding page cannot send, and a foreign `Origin` is refused below.

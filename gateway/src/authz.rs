@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use portico_core::domain::ids::{PortalId, ServerId};
 use portico_policies::{
-    Action, Decision, EntitiesBuilder, EntityError, PolicyEngine, PolicyEngineError, PortalCatalog,
+    Action, Decision, EntitiesBuilder, EntityError, OwnedCatalog, PolicyEngine, PolicyEngineError,
     PortalFacts, Principal, PromptFacts, RequestContext, ServerFacts, ToolFacts, Visibility,
     VisibilityCache,
 };
@@ -80,43 +80,48 @@ impl Authz {
     ) -> Result<PortalAccess, AuthzError> {
         let view =
             models.portal(portal_id).ok_or_else(|| AuthzError::NoPortal(portal_id.clone()))?;
-        let service_token = matches!(principal, Principal::ServiceToken { .. });
-        let portal = PortalFacts { id: portal_id.to_string(), hostname: view.hostname.clone() };
-        let mut servers = Vec::new();
-        let mut tools = Vec::new();
-        let mut prompts = Vec::new();
-        for s in &view.servers {
-            // INVARIANT: a service token reaches only servers the portal uses with the server's
-            // own credential (`on_behalf: false`); the others need a person's upstream login.
-            if service_token && s.on_behalf {
-                continue;
-            }
-            let Some(facts) = server_facts(models, &s.server_id) else { continue };
-            if let Some(entry) = models.catalog.get(&s.server_id) {
-                tools.extend(entry.sync.tools.iter().filter_map(|t| tool_facts(&s.server_id, t)));
-                prompts.extend(entry.sync.prompts.iter().filter_map(|p| {
-                    Some(PromptFacts {
-                        server_id: s.server_id.to_string(),
-                        name: p.get("name")?.as_str()?.to_owned(),
-                    })
-                }));
-            }
-            servers.push(facts);
-        }
-        let catalog =
-            PortalCatalog { portal: &portal, servers: &servers, tools: &tools, prompts: &prompts };
         let (policy_version, engine) = self.engine(models)?;
         let view_version = view_version(&view, models);
-        let visibility = self.cache.visibility(
+        let visibility = self.cache.visibility_lazy(
             &engine,
             policy_version,
             principal,
-            catalog,
+            portal_id.as_str(),
             view_version,
             context,
+            || catalog(models, &view, principal),
         )?;
         Ok(PortalAccess { view, view_version, policy_version, engine, visibility })
     }
+}
+
+/// The portal's catalog as Cedar facts: its servers (for a service token only those used with
+/// the server's own credential), with their synced tools and prompts.
+fn catalog(models: &ReadModels, view: &PortalView, principal: &Principal) -> OwnedCatalog {
+    let service_token = matches!(principal, Principal::ServiceToken { .. });
+    let mut owned = OwnedCatalog {
+        portal: PortalFacts { id: view.portal_id.to_string(), hostname: view.hostname.clone() },
+        ..OwnedCatalog::default()
+    };
+    for s in &view.servers {
+        // INVARIANT: a service token reaches only servers the portal uses with the server's
+        // own credential (`on_behalf: false`); the others need a person's upstream login.
+        if service_token && s.on_behalf {
+            continue;
+        }
+        let Some(facts) = server_facts(models, &s.server_id) else { continue };
+        if let Some(entry) = models.catalog.get(&s.server_id) {
+            owned.tools.extend(entry.sync.tools.iter().filter_map(|t| tool_facts(&s.server_id, t)));
+            owned.prompts.extend(entry.sync.prompts.iter().filter_map(|p| {
+                Some(PromptFacts {
+                    server_id: s.server_id.to_string(),
+                    name: p.get("name")?.as_str()?.to_owned(),
+                })
+            }));
+        }
+        owned.servers.push(facts);
+    }
+    owned
 }
 
 /// Whether `principal` may call `tool` of `server` in `portal` now.

@@ -86,7 +86,7 @@ impl Principal {
 }
 
 /// A portal.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PortalFacts {
     /// The portal's id.
     pub id: String,

@@ -16,6 +16,6 @@ pub use entities::{
 pub use schema::{SCHEMA_TEXT, schema, schema_json};
 pub use validate::{CedarValidator, validate_policy};
 pub use visibility::{
-    CacheKey, Hidden, NO_ALLOWED_SERVERS, PortalCatalog, Visibility, VisibilityCache,
+    CacheKey, Hidden, NO_ALLOWED_SERVERS, OwnedCatalog, PortalCatalog, Visibility, VisibilityCache,
     VisibleServer, visibility,
 };

@@ -30,6 +30,27 @@ pub struct PortalCatalog<'a> {
     pub prompts: &'a [PromptFacts],
 }
 
+/// A portal's catalog, owned (see [`VisibilityCache::visibility_lazy`]).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedCatalog {
+    pub portal: PortalFacts,
+    pub servers: Vec<ServerFacts>,
+    pub tools: Vec<ToolFacts>,
+    pub prompts: Vec<PromptFacts>,
+}
+
+impl OwnedCatalog {
+    /// The borrowed form [`visibility`] takes.
+    pub fn as_catalog(&self) -> PortalCatalog<'_> {
+        PortalCatalog {
+            portal: &self.portal,
+            servers: &self.servers,
+            tools: &self.tools,
+            prompts: &self.prompts,
+        }
+    }
+}
+
 /// What a principal sees in a portal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visibility {
@@ -421,6 +442,38 @@ impl VisibilityCache {
         };
         let evaluated = if reads { &minute } else { context };
         self.get_or_compute(key, || visibility(engine, principal, catalog, evaluated))
+    }
+
+    /// [`VisibilityCache::visibility`] for a catalog built only on a miss: the catalog of a large
+    /// portal (thousands of tools) costs more to assemble than a cached answer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn visibility_lazy<F>(
+        &self,
+        engine: &PolicyEngine,
+        policy_version: u64,
+        principal: &Principal,
+        portal_id: &str,
+        portal_version: u64,
+        context: &RequestContext,
+        catalog: F,
+    ) -> Result<Arc<Visibility>, EntityError>
+    where
+        F: FnOnce() -> OwnedCatalog,
+    {
+        let reads = engine.reads_context();
+        let minute = to_the_minute(context);
+        let key = CacheKey {
+            principal: principal.clone(),
+            portal_id: portal_id.to_owned(),
+            portal_version,
+            policy_version,
+            context: reads.then(|| minute.clone()),
+        };
+        let evaluated = if reads { &minute } else { context };
+        self.get_or_compute(key, || {
+            let owned = catalog();
+            visibility(engine, principal, owned.as_catalog(), evaluated)
+        })
     }
 
     /// How many views are cached.
