@@ -280,3 +280,16 @@ def servers(client):
 @pytest.fixture
 def portals(client):
     return client.zero_trust.access.ai_controls.mcp.portals
+
+
+SYNC_FIELDS = {"status", "error", "error_details", "last_synced", "last_successful_sync"}
+
+
+def without_sync(value):
+    """`value` (an API object as a dict) without the fields a background sync changes: creating
+    or updating a server starts one, and it may land between two reads."""
+    if isinstance(value, dict):
+        return {k: without_sync(v) for k, v in value.items() if k not in SYNC_FIELDS}
+    if isinstance(value, list):
+        return [without_sync(v) for v in value]
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from conftest import without_sync
 from test_portals import make_portal
 from test_servers import make_server
 
@@ -32,8 +33,8 @@ def test_everything_survives_a_restart(portico):
             {"server_id": "edited", "default_disabled": True},
         ],
     )
-    servers_before = [s.to_dict() for s in mcp.servers.list(account_id=account_id)]
-    portals_before = [p.to_dict() for p in mcp.portals.list(account_id=account_id)]
+    servers_before = [without_sync(s.to_dict()) for s in mcp.servers.list(account_id=account_id)]
+    portals_before = [without_sync(p.to_dict()) for p in mcp.portals.list(account_id=account_id)]
     assert [s["id"] for s in servers_before] == ["edited", "kept"]
 
     assert portico.stop() == 0
@@ -43,8 +44,8 @@ def test_everything_survives_a_restart(portico):
 
     client = portico.client()
     mcp = client.zero_trust.access.ai_controls.mcp
-    assert [s.to_dict() for s in mcp.servers.list(account_id=account_id)] == servers_before
-    assert [p.to_dict() for p in mcp.portals.list(account_id=account_id)] == portals_before
+    assert [without_sync(s.to_dict()) for s in mcp.servers.list(account_id=account_id)] == servers_before
+    assert [without_sync(p.to_dict()) for p in mcp.portals.list(account_id=account_id)] == portals_before
     # And it keeps working.
     mcp.portals.update("main", account_id=account_id, name="Main", servers=[{"server_id": "kept"}])
     assert [s.server_id for s in mcp.portals.read("main", account_id=account_id).servers] == [
