@@ -37,6 +37,8 @@ use crate::upstream::{Connection, Upstreams};
 const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the scheduler looks for servers due a sync.
 const SCHEDULER_TICK: Duration = Duration::from_secs(30);
+/// How soon a sync that failed in a way worth retrying is tried again.
+const RETRY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// How many times a sync retries its append when an admin write raced it.
 const APPEND_ATTEMPTS: usize = 5;
 
@@ -250,7 +252,11 @@ impl Syncer {
                                     || s.sync.last_synced.is_none_or(|at| now - at >= to_chrono(interval)),
                                 Some((url, version, at)) => *url != s.hostname
                                     || *version != credential
-                                    || now - *at >= to_chrono(interval),
+                                    || now - *at >= to_chrono(interval)
+                                    // A failure worth retrying is retried sooner.
+                                    || (s.sync.status == SyncStatus::Error
+                                        && s.sync.error.as_ref().is_some_and(|e| e.retryable)
+                                        && now - *at >= to_chrono(RETRY_INTERVAL.min(interval))),
                             }
                         })
                         .map(|s| s.server_id.clone())

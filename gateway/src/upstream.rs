@@ -18,7 +18,7 @@ use std::time::Duration;
 use portico_core::domain::ids::ServerId;
 use portico_core::domain::server::{AuthType, CredentialKind};
 use portico_core::vault::{SecretRef, Vault, credential_kind, server_owner};
-use portico_projections::catalog::CatalogServer;
+use portico_projections::catalog::{CatalogServer, SyncStatus};
 use rmcp::model::{
     ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProgressToken,
 };
@@ -147,6 +147,10 @@ impl Upstreams {
         *current = None;
         let connection = Arc::new(self.open(server, key).await?);
         *current = Some(Arc::clone(&connection));
+        if server.sync.status == SyncStatus::Error {
+            // The upstream is back: sync it, so its status and lists catch up.
+            let _ = self.changed.send(server.server_id.clone());
+        }
         Ok(connection)
     }
 
