@@ -324,13 +324,22 @@ impl PortalSession {
                     ));
                 }
             };
-        let _route = client_token.map(|token| {
-            self.gateway.upstreams.relay().route(
-                handle.progress_token.clone(),
-                context.peer.clone(),
-                token,
-            )
-        });
+        let _route = match client_token {
+            Some(token) => Some(
+                self.gateway
+                    .upstreams
+                    .relay()
+                    .route(
+                        server_id,
+                        connection.relay_id(),
+                        handle.progress_token.clone(),
+                        context.peer.clone(),
+                        token,
+                    )
+                    .await,
+            ),
+            None => None,
+        };
         let request_id = handle.id.clone();
         let outcome = tokio::select! {
             answer = tokio::time::timeout(timeout, handle.await_response()) => answer,
