@@ -395,6 +395,37 @@ def test_progress_notifications_reach_the_caller(py_portal):
     anyio.run(check)
 
 
+def test_concurrent_progress_on_two_servers_reaches_each_caller(gateway, pyserver):
+    """Two servers (the same upstream, registered twice: two connections whose request
+    counters both start at 0) report progress at the same time: each caller gets its own
+    notifications, all of them, in order."""
+    portal = make_portal(gateway, {"py": pyserver.url, "twin": pyserver.url})
+
+    async def check():
+        seen: dict[str, list] = {"py": [], "twin": []}
+        done: dict[str, str] = {}
+
+        async def run(server: str):
+            async def on_progress(progress, total, message):
+                seen[server].append((progress, total))
+
+            async with portal.client() as client:
+                result = await client.call_tool(
+                    f"{server}_progress", {"steps": 5}, progress_callback=on_progress
+                )
+                done[server] = text(result)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(run, "py")
+                tasks.start_soon(run, "twin")
+        assert done == {"py": "done 5", "twin": "done 5"}
+        expected = [(step, 5) for step in range(1, 6)]
+        assert seen == {"py": expected, "twin": expected}
+
+    anyio.run(check)
+
+
 def test_the_stateless_client_mode_works_too(py_portal):
     """The SDK's default `mode="auto"` (2026-07-28 `server/discover`, falling back to the
     initialize handshake) gets the same tools and results."""
