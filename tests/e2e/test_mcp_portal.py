@@ -726,6 +726,10 @@ def test_concurrent_sessions_each_get_their_own_answers(py_portal):
 
     anyio.run(check)
     assert answers == {n: f"session {n} says hi" for n in range(sessions)}
+    # One audit event per call, each in its own session (the calls share group commits).
+    handled = audit_events(py_portal.gateway.portico)
+    assert [(e["tool_call_name"], e["status"]) for e in handled] == [("py_echo", "ok")] * sessions
+    assert len({e["session_id"] for e in handled}) == sessions
 
 
 # --- Bad input at the HTTP and JSON-RPC level ------------------------------------------------
