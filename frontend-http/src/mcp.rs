@@ -6,7 +6,8 @@
 //! `WWW-Authenticate` challenge. A caller no policy lets `connect` to the portal gets `403`.
 //! A browser `Origin` other than the portal's own is refused with `403` (DNS rebinding and
 //! cross-site requests). The authenticated [`Caller`] travels to the session handler in the
-//! request's extensions.
+//! request's extensions. A body that is not a JSON-RPC message is `400` with a JSON-RPC parse
+//! error.
 
 use std::sync::Arc;
 
@@ -80,13 +81,47 @@ where
     match admit(&req) {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
-            srv.call(req).map(|r| r.map(ServiceResponse::map_into_left_body)).boxed_local()
+            let json = req
+                .headers()
+                .get(actix_web::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            srv.call(req)
+                .map(move |r| {
+                    r.map(|response| {
+                        if json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                            parse_error(response)
+                        } else {
+                            response.map_into_left_body()
+                        }
+                    })
+                })
+                .boxed_local()
         }
         Err(response) => {
             futures::future::ready(Ok(req.into_response(response).map_into_right_body()))
                 .boxed_local()
         }
     }
+}
+
+/// rmcp answers a JSON body it cannot read as a JSON-RPC message with `415 Unsupported Media
+/// Type`, which sends a client that did send `application/json` looking at its headers. The
+/// answer is `400` with a JSON-RPC parse error instead (MCP: "an HTTP error status code (e.g.,
+/// 400 Bad Request)", optionally with a JSON-RPC error without an id).
+fn parse_error(
+    response: ServiceResponse<BoxBody>,
+) -> ServiceResponse<EitherBody<BoxBody, BoxBody>> {
+    let (request, _) = response.into_parts();
+    let answer = HttpResponse::BadRequest().json(json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": -32700,
+            "message": "parse error: the body is not a JSON-RPC message in valid JSON",
+        },
+    }));
+    ServiceResponse::new(request, answer).map_into_right_body()
 }
 
 /// Finds the portal, authenticates the caller and checks `connect`; the error is the answer.

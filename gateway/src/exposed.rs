@@ -232,3 +232,99 @@ impl ExposedCache {
         exposed
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn server() -> ServerId {
+        ServerId::parse("docs").unwrap()
+    }
+
+    fn over(name: &str) -> EffectiveOverride {
+        EffectiveOverride {
+            name: name.to_owned(),
+            enabled: None,
+            portal_alias: None,
+            portal_description: None,
+            server_alias: None,
+            server_description: None,
+        }
+    }
+
+    fn name(
+        upstream: &str,
+        over: Option<&EffectiveOverride>,
+        default_disabled: bool,
+    ) -> Option<String> {
+        exposed_name(&server(), upstream, over, default_disabled)
+    }
+
+    #[test]
+    fn the_portal_alias_beats_the_server_alias_which_beats_the_upstream_name() {
+        assert_eq!(name("search", None, false).as_deref(), Some("docs_search"));
+        assert_eq!(name("search", Some(&over("search")), false).as_deref(), Some("docs_search"));
+        let server_alias =
+            EffectiveOverride { server_alias: Some("find".into()), ..over("search") };
+        assert_eq!(name("search", Some(&server_alias), false).as_deref(), Some("docs_find"));
+        let both = EffectiveOverride { portal_alias: Some("lookup".into()), ..server_alias };
+        assert_eq!(name("search", Some(&both), false).as_deref(), Some("docs_lookup"));
+        let portal_only =
+            EffectiveOverride { portal_alias: Some("lookup".into()), ..over("search") };
+        assert_eq!(name("search", Some(&portal_only), false).as_deref(), Some("docs_lookup"));
+    }
+
+    #[test]
+    fn a_disabled_tool_is_not_exposed() {
+        let off = EffectiveOverride { enabled: Some(false), ..over("search") };
+        assert_eq!(name("search", Some(&off), false), None);
+        // Even with an alias.
+        let aliased = EffectiveOverride { portal_alias: Some("find".into()), ..off };
+        assert_eq!(name("search", Some(&aliased), false), None);
+        let on = EffectiveOverride { enabled: Some(true), ..over("search") };
+        assert_eq!(name("search", Some(&on), false).as_deref(), Some("docs_search"));
+    }
+
+    #[test]
+    fn a_default_disabled_server_exposes_only_what_an_override_enables() {
+        assert_eq!(name("search", None, true), None);
+        assert_eq!(name("search", Some(&over("search")), true), None);
+        let off = EffectiveOverride { enabled: Some(false), ..over("search") };
+        assert_eq!(name("search", Some(&off), true), None);
+        let on = EffectiveOverride {
+            enabled: Some(true),
+            server_alias: Some("find".into()),
+            ..over("search")
+        };
+        assert_eq!(name("search", Some(&on), true).as_deref(), Some("docs_find"));
+    }
+
+    #[test]
+    fn names_mcp_does_not_allow_are_skipped() {
+        assert_eq!(name("with space", None, false), None);
+        assert_eq!(name("slash/name", None, false), None);
+        assert_eq!(name("ünïcode", None, false), None);
+        assert_eq!(
+            name("dots.and-dashes_ok", None, false).as_deref(),
+            Some("docs_dots.and-dashes_ok")
+        );
+        // `docs_` is 5 bytes: 123 more make exactly the longest allowed name.
+        let longest = "a".repeat(MAX_NAME_LEN - 5);
+        assert_eq!(name(&longest, None, false).map(|n| n.len()), Some(MAX_NAME_LEN));
+        assert_eq!(name(&format!("{longest}a"), None, false), None);
+        // An alias is checked the same way.
+        let bad_alias = EffectiveOverride { portal_alias: Some("a b".into()), ..over("search") };
+        assert_eq!(name("search", Some(&bad_alias), false), None);
+    }
+
+    #[test]
+    fn split_name_cuts_at_the_first_underscore() {
+        assert_eq!(split_name("docs_search"), Some(("docs", "search")));
+        // Server ids have no `_`, so the rest keeps the tool's own underscores.
+        assert_eq!(split_name("docs_search_all"), Some(("docs", "search_all")));
+        assert_eq!(split_name("docs_"), Some(("docs", "")));
+        assert_eq!(split_name("_search"), Some(("", "search")));
+        assert_eq!(split_name("nounderscore"), None);
+    }
+}

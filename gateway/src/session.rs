@@ -19,6 +19,15 @@ use portico_core::domain::call::{AuditedMethod, CallStatus, PortalRequestHandled
 use portico_core::domain::ids::{PortalId, ServerId};
 use portico_policies::{Hidden, NO_ALLOWED_SERVERS, Principal, RequestContext};
 use rmcp::model::{
+    CallToolRequestMethod, CancelTaskMethod, CompleteRequestMethod, ConstString, CustomRequest,
+    CustomResult, DiscoverRequestMethod, GetPromptRequestMethod, GetSkillRequestMethod,
+    GetTaskMethod, InitializeResultMethod, ListPromptsRequestMethod,
+    ListResourceTemplatesRequestMethod, ListResourcesRequestMethod, ListSkillsRequestMethod,
+    ListToolsRequestMethod, PingRequestMethod, ReadResourceDirectoryRequestMethod,
+    ReadResourceRequestMethod, SetLevelRequestMethod, SubscribeRequestMethod,
+    SubscriptionsListenRequestMethod, UnsubscribeRequestMethod, UpdateTaskMethod,
+};
+use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
     ClientRequest, CompleteRequestParams, CompleteResult, ContentBlock as Content, ErrorCode,
     ErrorData, GetPromptRequestParams, GetPromptResponse, InitializeRequestParams,
@@ -320,7 +329,13 @@ impl PortalSession {
                 self.gateway
                     .upstreams
                     .relay()
-                    .route(handle.progress_token.clone(), context.peer.clone(), token)
+                    .route(
+                        server_id,
+                        connection.relay_id(),
+                        handle.progress_token.clone(),
+                        context.peer.clone(),
+                        token,
+                    )
                     .await,
             ),
             None => None,
@@ -988,7 +1003,80 @@ impl ServerHandler for PortalSession {
         self.caller(&context.extensions)?;
         Ok(())
     }
+
+    /// rmcp hands over every request it could not parse: an unknown method, but also a known
+    /// method whose params do not fit its schema (say, `tools/call` with `arguments` that are
+    /// not an object). The first is `-32601`; the second is `-32602`, not "method not found",
+    /// and a malformed `tools/call` is audited like any other.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: McpContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let method = request.method.as_str();
+        if !KNOWN_METHODS.contains(&method) {
+            return Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("method `{}` not found", truncate(method)),
+                None,
+            ));
+        }
+        let why = match method {
+            CallToolRequestMethod::VALUE => request.params_as::<CallToolRequestParams>().err(),
+            GetPromptRequestMethod::VALUE => request.params_as::<GetPromptRequestParams>().err(),
+            ReadResourceRequestMethod::VALUE => {
+                request.params_as::<ReadResourceRequestParams>().err()
+            }
+            _ => None,
+        };
+        let message = match why {
+            Some(error) => format!("invalid params of `{method}`: {error}"),
+            None => format!("invalid params of `{method}`"),
+        };
+        if method == CallToolRequestMethod::VALUE {
+            let name = request.params.as_ref().and_then(|p| p.get("name")).and_then(Value::as_str);
+            let audit = Audit {
+                caller: &caller,
+                method: AuditedMethod::ToolsCall,
+                session_id: Self::session_id(&context.extensions),
+                name: name.map(truncate).unwrap_or_default(),
+                server: None,
+                upstream_name: None,
+                policies: Vec::new(),
+                started: Instant::now(),
+            };
+            audit.record(&self.gateway, CallStatus::Invalid, Some(message.clone()), None).await;
+        }
+        Err(ErrorData::invalid_params(message, None))
+    }
 }
+
+/// The client requests rmcp parses into their own types; one of them reaching
+/// `on_custom_request` had params rmcp could not parse.
+const KNOWN_METHODS: [&str; 21] = [
+    PingRequestMethod::VALUE,
+    InitializeResultMethod::VALUE,
+    DiscoverRequestMethod::VALUE,
+    CompleteRequestMethod::VALUE,
+    SetLevelRequestMethod::VALUE,
+    GetPromptRequestMethod::VALUE,
+    ListPromptsRequestMethod::VALUE,
+    ListResourcesRequestMethod::VALUE,
+    ListResourceTemplatesRequestMethod::VALUE,
+    ReadResourceRequestMethod::VALUE,
+    SubscriptionsListenRequestMethod::VALUE,
+    SubscribeRequestMethod::VALUE,
+    UnsubscribeRequestMethod::VALUE,
+    CallToolRequestMethod::VALUE,
+    ListToolsRequestMethod::VALUE,
+    GetTaskMethod::VALUE,
+    UpdateTaskMethod::VALUE,
+    CancelTaskMethod::VALUE,
+    ListSkillsRequestMethod::VALUE,
+    GetSkillRequestMethod::VALUE,
+    ReadResourceDirectoryRequestMethod::VALUE,
+];
 
 impl PortalSession {
     /// Asks every enabled visible server for a live list (`resources/list` or

@@ -9,9 +9,11 @@
 //!
 //! Progress notifications from an upstream are relayed to the session whose request they
 //! belong to: rmcp gives every request its own progress token, which [`Relay`] maps back to
-//! the client's token and session.
+//! the client's token and session. Tokens count from 0 on every connection, so a route is
+//! keyed by the connection too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,9 +80,16 @@ pub struct Connection {
     service: RunningService<RoleClient, UpstreamClient>,
     /// The URL the transport detection settled on.
     pub url: Url,
+    /// Tells this connection's progress routes from other connections'.
+    relay_id: u64,
 }
 
 impl Connection {
+    /// The key of this connection's progress routes in the [`Relay`].
+    pub fn relay_id(&self) -> u64 {
+        self.relay_id
+    }
+
     /// The upstream's side of the connection, to send requests on.
     pub fn peer(&self) -> &Peer<RoleClient> {
         self.service.peer()
@@ -191,14 +200,16 @@ impl Upstreams {
             request_timeout: self.config.call_timeout,
             policy: self.config.policy,
         };
+        let relay_id = self.relay.next_connection.fetch_add(1, Ordering::Relaxed);
         let handler = UpstreamClient {
             server_id: server.server_id.clone(),
             relay: Arc::clone(&self.relay),
+            relay_id,
             changed: self.changed.clone(),
         };
         let connected = transport::connect(&target, &options, handler).await?;
         tracing::info!(server = %server.server_id, url = %connected.url, "connected to upstream");
-        Ok(Connection { key, service: connected.service, url: connected.url })
+        Ok(Connection { key, service: connected.service, url: connected.url, relay_id })
     }
 
     /// The headers the server's stored credential turns into (none for `unauthenticated`).
@@ -228,80 +239,103 @@ impl Upstreams {
     }
 }
 
+/// How many progress notifications that arrived before their route are kept.
+const MAX_EARLY_PROGRESS: usize = 256;
+
+/// An upstream request's progress token, on one connection.
+type RouteKey = (u64, ProgressToken);
+
 /// Maps the progress tokens of upstream requests to the session and token of the client
 /// request they serve.
 ///
-/// rmcp picks an upstream request's progress token as it sends the request, so the route can
-/// only be registered once the request is on its way, and an early notification may come
-/// first: such notifications wait in `pending` (bounded, and dropped after a few seconds if no
-/// route claims them), and [`Relay::route`] sends them, in order, before it installs the route.
+/// The route of a request can only be set once rmcp has sent it (rmcp picks the token), and
+/// rmcp handles notifications in tasks of their own: an upstream's first progress can reach
+/// [`UpstreamClient::on_progress`] before its route exists. Such progress is kept (a bounded
+/// number) and sent when the route is set, before any later progress of the same route.
 #[derive(Debug, Default)]
 pub struct Relay {
-    inner: Mutex<RelayState>,
+    inner: Mutex<Routes>,
+    next_connection: AtomicU64,
 }
 
 #[derive(Debug, Default)]
-struct RelayState {
-    routes: HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>,
-    pending: HashMap<ProgressToken, (std::time::Instant, Vec<ProgressNotificationParam>)>,
+struct Routes {
+    routes: HashMap<RouteKey, Route>,
+    early: VecDeque<(RouteKey, ProgressNotificationParam)>,
 }
 
-/// How long an unclaimed progress notification waits for its route.
-const PENDING_TTL: Duration = Duration::from_secs(5);
-/// At most this many unclaimed notifications per token, and tokens.
-const PENDING_LIMIT: usize = 256;
+#[derive(Debug, Clone)]
+struct Route {
+    client: Peer<RoleServer>,
+    token: ProgressToken,
+    /// Held while sending, so that one route's notifications reach the client in order.
+    sending: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Route {
+    async fn send(&self, server_id: &ServerId, mut params: ProgressNotificationParam) {
+        params.progress_token = self.token.clone();
+        if let Err(error) = self.client.notify_progress(params).await {
+            tracing::debug!(server = %server_id, %error, "progress not relayed");
+        }
+    }
+}
 
 impl Relay {
-    /// Routes the upstream's progress on `upstream` to `client` as `client_token` until the
-    /// returned guard is dropped; notifications that arrived before are relayed first.
+    /// Routes the upstream's progress on `upstream` (a token of connection `relay_id`) to
+    /// `client` as `client_token` until the returned guard is dropped, first sending what
+    /// arrived for it already.
     pub async fn route(
         self: &Arc<Self>,
+        server_id: &ServerId,
+        relay_id: u64,
         upstream: ProgressToken,
         client: Peer<RoleServer>,
         client_token: ProgressToken,
     ) -> RelayGuard {
-        loop {
-            let early = {
-                let mut state = self.lock();
-                match state.pending.remove(&upstream) {
-                    Some((_, early)) => early,
-                    None => {
-                        state.routes.insert(upstream.clone(), (client, client_token));
-                        break;
+        let key = (relay_id, upstream);
+        let sending = Arc::new(tokio::sync::Mutex::new(()));
+        // A new mutex: locking it cannot fail, and later progress waits for the early one.
+        let held = Arc::clone(&sending).try_lock_owned().ok();
+        let route = Route { client, token: client_token, sending };
+        let early: Vec<ProgressNotificationParam> = {
+            let mut inner = self.lock();
+            inner.routes.insert(key.clone(), route.clone());
+            let (mine, rest): (VecDeque<_>, VecDeque<_>) =
+                inner.early.drain(..).partition(|(k, _)| *k == key);
+            inner.early = rest;
+            mine.into_iter().map(|(_, params)| params).collect()
+        };
+        let guard = RelayGuard { relay: Arc::clone(self), key };
+        for params in early {
+            route.send(server_id, params).await;
+        }
+        drop(held);
+        guard
+    }
+
+    /// Relays one progress notification of connection `relay_id`, or keeps it for a route
+    /// not set yet.
+    async fn relay(&self, server_id: &ServerId, relay_id: u64, params: ProgressNotificationParam) {
+        let key = (relay_id, params.progress_token.clone());
+        let route = {
+            let mut inner = self.lock();
+            match inner.routes.get(&key) {
+                Some(route) => route.clone(),
+                None => {
+                    if inner.early.len() >= MAX_EARLY_PROGRESS {
+                        inner.early.pop_front();
                     }
+                    inner.early.push_back((key, params));
+                    return;
                 }
-            };
-            for mut notification in early {
-                notification.progress_token = client_token.clone();
-                let _ = client.notify_progress(notification).await;
             }
-        }
-        RelayGuard { relay: Arc::clone(self), token: upstream }
+        };
+        let _in_order = route.sending.lock().await;
+        route.send(server_id, params).await;
     }
 
-    /// The route of an upstream notification, or `None` after keeping it for a route to come.
-    fn claim(
-        &self,
-        params: &ProgressNotificationParam,
-    ) -> Option<(Peer<RoleServer>, ProgressToken)> {
-        let mut state = self.lock();
-        if let Some(route) = state.routes.get(&params.progress_token) {
-            return Some(route.clone());
-        }
-        let now = std::time::Instant::now();
-        state.pending.retain(|_, (since, _)| now.duration_since(*since) < PENDING_TTL);
-        if state.pending.len() < PENDING_LIMIT || state.pending.contains_key(&params.progress_token)
-        {
-            let (_, early) =
-                state.pending.entry(params.progress_token.clone()).or_insert((now, Vec::new()));
-            if early.len() < PENDING_LIMIT {
-                early.push(params.clone());
-            }
-        }
-        None
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, RelayState> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Routes> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -310,12 +344,14 @@ impl Relay {
 #[derive(Debug)]
 pub struct RelayGuard {
     relay: Arc<Relay>,
-    token: ProgressToken,
+    key: RouteKey,
 }
 
 impl Drop for RelayGuard {
     fn drop(&mut self) {
-        self.relay.lock().routes.remove(&self.token);
+        let mut inner = self.relay.lock();
+        inner.routes.remove(&self.key);
+        inner.early.retain(|(k, _)| *k != self.key);
     }
 }
 
@@ -324,6 +360,7 @@ impl Drop for RelayGuard {
 pub struct UpstreamClient {
     server_id: ServerId,
     relay: Arc<Relay>,
+    relay_id: u64,
     changed: mpsc::UnboundedSender<ServerId>,
 }
 
@@ -340,13 +377,7 @@ impl ClientHandler for UpstreamClient {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if let Some((client, token)) = self.relay.claim(&params) {
-            let mut forwarded = params;
-            forwarded.progress_token = token;
-            if let Err(error) = client.notify_progress(forwarded).await {
-                tracing::debug!(server = %self.server_id, %error, "progress not relayed");
-            }
-        }
+        self.relay.relay(&self.server_id, self.relay_id, params).await;
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

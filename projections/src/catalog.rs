@@ -185,3 +185,191 @@ fn touch(server: &mut CatalogServer, recorded: &RecordedEvent) {
     server.modified_by = recorded.actor.clone();
     server.stream_version = recorded.stream_version;
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::TimeZone;
+    use portico_core::domain::overrides::CapabilityOverride;
+    use portico_core::domain::server::{
+        ServerAdded, ServerSyncFailed, ServerSynced, ServerUpdated, SyncedCapabilities,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    fn id() -> ServerId {
+        ServerId::parse("docs").unwrap()
+    }
+
+    fn recorded(position: u64, event: Event) -> RecordedEvent {
+        RecordedEvent {
+            position,
+            stream_id: "server-docs".to_owned(),
+            stream_version: position,
+            event_id: uuid::Uuid::now_v7(),
+            schema_version: 1,
+            recorded_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+                + chrono::TimeDelta::seconds(i64::try_from(position).unwrap()),
+            actor: Actor::system("test"),
+            correlation_id: portico_core::CorrelationId::new(),
+            event,
+        }
+    }
+
+    fn added(updated_tools: Vec<CapabilityOverride>) -> Event {
+        Event::ServerAdded(ServerAdded {
+            server_id: id(),
+            hostname: "https://docs.example.com/mcp".to_owned(),
+            auth_type: AuthType::Unauthenticated,
+            settings: ServerSettings {
+                name: "Docs".to_owned(),
+                updated_tools,
+                ..ServerSettings::default()
+            },
+        })
+    }
+
+    fn synced(tools: Option<&[&str]>, dropped: &[&str]) -> Event {
+        Event::ServerSynced(ServerSynced {
+            server_id: id(),
+            capabilities: tools.map(|tools| SyncedCapabilities {
+                tools: tools.iter().map(|name| json!({"name": name})).collect(),
+                prompts: vec![json!({"name": "summarise"})],
+            }),
+            dropped_tool_overrides: dropped.iter().map(|n| (*n).to_owned()).collect(),
+            dropped_prompt_overrides: Vec::new(),
+        })
+    }
+
+    fn failed(cause: &str) -> Event {
+        Event::ServerSyncFailed(ServerSyncFailed {
+            server_id: id(),
+            error: SyncError {
+                cause: cause.to_owned(),
+                is_upstream: false,
+                mcp_code: None,
+                retryable: true,
+                status_code: None,
+            },
+        })
+    }
+
+    fn tool_names(sync: &SyncState) -> Vec<&str> {
+        sync.tools.iter().filter_map(|t| t["name"].as_str()).collect()
+    }
+
+    fn override_of(name: &str) -> CapabilityOverride {
+        CapabilityOverride {
+            name: name.to_owned(),
+            alias: Some(format!("{name}_alias")),
+            description: None,
+            enabled: None,
+        }
+    }
+
+    #[test]
+    fn a_new_server_waits_for_its_first_sync() {
+        let mut catalog = ServerCatalog::default();
+        catalog.apply(&recorded(1, added(Vec::new())));
+        let sync = &catalog.get(&id()).unwrap().sync;
+        assert_eq!(sync.status, SyncStatus::Waiting);
+        assert!(sync.tools.is_empty() && sync.prompts.is_empty());
+        assert_eq!((sync.last_synced, sync.last_successful_sync), (None, None));
+        assert_eq!(sync.error, None);
+    }
+
+    #[test]
+    fn sync_status_goes_waiting_ready_error_ready() {
+        let mut catalog = ServerCatalog::default();
+        catalog.apply(&recorded(1, added(Vec::new())));
+
+        catalog.apply(&recorded(2, synced(Some(&["search", "fetch"]), &[])));
+        let server = catalog.get(&id()).unwrap();
+        assert_eq!(server.sync.status, SyncStatus::Ready);
+        assert_eq!(tool_names(&server.sync), ["search", "fetch"]);
+        assert_eq!(server.sync.prompts.len(), 1);
+        assert_eq!(server.sync.capabilities_position, 2);
+        let first_success = server.sync.last_successful_sync.unwrap();
+        assert_eq!(server.sync.last_synced, Some(first_success));
+        assert_eq!(server.stream_version, 2);
+
+        // A failure keeps the last tools and says why.
+        catalog.apply(&recorded(3, failed("connection refused")));
+        let server = catalog.get(&id()).unwrap();
+        assert_eq!(server.sync.status, SyncStatus::Error);
+        assert_eq!(server.sync.error.as_ref().unwrap().cause, "connection refused");
+        assert_eq!(tool_names(&server.sync), ["search", "fetch"]);
+        assert_eq!(server.sync.capabilities_position, 2);
+        assert_eq!(server.sync.last_successful_sync, Some(first_success));
+        assert!(server.sync.last_synced.unwrap() > first_success);
+        assert_eq!(server.stream_version, 3);
+
+        // An unchanged sync clears the error and keeps the tools.
+        catalog.apply(&recorded(4, synced(None, &[])));
+        let server = catalog.get(&id()).unwrap();
+        assert_eq!(server.sync.status, SyncStatus::Ready);
+        assert_eq!(server.sync.error, None);
+        assert_eq!(tool_names(&server.sync), ["search", "fetch"]);
+        assert_eq!(server.sync.capabilities_position, 2);
+        assert!(server.sync.last_successful_sync.unwrap() > first_success);
+        assert_eq!(server.sync.last_synced, server.sync.last_successful_sync);
+    }
+
+    #[test]
+    fn a_failure_before_any_success_has_no_tools() {
+        let mut catalog = ServerCatalog::default();
+        catalog.apply(&recorded(1, added(Vec::new())));
+        catalog.apply(&recorded(2, failed("name not resolved")));
+        let sync = &catalog.get(&id()).unwrap().sync;
+        assert_eq!(sync.status, SyncStatus::Error);
+        assert!(sync.tools.is_empty());
+        assert_eq!(sync.last_successful_sync, None);
+        assert!(sync.last_synced.is_some());
+    }
+
+    #[test]
+    fn a_sync_drops_the_overrides_it_names_from_the_settings() {
+        let mut catalog = ServerCatalog::default();
+        catalog.apply(&recorded(1, added(vec![override_of("search"), override_of("fetch")])));
+        catalog.apply(&recorded(2, synced(Some(&["search", "fetch"]), &[])));
+        catalog.apply(&recorded(3, synced(Some(&["fetch"]), &["search"])));
+        let server = catalog.get(&id()).unwrap();
+        assert_eq!(server.settings.updated_tools, vec![override_of("fetch")]);
+        assert_eq!(tool_names(&server.sync), ["fetch"]);
+    }
+
+    #[test]
+    fn an_update_keeps_the_sync_state_and_removal_forgets_it() {
+        let mut catalog = ServerCatalog::default();
+        catalog.apply(&recorded(1, added(Vec::new())));
+        catalog.apply(&recorded(2, synced(Some(&["search"]), &[])));
+        catalog.apply(&recorded(
+            3,
+            Event::ServerUpdated(ServerUpdated {
+                server_id: id(),
+                settings: ServerSettings { name: "New".to_owned(), ..ServerSettings::default() },
+            }),
+        ));
+        let server = catalog.get(&id()).unwrap();
+        assert_eq!(server.sync.status, SyncStatus::Ready);
+        assert_eq!(tool_names(&server.sync), ["search"]);
+
+        catalog.apply(&recorded(
+            4,
+            Event::ServerRemoved(portico_core::domain::server::ServerRemoved { server_id: id() }),
+        ));
+        catalog.apply(&recorded(5, added(Vec::new())));
+        let sync = &catalog.get(&id()).unwrap().sync;
+        assert_eq!(sync.status, SyncStatus::Waiting);
+        assert!(sync.tools.is_empty());
+    }
+
+    #[test]
+    fn sync_events_of_an_unknown_server_are_ignored() {
+        let mut catalog = ServerCatalog::default();
+        catalog.apply(&recorded(1, synced(Some(&["search"]), &[])));
+        catalog.apply(&recorded(2, failed("down")));
+        assert!(catalog.is_empty());
+    }
+}

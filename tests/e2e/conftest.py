@@ -221,6 +221,12 @@ class Portico:
         return "\n".join(self.stdout[-lines:] + text.splitlines()[-lines:])
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serve_args(*args): extra arguments of the test's `portico serve` (MCP tests)"
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres():
     url = os.environ.get("PORTICO_TEST_POSTGRES_URL")

@@ -8,7 +8,9 @@ over the legacy SSE transport). Clients: the official MCP Python SDK, the MCP In
 and the MCP conformance suite. Admin set-up goes through the official Cloudflare SDK (servers,
 portals, service tokens) and Portico's Cedar policy API.
 
-SQLite only: the storage backends are covered by the rest of the suite. The whole module is
+SQLite by default: the storage backends are covered by the rest of the suite; the tests that
+lean on the log (audit events, change notifications, concurrent sessions) run on PostgreSQL as
+well (`BOTH_BACKENDS`). The whole module is
 skipped while `portico serve` has no `--allow-private-upstreams` flag (the data plane is not
 built yet); once it has, every test here runs.
 """
@@ -143,30 +145,59 @@ class Gateway:
         assert answer.status_code == 200, answer.text
         return answer.json()["result"]
 
-    def permit(self, token: Token, portal_id: str, server_ids: list[str]) -> None:
-        """Lets `token` connect to the portal and use each of `server_ids` (default deny)."""
+    def permit(self, token: Token, portal_id: str, server_ids: list[str]) -> dict[str, str]:
+        """Lets `token` connect to the portal and use each of `server_ids` (default deny).
+        Returns the id of each server's `use_server` policy."""
         self.add_policy(
             f"connect {portal_id} {token.id}",
             f'permit (principal == Portico::ServiceToken::"{token.id}", '
             f'action == Portico::Action::"connect", resource == Portico::Portal::"{portal_id}");',
         )
+        use = {}
         for server_id in server_ids:
-            self.add_policy(
+            use[server_id] = self.add_policy(
                 f"use {server_id} {token.id}",
                 f'permit (principal == Portico::ServiceToken::"{token.id}", '
                 f'action in Portico::Action::"use_server", '
                 f'resource in Portico::Server::"{server_id}");',
-            )
+            )["id"]
+        return use
 
     def portal_url(self, portal_id: str) -> str:
         return f"http://127.0.0.1:{self.portico.port}/portals/{portal_id}/mcp"
 
 
 @pytest.fixture
-def gateway(tmp_path_factory):
+def gateway_backend(request, postgres) -> str | None:
+    """The database of the test's Portico: SQLite unless the test parametrizes this fixture
+    (indirectly) with `"postgres"`, as the tests that lean on the log do."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    if os.environ.get("PORTICO_SKIP_POSTGRES") == "1":
+        pytest.skip("PORTICO_SKIP_POSTGRES=1")
+    if postgres is None:
+        pytest.fail(
+            "PORTICO_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL, "
+            "or set PORTICO_SKIP_POSTGRES=1"
+        )
+    return postgres.create_database()
+
+
+BOTH_BACKENDS = pytest.mark.parametrize(
+    "gateway_backend", ["sqlite", "postgres"], indirect=True
+)
+
+
+@pytest.fixture
+def gateway(request, gateway_backend, tmp_path_factory):
+    """A Portico allowed to reach upstreams on 127.0.0.1; `@pytest.mark.serve_args(...)` adds
+    arguments to its `portico serve`."""
     data_dir = tmp_path_factory.mktemp("portico") / "data"
-    server = Portico(data_dir, None)
+    server = Portico(data_dir, gateway_backend)
     server.serve_args = ["--allow-private-upstreams"]
+    marker = request.node.get_closest_marker("serve_args")
+    if marker is not None:
+        server.serve_args += list(marker.args)
     server.start()
     yield Gateway(server)
     try:
@@ -182,6 +213,8 @@ class Portal:
     gateway: Gateway
     id: str
     token: Token
+    # The id of the `use_server` policy of each server.
+    use_policies: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -201,8 +234,8 @@ def make_portal(gateway: Gateway, upstreams: dict[str, str], portal_id: str = "m
         [{"server_id": s, "on_behalf": False, **mapping.get(s, {})} for s in upstreams],
     )
     token = gateway.add_token(f"{portal_id}-client")
-    gateway.permit(token, portal_id, list(upstreams))
-    return Portal(gateway, portal_id, token)
+    use_policies = gateway.permit(token, portal_id, list(upstreams))
+    return Portal(gateway, portal_id, token, use_policies)
 
 
 @pytest.fixture
@@ -358,6 +391,37 @@ def test_progress_notifications_reach_the_caller(py_portal):
             assert text(done) == "done 3"
         assert [(p, t) for p, t, _ in seen] == [(1, 3), (2, 3), (3, 3)]
         assert seen[0][2] == "step 1 of 3"
+
+    anyio.run(check)
+
+
+def test_concurrent_progress_on_two_servers_reaches_each_caller(gateway, pyserver):
+    """Two servers (the same upstream, registered twice: two connections whose request
+    counters both start at 0) report progress at the same time: each caller gets its own
+    notifications, all of them, in order."""
+    portal = make_portal(gateway, {"py": pyserver.url, "twin": pyserver.url})
+
+    async def check():
+        seen: dict[str, list] = {"py": [], "twin": []}
+        done: dict[str, str] = {}
+
+        async def run(server: str):
+            async def on_progress(progress, total, message):
+                seen[server].append((progress, total))
+
+            async with portal.client() as client:
+                result = await client.call_tool(
+                    f"{server}_progress", {"steps": 5}, progress_callback=on_progress
+                )
+                done[server] = text(result)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(run, "py")
+                tasks.start_soon(run, "twin")
+        assert done == {"py": "done 5", "twin": "done 5"}
+        expected = [(step, 5) for step in range(1, 6)]
+        assert seen == {"py": expected, "twin": expected}
 
     anyio.run(check)
 
@@ -599,6 +663,357 @@ def test_an_upstream_crash_mid_call(gateway, portal, pyserver):
             assert text(await client.call_tool("everything_echo", {"message": "still"})) == "Echo: still"
 
     anyio.run(after)
+
+
+@pytest.mark.serve_args("--upstream-call-timeout", "2")
+def test_a_hanging_upstream_times_out_cleanly_and_blocks_nothing_else(portal):
+    """With `--upstream-call-timeout 2`, a tool that sleeps 30 s ends in a JSON-RPC error
+    naming the timeout, well before the sleep would; another server answers meanwhile in the
+    same session, and the session keeps working afterwards."""
+
+    async def check():
+        async with portal.client() as client:
+            finished: list[str] = []
+            outcome: dict[str, object] = {}
+
+            async def hang():
+                try:
+                    outcome["sleep"] = await client.call_tool("py_sleep", {"seconds": 30})
+                except MCPError as e:
+                    outcome["sleep"] = e
+                finished.append("sleep")
+
+            async def echo():
+                # Started once the sleep is in flight.
+                await anyio.sleep(0.2)
+                outcome["echo"] = await client.call_tool("everything_echo", {"message": "meanwhile"})
+                finished.append("echo")
+
+            # Far less than the 30 s sleep: only the portal's timeout can end the call in time.
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(hang)
+                    tasks.start_soon(echo)
+
+            assert finished == ["echo", "sleep"], finished
+            assert text(outcome["echo"]) == "Echo: meanwhile"
+            error = outcome["sleep"]
+            assert isinstance(error, MCPError), f"py_sleep answered: {error}"
+            assert "did not answer within 2 s" in str(error), str(error)
+            assert "`py`" in str(error)
+
+            assert text(await client.call_tool("py_echo", {"text": "after"})) == "after"
+
+    anyio.run(check)
+    statuses = {e["tool_call_name"]: e["status"] for e in audit_events(portal.gateway.portico)}
+    assert statuses == {"py_sleep": "timeout", "everything_echo": "ok", "py_echo": "ok"}
+
+
+@BOTH_BACKENDS
+def test_concurrent_sessions_each_get_their_own_answers(py_portal):
+    sessions = 20
+    answers: dict[int, str] = {}
+
+    async def one(n: int):
+        async with py_portal.client() as client:
+            answers[n] = text(await client.call_tool("py_echo", {"text": f"session {n} says hi"}))
+
+    async def check():
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tasks:
+                for n in range(sessions):
+                    tasks.start_soon(one, n)
+
+    anyio.run(check)
+    assert answers == {n: f"session {n} says hi" for n in range(sessions)}
+    # One audit event per call, each in its own session (the calls share group commits).
+    handled = audit_events(py_portal.gateway.portico)
+    assert [(e["tool_call_name"], e["status"]) for e in handled] == [("py_echo", "ok")] * sessions
+    assert len({e["session_id"] for e in handled}) == sessions
+
+
+# --- Bad input at the HTTP and JSON-RPC level ------------------------------------------------
+
+
+def sse_messages(response: httpx.Response) -> list[dict]:
+    """The JSON-RPC messages of a streamable HTTP answer, whether plain JSON or an SSE stream."""
+    kind = response.headers.get("content-type", "")
+    if kind.startswith("application/json"):
+        body = response.json()
+        return body if isinstance(body, list) else [body]
+    messages, data = [], []
+    for line in response.text.splitlines() + [""]:
+        if line.startswith("data:"):
+            data.append(line[5:].lstrip())
+        elif not line and data:
+            payload = "\n".join(data)
+            data = []
+            if payload.strip():
+                messages.append(json.loads(payload))
+    return messages
+
+
+class RawSession:
+    """An MCP session driven with raw HTTP requests, to send what an SDK never would."""
+
+    def __init__(self, portal: Portal) -> None:
+        self.url = portal.url
+        self.http = httpx.Client(timeout=30)
+        self.headers = {
+            "Accept": MCP_ACCEPT,
+            "Content-Type": "application/json",
+            **portal.token.headers,
+        }
+        answer = self.http.post(self.url, json=INITIALIZE, headers=self.headers)
+        assert answer.status_code == 200, answer.text
+        session_id = answer.headers.get("mcp-session-id")
+        assert session_id, answer.headers
+        [initialized] = [m for m in sse_messages(answer) if m.get("id") == 1]
+        version = initialized["result"]["protocolVersion"]
+        self.headers.update({"Mcp-Session-Id": session_id, "MCP-Protocol-Version": version})
+        sent = self.post(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        assert sent.status_code in (200, 202), sent.text
+        self.next_id = 100
+
+    def post(self, body: str | bytes) -> httpx.Response:
+        return self.http.post(self.url, content=body, headers=self.headers)
+
+    def answer(self, response: httpx.Response, id: int) -> dict:
+        assert response.status_code == 200, (response.status_code, response.text[:500])
+        found = [m for m in sse_messages(response) if m.get("id") == id]
+        assert len(found) == 1, sse_messages(response)
+        return found[0]
+
+    def request(self, method: str, params: dict | None = None) -> dict:
+        self.next_id += 1
+        body = {"jsonrpc": "2.0", "id": self.next_id, "method": method}
+        if params is not None:
+            body["params"] = params
+        return self.answer(self.post(json.dumps(body)), self.next_id)
+
+    def still_lists_tools(self) -> None:
+        listed = self.request("tools/list")
+        assert "py_echo" in {t["name"] for t in listed["result"]["tools"]}, listed
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture
+def raw_session(py_portal):
+    session = RawSession(py_portal)
+    yield session
+    session.close()
+
+
+def test_a_malformed_json_body_is_400_parse_error_and_the_session_survives(raw_session):
+    """400 with a JSON-RPC parse error (rmcp alone answers 415 Unsupported Media Type, though
+    the body was sent as application/json)."""
+    for body in [b'{"jsonrpc": "2.0", "id": 7, "method": "tools/list"', b"not json", b"[}"]:
+        answer = raw_session.post(body)
+        assert answer.status_code == 400, (answer.status_code, answer.text)
+        assert answer.json()["error"]["code"] == -32700, answer.text
+        raw_session.still_lists_tools()
+    # A body that is not sent as JSON is still 415.
+    plain = raw_session.http.post(
+        raw_session.url,
+        content=b'{"jsonrpc": "2.0", "id": 8, "method": "tools/list"}',
+        headers=dict(raw_session.headers, **{"Content-Type": "text/plain"}),
+    )
+    assert plain.status_code == 415, (plain.status_code, plain.text)
+
+
+def test_an_unknown_method_is_method_not_found(raw_session):
+    answer = raw_session.request("no/such/method", {})
+    assert answer["error"]["code"] == -32601, answer
+    assert "no/such/method" in answer["error"]["message"], answer
+    raw_session.still_lists_tools()
+
+
+def test_tool_arguments_that_are_not_an_object_are_invalid_params(py_portal, raw_session):
+    """-32602, not -32601 ("method not found", which rmcp answers by default for a known method
+    whose params it cannot parse), and audited as an invalid call."""
+    for arguments in ["just text", [1, 2], 42]:
+        answer = raw_session.request("tools/call", {"name": "py_echo", "arguments": arguments})
+        assert answer["error"]["code"] == -32602, answer
+        assert "tools/call" in answer["error"]["message"], answer
+        raw_session.still_lists_tools()
+    # Sane arguments still work.
+    echoed = raw_session.request("tools/call", {"name": "py_echo", "arguments": {"text": "ok"}})
+    assert echoed["result"]["content"][0]["text"] == "ok", echoed
+
+    handled = audit_events(py_portal.gateway.portico)
+    assert [(e["tool_call_name"], e["status"]) for e in handled] == [
+        ("py_echo", "invalid"),
+        ("py_echo", "invalid"),
+        ("py_echo", "invalid"),
+        ("py_echo", "ok"),
+    ]
+
+
+def test_a_body_over_4_mib_is_413(raw_session):
+    raw_session.next_id += 1
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": raw_session.next_id,
+            "method": "tools/call",
+            "params": {"name": "py_echo", "arguments": {"text": "x" * (4 * 1024 * 1024)}},
+        }
+    )
+    assert len(body.encode()) > 4 * 1024 * 1024
+    answer = raw_session.post(body)
+    assert answer.status_code == 413, (answer.status_code, answer.text[:500])
+    raw_session.still_lists_tools()
+
+
+# --- Change notifications -----------------------------------------------------------------
+
+
+class ListChanges:
+    """Counts `notifications/tools/list_changed` a client receives."""
+
+    def __init__(self) -> None:
+        self.changed = anyio.Event()
+
+    async def __call__(self, message) -> None:
+        method = getattr(getattr(message, "root", message), "method", None)
+        if method == "notifications/tools/list_changed":
+            self.changed.set()
+
+    async def wait(self, seconds: float = 15) -> None:
+        with anyio.fail_after(seconds):
+            await self.changed.wait()
+        self.changed = anyio.Event()
+
+
+@BOTH_BACKENDS
+def test_an_admin_disabling_a_tool_notifies_the_session(gateway, py_portal):
+    async def check():
+        changes = ListChanges()
+        async with py_portal.client(message_handler=changes) as client:
+            assert "py_echo" in names(await client.list_tools())
+            await anyio.to_thread.run_sync(
+                lambda: gateway.servers.update(
+                    "py",
+                    account_id=gateway.account_id,
+                    name="Server py",
+                    updated_tools=[{"name": "echo", "enabled": False}],
+                )
+            )
+            await changes.wait()
+            listed = names(await client.list_tools())
+            assert "py_echo" not in listed, listed
+            assert "py_add" in listed
+            await call_fails(client, "py_echo", {"text": "x"})
+
+    anyio.run(check)
+
+
+@BOTH_BACKENDS
+def test_a_new_forbid_policy_notifies_the_session(gateway, py_portal):
+    async def check():
+        changes = ListChanges()
+        async with py_portal.client(message_handler=changes) as client:
+            assert "py_delete_note" in names(await client.list_tools())
+            await anyio.to_thread.run_sync(
+                lambda: gateway.add_policy(
+                    "no destructive tools",
+                    f'forbid (principal == Portico::ServiceToken::"{py_portal.token.id}", '
+                    'action == Portico::Action::"list_tool", resource) '
+                    "when { resource.destructiveHint };",
+                )
+            )
+            await changes.wait()
+            listed = names(await client.list_tools())
+            assert "py_delete_note" not in listed and "py_crash" not in listed, listed
+            assert "py_echo" in listed
+
+    anyio.run(check)
+
+
+# --- Audit ------------------------------------------------------------------------------------
+
+
+def portico_events(portico: Portico) -> str:
+    """`portico events --json` on the test's storage: one recorded event per line."""
+    return subprocess.run(
+        portico._global_args() + ["events", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, RUST_LOG="warn"),
+    ).stdout
+
+
+def audit_events(portico: Portico) -> list[dict]:
+    """The `PortalRequestHandled` events in the log, oldest first."""
+    recorded = [json.loads(line) for line in portico_events(portico).splitlines() if line.strip()]
+    return [r["event"] for r in recorded if r["event"]["type"] == "PortalRequestHandled"]
+
+
+@BOTH_BACKENDS
+def test_every_call_is_audited_once_with_its_outcome_and_no_secret(gateway, py_portal):
+    forbid = gateway.add_policy(
+        "no destructive calls",
+        f'forbid (principal == Portico::ServiceToken::"{py_portal.token.id}", '
+        'action == Portico::Action::"call_tool", resource) when { resource.destructiveHint };',
+    )["id"]
+
+    async def calls():
+        async with py_portal.client() as client:
+            assert text(await client.call_tool("py_echo", {"text": "audited"})) == "audited"
+            failed = await client.call_tool("py_fail", {"message": "boom"})
+            assert failed.is_error is True
+            with pytest.raises(MCPError):
+                await client.call_tool("py_no_such_tool", {})
+            # Listed (the forbid is on `call_tool` only), but not callable.
+            assert "py_delete_note" in names(await client.list_tools())
+            with pytest.raises(MCPError) as denied:
+                await client.call_tool("py_delete_note", {"id": "1"})
+            assert forbid in str(denied.value), str(denied.value)
+
+    anyio.run(calls)
+
+    out = portico_events(gateway.portico)
+    recorded = [json.loads(line) for line in out.splitlines() if line.strip()]
+    handled = [r["event"] for r in recorded if r["event"]["type"] == "PortalRequestHandled"]
+    by_name = {e["tool_call_name"]: e for e in handled}
+    assert len(handled) == 4 and len(by_name) == 4, handled
+    expected = {
+        "py_echo": ("ok", "py"),
+        "py_fail": ("tool_error", "py"),
+        "py_no_such_tool": ("not_found", None),
+        "py_delete_note": ("denied", "py"),
+    }
+    assert {n: (e["status"], e.get("server_id")) for n, e in by_name.items()} == expected
+    for event in handled:
+        assert event["portal_id"] == py_portal.id
+        assert event["method"] == "tools/call"
+        assert event["user_id"] == py_portal.token.id
+        assert event.get("session_id")
+    assert len({e["session_id"] for e in handled}) == 1
+    assert by_name["py_echo"]["upstream_name"] == "echo"
+    assert py_portal.use_policies["py"] in by_name["py_echo"]["policies"]
+    assert py_portal.use_policies["py"] in by_name["py_fail"]["policies"]
+    assert by_name["py_delete_note"]["policies"] == [forbid]
+    assert forbid in by_name["py_delete_note"]["error"]
+    assert by_name["py_echo"].get("server_response_duration_ms") is not None
+    assert "server_response_duration_ms" not in by_name["py_delete_note"]
+    # The actor of each is the service token.
+    actors = [r["actor"] for r in recorded if r["event"]["type"] == "PortalRequestHandled"]
+    assert all(py_portal.token.id in json.dumps(a) for a in actors), actors
+
+    # The client secret is nowhere: not in the log (either rendering), not in the server's log.
+    secret = py_portal.token.client_secret
+    plain = subprocess.run(
+        gateway.portico._global_args() + ["events"],
+        check=True, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, RUST_LOG="warn"),
+    ).stdout
+    assert secret not in out and secret not in plain
+    assert secret not in gateway.portico.log_tail(lines=100_000)
 
 
 # --- Other clients ----------------------------------------------------------------------

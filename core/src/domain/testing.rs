@@ -15,7 +15,9 @@ use super::ids::ServerId;
 use super::portal::{
     self, AddPortal, PortalCommand, PortalState, RemovePortal, ServerFacts, UpdatePortal,
 };
-use super::server::{self, AddServer, RemoveServer, ServerCommand, ServerState, UpdateServer};
+use super::server::{
+    self, AddServer, RecordSync, RemoveServer, ServerCommand, ServerState, UpdateServer,
+};
 use crate::event::Event;
 
 /// The history of one aggregate's stream.
@@ -73,7 +75,7 @@ macro_rules! test_command {
     };
 }
 
-test_command!(Server: ServerCommand, AddServer, UpdateServer, RemoveServer);
+test_command!(Server: ServerCommand, AddServer, UpdateServer, RemoveServer, RecordSync);
 test_command!(Portal: PortalCommand, AddPortal, UpdatePortal, RemovePortal);
 
 /// What `decide` returned.

@@ -347,3 +347,164 @@ fn server_ids_are_slugs_without_underscores() {
     // Commands carry parsed ids, so a body with a bad id never reaches `decide`.
     assert!(serde_json::from_str::<ServerId>(r#""a_b""#).is_err());
 }
+
+// --- Syncs -------------------------------------------------------------------------------
+
+fn capabilities(tools: &[&str], prompts: &[&str]) -> SyncedCapabilities {
+    let objects = |names: &[&str]| {
+        names.iter().map(|name| serde_json::json!({"name": name})).collect::<Vec<_>>()
+    };
+    SyncedCapabilities { tools: objects(tools), prompts: objects(prompts) }
+}
+
+fn record(outcome: SyncOutcome) -> RecordSync {
+    RecordSync { server_id: id(), outcome }
+}
+
+fn synced(capabilities: Option<SyncedCapabilities>, dropped_tools: &[&str]) -> Event {
+    Event::ServerSynced(ServerSynced {
+        server_id: id(),
+        capabilities,
+        dropped_tool_overrides: dropped_tools.iter().map(|n| (*n).to_owned()).collect(),
+        dropped_prompt_overrides: Vec::new(),
+    })
+}
+
+fn failure(cause: String) -> SyncError {
+    SyncError { cause, is_upstream: true, mcp_code: None, retryable: true, status_code: Some(502) }
+}
+
+fn with_tool_overrides(overrides: Vec<CapabilityOverride>) -> Event {
+    updated(ServerSettings { updated_tools: overrides, ..settings() })
+}
+
+#[test]
+fn a_sync_of_a_missing_server_is_refused() {
+    let not_found = || DomainError::NotFound { kind: "server", id: "docs".to_owned() };
+    given_no_events()
+        .when(record(SyncOutcome::Synced(capabilities(&["search"], &[]))))
+        .then_expect_error(not_found());
+    given_no_events()
+        .when(record(SyncOutcome::Failed(failure("down".to_owned()))))
+        .then_expect_error(not_found());
+    // A sync that finishes after the server was removed records nothing.
+    given([added(AuthType::Bearer), removed()])
+        .when(record(SyncOutcome::Unchanged))
+        .then_expect_error(not_found());
+}
+
+#[test]
+fn the_first_sync_records_the_capabilities() {
+    let found = capabilities(&["search", "fetch"], &["summarise"]);
+    given([added(AuthType::Bearer)])
+        .when(record(SyncOutcome::Synced(found.clone())))
+        .then_expect([synced(Some(found.clone()), &[])]);
+
+    let state = ServerState::from_events([added(AuthType::Bearer), synced(Some(found), &[])]);
+    assert!(state.ever_synced);
+    assert_eq!(state.synced_tools, BTreeSet::from(["fetch".to_owned(), "search".to_owned()]));
+    assert_eq!(state.synced_prompts, BTreeSet::from(["summarise".to_owned()]));
+}
+
+#[test]
+fn an_unchanged_sync_needs_an_earlier_successful_one() {
+    let message = given([added(AuthType::Bearer)])
+        .when(record(SyncOutcome::Unchanged))
+        .then_expect_invalid("capabilities");
+    assert!(message.contains("earlier successful"), "{message}");
+    // A failure is not a successful sync to compare with.
+    given([
+        added(AuthType::Bearer),
+        Event::ServerSyncFailed(ServerSyncFailed {
+            server_id: id(),
+            error: failure("down".to_owned()),
+        }),
+    ])
+    .when(record(SyncOutcome::Unchanged))
+    .then_expect_invalid("capabilities");
+    // After one, it records only that the sync happened.
+    given([added(AuthType::Bearer), synced(Some(capabilities(&["search"], &[])), &[])])
+        .when(record(SyncOutcome::Unchanged))
+        .then_expect([synced(None, &[])]);
+    // A server added again after removal starts over.
+    given([
+        added(AuthType::Bearer),
+        synced(Some(capabilities(&["search"], &[])), &[]),
+        removed(),
+        added(AuthType::Bearer),
+    ])
+    .when(record(SyncOutcome::Unchanged))
+    .then_expect_invalid("capabilities");
+}
+
+#[test]
+fn an_override_of_a_tool_that_disappears_after_a_sync_is_dropped() {
+    let history = [
+        added(AuthType::Bearer),
+        with_tool_overrides(vec![tool("search", Some("find")), tool("fetch", None)]),
+        synced(Some(capabilities(&["search", "fetch"], &[])), &[]),
+    ];
+    // `search` was renamed upstream: its alias does not follow it.
+    given(history.clone())
+        .when(record(SyncOutcome::Synced(capabilities(&["search_v2", "fetch"], &[]))))
+        .then_expect([synced(Some(capabilities(&["search_v2", "fetch"], &[])), &["search"])]);
+
+    // Folded, the override is gone from the settings and the rest stays.
+    let mut events = history.to_vec();
+    events.push(synced(Some(capabilities(&["search_v2", "fetch"], &[])), &["search"]));
+    let state = ServerState::from_events(&events);
+    let overrides = &state.server.as_ref().unwrap().settings.updated_tools;
+    assert_eq!(overrides, &vec![tool("fetch", None)]);
+}
+
+#[test]
+fn an_override_written_before_the_first_sync_waits_for_its_tool() {
+    let history = [added(AuthType::Bearer), with_tool_overrides(vec![tool("later", Some("soon"))])];
+    given(history.clone())
+        .when(record(SyncOutcome::Synced(capabilities(&["search"], &[]))))
+        .then_expect([synced(Some(capabilities(&["search"], &[])), &[])]);
+    // Nor does a failed sync drop anything.
+    let events =
+        given(history).when(record(SyncOutcome::Failed(failure("down".to_owned())))).then_accept();
+    assert!(matches!(events.as_slice(), [Event::ServerSyncFailed(_)]), "{events:?}");
+}
+
+#[test]
+fn a_failure_cause_is_cut_at_the_limit_on_a_char_boundary() {
+    // `é` is two bytes: the limit falls in the middle of one.
+    let cause = format!("x{}", "é".repeat(MAX_SYNC_ERROR_LEN));
+    let events = given([added(AuthType::Bearer)])
+        .when(record(SyncOutcome::Failed(failure(cause))))
+        .then_accept();
+    let [Event::ServerSyncFailed(failed)] = events.as_slice() else {
+        panic!("expected one ServerSyncFailed, got {events:?}");
+    };
+    assert_eq!(failed.error.cause.len(), MAX_SYNC_ERROR_LEN - 1);
+    assert!(failed.error.cause.starts_with("xé"));
+    assert_eq!(failed.error.status_code, Some(502));
+
+    // A cause within the limit is kept whole.
+    let short = "é".repeat(MAX_SYNC_ERROR_LEN / 2);
+    given([added(AuthType::Bearer)])
+        .when(record(SyncOutcome::Failed(failure(short.clone()))))
+        .then_expect([Event::ServerSyncFailed(ServerSyncFailed {
+            server_id: id(),
+            error: failure(short),
+        })]);
+}
+
+#[test]
+fn a_sync_listing_too_many_capabilities_is_refused() {
+    let many: Vec<String> = (0..=MAX_SYNCED_CAPABILITIES).map(|i| format!("t{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let message = given([added(AuthType::Bearer)])
+        .when(record(SyncOutcome::Synced(capabilities(&many, &[]))))
+        .then_expect_invalid("tools");
+    assert!(message.contains(&format!("{}", MAX_SYNCED_CAPABILITIES + 1)), "{message}");
+    given([added(AuthType::Bearer)])
+        .when(record(SyncOutcome::Synced(capabilities(&[], &many))))
+        .then_expect_invalid("prompts");
+    given([added(AuthType::Bearer)])
+        .when(record(SyncOutcome::Synced(capabilities(&many[1..], &[]))))
+        .then_accept();
+}
