@@ -187,13 +187,18 @@ pub fn tool_facts(server_id: &ServerId, tool: &Value) -> Option<ToolFacts> {
 }
 
 /// A version of the portal's view that changes whenever the portal or one of its servers does
-/// (a server's stream version moves with its settings, credentials and syncs).
+/// (a server's stream version moves with its settings and credentials, its sync position with
+/// its syncs).
 pub fn view_version(view: &PortalView, models: &ReadModels) -> u64 {
     let mut hasher = DefaultHasher::new();
     view.stream_version.hash(&mut hasher);
     for s in &view.servers {
         s.server_id.as_str().hash(&mut hasher);
-        models.catalog.get(&s.server_id).map(|c| c.stream_version).hash(&mut hasher);
+        models
+            .catalog
+            .get(&s.server_id)
+            .map(|c| (c.stream_version, c.sync.position))
+            .hash(&mut hasher);
     }
     hasher.finish()
 }

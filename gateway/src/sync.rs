@@ -21,9 +21,8 @@ use std::time::Duration;
 use chrono::Utc;
 use portico_core::domain::ids::ServerId;
 use portico_core::domain::server::{
-    self, RecordSync, SyncError, SyncOutcome, SyncedCapabilities, server_stream,
+    self, RecordSync, SyncError, SyncOutcome, SyncedCapabilities, sync_stream,
 };
-use portico_core::log::AppendError;
 use portico_core::{Actor, EventLog, EventMetadata, ExpectedVersion, NewEvent};
 use portico_projections::catalog::{CatalogServer, SyncStatus};
 use portico_projections::{ProjectionRunner, ReadModels};
@@ -39,8 +38,6 @@ const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(10);
 const SCHEDULER_TICK: Duration = Duration::from_secs(30);
 /// How soon a sync that failed in a way worth retrying is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5 * 60);
-/// How many times a sync retries its append when an admin write raced it.
-const APPEND_ATTEMPTS: usize = 5;
 
 /// What a sync found, as `POST .../sync` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,58 +162,45 @@ impl Syncer {
         })
     }
 
-    /// Decides and appends the sync's event, retrying when an admin write raced it, and waits
-    /// until the read models show it.
+    /// Decides and appends the sync's event (to the server's sync stream, which admin writes
+    /// never conflict with) and waits until the read models show it.
     async fn record(&self, server_id: &ServerId, outcome: SyncOutcome) -> Result<(), SyncFailure> {
-        let metadata = EventMetadata::new(Actor::system("sync"));
-        for _ in 0..APPEND_ATTEMPTS {
-            let (state, unchanged) = {
-                let models = self.models.read();
-                let state = models.aggregates.server(server_id);
-                let unchanged = match (&outcome, models.catalog.get(server_id)) {
-                    (SyncOutcome::Synced(found), Some(entry)) => {
-                        state.ever_synced
-                            && *entry.sync.tools == found.tools
-                            && *entry.sync.prompts == found.prompts
-                    }
-                    _ => false,
-                };
-                (state, unchanged)
+        let (state, unchanged) = {
+            let models = self.models.read();
+            let state = models.aggregates.server(server_id);
+            let unchanged = match (&outcome, models.catalog.get(server_id)) {
+                (SyncOutcome::Synced(found), Some(entry)) => {
+                    state.ever_synced
+                        && *entry.sync.tools == found.tools
+                        && *entry.sync.prompts == found.prompts
+                }
+                _ => false,
             };
-            let command = RecordSync {
-                server_id: server_id.clone(),
-                outcome: if unchanged { SyncOutcome::Unchanged } else { outcome.clone() },
-            };
-            let events = server::decide(&state, command.into()).map_err(|e| {
-                if state.exists() {
-                    SyncFailure::Record(e.to_string())
-                } else {
-                    SyncFailure::NoServer(server_id.clone())
-                }
-            })?;
-            let expected = ExpectedVersion::Exact(state.stream_version);
-            let events = events.into_iter().map(NewEvent::new).collect();
-            match self.log.append(&server_stream(server_id), expected, events, &metadata).await {
-                Ok(appended) => {
-                    self.models
-                        .wait_for(appended.last_position, VISIBILITY_TIMEOUT)
-                        .await
-                        .map_err(|e| SyncFailure::Record(e.to_string()))?;
-                    return Ok(());
-                }
-                Err(AppendError::Conflict { .. }) => {
-                    // An admin write landed first: catch up with it and decide again.
-                    let head = self
-                        .log
-                        .head_position()
-                        .await
-                        .map_err(|e| SyncFailure::Record(e.to_string()))?;
-                    let _ = self.models.wait_for(head, VISIBILITY_TIMEOUT).await;
-                }
-                Err(error) => return Err(SyncFailure::Record(error.to_string())),
+            (state, unchanged)
+        };
+        let command = RecordSync {
+            server_id: server_id.clone(),
+            outcome: if unchanged { SyncOutcome::Unchanged } else { outcome },
+        };
+        let events = server::decide(&state, command.into()).map_err(|e| {
+            if state.exists() {
+                SyncFailure::Record(e.to_string())
+            } else {
+                SyncFailure::NoServer(server_id.clone())
             }
-        }
-        Err(SyncFailure::Record("admin writes kept racing the sync".to_owned()))
+        })?;
+        let events = events.into_iter().map(NewEvent::new).collect();
+        let metadata = EventMetadata::new(Actor::system("sync"));
+        let appended = self
+            .log
+            .append(&sync_stream(server_id), ExpectedVersion::Any, events, &metadata)
+            .await
+            .map_err(|e| SyncFailure::Record(e.to_string()))?;
+        self.models
+            .wait_for(appended.last_position, VISIBILITY_TIMEOUT)
+            .await
+            .map_err(|e| SyncFailure::Record(e.to_string()))?;
+        Ok(())
     }
 
     /// Serves sync requests and syncs servers that are due: never synced, URL or credential

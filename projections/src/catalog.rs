@@ -69,6 +69,10 @@ pub struct SyncState {
     pub error: Option<SyncError>,
     /// The log position of the last event that changed `tools` or `prompts`.
     pub capabilities_position: u64,
+    /// The log position of the last sync result (syncs have their own stream, so the server's
+    /// `stream_version` does not move with them).
+    #[serde(default)]
+    pub position: u64,
 }
 
 /// Every server that exists now, by id.
@@ -163,7 +167,7 @@ impl Projection for ServerCatalog {
                     sync.last_synced = Some(at);
                     sync.last_successful_sync = Some(at);
                     sync.error = None;
-                    server.stream_version = recorded.stream_version;
+                    sync.position = recorded.position;
                 }
             }
             Event::ServerSyncFailed(e) => {
@@ -171,7 +175,7 @@ impl Projection for ServerCatalog {
                     server.sync.status = SyncStatus::Error;
                     server.sync.last_synced = Some(at);
                     server.sync.error = Some(e.error.clone());
-                    server.stream_version = recorded.stream_version;
+                    server.sync.position = recorded.position;
                 }
             }
             // Only server events shape the catalog.
@@ -292,7 +296,8 @@ mod tests {
         assert_eq!(server.sync.capabilities_position, 2);
         let first_success = server.sync.last_successful_sync.unwrap();
         assert_eq!(server.sync.last_synced, Some(first_success));
-        assert_eq!(server.stream_version, 2);
+        assert_eq!(server.stream_version, 1, "syncs are not on the server's stream");
+        assert_eq!(server.sync.position, 2);
 
         // A failure keeps the last tools and says why.
         catalog.apply(&recorded(3, failed("connection refused")));
@@ -303,7 +308,8 @@ mod tests {
         assert_eq!(server.sync.capabilities_position, 2);
         assert_eq!(server.sync.last_successful_sync, Some(first_success));
         assert!(server.sync.last_synced.unwrap() > first_success);
-        assert_eq!(server.stream_version, 3);
+        assert_eq!(server.stream_version, 1);
+        assert_eq!(server.sync.position, 3);
 
         // An unchanged sync clears the error and keeps the tools.
         catalog.apply(&recorded(4, synced(None, &[])));

@@ -178,6 +178,13 @@ pub fn server_stream(id: &ServerId) -> String {
     format!("server-{id}")
 }
 
+/// The stream that holds the results of one server's syncs: `server-sync-{id}`. They are
+/// appended with no expected version: a sync decides against the server's state, but never
+/// conflicts with an admin write.
+pub fn sync_stream(id: &ServerId) -> String {
+    format!("server-sync-{id}")
+}
+
 /// A command on the server aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerCommand {
@@ -355,7 +362,11 @@ impl ServerState {
             // Events of other aggregates are not this server's.
             _ => return,
         }
-        self.stream_version += 1;
+        // Sync results live on their own stream (`server-sync-{id}`), so that an admin write
+        // never conflicts with a sync: they do not count toward the server stream's version.
+        if !matches!(event, Event::ServerSynced(_) | Event::ServerSyncFailed(_)) {
+            self.stream_version += 1;
+        }
     }
 
     /// Whether the server exists now (added and not removed since).
