@@ -112,7 +112,7 @@ make_lua() { # target-name tool-name session-file [extra header lines]
     echo "}"
     cat <<LUA
 local tool = "$2"
-local headers = {["Content-Type"] = "application/json", ["Accept"] = "application/json, text/event-stream", ["MCP-Protocol-Version"] = "$version"$4}
+local headers = {["Content-Type"] = "application/json", ["Accept"] = "application/json, text/event-stream", ["MCP-Protocol-Version"] = "$version"${4:-}}
 local path = wrk.path
 local threads = {}
 local next_thread = 0
