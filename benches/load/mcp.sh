@@ -218,10 +218,23 @@ for run in portal-c1 portal-c64; do
 done
 if [ -f "$work/perf.data" ]; then
   echo
-  echo "profile of portico during portal-c64 (self time, top symbols):"
-  perf report -i "$work/perf.data" --no-children --sort symbol --percent-limit 1.5 --stdio 2>/dev/null \
-    | grep -E '^ +[0-9]' | head -30
-  echo "by thread:"
-  perf report -i "$work/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -8
+  echo "profile of portico during portal-c64 (perf, 999 Hz; self time by binary, thread, symbol):"
+  report() { perf report -i "$work/perf.data" --no-children --stdio -g none "$@" 2>/dev/null | grep -E '^ +[0-9]' | sed 's/ *$//'; }
+  report --sort dso | head -5
+  report --sort comm | head -5
+  report --sort symbol | head -25 | cut -c1-110 | sed 's/ *$//'
+  echo "by kind (self time):"
+  report --sort symbol | awk '{
+      p = $1 + 0; sym = $0
+      if (sym ~ /\[k\]/) k = "kernel (TCP, scheduling, syscalls)"
+      else if (sym ~ /mi_|malloc|free|memmove|memcpy|memset/) k = "allocation and copying"
+      else if (sym ~ /sqlite|wal/) k = "SQLite (audit log)"
+      else if (sym ~ /serde|json/) k = "JSON (serde)"
+      else if (sym ~ /tokio|futures|waker|notify|mpsc|cancellation/) k = "async runtime, channels"
+      else if (sym ~ /cedar|regex/) k = "Cedar, regex"
+      else if (sym ~ /hyper|reqwest|h1|actix|http/) k = "HTTP (actix-web, hyper)"
+      else k = "other"
+      sum[k] += p }
+    END { for (k in sum) printf "  %6.2f%%  %s\n", sum[k], k }' | sort -rn
   cp "$work/perf.data" "${PORTICO_PERF_DATA:-/tmp/portico-mcp-perf.data}" 2>/dev/null || true
 fi
