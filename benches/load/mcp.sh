@@ -217,6 +217,7 @@ for run in portal-c1 portal-c64; do
   echo "audit $run: $got PortalRequestHandled events for $requests answered requests ($errors errors) and $sent sent"
 done
 if [ -f "$work/perf.data" ]; then
+  set +o pipefail # `head` closes the pipes early
   echo
   echo "profile of portico during portal-c64 (perf, 999 Hz; self time by binary, thread, symbol):"
   report() { perf report -i "$work/perf.data" --no-children --stdio -g none "$@" 2>/dev/null | grep -E '^ +[0-9]' | sed 's/ *$//'; }
