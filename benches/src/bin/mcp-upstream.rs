@@ -59,7 +59,8 @@ impl Upstream {
                 _ => Arc::default(),
             }
         };
-        let mut tools = vec![Tool::new("echo", "Answers its `text` argument", schema("What to echo"))];
+        let mut tools =
+            vec![Tool::new("echo", "Answers its `text` argument", schema("What to echo"))];
         tools.extend((0..synthetic).map(|i| {
             Tool::new(
                 format!("tool_{i:04}"),
@@ -95,7 +96,10 @@ impl ServerHandler for Upstream {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if !self.tools.iter().any(|t| t.name == request.name) {
-            return Err(ErrorData::invalid_params(format!("unknown tool `{}`", request.name), None));
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool `{}`", request.name),
+                None,
+            ));
         }
         let text = match request.arguments.as_ref().and_then(|a| a.get("text")) {
             Some(Value::String(text)) => text.clone(),
