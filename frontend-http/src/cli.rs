@@ -265,6 +265,14 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     println!("Listening on http://{bound}");
     let shutdown = state.shutdown.clone();
     let server = actix_web::HttpServer::new(move || crate::create_app(state.clone()))
+        // MCP answers on a session are event streams: the head and each event are separate
+        // small writes, which Nagle's algorithm holds back until the client's delayed ACK
+        // (about 40 ms per request on Linux). actix-web leaves Nagle on.
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .listen(listener)?
         .shutdown_timeout(30)
         .disable_signals()

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# MCP data-plane load: `tools/call echo` straight to a local upstream and through a portal, side
+# by side, at 1 and 64 connections; `tools/list` of a portal with 80 servers and 4,000 tools;
+# portico's peak RSS with 1,000 open sessions; a CPU profile of the through-portal call path;
+# and a check that every call through the portal was audited.
+#
+#   benches/load/mcp.sh [DURATION_SECONDS] [SESSIONS_FOR_RSS]
+#
+# Everything runs on this machine: wrk, `portico serve` (release, embedded SQLite, fresh data
+# directory, `--allow-private-upstreams`) and `mcp-upstream` (release, benches crate; rmcp
+# stateless with JSON responses). The 80-server portal is 80 registrations of one upstream that
+# lists 50 tools (`echo` + `--tools 49`), each under its own server id, each with its own pooled
+# connection. Needs wrk and sqlite3 (`apt-get install -y wrk sqlite3`); perf (`linux-perf`) is
+# used for the profile when present. Timing is printed, never asserted.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration=${1:-10}
+rss_sessions=${2:-1000}
+wrk_sessions=64
+version=2025-11-25
+for tool in wrk sqlite3 curl python3; do
+  command -v $tool >/dev/null || { echo "$tool is missing: apt-get install -y $tool" >&2; exit 1; }
+done
+
+cargo build --release --locked -p portico-frontend-http --bin portico -p portico-benches --bin mcp-upstream >&2
+target=${CARGO_TARGET_DIR:-target}/release
+client="python3 benches/load/mcp_client.py"
+
+work=$(mktemp -d)
+data=$work/data
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 did not come up" >&2; exit 1; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+echo_port=$(free_port)
+catalog_port=$(free_port)
+port=$(free_port)
+"$target/mcp-upstream" --listen "127.0.0.1:$echo_port" >/dev/null &
+pids+=($!)
+"$target/mcp-upstream" --listen "127.0.0.1:$catalog_port" --tools 49 >/dev/null &
+pids+=($!)
+token=BenchToken0123456789abcdefghijklmnopqrst
+account=0123456789abcdef0123456789abcdef
+RUST_LOG=warn PORTICO_ADMIN_TOKEN=$token "$target/portico" --data-dir "$data" serve \
+  --listen "127.0.0.1:$port" --account-id $account --allow-private-upstreams >"$work/portico.log" 2>&1 &
+portico=$!
+pids+=($portico)
+wait_http "http://127.0.0.1:$echo_port/mcp"
+wait_http "http://127.0.0.1:$catalog_port/mcp"
+wait_http "http://127.0.0.1:$port/healthz"
+
+base="http://127.0.0.1:$port/client/v4/accounts/$account"
+api="$base/access/ai-controls/mcp"
+admin() { curl -sSf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
+
+# Servers: `bench` (echo upstream) and `cat-00` ... `cat-79` (the 50-tool upstream).
+admin -X POST "$api/servers" -d "{\"id\":\"bench\",\"name\":\"Bench\",\"hostname\":\"http://127.0.0.1:$echo_port/mcp\",\"auth_type\":\"unauthenticated\"}" >/dev/null
+catalog_ids=$(seq -f 'cat-%02g' 0 79)
+for id in $catalog_ids; do
+  admin -X POST "$api/servers" -d "{\"id\":\"$id\",\"name\":\"Catalog $id\",\"hostname\":\"http://127.0.0.1:$catalog_port/mcp\",\"auth_type\":\"unauthenticated\"}" >/dev/null
+done
+admin -X POST "$api/portals" -d '{"id":"calls","name":"Calls","hostname":"calls.example.com","servers":[{"server_id":"bench","on_behalf":false}]}' >/dev/null
+servers=$(for id in $catalog_ids; do printf '{"server_id":"%s","on_behalf":false},' "$id"; done)
+admin -X POST "$api/portals" -d "{\"id\":\"catalog\",\"name\":\"Catalog\",\"hostname\":\"catalog.example.com\",\"servers\":[${servers%,}]}" >/dev/null
+created=$(admin -X POST "$base/access/service_tokens" -d '{"name":"bench"}')
+token_id=$(json 'd["result"]["id"]' <<<"$created")
+client_id=$(json 'd["result"]["client_id"]' <<<"$created")
+client_secret=$(json 'd["result"]["client_secret"]' <<<"$created")
+admin -X POST "$base/cedar/policies" -d "{\"name\":\"bench\",\"policy\":\"permit(principal == Portico::ServiceToken::\\\"$token_id\\\", action, resource);\"}" >/dev/null
+for id in bench $catalog_ids; do
+  for _ in $(seq 300); do
+    status=$(admin "$api/servers/$id" | json 'd["result"]["status"]')
+    [ "$status" = waiting ] || break
+    sleep 0.1
+  done
+  [ "$status" = ready ] || { echo "server $id is $status, not ready" >&2; tail -20 "$work/portico.log" >&2; exit 1; }
+done
+echo "== set-up: 81 servers ready, portals calls (1 server) and catalog (80 servers x 50 tools)"
+
+direct="http://127.0.0.1:$echo_port/mcp"
+portal="http://127.0.0.1:$port/portals/calls/mcp"
+catalog="http://127.0.0.1:$port/portals/catalog/mcp"
+cred=(--header "CF-Access-Client-Id: $client_id" --header "CF-Access-Client-Secret: $client_secret")
+mem() { grep -E "^$1:" "/proc/$portico/status" | awk '{print $2}'; }
+events() { sqlite3 "$data/portico.db" "SELECT count(*) FROM events WHERE event_type = 'PortalRequestHandled'"; }
+
+# --- Memory: 1,000 sessions (before any load, so that VmHWM is theirs) -----------------------
+rss_before=$(mem VmRSS)
+$client sessions "$portal" "$rss_sessions" "${cred[@]}" >"$work/rss-sessions"
+sleep 1
+rss_after=$(mem VmRSS)
+hwm_after=$(mem VmHWM)
+echo "== memory: VmRSS $rss_before kB before, $rss_after kB with $(grep -c . "$work/rss-sessions") open sessions; VmHWM $hwm_after kB"
+
+# --- tools/call -------------------------------------------------------------------------------
+# One Lua script per target: rotates over the target's sessions (none for the stateless
+# upstream), a unique JSON-RPC id per request, counts what it sent and any answer that is not a
+# 200 with a JSON-RPC result; prints one RESULT line for the summary.
+make_lua() { # target-name tool-name session-file [extra header lines]
+  local file=$work/$1.lua
+  {
+    echo "local sessions = {"
+    grep . "$3" | sed 's/.*/  "&",/' || true
+    echo "}"
+    cat <<LUA
+local tool = "$2"
+local headers = {["Content-Type"] = "application/json", ["Accept"] = "application/json, text/event-stream", ["MCP-Protocol-Version"] = "$version"${4:-}}
+local path = wrk.path
+local threads = {}
+local next_thread = 0
+function setup(thread)
+  thread:set("thread_id", next_thread)
+  next_thread = next_thread + 1
+  table.insert(threads, thread)
+end
+sent = 0
+errors = 0
+function request()
+  sent = sent + 1
+  if #sessions > 0 then headers["Mcp-Session-Id"] = sessions[(sent + thread_id * 7) % #sessions + 1] end
+  local body = string.format('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"%s","arguments":{"text":"hello"}}}', thread_id * 1000000000 + sent, tool)
+  return wrk.format("POST", path, headers, body)
+end
+function response(status, hdrs, body)
+  if status ~= 200 or not body:find('"result"', 1, true) then
+    errors = errors + 1
+    if errors <= 3 then io.stderr:write("bad answer: " .. status .. " " .. body:sub(1, 300) .. "\n") end
+  end
+end
+function done(summary, latency, requests)
+  local s, e = 0, 0
+  for _, t in ipairs(threads) do s = s + t:get("sent"); e = e + t:get("errors") end
+  local x = summary.errors
+  io.write(string.format("RESULT %d %.0f %d %d %d %d %d\n", summary.requests,
+    summary.requests / summary.duration * 1e6, latency:percentile(50), latency:percentile(99),
+    s, e, x.connect + x.read + x.write + x.status + x.timeout))
+end
+LUA
+  } >"$file"
+  echo "$file"
+}
+
+$client sessions "$portal" $wrk_sessions "${cred[@]}" >"$work/portal-sessions"
+: >"$work/no-sessions"
+direct_lua=$(make_lua direct echo "$work/no-sessions")
+portal_lua=$(make_lua portal bench_echo "$work/portal-sessions" ", [\"CF-Access-Client-Id\"] = \"$client_id\", [\"CF-Access-Client-Secret\"] = \"$client_secret\"")
+
+declare -A result
+run() { # label connections lua url
+  local threads=$(( $2 < 2 ? 1 : 2 ))
+  echo "== $1: tools/call echo, $2 connection(s), ${duration}s" >&2
+  wrk -t$threads -c"$2" -d"${duration}s" --latency -s "$3" "$4" >"$work/$1.out"
+  sed -n '/Thread Stats/,/Requests\/sec/p' "$work/$1.out" | grep -v '^ *[0-9.]*%' >&2 || true
+  result[$1]=$(grep '^RESULT' "$work/$1.out" | cut -d' ' -f2-)
+}
+audit_check() { # label events-before
+  sleep 1
+  local after; after=$(events)
+  read -r requests _ _ _ sent errors socket <<<"${result[$1]}"
+  echo "   audit $1: $((after - $2)) PortalRequestHandled events; wrk: $requests answered ($errors of them errors), $socket socket errors, $sent sent" >&2
+  audited[$1]="$((after - $2)) $requests $errors $sent"
+}
+declare -A audited
+run direct-c1 1 "$direct_lua" "$direct"
+before=$(events); run portal-c1 1 "$portal_lua" "$portal"; audit_check portal-c1 "$before"
+run direct-c64 64 "$direct_lua" "$direct"
+before=$(events)
+profile=""
+if command -v perf >/dev/null; then
+  perf record -F 999 -g -o "$work/perf.data" -p "$portico" -- sleep "$duration" >/dev/null 2>&1 &
+  profile=$!
+fi
+run portal-c64 64 "$portal_lua" "$portal"
+[ -n "$profile" ] && wait "$profile" || true
+audit_check portal-c64 "$before"
+
+# --- tools/list ---------------------------------------------------------------------------------
+list_session=$($client sessions "$catalog" 1 "${cred[@]}")
+list=$($client list "$catalog" "$list_session" 200 "${cred[@]}")
+echo "== tools/list, portal with 80 servers: $list" >&2
+{
+  echo "local body = '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{}}'"
+  echo "local headers = {[\"Content-Type\"] = \"application/json\", [\"Accept\"] = \"application/json, text/event-stream\", [\"MCP-Protocol-Version\"] = \"$version\", [\"Mcp-Session-Id\"] = \"$list_session\", [\"CF-Access-Client-Id\"] = \"$client_id\", [\"CF-Access-Client-Secret\"] = \"$client_secret\"}"
+  echo 'function request() return wrk.format("POST", wrk.path, headers, body) end'
+  echo 'function done(summary, latency, requests) io.write(string.format("RESULT %d %.0f %d %d\n", summary.requests, summary.requests / summary.duration * 1e6, latency:percentile(50), latency:percentile(99))) end'
+} >"$work/list.lua"
+wrk -t1 -c1 -d"${duration}s" --latency -s "$work/list.lua" "$catalog" >"$work/list.out"
+read -r _ list_rps list_p50 list_p99 <<<"$(grep '^RESULT' "$work/list.out" | cut -d' ' -f2-)"
+
+# --- Summary ------------------------------------------------------------------------------------
+ms() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1000 }'; }
+echo
+echo "tools/call echo, ${duration}s per run (2 cores shared by wrk, portico and the upstream)"
+printf '%-8s %-12s %10s %10s %10s %8s\n' target connections req/s p50_ms p99_ms errors
+for c in 1 64; do
+  for t in direct portal; do
+    read -r _ rps p50 p99 _ errors socket <<<"${result[$t-c$c]}"
+    printf '%-8s %-12s %10s %10s %10s %8s\n' $t $c "$rps" "$(ms "$p50")" "$(ms "$p99")" $((errors + socket))
+  done
+  read -r _ _ dp50 dp99 _ <<<"${result[direct-c$c]}"
+  read -r _ _ pp50 pp99 _ <<<"${result[portal-c$c]}"
+  echo "   portal adds at c=$c: p50 +$(ms $((pp50 - dp50))) ms, p99 +$(ms $((pp99 - dp99))) ms"
+done
+echo "tools/list (first page of 500 of 4,002 tools), 1 connection: $list_rps req/s, p50 $(ms "$list_p50") ms, p99 $(ms "$list_p99") ms"
+echo "tools/list (every page, sequential walks): $list"
+echo "portico memory with $rss_sessions sessions: VmRSS $rss_after kB (was $rss_before kB), VmHWM $hwm_after kB"
+for run in portal-c1 portal-c64; do
+  read -r got requests errors sent <<<"${audited[$run]}"
+  echo "audit $run: $got PortalRequestHandled events for $requests answered requests ($errors errors) and $sent sent"
+done
+if [ -f "$work/perf.data" ]; then
+  set +o pipefail # `head` closes the pipes early
+  echo
+  echo "profile of portico during portal-c64 (perf, 999 Hz; self time by binary, thread, symbol):"
+  report() { perf report -i "$work/perf.data" --no-children --stdio -g none "$@" 2>/dev/null | grep -E '^ +[0-9]' | sed 's/ *$//'; }
+  report --sort dso | head -5
+  report --sort comm | head -5
+  report --sort symbol | head -25 | cut -c1-110 | sed 's/ *$//'
+  echo "by kind (self time):"
+  report --sort symbol | awk '{
+      p = $1 + 0; sym = $0
+      if (sym ~ /\[k\]/) k = "kernel (TCP, scheduling, syscalls)"
+      else if (sym ~ /mi_|malloc|free|memmove|memcpy|memset/) k = "allocation and copying"
+      else if (sym ~ /sqlite|wal/) k = "SQLite (audit log)"
+      else if (sym ~ /serde|json/) k = "JSON (serde)"
+      else if (sym ~ /tokio|futures|waker|notify|mpsc|cancellation/) k = "async runtime, channels"
+      else if (sym ~ /cedar|regex/) k = "Cedar, regex"
+      else if (sym ~ /hyper|reqwest|h1|actix|http/) k = "HTTP (actix-web, hyper)"
+      else k = "other"
+      sum[k] += p }
+    END { for (k in sum) printf "  %6.2f%%  %s\n", sum[k], k }' | sort -rn
+  cp "$work/perf.data" "${PORTICO_PERF_DATA:-/tmp/portico-mcp-perf.data}" 2>/dev/null || true
+fi

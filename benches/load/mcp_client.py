@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""A minimal MCP streamable-HTTP client for the load harness (standard library only).
+
+    mcp_client.py sessions URL COUNT [--header 'Name: value' ...]
+        Opens COUNT sessions (initialize + notifications/initialized) and prints each
+        Mcp-Session-Id on a line of its own (an empty line for a stateless server).
+    mcp_client.py list URL SESSION ITERATIONS [--header ...]
+        Walks every page of tools/list ITERATIONS times on one keep-alive connection and prints
+        the tool count, pages per walk, and p50/p99 of one whole walk and of one page, in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import sys
+import time
+import urllib.parse
+
+VERSION = "2025-11-25"
+ACCEPT = "application/json, text/event-stream"
+
+
+class Client:
+    def __init__(self, url: str, headers: list[str]) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        self.host, self.port, self.path = parsed.hostname, parsed.port, parsed.path
+        self.extra = dict(h.split(": ", 1) for h in headers)
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def post(self, body: dict, session: str | None) -> tuple[dict | None, str | None]:
+        headers = {"Content-Type": "application/json", "Accept": ACCEPT, **self.extra}
+        if body.get("method") != "initialize":
+            headers["MCP-Protocol-Version"] = VERSION
+        if session:
+            headers["Mcp-Session-Id"] = session
+        self.conn.request("POST", self.path, json.dumps(body), headers)
+        answer = self.conn.getresponse()
+        raw = answer.read().decode()
+        if answer.status >= 300:
+            raise RuntimeError(f"{body.get('method')}: HTTP {answer.status}: {raw[:300]}")
+        message = None
+        if answer.getheader("Content-Type", "").startswith("text/event-stream"):
+            for line in raw.splitlines():
+                if line.startswith("data:") and line[5:].strip():
+                    candidate = json.loads(line[5:])
+                    if "id" in candidate:
+                        message = candidate
+        elif raw.strip():
+            message = json.loads(raw)
+        if message is not None and "error" in message:
+            raise RuntimeError(f"{body.get('method')}: {message['error']}")
+        return message, answer.getheader("Mcp-Session-Id")
+
+    def open_session(self) -> str:
+        init = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "portico-load", "version": "0"},
+            },
+        }
+        _, session = self.post(init, None)
+        self.post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+        return session or ""
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["sessions", "list"])
+    parser.add_argument("url")
+    parser.add_argument("args", nargs="*")
+    parser.add_argument("--header", action="append", default=[])
+    options = parser.parse_args()
+    client = Client(options.url, options.header)
+    if options.command == "sessions":
+        for _ in range(int(options.args[0])):
+            print(client.open_session(), flush=True)
+        return
+    session, iterations = options.args[0] or None, int(options.args[1])
+    walks, pages_ms, tools = [], [], 0
+    for i in range(iterations):
+        cursor, count, pages, started = None, 0, 0, time.perf_counter()
+        while True:
+            params = {"cursor": cursor} if cursor else {}
+            page_started = time.perf_counter()
+            message, _ = client.post(
+                {"jsonrpc": "2.0", "id": i, "method": "tools/list", "params": params}, session
+            )
+            pages_ms.append((time.perf_counter() - page_started) * 1000)
+            result = message["result"]
+            count += len(result["tools"])
+            pages += 1
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+        walks.append((time.perf_counter() - started) * 1000)
+        tools = count
+    print(
+        f"tools={tools} pages={pages} walk_p50_ms={percentile(walks, 50):.2f} "
+        f"walk_p99_ms={percentile(walks, 99):.2f} page_p50_ms={percentile(pages_ms, 50):.2f} "
+        f"page_p99_ms={percentile(pages_ms, 99):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (RuntimeError, OSError) as error:
+        sys.exit(f"mcp_client.py: {error}")
