@@ -42,6 +42,11 @@ pub struct ExposedServer {
     pub default_disabled: bool,
     pub tools: Vec<ExposedItem<Tool>>,
     pub prompts: Vec<ExposedItem<Prompt>>,
+    /// Changes when an exposed tool's name, description or schemas change (computed once per
+    /// exposure, so telling whether a session's list changed costs one hash per server).
+    pub tools_fingerprint: u64,
+    /// The same for the prompts.
+    pub prompts_fingerprint: u64,
 }
 
 /// What the principal sees in the portal.
@@ -103,6 +108,8 @@ impl Exposed {
                 default_disabled: mapping.default_disabled,
                 tools: Vec::new(),
                 prompts: Vec::new(),
+                tools_fingerprint: 0,
+                prompts_fingerprint: 0,
             };
             for raw in entry.sync.tools.iter() {
                 let Some(upstream) = raw.get("name").and_then(Value::as_str) else { continue };
@@ -156,6 +163,8 @@ impl Exposed {
                     raw: raw.clone(),
                 });
             }
+            server.tools_fingerprint = fingerprint(server.tools.iter().map(|t| &t.item));
+            server.prompts_fingerprint = fingerprint(server.prompts.iter().map(|p| &p.item));
             exposed.servers.push(server);
         }
         exposed
@@ -179,6 +188,16 @@ pub fn exposed_name(
     let valid = name.len() <= MAX_NAME_LEN
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     valid.then_some(name)
+}
+
+/// A hash of what clients see of `items` (their serialised form).
+fn fingerprint<'a, T: serde::Serialize + 'a>(items: impl Iterator<Item = &'a T>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for item in items {
+        serde_json::to_string(item).unwrap_or_default().hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 fn rename(object: &mut Value, name: &str, description: Option<&str>) {

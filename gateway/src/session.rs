@@ -160,15 +160,8 @@ impl PortalSession {
         let mut tools = std::collections::hash_map::DefaultHasher::new();
         let mut prompts = std::collections::hash_map::DefaultHasher::new();
         for server in exposed.servers.iter().filter(|s| !off.contains(&s.id)) {
-            for t in &server.tools {
-                t.item.name.hash(&mut tools);
-                t.item.description.hash(&mut tools);
-                serde_json::to_string(&t.item.input_schema).unwrap_or_default().hash(&mut tools);
-            }
-            for p in &server.prompts {
-                p.item.name.hash(&mut prompts);
-                p.item.description.hash(&mut prompts);
-            }
+            server.tools_fingerprint.hash(&mut tools);
+            server.prompts_fingerprint.hash(&mut prompts);
         }
         (tools.finish(), prompts.finish())
     }
@@ -445,13 +438,19 @@ fn offset(request: Option<&PaginatedRequestParams>) -> Result<usize, ErrorData> 
         .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))
 }
 
-fn page<T: Clone>(items: &[T], start: usize) -> Result<(Vec<T>, Option<String>), ErrorData> {
-    if start > items.len() {
+/// The page of `items` that starts at `start`, cloning only that page, and the cursor of the
+/// next one.
+fn page<'a, T: Clone + 'a>(
+    items: impl Iterator<Item = &'a T>,
+    start: usize,
+) -> Result<(Vec<T>, Option<String>), ErrorData> {
+    let mut items = items.skip(start).peekable();
+    if start > 0 && items.peek().is_none() {
         return Err(ErrorData::invalid_params("invalid cursor", None));
     }
-    let end = (start + PAGE_SIZE).min(items.len());
-    let next = (end < items.len()).then(|| cursor(end));
-    Ok((items[start..end].to_vec(), next))
+    let page: Vec<T> = items.by_ref().take(PAGE_SIZE).cloned().collect();
+    let next = items.peek().is_some().then(|| cursor(start + page.len()));
+    Ok((page, next))
 }
 
 /// Maps an upstream resource URI to the portal's.
@@ -586,15 +585,17 @@ impl ServerHandler for PortalSession {
         let start = offset(request.as_ref())?;
         let exposed = self.exposed(&caller)?;
         let off = self.toggled_off(&exposed);
-        let mut tools = Self::builtin_tools();
-        for server in exposed.servers.iter().filter(|s| !off.contains(&s.id)) {
-            tools.extend(server.tools.iter().map(|t| t.item.clone()));
-        }
+        let builtins = Self::builtin_tools();
+        let upstream = exposed
+            .servers
+            .iter()
+            .filter(|s| !off.contains(&s.id))
+            .flat_map(|s| s.tools.iter().map(|t| &t.item));
         {
             let now = self.fingerprints(&exposed);
             *self.state.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
         }
-        let (tools, next_cursor) = page(&tools, start)?;
+        let (tools, next_cursor) = page(builtins.iter().chain(upstream), start)?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next_cursor;
         Ok(result)
@@ -729,13 +730,12 @@ impl ServerHandler for PortalSession {
         let start = offset(request.as_ref())?;
         let exposed = self.exposed(&caller)?;
         let off = self.toggled_off(&exposed);
-        let prompts: Vec<_> = exposed
+        let prompts = exposed
             .servers
             .iter()
             .filter(|s| !off.contains(&s.id))
-            .flat_map(|s| s.prompts.iter().map(|p| p.item.clone()))
-            .collect();
-        let (prompts, next_cursor) = page(&prompts, start)?;
+            .flat_map(|s| s.prompts.iter().map(|p| &p.item));
+        let (prompts, next_cursor) = page(prompts, start)?;
         let mut result = ListPromptsResult::with_all_items(prompts);
         result.next_cursor = next_cursor;
         Ok(result)
@@ -1124,4 +1124,41 @@ impl PortalSession {
 /// Finds the caller's exposure and a `call_tool` decision: used by [`PortalSession`].
 pub(crate) fn context_of(caller: &Caller) -> RequestContext {
     caller.context()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod paging_tests {
+    use super::*;
+
+    #[test]
+    fn pages_walk_every_item_once_then_stop() {
+        let items: Vec<usize> = (0..1_203).collect();
+        let mut seen = Vec::new();
+        let mut start = 0;
+        loop {
+            let (page, next) = page(items.iter(), start).unwrap();
+            assert!(page.len() <= PAGE_SIZE);
+            seen.extend(page);
+            let Some(next) = next else { break };
+            let request = PaginatedRequestParams::default().with_cursor(Some(next));
+            start = offset(Some(&request)).unwrap();
+        }
+        assert_eq!(seen, items);
+    }
+
+    #[test]
+    fn a_bad_or_exhausted_cursor_is_invalid_params() {
+        for cursor in ["not base64 !", "eDEy", &super::cursor(5_000)] {
+            let request = PaginatedRequestParams::default().with_cursor(Some(cursor.to_owned()));
+            let result = offset(Some(&request)).and_then(|start| page([1, 2, 3].iter(), start));
+            let error = result.unwrap_err();
+            assert_eq!(error.code, ErrorCode::INVALID_PARAMS, "{cursor}");
+        }
+        // No cursor: the first page, even of nothing.
+        assert_eq!(
+            page(std::iter::empty::<&u8>(), offset(None).unwrap()).unwrap(),
+            (Vec::new(), None)
+        );
+    }
 }
