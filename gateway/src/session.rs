@@ -10,14 +10,13 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use base64::Engine as _;
 use chrono::Utc;
 use portico_core::Actor;
-use portico_core::domain::call::{AuditedMethod, CallStatus, PortalRequestHandled};
+use portico_core::domain::call::{AuditedMethod, CallStatus};
 use portico_core::domain::ids::{PortalId, ServerId};
-use portico_policies::{Hidden, NO_ALLOWED_SERVERS, Principal, RequestContext};
+use portico_policies::{Principal, RequestContext};
 use rmcp::model::{
     CallToolRequestMethod, CancelTaskMethod, CompleteRequestMethod, ConstString, CustomRequest,
     CustomResult, DiscoverRequestMethod, GetPromptRequestMethod, GetSkillRequestMethod,
@@ -28,20 +27,30 @@ use rmcp::model::{
     SubscriptionsListenRequestMethod, UnsubscribeRequestMethod, UpdateTaskMethod,
 };
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
-    ClientRequest, CompleteRequestParams, CompleteResult, ContentBlock as Content, ErrorCode,
-    ErrorData, GetPromptRequestParams, GetPromptResponse, InitializeRequestParams,
+    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
+    ErrorCode, ErrorData, GetPromptRequestParams, GetPromptResponse, InitializeRequestParams,
     InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, Reference, ServerCapabilities, ServerConfig, ServerResult, Tool,
+    ReadResourceResponse, Reference, ServerCapabilities, ServerConfig, ServerResult,
 };
-use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext as McpContext};
+use rmcp::service::{NotificationContext, Peer, RequestContext as McpContext};
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use crate::Gateway;
 use crate::exposed::Exposed;
-use crate::upstream::Connection;
+
+mod audit;
+mod builtins;
+mod forward;
+mod paging;
+mod resources;
+
+use audit::Audit;
+use forward::complete;
+use paging::{offset, page};
+pub use resources::portal_uri;
+use resources::{remap_uris, upstream_uri};
 
 /// The built-in tools, always listed first.
 pub const BUILTIN_LIST_SERVERS: &str = "portal_list_servers";
@@ -204,213 +213,9 @@ impl PortalSession {
         });
     }
 
-    fn builtin_tools() -> Vec<Tool> {
-        let list = json!({
-            "name": BUILTIN_LIST_SERVERS,
-            "description": "List the servers of this portal you may use, with their id, name and whether they are enabled in this session.",
-            "inputSchema": {"type": "object", "properties": {}},
-            "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
-        });
-        let toggle = json!({
-            "name": BUILTIN_TOGGLE_SERVER,
-            "description": "Enable (`toggle`) or disable (`untoggle`) one server's tools and prompts for the rest of this session.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "server_id": {"type": "string", "description": "The server's id, as portal_list_servers shows it"},
-                    "action": {"type": "string", "enum": ["toggle", "untoggle"]}
-                },
-                "required": ["server_id", "action"]
-            },
-            "annotations": {"readOnlyHint": false, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
-        });
-        [list, toggle].into_iter().filter_map(|t| serde_json::from_value(t).ok()).collect()
-    }
-
-    fn list_servers(&self, exposed: &Exposed) -> CallToolResult {
-        let off = self.toggled_off(exposed);
-        let servers: Vec<Value> = exposed
-            .servers
-            .iter()
-            .map(|s| json!({"id": s.id, "name": s.name, "enabled": !off.contains(&s.id)}))
-            .collect();
-        let mut body = json!({"servers": servers});
-        if let Some(Hidden::NoAllowedServers { .. }) = &exposed.hidden {
-            body["message"] = json!(NO_ALLOWED_SERVERS);
-        }
-        let mut result = CallToolResult::success(vec![Content::text(body.to_string())]);
-        result.structured_content = Some(body);
-        result
-    }
-
-    async fn toggle_server(
-        &self,
-        exposed: &Exposed,
-        arguments: Option<&serde_json::Map<String, Value>>,
-        peer: &Peer<RoleServer>,
-        caller: &Caller,
-    ) -> Result<CallToolResult, ErrorData> {
-        let arg = |key: &str| arguments.and_then(|a| a.get(key)).and_then(Value::as_str);
-        let (Some(server_id), Some(action)) = (arg("server_id"), arg("action")) else {
-            return Err(ErrorData::invalid_params(
-                "`portal_toggle_single_server` takes `server_id` (a string) and `action` (`toggle` or `untoggle`)",
-                None,
-            ));
-        };
-        let on = match action {
-            "toggle" => true,
-            "untoggle" => false,
-            other => {
-                return Err(ErrorData::invalid_params(
-                    format!("`action` must be `toggle` or `untoggle`, not `{}`", truncate(other)),
-                    None,
-                ));
-            }
-        };
-        let Some(server) = exposed.server(server_id) else {
-            return Err(ErrorData::invalid_params(
-                format!(
-                    "server `{}` is not one you may use in this portal; see portal_list_servers",
-                    truncate(server_id)
-                ),
-                None,
-            ));
-        };
-        let changed = {
-            self.toggled_off(exposed);
-            let mut slot =
-                self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let off = slot.get_or_insert_with(HashSet::new);
-            if on { off.remove(&server.id) } else { off.insert(server.id.clone()) }
-        };
-        if changed {
-            let _ = self.notify_changes(peer, caller).await;
-        }
-        let body = json!({"server_id": server.id, "enabled": on, "changed": changed});
-        let mut result = CallToolResult::success(vec![Content::text(body.to_string())]);
-        result.structured_content = Some(body);
-        Ok(result)
-    }
-
-    /// Sends `request` to the upstream, relaying progress and cancellation, within the call
-    /// timeout. Returns the answer and the time spent waiting on the upstream.
-    async fn forward(
-        &self,
-        server_id: &ServerId,
-        connection: &Arc<Connection>,
-        request: ClientRequest,
-        context: &McpContext<RoleServer>,
-    ) -> Result<(ServerResult, Duration), (CallStatus, ErrorData, Duration)> {
-        let started = Instant::now();
-        let timeout = self.gateway.upstreams.config().call_timeout;
-        let client_token = context.meta.get_progress_token();
-        let peer = connection.peer();
-        let handle =
-            match peer.send_cancellable_request(request, PeerRequestOptions::no_options()).await {
-                Ok(handle) => handle,
-                Err(error) => {
-                    self.gateway.upstreams.discard(server_id, connection).await;
-                    return Err((
-                        CallStatus::Unavailable,
-                        unavailable(server_id, &error.to_string()),
-                        started.elapsed(),
-                    ));
-                }
-            };
-        let _route = match client_token {
-            Some(token) => Some(
-                self.gateway
-                    .upstreams
-                    .relay()
-                    .route(
-                        server_id,
-                        connection.relay_id(),
-                        handle.progress_token.clone(),
-                        context.peer.clone(),
-                        token,
-                    )
-                    .await,
-            ),
-            None => None,
-        };
-        let request_id = handle.id.clone();
-        let outcome = tokio::select! {
-            answer = tokio::time::timeout(timeout, handle.await_response()) => answer,
-            () = context.ct.cancelled() => {
-                let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(request_id), Some("the client cancelled the request".to_owned()))).await;
-                return Err((CallStatus::Cancelled, ErrorData::new(ErrorCode::INTERNAL_ERROR, "cancelled", None), started.elapsed()));
-            }
-        };
-        let waited = started.elapsed();
-        match outcome {
-            Ok(Ok(result)) => Ok((result, waited)),
-            Ok(Err(rmcp::ServiceError::McpError(error))) => {
-                Err((CallStatus::UpstreamError, error, waited))
-            }
-            Ok(Err(error)) => {
-                if matches!(
-                    error,
-                    rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)
-                ) {
-                    self.gateway.upstreams.discard(server_id, connection).await;
-                    self.gateway.syncer.request(server_id.clone());
-                }
-                Err((CallStatus::Unavailable, unavailable(server_id, &error.to_string()), waited))
-            }
-            Err(_) => {
-                let _ = peer
-                    .notify_cancelled(CancelledNotificationParam::new(
-                        Some(request_id),
-                        Some("the portal's call timeout expired".to_owned()),
-                    ))
-                    .await;
-                Err((
-                    CallStatus::Timeout,
-                    ErrorData::new(
-                        UPSTREAM_UNAVAILABLE,
-                        format!(
-                            "server `{server_id}` did not answer within {} s",
-                            timeout.as_secs_f64()
-                        ),
-                        None,
-                    ),
-                    waited,
-                ))
-            }
-        }
-    }
-
-    async fn connection(&self, server_id: &ServerId) -> Result<Arc<Connection>, ErrorData> {
-        let server =
-            self.gateway.models.read().catalog.get(server_id).cloned().ok_or_else(|| {
-                ErrorData::invalid_params(format!("server `{server_id}` no longer exists"), None)
-            })?;
-        self.gateway.upstreams.connection(&server).await.map_err(|e| {
-            self.gateway.syncer.request(server_id.clone());
-            unavailable(server_id, &e.cause)
-        })
-    }
-
     fn is_enabled(&self, exposed: &Exposed, server_id: &ServerId) -> bool {
         !self.toggled_off(exposed).contains(server_id)
     }
-}
-
-/// Marks an upstream's answer complete: 2026-07-28 clients need `resultType` on every result,
-/// and an upstream on an older revision does not send it (rmcp strips it again for clients on
-/// older revisions).
-fn complete(result_type: &mut Option<rmcp::model::ResultType>) {
-    if result_type.is_none() {
-        *result_type = Some(rmcp::model::ResultType::COMPLETE);
-    }
-}
-
-fn unavailable(server_id: &ServerId, cause: &str) -> ErrorData {
-    ErrorData::new(
-        UPSTREAM_UNAVAILABLE,
-        format!("server `{server_id}` is unavailable: {cause}"),
-        None,
-    )
 }
 
 fn truncate(value: &str) -> String {
@@ -420,122 +225,6 @@ fn truncate(value: &str) -> String {
     } else {
         format!("{}…", value.chars().take(LIMIT).collect::<String>())
     }
-}
-
-/// Encodes a page offset as an opaque cursor.
-fn cursor(offset: usize) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o{offset}"))
-}
-
-/// Decodes a cursor; an invalid one is `-32602`.
-fn offset(request: Option<&PaginatedRequestParams>) -> Result<usize, ErrorData> {
-    let Some(cursor) = request.and_then(|r| r.cursor.as_deref()) else { return Ok(0) };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix('o')?.parse().ok())
-        .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))
-}
-
-/// The page of `items` that starts at `start`, cloning only that page, and the cursor of the
-/// next one.
-fn page<'a, T: Clone + 'a>(
-    items: impl Iterator<Item = &'a T>,
-    start: usize,
-) -> Result<(Vec<T>, Option<String>), ErrorData> {
-    let mut items = items.skip(start).peekable();
-    if start > 0 && items.peek().is_none() {
-        return Err(ErrorData::invalid_params("invalid cursor", None));
-    }
-    let page: Vec<T> = items.by_ref().take(PAGE_SIZE).cloned().collect();
-    let next = items.peek().is_some().then(|| cursor(start + page.len()));
-    Ok((page, next))
-}
-
-/// Maps an upstream resource URI to the portal's.
-pub fn portal_uri(server: &ServerId, uri: &str) -> String {
-    format!("{RESOURCE_PREFIX}{server}/{uri}")
-}
-
-/// Splits a portal resource URI into server id and upstream URI.
-pub fn upstream_uri(uri: &str) -> Option<(&str, &str)> {
-    uri.strip_prefix(RESOURCE_PREFIX)?.split_once('/')
-}
-
-fn remap_uris(value: &mut Value, server: &ServerId, key: &str) {
-    if let Some(items) = value.as_array_mut() {
-        for item in items {
-            if let Some(uri) = item.get(key).and_then(Value::as_str) {
-                let mapped = portal_uri(server, uri);
-                item[key] = Value::String(mapped);
-            }
-        }
-    }
-}
-
-/// What an audited request was about.
-struct Audit<'a> {
-    caller: &'a Caller,
-    method: AuditedMethod,
-    session_id: Option<String>,
-    name: String,
-    server: Option<(&'a ServerId, &'a str)>,
-    upstream_name: Option<String>,
-    policies: Vec<String>,
-    started: Instant,
-}
-
-impl Audit<'_> {
-    async fn record(
-        self,
-        gateway: &Gateway,
-        status: CallStatus,
-        error: Option<String>,
-        upstream: Option<Duration>,
-    ) {
-        let (tool, prompt, uri) = match self.method {
-            AuditedMethod::ToolsCall => (Some(self.name), None, None),
-            AuditedMethod::PromptsGet => (None, Some(self.name), None),
-            AuditedMethod::ResourcesRead => (None, None, Some(self.name)),
-        };
-        let event = PortalRequestHandled {
-            portal_id: self.caller.portal_id.clone(),
-            method: self.method,
-            server_id: self.server.map(|(id, _)| id.clone()),
-            server_url: self.server.map(|(_, url)| url.to_owned()),
-            tool_call_name: tool,
-            prompt_get_name: prompt,
-            resource_read_uri: uri,
-            upstream_name: self.upstream_name,
-            session_id: self.session_id,
-            client_ip: self.caller.client_ip.map(|ip| ip.to_string()),
-            user_id: self.caller.user_id(),
-            user_email: self.caller.user_email(),
-            status,
-            error: error.map(|e| truncate_error(&e)),
-            policies: self.policies,
-            duration_ms: millis(self.started.elapsed()),
-            server_response_duration_ms: upstream.map(millis),
-        };
-        gateway.audit(self.caller.actor(), event).await;
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn truncate_error(error: &str) -> String {
-    const LIMIT: usize = 1000;
-    if error.len() <= LIMIT {
-        return error.to_owned();
-    }
-    let mut end = LIMIT;
-    while !error.is_char_boundary(end) {
-        end -= 1;
-    }
-    error[..end].to_owned()
 }
 
 impl ServerHandler for PortalSession {
@@ -1078,87 +767,7 @@ const KNOWN_METHODS: [&str; 21] = [
     ReadResourceDirectoryRequestMethod::VALUE,
 ];
 
-impl PortalSession {
-    /// Asks every enabled visible server for a live list (`resources/list` or
-    /// `resources/templates/list`), in parallel, each within the call timeout. A server that
-    /// fails is left out (and logged): one dead upstream does not empty the list.
-    async fn gather(&self, exposed: &Exposed, method: &'static str) -> Vec<(ServerId, Value)> {
-        let off = self.toggled_off(exposed);
-        let timeout = self.gateway.upstreams.config().call_timeout;
-        let tasks = exposed.servers.iter().filter(|s| !off.contains(&s.id)).map(|server| {
-            let id = server.id.clone();
-            async move {
-                let connection = self.connection(&id).await.ok()?;
-                let supports = connection
-                    .peer()
-                    .peer_info()
-                    .is_some_and(|info| info.capabilities.resources.is_some());
-                if !supports {
-                    return None;
-                }
-                let peer = connection.peer();
-                let answer = if method == "resources/list" {
-                    tokio::time::timeout(timeout, peer.list_all_resources())
-                        .await
-                        .ok()?
-                        .map(|items| serde_json::to_value(items).unwrap_or(Value::Null))
-                } else {
-                    tokio::time::timeout(timeout, peer.list_all_resource_templates())
-                        .await
-                        .ok()?
-                        .map(|items| serde_json::to_value(items).unwrap_or(Value::Null))
-                };
-                match answer {
-                    Ok(items) => Some((id, items)),
-                    Err(error) => {
-                        tracing::warn!(server = %id, %error, method, "upstream list failed");
-                        None
-                    }
-                }
-            }
-        });
-        futures::future::join_all(tasks).await.into_iter().flatten().collect()
-    }
-}
-
 /// Finds the caller's exposure and a `call_tool` decision: used by [`PortalSession`].
 pub(crate) fn context_of(caller: &Caller) -> RequestContext {
     caller.context()
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod paging_tests {
-    use super::*;
-
-    #[test]
-    fn pages_walk_every_item_once_then_stop() {
-        let items: Vec<usize> = (0..1_203).collect();
-        let mut seen = Vec::new();
-        let mut start = 0;
-        loop {
-            let (page, next) = page(items.iter(), start).unwrap();
-            assert!(page.len() <= PAGE_SIZE);
-            seen.extend(page);
-            let Some(next) = next else { break };
-            let request = PaginatedRequestParams::default().with_cursor(Some(next));
-            start = offset(Some(&request)).unwrap();
-        }
-        assert_eq!(seen, items);
-    }
-
-    #[test]
-    fn a_bad_or_exhausted_cursor_is_invalid_params() {
-        for cursor in ["not base64 !", "eDEy", &super::cursor(5_000)] {
-            let request = PaginatedRequestParams::default().with_cursor(Some(cursor.to_owned()));
-            let result = offset(Some(&request)).and_then(|start| page([1, 2, 3].iter(), start));
-            let error = result.unwrap_err();
-            assert_eq!(error.code, ErrorCode::INVALID_PARAMS, "{cursor}");
-        }
-        // No cursor: the first page, even of nothing.
-        assert_eq!(
-            page(std::iter::empty::<&u8>(), offset(None).unwrap()).unwrap(),
-            (Vec::new(), None)
-        );
-    }
 }

@@ -1,0 +1,73 @@
+//! The audit event of a call through a portal.
+
+use std::time::{Duration, Instant};
+
+use portico_core::domain::call::{AuditedMethod, CallStatus, PortalRequestHandled};
+use portico_core::domain::ids::ServerId;
+
+use super::Caller;
+use crate::Gateway;
+
+/// What an audited request was about.
+pub(super) struct Audit<'a> {
+    pub(super) caller: &'a Caller,
+    pub(super) method: AuditedMethod,
+    pub(super) session_id: Option<String>,
+    pub(super) name: String,
+    pub(super) server: Option<(&'a ServerId, &'a str)>,
+    pub(super) upstream_name: Option<String>,
+    pub(super) policies: Vec<String>,
+    pub(super) started: Instant,
+}
+
+impl Audit<'_> {
+    pub(super) async fn record(
+        self,
+        gateway: &Gateway,
+        status: CallStatus,
+        error: Option<String>,
+        upstream: Option<Duration>,
+    ) {
+        let (tool, prompt, uri) = match self.method {
+            AuditedMethod::ToolsCall => (Some(self.name), None, None),
+            AuditedMethod::PromptsGet => (None, Some(self.name), None),
+            AuditedMethod::ResourcesRead => (None, None, Some(self.name)),
+        };
+        let event = PortalRequestHandled {
+            portal_id: self.caller.portal_id.clone(),
+            method: self.method,
+            server_id: self.server.map(|(id, _)| id.clone()),
+            server_url: self.server.map(|(_, url)| url.to_owned()),
+            tool_call_name: tool,
+            prompt_get_name: prompt,
+            resource_read_uri: uri,
+            upstream_name: self.upstream_name,
+            session_id: self.session_id,
+            client_ip: self.caller.client_ip.map(|ip| ip.to_string()),
+            user_id: self.caller.user_id(),
+            user_email: self.caller.user_email(),
+            status,
+            error: error.map(|e| truncate_error(&e)),
+            policies: self.policies,
+            duration_ms: millis(self.started.elapsed()),
+            server_response_duration_ms: upstream.map(millis),
+        };
+        gateway.audit(self.caller.actor(), event).await;
+    }
+}
+
+pub(super) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(super) fn truncate_error(error: &str) -> String {
+    const LIMIT: usize = 1000;
+    if error.len() <= LIMIT {
+        return error.to_owned();
+    }
+    let mut end = LIMIT;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    error[..end].to_owned()
+}

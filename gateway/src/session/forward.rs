@@ -1,0 +1,135 @@
+//! Sending a client's request to the upstream: the pooled connection, progress relay,
+//! cancellation, the call timeout, and what a failure becomes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portico_core::domain::call::CallStatus;
+use portico_core::domain::ids::ServerId;
+use rmcp::RoleServer;
+use rmcp::model::{CancelledNotificationParam, ClientRequest, ErrorCode, ErrorData, ServerResult};
+use rmcp::service::{PeerRequestOptions, RequestContext as McpContext};
+
+use super::{PortalSession, UPSTREAM_UNAVAILABLE};
+use crate::upstream::Connection;
+
+impl PortalSession {
+    /// Sends `request` to the upstream, relaying progress and cancellation, within the call
+    /// timeout. Returns the answer and the time spent waiting on the upstream.
+    pub(super) async fn forward(
+        &self,
+        server_id: &ServerId,
+        connection: &Arc<Connection>,
+        request: ClientRequest,
+        context: &McpContext<RoleServer>,
+    ) -> Result<(ServerResult, Duration), (CallStatus, ErrorData, Duration)> {
+        let started = Instant::now();
+        let timeout = self.gateway.upstreams.config().call_timeout;
+        let client_token = context.meta.get_progress_token();
+        let peer = connection.peer();
+        let handle =
+            match peer.send_cancellable_request(request, PeerRequestOptions::no_options()).await {
+                Ok(handle) => handle,
+                Err(error) => {
+                    self.gateway.upstreams.discard(server_id, connection).await;
+                    return Err((
+                        CallStatus::Unavailable,
+                        unavailable(server_id, &error.to_string()),
+                        started.elapsed(),
+                    ));
+                }
+            };
+        let _route = match client_token {
+            Some(token) => Some(
+                self.gateway
+                    .upstreams
+                    .relay()
+                    .route(
+                        server_id,
+                        connection.relay_id(),
+                        handle.progress_token.clone(),
+                        context.peer.clone(),
+                        token,
+                    )
+                    .await,
+            ),
+            None => None,
+        };
+        let request_id = handle.id.clone();
+        let outcome = tokio::select! {
+            answer = tokio::time::timeout(timeout, handle.await_response()) => answer,
+            () = context.ct.cancelled() => {
+                let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(request_id), Some("the client cancelled the request".to_owned()))).await;
+                return Err((CallStatus::Cancelled, ErrorData::new(ErrorCode::INTERNAL_ERROR, "cancelled", None), started.elapsed()));
+            }
+        };
+        let waited = started.elapsed();
+        match outcome {
+            Ok(Ok(result)) => Ok((result, waited)),
+            Ok(Err(rmcp::ServiceError::McpError(error))) => {
+                Err((CallStatus::UpstreamError, error, waited))
+            }
+            Ok(Err(error)) => {
+                if matches!(
+                    error,
+                    rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)
+                ) {
+                    self.gateway.upstreams.discard(server_id, connection).await;
+                    self.gateway.syncer.request(server_id.clone());
+                }
+                Err((CallStatus::Unavailable, unavailable(server_id, &error.to_string()), waited))
+            }
+            Err(_) => {
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(
+                        Some(request_id),
+                        Some("the portal's call timeout expired".to_owned()),
+                    ))
+                    .await;
+                Err((
+                    CallStatus::Timeout,
+                    ErrorData::new(
+                        UPSTREAM_UNAVAILABLE,
+                        format!(
+                            "server `{server_id}` did not answer within {} s",
+                            timeout.as_secs_f64()
+                        ),
+                        None,
+                    ),
+                    waited,
+                ))
+            }
+        }
+    }
+
+    pub(super) async fn connection(
+        &self,
+        server_id: &ServerId,
+    ) -> Result<Arc<Connection>, ErrorData> {
+        let server =
+            self.gateway.models.read().catalog.get(server_id).cloned().ok_or_else(|| {
+                ErrorData::invalid_params(format!("server `{server_id}` no longer exists"), None)
+            })?;
+        self.gateway.upstreams.connection(&server).await.map_err(|e| {
+            self.gateway.syncer.request(server_id.clone());
+            unavailable(server_id, &e.cause)
+        })
+    }
+}
+
+/// Marks an upstream's answer complete: 2026-07-28 clients need `resultType` on every result,
+/// and an upstream on an older revision does not send it (rmcp strips it again for clients on
+/// older revisions).
+pub(super) fn complete(result_type: &mut Option<rmcp::model::ResultType>) {
+    if result_type.is_none() {
+        *result_type = Some(rmcp::model::ResultType::COMPLETE);
+    }
+}
+
+pub(super) fn unavailable(server_id: &ServerId, cause: &str) -> ErrorData {
+    ErrorData::new(
+        UPSTREAM_UNAVAILABLE,
+        format!("server `{server_id}` is unavailable: {cause}"),
+        None,
+    )
+}
