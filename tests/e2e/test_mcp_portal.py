@@ -280,6 +280,36 @@ def test_a_request_without_a_service_token_gets_401(py_portal):
     assert answer.headers.get("WWW-Authenticate")
 
 
+def test_a_portal_is_reached_by_its_hostname_at_mcp(py_portal):
+    """`https://<portal hostname>/mcp`: the `Host` header picks the portal."""
+    base = py_portal.url.split("/portals/")[0]
+    headers = dict(py_portal.token.headers, Host=f"{py_portal.id}.mcp.example.com")
+
+    async def check():
+        async with mcp_client(f"{base}/mcp", headers) as client:
+            assert text(await client.call_tool("py_echo", {"text": "by host"})) == "by host"
+
+    anyio.run(check)
+    # A host no portal is served at is 404, before any credential is looked at.
+    answer = httpx.post(
+        f"{base}/mcp",
+        json=INITIALIZE,
+        headers=dict(py_portal.token.headers, Host="nobody.example.com", Accept=MCP_ACCEPT),
+        timeout=30,
+    )
+    assert answer.status_code == 404, answer.text
+
+
+def test_a_foreign_origin_is_403(py_portal):
+    headers = dict(py_portal.token.headers, Accept=MCP_ACCEPT, Origin="https://evil.example.net")
+    answer = httpx.post(py_portal.url, json=INITIALIZE, headers=headers, timeout=30)
+    assert answer.status_code == 403, answer.text
+    # The portal's own origin, and a local tool's, are accepted.
+    for origin in (f"https://{py_portal.id}.mcp.example.com", "http://localhost:6274"):
+        answer = httpx.post(py_portal.url, json=INITIALIZE, headers=dict(headers, Origin=origin), timeout=30)
+        assert answer.status_code == 200, (origin, answer.text)
+
+
 def test_a_wrong_secret_is_refused(py_portal):
     headers = dict(py_portal.token.headers, **{"CF-Access-Client-Secret": "0" * 64})
     answer = httpx.post(

@@ -444,3 +444,30 @@ async fn health_and_readiness() {
         "account and admin token are in the log"
     );
 }
+
+#[actix_web::test]
+async fn upstreams_on_internal_addresses_are_refused_at_registration() {
+    // The default configuration: `allow_private_upstreams` off.
+    let app = TestApp::new().await;
+    let before = app.events().await.len();
+    for (hostname, kind) in [
+        ("http://127.0.0.1:9/mcp", "loopback"),
+        ("http://10.1.2.3/mcp", "private"),
+        ("http://169.254.169.254/latest/meta-data", "metadata"),
+        ("http://[::1]:8080/mcp", "loopback"),
+        ("http://localhost:3000/mcp", "loopback"),
+    ] {
+        let mut body = server("internal");
+        body["hostname"] = json!(hostname);
+        let answer = app.post(&app.servers(), body).await;
+        assert_eq!(answer.body["errors"][0]["source"]["pointer"], "/hostname", "{hostname}");
+        let message = answer.error(StatusCode::BAD_REQUEST);
+        assert!(message.contains(kind), "{hostname}: {message}");
+        // Metadata endpoints cannot be allowed; the others name the setting that allows them.
+        let remedy = if kind == "metadata" { "never connects" } else { "allow_private_upstreams" };
+        assert!(message.contains(remedy), "{hostname}: {message}");
+    }
+    assert_eq!(app.events().await.len(), before, "a refused registration appends nothing");
+    // A public name that does not resolve (yet) may be registered: it is checked at connect.
+    app.post(&app.servers(), server("later")).await.ok();
+}
