@@ -739,6 +739,27 @@ def test_a_hanging_upstream_times_out_cleanly_and_blocks_nothing_else(portal):
     assert statuses == {"py_sleep": "timeout", "everything_echo": "ok", "py_echo": "ok"}
 
 
+def test_a_cancelled_call_is_relayed_and_audited_as_cancelled(py_portal):
+    """The client gives up on `py_sleep` (the SDK sends `notifications/cancelled`): the portal
+    stops waiting, tells the upstream, records the call as `cancelled`, and the session goes on."""
+
+    async def check():
+        async with py_portal.client() as client:
+            with anyio.move_on_after(1):
+                await client.call_tool("py_sleep", {"seconds": 30})
+                raise AssertionError("py_sleep answered before it was cancelled")
+            assert text(await client.call_tool("py_echo", {"text": "after"})) == "after"
+
+    anyio.run(check)
+    deadline = time.monotonic() + 20
+    while True:
+        statuses = {e["tool_call_name"]: e["status"] for e in audit_events(py_portal.gateway.portico)}
+        if "py_sleep" in statuses or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert statuses == {"py_sleep": "cancelled", "py_echo": "ok"}, statuses
+
+
 @BOTH_BACKENDS
 def test_concurrent_sessions_each_get_their_own_answers(py_portal):
     sessions = 20
