@@ -21,7 +21,7 @@ from mcp_peers import mcp_client
 
 CONFORMANCE_RUN = Path(__file__).parent.parent / "conformance" / "run.sh"
 
-PY_TOOLS = {"echo", "add", "fail", "large", "sleep", "progress", "delete_note", "crash"}
+PY_TOOLS = {"echo", "add", "fail", "large", "sleep", "progress", "whoami", "delete_note", "crash"}
 
 
 def test_pyserver_tools_prompts_and_resources(pyserver):

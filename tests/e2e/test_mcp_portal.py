@@ -18,6 +18,7 @@ built yet); once it has, every test here runs.
 from __future__ import annotations
 
 import json
+import secrets
 import os
 import subprocess
 import sys
@@ -100,12 +101,12 @@ class Gateway:
 
     def add_server(self, id: str, url: str, **fields):
         """Registers a server and waits for the sync that creation starts in the background."""
+        fields.setdefault("auth_type", "unauthenticated")
         created = self.servers.create(
             account_id=self.account_id,
             id=id,
             name=f"Server {id}",
             hostname=url,
-            auth_type="unauthenticated",
             **fields,
         )
         assert created.status == "waiting", created
@@ -308,6 +309,36 @@ def test_a_foreign_origin_is_403(py_portal):
     for origin in (f"https://{py_portal.id}.mcp.example.com", "http://localhost:6274"):
         answer = httpx.post(py_portal.url, json=INITIALIZE, headers=dict(headers, Origin=origin), timeout=30)
         assert answer.status_code == 200, (origin, answer.text)
+
+
+@BOTH_BACKENDS
+def test_a_bearer_servers_stored_credential_reaches_the_upstream_and_nowhere_else(gateway, pyserver):
+    """The credential goes to the vault on registration and comes out only as the upstream
+    request's header: a raw token as `Authorization: Bearer`, a `{"headers": ...}` object
+    verbatim. It is in no event and no API answer."""
+    token = "tok-" + secrets.token_hex(16)
+    api_key = "key-" + secrets.token_hex(16)
+    gateway.add_server("bear", pyserver.url, auth_type="bearer", auth_credentials=token)
+    gateway.add_server(
+        "hdrs", pyserver.url, auth_type="bearer", auth_credentials=json.dumps({"headers": {"X-Api-Key": api_key}})
+    )
+    gateway.add_portal("creds", [{"server_id": s, "on_behalf": False} for s in ("bear", "hdrs")])
+    client_token = gateway.add_token("creds-client")
+    portal = Portal(gateway, "creds", client_token, gateway.permit(client_token, "creds", ["bear", "hdrs"]))
+
+    async def check():
+        async with portal.client() as client:
+            seen = json.loads(text(await client.call_tool("bear_whoami", {})))
+            assert seen == {"authorization": f"Bearer {token}", "x-api-key": None}
+            seen = json.loads(text(await client.call_tool("hdrs_whoami", {})))
+            assert seen == {"authorization": None, "x-api-key": api_key}
+
+    anyio.run(check)
+    for server_id in ("bear", "hdrs"):
+        answer = json.dumps(gateway.read_server(server_id).to_dict(), default=str)
+        assert token not in answer and api_key not in answer
+    log = portico_events(gateway.portico)
+    assert token not in log and api_key not in log
 
 
 def test_a_wrong_secret_is_refused(py_portal):

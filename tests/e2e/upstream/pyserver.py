@@ -7,7 +7,8 @@ Streamable HTTP at `http://127.0.0.1:<port>/mcp`, the port from the first argume
 Tools: `echo(text)`, `add(a, b)` (with an output schema, so its results carry
 structuredContent), `fail(message)` (a result with isError true), `large(size)` (a text of
 exactly `size` bytes), `sleep(seconds)`, `progress(steps)` (progress notifications before the
-result), `delete_note(id)` (annotated destructiveHint true) and `crash()` (kills this process
+result), `whoami()` (the `Authorization` and `X-Api-Key` headers it was called with),
+`delete_note(id)` (annotated destructiveHint true) and `crash()` (kills this process
 mid-call and carries no annotations, so MCP's defaults make it destructive). `echo`, `add`,
 `fail`, `large`, `sleep` and `progress` are annotated readOnlyHint true, destructiveHint false.
 A prompt `greet(name)`, a static resource `py://notes/1` and a template `py://notes/{id}`.
@@ -15,6 +16,7 @@ A prompt `greet(name)`, a static resource `py://notes/1` and a template `py://no
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -74,6 +76,13 @@ async def progress(steps: int, ctx: Context) -> str:
 )
 def delete_note(id: str) -> str:
     return "deleted" if NOTES.pop(id, None) is not None else "no such note"
+
+
+@server.tool(description="The credentials this request arrived with (for the credential tests)", annotations=READ_ONLY)
+def whoami(ctx: Context) -> str:
+    request = ctx.request_context.request
+    headers = getattr(request, "headers", None) or {}
+    return json.dumps({"authorization": headers.get("authorization"), "x-api-key": headers.get("x-api-key")})
 
 
 @server.tool(description="Kills the server process in the middle of the call")
