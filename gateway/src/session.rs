@@ -355,59 +355,24 @@ impl ServerHandler for PortalSession {
             audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await;
             return Err(ErrorData::new(POLICY_DENIED, message, None));
         }
-        let connection = match self.connection(&server.id).await {
-            Ok(connection) => connection,
-            Err(error) => {
-                audit
-                    .record(
-                        &self.gateway,
-                        CallStatus::Unavailable,
-                        Some(error.message.to_string()),
-                        None,
-                    )
-                    .await;
-                return Err(error);
-            }
-        };
         let mut upstream_request = request.clone();
         upstream_request.name = tool.upstream_name.clone().into();
         upstream_request.meta = None;
         let request =
             ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(upstream_request));
-        match self.forward(&server.id, &connection, request, &context).await {
-            Ok((ServerResult::CallToolResult(mut result), waited)) => {
+        self.audited(audit, &server.id, "tools/call", request, &context, |answer| match answer {
+            ServerResult::CallToolResult(mut result) => {
                 complete(&mut result.result_type);
                 let status = if result.is_error == Some(true) {
                     CallStatus::ToolError
                 } else {
                     CallStatus::Ok
                 };
-                audit.record(&self.gateway, status, None, Some(waited)).await;
-                Ok(CallToolResponse::Complete(result))
+                Some((CallToolResponse::Complete(result), status))
             }
-            Ok((other, waited)) => {
-                let message = format!(
-                    "server `{}` answered `tools/call` with an unexpected result",
-                    server.id
-                );
-                tracing::warn!(server = %server.id, answer = ?std::mem::discriminant(&other), "unexpected tools/call answer");
-                audit
-                    .record(
-                        &self.gateway,
-                        CallStatus::UpstreamError,
-                        Some(message.clone()),
-                        Some(waited),
-                    )
-                    .await;
-                Err(ErrorData::internal_error(message, None))
-            }
-            Err((status, error, waited)) => {
-                audit
-                    .record(&self.gateway, status, Some(error.message.to_string()), Some(waited))
-                    .await;
-                Err(error)
-            }
-        }
+            _ => None,
+        })
+        .await
     }
 
     async fn list_prompts(
@@ -458,53 +423,19 @@ impl ServerHandler for PortalSession {
         audit.upstream_name = Some(prompt.upstream_name.clone());
         // Visible means `get_prompt` was allowed when the view was computed (this request's
         // minute when a policy reads the context).
-        let connection = match self.connection(&server.id).await {
-            Ok(connection) => connection,
-            Err(error) => {
-                audit
-                    .record(
-                        &self.gateway,
-                        CallStatus::Unavailable,
-                        Some(error.message.to_string()),
-                        None,
-                    )
-                    .await;
-                return Err(error);
-            }
-        };
         let mut upstream_request = request.clone();
         upstream_request.name = prompt.upstream_name.clone();
         upstream_request.meta = None;
         let request =
             ClientRequest::GetPromptRequest(rmcp::model::GetPromptRequest::new(upstream_request));
-        match self.forward(&server.id, &connection, request, &context).await {
-            Ok((ServerResult::GetPromptResult(mut result), waited)) => {
+        self.audited(audit, &server.id, "prompts/get", request, &context, |answer| match answer {
+            ServerResult::GetPromptResult(mut result) => {
                 complete(&mut result.result_type);
-                audit.record(&self.gateway, CallStatus::Ok, None, Some(waited)).await;
-                Ok(GetPromptResponse::Complete(result))
+                Some((GetPromptResponse::Complete(result), CallStatus::Ok))
             }
-            Ok((_, waited)) => {
-                let message = format!(
-                    "server `{}` answered `prompts/get` with an unexpected result",
-                    server.id
-                );
-                audit
-                    .record(
-                        &self.gateway,
-                        CallStatus::UpstreamError,
-                        Some(message.clone()),
-                        Some(waited),
-                    )
-                    .await;
-                Err(ErrorData::internal_error(message, None))
-            }
-            Err((status, error, waited)) => {
-                audit
-                    .record(&self.gateway, status, Some(error.message.to_string()), Some(waited))
-                    .await;
-                Err(error)
-            }
-        }
+            _ => None,
+        })
+        .await
     }
 
     async fn list_resources(
@@ -572,60 +503,33 @@ impl ServerHandler for PortalSession {
         };
         audit.server = Some((&server.id, server.url.as_str()));
         audit.upstream_name = Some(upstream.to_owned());
-        let connection = match self.connection(&server.id).await {
-            Ok(connection) => connection,
-            Err(error) => {
-                audit
-                    .record(
-                        &self.gateway,
-                        CallStatus::Unavailable,
-                        Some(error.message.to_string()),
-                        None,
-                    )
-                    .await;
-                return Err(error);
-            }
-        };
         let mut upstream_request = request.clone();
         upstream_request.uri = upstream.to_owned();
         upstream_request.meta = None;
         let request = ClientRequest::ReadResourceRequest(rmcp::model::ReadResourceRequest::new(
             upstream_request,
         ));
-        match self.forward(&server.id, &connection, request, &context).await {
-            Ok((ServerResult::ReadResourceResult(result), waited)) => {
-                audit.record(&self.gateway, CallStatus::Ok, None, Some(waited)).await;
-                let mut value = serde_json::to_value(&result).unwrap_or(Value::Null);
-                if let Some(contents) = value.get_mut("contents") {
-                    remap_uris(contents, &server.id, "uri");
+        self.audited(
+            audit,
+            &server.id,
+            "resources/read",
+            request,
+            &context,
+            |answer| match answer {
+                ServerResult::ReadResourceResult(result) => {
+                    let mut value = serde_json::to_value(&result).unwrap_or(Value::Null);
+                    if let Some(contents) = value.get_mut("contents") {
+                        remap_uris(contents, &server.id, "uri");
+                    }
+                    let mut result: rmcp::model::ReadResourceResult =
+                        serde_json::from_value(value).unwrap_or(result);
+                    complete(&mut result.result_type);
+                    Some((ReadResourceResponse::Complete(result), CallStatus::Ok))
                 }
-                let mut result: rmcp::model::ReadResourceResult =
-                    serde_json::from_value(value).unwrap_or(result);
-                complete(&mut result.result_type);
-                Ok(ReadResourceResponse::Complete(result))
-            }
-            Ok((_, waited)) => {
-                let message = format!(
-                    "server `{}` answered `resources/read` with an unexpected result",
-                    server.id
-                );
-                audit
-                    .record(
-                        &self.gateway,
-                        CallStatus::UpstreamError,
-                        Some(message.clone()),
-                        Some(waited),
-                    )
-                    .await;
-                Err(ErrorData::internal_error(message, None))
-            }
-            Err((status, error, waited)) => {
-                audit
-                    .record(&self.gateway, status, Some(error.message.to_string()), Some(waited))
-                    .await;
-                Err(error)
-            }
-        }
+                _ => None,
+            },
+        )
+        .await
     }
 
     async fn complete(

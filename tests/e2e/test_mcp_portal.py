@@ -37,7 +37,7 @@ from mcp_peers import mcp_client
 
 CONFORMANCE_RUN = Path(__file__).parent.parent / "conformance" / "run.sh"
 BUILT_INS = {"portal_list_servers", "portal_toggle_single_server"}
-PY_TOOLS = {"echo", "add", "fail", "large", "sleep", "progress", "delete_note", "crash"}
+PY_TOOLS = {"echo", "add", "fail", "large", "sleep", "progress", "whoami", "delete_note", "crash"}
 
 # The SDK's JSON-RPC `Accept` for streamable HTTP, for the raw requests below.
 MCP_ACCEPT = "application/json, text/event-stream"

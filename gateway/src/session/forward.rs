@@ -10,10 +10,57 @@ use rmcp::RoleServer;
 use rmcp::model::{CancelledNotificationParam, ClientRequest, ErrorCode, ErrorData, ServerResult};
 use rmcp::service::{PeerRequestOptions, RequestContext as McpContext};
 
+use super::audit::Audit;
 use super::{PortalSession, UPSTREAM_UNAVAILABLE};
 use crate::upstream::Connection;
 
 impl PortalSession {
+    /// Sends an audited request (`tools/call`, `prompts/get`, `resources/read`) to `server_id`
+    /// and records its outcome: `answer` takes the expected result out of the upstream's answer,
+    /// with the status it means; anything else is an unexpected answer.
+    pub(super) async fn audited<T>(
+        &self,
+        audit: Audit<'_>,
+        server_id: &ServerId,
+        method: &str,
+        request: ClientRequest,
+        context: &McpContext<RoleServer>,
+        answer: impl FnOnce(ServerResult) -> Option<(T, CallStatus)>,
+    ) -> Result<T, ErrorData> {
+        let connection = match self.connection(server_id).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                let cause = error.message.to_string();
+                audit.record(&self.gateway, CallStatus::Unavailable, Some(cause), None).await;
+                return Err(error);
+            }
+        };
+        match self.forward(server_id, &connection, request, context).await {
+            Ok((result, waited)) => match answer(result) {
+                Some((value, status)) => {
+                    audit.record(&self.gateway, status, None, Some(waited)).await;
+                    Ok(value)
+                }
+                None => {
+                    let message = format!(
+                        "server `{server_id}` answered `{method}` with an unexpected result"
+                    );
+                    tracing::warn!(server = %server_id, method, "unexpected upstream answer");
+                    let error = Some(message.clone());
+                    audit
+                        .record(&self.gateway, CallStatus::UpstreamError, error, Some(waited))
+                        .await;
+                    Err(ErrorData::internal_error(message, None))
+                }
+            },
+            Err((status, error, waited)) => {
+                let cause = Some(error.message.to_string());
+                audit.record(&self.gateway, status, cause, Some(waited)).await;
+                Err(error)
+            }
+        }
+    }
+
     /// Sends `request` to the upstream, relaying progress and cancellation, within the call
     /// timeout. Returns the answer and the time spent waiting on the upstream.
     pub(super) async fn forward(
