@@ -18,8 +18,8 @@ use actix_web::{HttpMessage, HttpResponse, web};
 use chrono::Utc;
 use portico_core::domain::ids::PortalId;
 use portico_gateway::Gateway;
-use portico_gateway::session::{Caller, PortalSession};
-use portico_policies::{Hidden, Principal, RequestContext};
+use portico_gateway::session::{AdmittedView, Caller, PortalSession};
+use portico_policies::{Hidden, Principal};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp_actix_web::transport::StreamableHttpService;
 use serde_json::json;
@@ -53,8 +53,12 @@ pub fn service(gateway: Arc<Gateway>, shutdown: tokio_util::sync::CancellationTo
         .allowed_hosts(Vec::new())
         .max_request_body_bytes(MAX_MESSAGE_BYTES)
         .on_request_fn(|req, extensions| {
-            if let Some(caller) = req.extensions().get::<Caller>() {
+            let admitted = req.extensions();
+            if let Some(caller) = admitted.get::<Caller>() {
                 extensions.insert(caller.clone());
+            }
+            if let Some(view) = admitted.get::<AdmittedView>() {
+                extensions.insert(view.clone());
             }
         })
         .build()
@@ -79,8 +83,9 @@ where
 {
     use futures::FutureExt;
     match admit(&req) {
-        Ok(caller) => {
+        Ok((caller, view)) => {
             req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(view);
             let json = req
                 .headers()
                 .get(actix_web::http::header::CONTENT_TYPE)
@@ -125,26 +130,26 @@ fn parse_error(
 }
 
 /// Finds the portal, authenticates the caller and checks `connect`; the error is the answer.
-fn admit(req: &ServiceRequest) -> Result<Caller, HttpResponse> {
+fn admit(req: &ServiceRequest) -> Result<(Caller, AdmittedView), HttpResponse> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(HttpResponse::InternalServerError().finish());
     };
     let models = state.models.read();
     let portal = match req.match_info().get("portal_id") {
-        Some(id) => PortalId::try_from(id.to_owned()).ok().and_then(|id| models.portal(&id)),
+        Some(id) => PortalId::try_from(id.to_owned()).ok().and_then(|id| models.portals.get(&id)),
         None => {
             let host = req.connection_info().host().to_owned();
             let name = host.rsplit_once(':').map_or(host.as_str(), |(name, port)| {
                 if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host.as_str() }
             });
-            models.portal_by_hostname(name)
+            models.portals.by_hostname(name)
         }
     };
     let Some(portal) = portal else {
         return Err(json_error(StatusCode::NOT_FOUND, "not_found", "no portal is served here"));
     };
     if let Some(origin) = req.headers().get("origin") {
-        if !origin_allowed(origin.to_str().unwrap_or_default(), &portal.hostname) {
+        if !origin_allowed(origin.to_str().unwrap_or_default(), &portal.settings.hostname) {
             return Err(json_error(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -179,26 +184,24 @@ fn admit(req: &ServiceRequest) -> Result<Caller, HttpResponse> {
         },
         client_ip: req.peer_addr().map(|a| a.ip()),
     };
-    let context = RequestContext::new(
-        Utc::now(),
-        caller.client_ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-    );
-    match state.gateway.authz.access(&models, &caller.principal, &caller.portal_id, &context) {
-        Ok(access) => {
-            if let Some(Hidden::NoPortalAccess { message }) = &access.visibility.reason {
+    // The read guard goes before the exposure takes its own.
+    drop(models);
+    match state.gateway.exposed(&caller) {
+        Ok(view) => {
+            if let Some(Hidden::NoPortalAccess { message }) = &view.hidden {
                 return Err(json_error(StatusCode::FORBIDDEN, "forbidden", message));
             }
+            Ok((caller, AdmittedView(view)))
         }
         Err(error) => {
             tracing::error!(%error, "portal access could not be decided");
-            return Err(json_error(
+            Err(json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "access could not be decided",
-            ));
+            ))
         }
     }
-    Ok(caller)
 }
 
 /// Whether a browser `Origin` may call a portal served at `hostname`: its own host, or a

@@ -66,6 +66,10 @@ pub const UPSTREAM_UNAVAILABLE: ErrorCode = ErrorCode(-32004);
 /// would not be a valid scheme for every id, so the server goes in the authority.
 pub const RESOURCE_PREFIX: &str = "portico://";
 
+/// What the caller sees, computed by the HTTP front end when it admitted the request.
+#[derive(Debug, Clone)]
+pub struct AdmittedView(pub Arc<Exposed>);
+
 /// Who is calling: set by the HTTP front end on every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -147,6 +151,23 @@ impl PortalSession {
     fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
         let parts = extensions.get::<http::request::Parts>()?;
         Some(parts.headers.get("mcp-session-id")?.to_str().ok()?.to_owned())
+    }
+
+    /// The exposure the front end computed when it admitted this request (so one request
+    /// computes it once), else the caller's exposure now.
+    fn request_view(
+        &self,
+        extensions: &rmcp::model::Extensions,
+        caller: &Caller,
+    ) -> Result<Arc<Exposed>, ErrorData> {
+        let admitted = extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<rmcp::model::Extensions>())
+            .and_then(|ext| ext.get::<AdmittedView>());
+        match admitted {
+            Some(view) => Ok(Arc::clone(&view.0)),
+            None => self.exposed(caller),
+        }
     }
 
     /// The caller's exposure of the portal now.
@@ -272,7 +293,7 @@ impl ServerHandler for PortalSession {
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = self.caller(&context.extensions)?;
         let start = offset(request.as_ref())?;
-        let exposed = self.exposed(&caller)?;
+        let exposed = self.request_view(&context.extensions, &caller)?;
         let off = self.toggled_off(&exposed);
         let builtins = Self::builtin_tools();
         let upstream = exposed
@@ -296,7 +317,7 @@ impl ServerHandler for PortalSession {
         context: McpContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context.extensions)?;
-        let exposed = self.exposed(&caller)?;
+        let exposed = self.request_view(&context.extensions, &caller)?;
         let name = request.name.to_string();
         if name == BUILTIN_LIST_SERVERS {
             return Ok(CallToolResponse::Complete(self.list_servers(&exposed)));
@@ -382,7 +403,7 @@ impl ServerHandler for PortalSession {
     ) -> Result<ListPromptsResult, ErrorData> {
         let caller = self.caller(&context.extensions)?;
         let start = offset(request.as_ref())?;
-        let exposed = self.exposed(&caller)?;
+        let exposed = self.request_view(&context.extensions, &caller)?;
         let off = self.toggled_off(&exposed);
         let prompts = exposed
             .servers
@@ -401,7 +422,7 @@ impl ServerHandler for PortalSession {
         context: McpContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let caller = self.caller(&context.extensions)?;
-        let exposed = self.exposed(&caller)?;
+        let exposed = self.request_view(&context.extensions, &caller)?;
         let name = request.name.clone();
         let mut audit = Audit {
             caller: &caller,
@@ -444,7 +465,7 @@ impl ServerHandler for PortalSession {
         context: McpContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let caller = self.caller(&context.extensions)?;
-        let exposed = self.exposed(&caller)?;
+        let exposed = self.request_view(&context.extensions, &caller)?;
         let mut resources = Vec::new();
         for (server, mut items) in self.gather(&exposed, "resources/list").await {
             remap_uris(&mut items, &server, "uri");
@@ -461,7 +482,7 @@ impl ServerHandler for PortalSession {
         context: McpContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let caller = self.caller(&context.extensions)?;
-        let exposed = self.exposed(&caller)?;
+        let exposed = self.request_view(&context.extensions, &caller)?;
         let mut templates = Vec::new();
         for (server, mut items) in self.gather(&exposed, "resources/templates/list").await {
             remap_uris(&mut items, &server, "uriTemplate");
@@ -481,7 +502,7 @@ impl ServerHandler for PortalSession {
         context: McpContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let caller = self.caller(&context.extensions)?;
-        let exposed = self.exposed(&caller)?;
+        let exposed = self.request_view(&context.extensions, &caller)?;
         let uri = request.uri.clone();
         let mut audit = Audit {
             caller: &caller,
@@ -538,7 +559,7 @@ impl ServerHandler for PortalSession {
         context: McpContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let caller = self.caller(&context.extensions)?;
-        let exposed = self.exposed(&caller)?;
+        let exposed = self.request_view(&context.extensions, &caller)?;
         let mut upstream_request = request.clone();
         let server_id = match &mut upstream_request.r#ref {
             Reference::Prompt(prompt) => {
