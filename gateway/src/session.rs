@@ -10,7 +10,6 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Instant;
 
 use chrono::Utc;
 use portico_core::Actor;
@@ -328,16 +327,12 @@ impl ServerHandler for PortalSession {
                 .await
                 .map(CallToolResponse::Complete);
         }
-        let mut audit = Audit {
-            caller: &caller,
-            method: AuditedMethod::ToolsCall,
-            session_id: Self::session_id(&context.extensions),
-            name: name.clone(),
-            server: None,
-            upstream_name: None,
-            policies: Vec::new(),
-            started: Instant::now(),
-        };
+        let mut audit = Audit::new(
+            &caller,
+            AuditedMethod::ToolsCall,
+            Self::session_id(&context.extensions),
+            name.clone(),
+        );
         let Some((server, tool)) = exposed.tool(&name) else {
             let message = format!("unknown tool `{}`", truncate(&name));
             audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await;
@@ -424,16 +419,12 @@ impl ServerHandler for PortalSession {
         let caller = self.caller(&context.extensions)?;
         let exposed = self.request_view(&context.extensions, &caller)?;
         let name = request.name.clone();
-        let mut audit = Audit {
-            caller: &caller,
-            method: AuditedMethod::PromptsGet,
-            session_id: Self::session_id(&context.extensions),
-            name: name.clone(),
-            server: None,
-            upstream_name: None,
-            policies: Vec::new(),
-            started: Instant::now(),
-        };
+        let mut audit = Audit::new(
+            &caller,
+            AuditedMethod::PromptsGet,
+            Self::session_id(&context.extensions),
+            name.clone(),
+        );
         let found = exposed.prompt(&name).filter(|(s, _)| self.is_enabled(&exposed, &s.id));
         let Some((server, prompt)) = found else {
             let message = format!("unknown prompt `{}`", truncate(&name));
@@ -466,11 +457,7 @@ impl ServerHandler for PortalSession {
     ) -> Result<ListResourcesResult, ErrorData> {
         let caller = self.caller(&context.extensions)?;
         let exposed = self.request_view(&context.extensions, &caller)?;
-        let mut resources = Vec::new();
-        for (server, mut items) in self.gather(&exposed, "resources/list").await {
-            remap_uris(&mut items, &server, "uri");
-            resources.extend(items.as_array().cloned().unwrap_or_default());
-        }
+        let resources = self.live_list(&exposed, "resources/list", "uri").await;
         serde_json::from_value(json!({"resources": resources})).map_err(|e| {
             ErrorData::internal_error(format!("upstream resources are malformed: {e}"), None)
         })
@@ -483,11 +470,7 @@ impl ServerHandler for PortalSession {
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let caller = self.caller(&context.extensions)?;
         let exposed = self.request_view(&context.extensions, &caller)?;
-        let mut templates = Vec::new();
-        for (server, mut items) in self.gather(&exposed, "resources/templates/list").await {
-            remap_uris(&mut items, &server, "uriTemplate");
-            templates.extend(items.as_array().cloned().unwrap_or_default());
-        }
+        let templates = self.live_list(&exposed, "resources/templates/list", "uriTemplate").await;
         serde_json::from_value(json!({"resourceTemplates": templates})).map_err(|e| {
             ErrorData::internal_error(
                 format!("upstream resource templates are malformed: {e}"),
@@ -504,16 +487,12 @@ impl ServerHandler for PortalSession {
         let caller = self.caller(&context.extensions)?;
         let exposed = self.request_view(&context.extensions, &caller)?;
         let uri = request.uri.clone();
-        let mut audit = Audit {
-            caller: &caller,
-            method: AuditedMethod::ResourcesRead,
-            session_id: Self::session_id(&context.extensions),
-            name: uri.clone(),
-            server: None,
-            upstream_name: None,
-            policies: Vec::new(),
-            started: Instant::now(),
-        };
+        let mut audit = Audit::new(
+            &caller,
+            AuditedMethod::ResourcesRead,
+            Self::session_id(&context.extensions),
+            uri.clone(),
+        );
         let resolved = upstream_uri(&uri)
             .and_then(|(server, upstream)| Some((exposed.server(server)?, upstream)))
             .filter(|(s, _)| self.is_enabled(&exposed, &s.id));
@@ -650,16 +629,12 @@ impl ServerHandler for PortalSession {
         };
         if method == CallToolRequestMethod::VALUE {
             let name = request.params.as_ref().and_then(|p| p.get("name")).and_then(Value::as_str);
-            let audit = Audit {
-                caller: &caller,
-                method: AuditedMethod::ToolsCall,
-                session_id: Self::session_id(&context.extensions),
-                name: name.map(truncate).unwrap_or_default(),
-                server: None,
-                upstream_name: None,
-                policies: Vec::new(),
-                started: Instant::now(),
-            };
+            let audit = Audit::new(
+                &caller,
+                AuditedMethod::ToolsCall,
+                Self::session_id(&context.extensions),
+                name.map(truncate).unwrap_or_default(),
+            );
             audit.record(&self.gateway, CallStatus::Invalid, Some(message.clone()), None).await;
         }
         Err(ErrorData::invalid_params(message, None))

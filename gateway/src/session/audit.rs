@@ -20,7 +20,27 @@ pub(super) struct Audit<'a> {
     pub(super) started: Instant,
 }
 
-impl Audit<'_> {
+impl<'a> Audit<'a> {
+    /// The audit of a request by `caller` for `name` (a tool or prompt name, or a URI), started
+    /// now; the server and the policies are filled in as the request is resolved.
+    pub(super) fn new(
+        caller: &'a Caller,
+        method: AuditedMethod,
+        session_id: Option<String>,
+        name: String,
+    ) -> Self {
+        Audit {
+            caller,
+            method,
+            session_id,
+            name,
+            server: None,
+            upstream_name: None,
+            policies: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
     pub(super) async fn record(
         self,
         gateway: &Gateway,

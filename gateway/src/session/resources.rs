@@ -29,6 +29,24 @@ pub(super) fn remap_uris(value: &mut Value, server: &ServerId, key: &str) {
 }
 
 impl PortalSession {
+    /// The items of a live list (`method`) from every enabled visible server, their `uri_key`
+    /// mapped to the portal's URIs.
+    pub(super) async fn live_list(
+        &self,
+        exposed: &Exposed,
+        method: &'static str,
+        uri_key: &str,
+    ) -> Vec<Value> {
+        let mut all = Vec::new();
+        for (server, mut items) in self.gather(exposed, method).await {
+            remap_uris(&mut items, &server, uri_key);
+            if let Value::Array(items) = items {
+                all.extend(items);
+            }
+        }
+        all
+    }
+
     /// Asks every enabled visible server for a live list (`resources/list` or
     /// `resources/templates/list`), in parallel, each within the call timeout. A server that
     /// fails is left out (and logged): one dead upstream does not empty the list.
