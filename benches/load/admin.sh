@@ -11,7 +11,7 @@ duration=${1:-15}
 connections=${2:-64}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 
-cargo build --release -p portico-frontend-http --bin portico --locked >&2
+cargo build --release -p portico --bin portico --locked >&2
 bin=${CARGO_TARGET_DIR:-target}/release/portico
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

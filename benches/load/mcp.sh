@@ -22,7 +22,7 @@ for tool in wrk sqlite3 curl python3; do
   command -v $tool >/dev/null || { echo "$tool is missing: apt-get install -y $tool" >&2; exit 1; }
 done
 
-cargo build --release --locked -p portico-frontend-http --bin portico -p portico-benches --bin mcp-upstream >&2
+cargo build --release --locked -p portico --bin portico -p portico-benches --bin mcp-upstream >&2
 target=${CARGO_TARGET_DIR:-target}/release
 client="python3 benches/load/mcp_client.py"
 

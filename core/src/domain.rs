@@ -6,8 +6,10 @@
 //! the stream (`server_stream`, `portal_stream`) expecting `state.stream_version`.
 
 pub mod account;
+pub mod aggregate;
 pub mod call;
 pub mod error;
+pub mod hostname;
 pub mod ids;
 pub mod overrides;
 pub mod policy;
@@ -20,6 +22,7 @@ pub mod validate;
 #[allow(clippy::panic)]
 mod testing;
 
+pub use aggregate::Aggregate;
 pub use error::DomainError;
 pub use portal::{PortalCommand, PortalState, ServerDirectory, ServerFacts, portal_stream};
 pub use server::{ServerCommand, ServerState, server_stream};

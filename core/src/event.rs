@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountCreated, ApiTokenCreated, ApiTokenRevoked};
 use crate::domain::call::PortalRequestHandled;
+use crate::domain::hostname::{PortalHostnameClaimed, PortalHostnameReleased};
 use crate::domain::policy::{PolicyCreated, PolicyDeleted, PolicySetReplaced, PolicyUpdated};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
 use crate::domain::server::{
@@ -67,6 +68,8 @@ events!(
     PortalAdded,
     PortalUpdated,
     PortalRemoved,
+    PortalHostnameClaimed,
+    PortalHostnameReleased,
     AccountCreated,
     ApiTokenCreated,
     ApiTokenRevoked,

@@ -14,7 +14,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let head = match state.log.head_position().await {
+    let head = match state.app.log.head_position().await {
         Ok(head) => head,
         Err(error) => {
             tracing::warn!(%error, "readiness: the event log does not answer");
@@ -22,9 +22,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 .json(json!({"status": "unavailable", "reason": "the event log does not answer"}));
         }
     };
-    let position = state.models.position();
+    let position = state.app.models.position();
     let lag = head.saturating_sub(position);
-    if let Some(failure) = state.models.failure() {
+    if let Some(failure) = state.app.models.failure() {
         return HttpResponse::ServiceUnavailable()
             .json(json!({"status": "unavailable", "reason": format!("projections stopped: {failure}"), "log_head": head, "projected": position}));
     }

@@ -1,16 +1,11 @@
-//! Portico's HTTP front end: the admin API (`/client/v4`), health endpoints, and the `portico`
-//! binary's commands. This is the only crate that knows HTTP status codes.
+//! Portico's HTTP front end: the admin API (`/client/v4`), the portals' MCP endpoint and the
+//! health endpoints. This is the only crate that knows HTTP status codes; every write goes
+//! through the application layer (`portico-app`).
 
 pub mod api;
-pub mod bootstrap;
-pub mod cli;
-pub mod config;
-pub mod demo;
 pub mod health;
 pub mod mcp;
 pub mod state;
-pub mod storage;
-pub mod token;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -53,8 +48,8 @@ pub fn create_app(
         })
         .configure(|cfg| mcp::routes(cfg, &state.mcp))
         .configure(|cfg| {
-            if let Some(demo) = &state.demo_upstream {
-                cfg.service(demo.clone().scope_with_path(demo::UPSTREAM_PATH));
+            if let Some(extra) = &state.extra_routes {
+                extra(cfg);
             }
         })
         .app_data(web::Data::new(state))

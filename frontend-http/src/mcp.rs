@@ -134,7 +134,7 @@ fn admit(req: &ServiceRequest) -> Result<(Caller, AdmittedView), HttpResponse> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(HttpResponse::InternalServerError().finish());
     };
-    let models = state.models.read();
+    let models = state.app.models.read();
     let portal = match req.match_info().get("portal_id") {
         Some(id) => PortalId::try_from(id.to_owned()).ok().and_then(|id| models.portals.get(&id)),
         None => {
@@ -186,7 +186,7 @@ fn admit(req: &ServiceRequest) -> Result<(Caller, AdmittedView), HttpResponse> {
     };
     // The read guard goes before the exposure takes its own.
     drop(models);
-    match state.gateway.exposed(&caller) {
+    match state.app.gateway.exposed(&caller) {
         Ok(view) => {
             if let Some(Hidden::NoPortalAccess { message }) = &view.hidden {
                 return Err(json_error(StatusCode::FORBIDDEN, "forbidden", message));

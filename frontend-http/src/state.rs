@@ -1,37 +1,30 @@
-//! The state every request handler shares: the log, the vault, the read models.
+//! The state every request handler shares: the application layer (which owns the log, the
+//! vault, the read models and the data plane), the account, and the MCP endpoint's service.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use portico_core::Event;
+use actix_web::web;
+use portico_app::App;
 use portico_core::domain::account::AccountId;
-use portico_core::log::Appended;
-use portico_core::vault::Vault;
-use portico_core::{Actor, EventLog, EventMetadata, ExpectedVersion, NewEvent};
-use portico_projections::{ProjectionRunner, ReadModels};
+use portico_projections::ReadModels;
 
 use crate::api::error::{ApiError, Code};
 
-/// How long a write waits for the read models to show it before answering 503.
-pub const WRITE_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Routes a binary mounts beside Portico's own (the demo's built-in upstream, say).
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub log: Arc<dyn EventLog>,
-    pub vault: Arc<Vault>,
-    pub models: Arc<ProjectionRunner<ReadModels>>,
+    /// Every write goes through it; handlers only read the read models directly.
+    pub app: Arc<App>,
     pub account_id: AccountId,
-    /// The compiled policy set and the cache of what principals see.
-    pub authz: Arc<portico_gateway::authz::Authz>,
-    /// The data plane: upstream connections, sync, sessions.
-    pub gateway: Arc<portico_gateway::Gateway>,
     /// The MCP endpoint's service (one session manager for every worker).
     pub mcp: crate::mcp::McpService,
     /// Cancelled when the server stops: ends the MCP sessions.
     pub shutdown: tokio_util::sync::CancellationToken,
-    /// `serve --demo`: the built-in upstream MCP server.
-    pub demo_upstream: Option<crate::demo::DemoService>,
+    /// Mounted by `create_app` after Portico's own routes.
+    pub extra_routes: Option<ExtraRoutes>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -41,58 +34,16 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// The state over opened storage and running read models, with the data plane's default
-    /// settings (private upstream addresses refused). Starts the data plane's background
-    /// tasks, so it must be called inside a Tokio runtime.
-    pub fn new(
-        log: Arc<dyn EventLog>,
-        vault: Arc<Vault>,
-        models: Arc<ProjectionRunner<ReadModels>>,
-        account_id: AccountId,
-    ) -> Self {
-        Self::with_gateway(
-            log,
-            vault,
-            models,
-            account_id,
-            portico_gateway::GatewayConfig::default(),
-        )
-    }
-
-    /// The state with the data plane configured by `gateway`.
-    pub fn with_gateway(
-        log: Arc<dyn EventLog>,
-        vault: Arc<Vault>,
-        models: Arc<ProjectionRunner<ReadModels>>,
-        account_id: AccountId,
-        gateway: portico_gateway::GatewayConfig,
-    ) -> Self {
-        let authz: Arc<portico_gateway::authz::Authz> = Arc::default();
-        let gateway = portico_gateway::Gateway::start(
-            Arc::clone(&log),
-            Arc::clone(&vault),
-            Arc::clone(&models),
-            Arc::clone(&authz),
-            gateway,
-        );
+    /// The HTTP front end over `app`, serving `account_id`.
+    pub fn new(app: Arc<App>, account_id: AccountId) -> Self {
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let mcp = crate::mcp::service(Arc::clone(&gateway), shutdown.clone());
-        AppState {
-            log,
-            vault,
-            models,
-            account_id,
-            authz,
-            gateway,
-            mcp,
-            shutdown,
-            demo_upstream: None,
-        }
+        let mcp = crate::mcp::service(Arc::clone(&app.gateway), shutdown.clone());
+        AppState { app, account_id, mcp, shutdown, extra_routes: None }
     }
 
     /// Runs `f` on the read models as they are now.
     pub fn read<R>(&self, f: impl FnOnce(&ReadModels) -> R) -> R {
-        f(&self.models.read())
+        self.app.read(f)
     }
 
     /// Answers 404 unless `account_id` is this instance's account.
@@ -105,30 +56,6 @@ impl AppState {
                 format!("account `{}` does not exist", truncate(account_id)),
             ))
         }
-    }
-
-    /// Appends the events of one command and waits until the read models show them, so the
-    /// answer (and any later read) reflects the write.
-    pub async fn write(
-        &self,
-        stream: &str,
-        expected_version: u64,
-        events: Vec<Event>,
-        actor: Actor,
-    ) -> Result<Appended, ApiError> {
-        let expected = if expected_version == 0 {
-            ExpectedVersion::NoStream
-        } else {
-            ExpectedVersion::Exact(expected_version)
-        };
-        let events = events.into_iter().map(NewEvent::new).collect();
-        let appended =
-            self.log.append(stream, expected, events, &EventMetadata::new(actor)).await?;
-        self.models
-            .wait_for(appended.last_position, WRITE_VISIBILITY_TIMEOUT)
-            .await
-            .map_err(ApiError::unavailable)?;
-        Ok(appended)
     }
 }
 

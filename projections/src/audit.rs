@@ -117,9 +117,12 @@ fn classify(event: &Event) -> Option<(AuditAction, ResourceType, &str)> {
         Event::ServiceTokenUpdated(e) => Some((Update, ServiceToken, &e.token_id)),
         Event::ServiceTokenRotated(e) => Some((Update, ServiceToken, &e.token_id)),
         Event::ServiceTokenDeleted(e) => Some((Delete, ServiceToken, &e.token_id)),
-        Event::ServerSynced(_) | Event::ServerSyncFailed(_) | Event::PortalRequestHandled(_) => {
-            None
-        }
+        // Hostname claims are the bookkeeping of a portal write, which is recorded itself.
+        Event::ServerSynced(_)
+        | Event::ServerSyncFailed(_)
+        | Event::PortalRequestHandled(_)
+        | Event::PortalHostnameClaimed(_)
+        | Event::PortalHostnameReleased(_) => None,
     }
 }
 
@@ -183,9 +186,11 @@ fn next_value(
             to_value(&e.settings),
         ),
         Event::ServerUpdated(e) => with(current, to_value(&e.settings)),
-        Event::ServerSynced(_) | Event::ServerSyncFailed(_) | Event::PortalRequestHandled(_) => {
-            current
-        }
+        Event::ServerSynced(_)
+        | Event::ServerSyncFailed(_)
+        | Event::PortalRequestHandled(_)
+        | Event::PortalHostnameClaimed(_)
+        | Event::PortalHostnameReleased(_) => current,
         Event::ServerCredentialSet(e) => {
             with(current, json!({ format!("{}_version", e.credential.field()): e.version }))
         }

@@ -231,6 +231,12 @@ fn merge(server: &[CapabilityOverride], portal: &[CapabilityOverride]) -> Vec<Ef
     merged.into_values().collect()
 }
 
+impl portico_core::domain::hostname::PortalHostnames for PortalViews {
+    fn portal_with_hostname(&self, hostname: &str) -> Option<PortalId> {
+        self.by_hostname(hostname).map(|r| r.portal_id.clone())
+    }
+}
+
 impl Projection for PortalViews {
     const NAME: &'static str = "portal_views";
     const VERSION: u32 = 2;

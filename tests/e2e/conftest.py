@@ -41,7 +41,7 @@ def _binary() -> str:
     path = os.environ.get("PORTICO_BIN")
     if not path:
         pytest.exit(
-            "PORTICO_BIN is not set: build with `cargo build -p portico-frontend-http --bin portico` "
+            "PORTICO_BIN is not set: build with `cargo build -p portico --bin portico` "
             "and point PORTICO_BIN at target/debug/portico (scripts/test does both)",
             returncode=2,
         )

@@ -213,6 +213,56 @@ pub fn decide_revoke_token(
     Ok(vec![Event::ApiTokenRevoked(ApiTokenRevoked { token_id: token_id.to_owned() })])
 }
 
+/// Create the account (once, on first start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateAccount(pub AccountId);
+
+impl super::Aggregate for AccountState {
+    type Command = CreateAccount;
+    type Services = ();
+
+    fn apply(&mut self, event: &Event) {
+        AccountState::apply(self, event);
+    }
+
+    fn decide(&self, CreateAccount(id): CreateAccount, _: &()) -> Result<Vec<Event>, DomainError> {
+        decide_create_account(self, id)
+    }
+
+    fn version(&self) -> u64 {
+        self.stream_version
+    }
+}
+
+/// A command on one API token's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiTokenCommand {
+    /// Create it; the caller generated the id and the secret and hashed the secret.
+    Create(ApiTokenCreated),
+    /// Revoke it.
+    Revoke { token_id: String },
+}
+
+impl super::Aggregate for ApiTokenState {
+    type Command = ApiTokenCommand;
+    type Services = ();
+
+    fn apply(&mut self, event: &Event) {
+        ApiTokenState::apply(self, event);
+    }
+
+    fn decide(&self, command: ApiTokenCommand, _: &()) -> Result<Vec<Event>, DomainError> {
+        match command {
+            ApiTokenCommand::Create(token) => decide_create_token(self, token),
+            ApiTokenCommand::Revoke { token_id } => decide_revoke_token(self, &token_id),
+        }
+    }
+
+    fn version(&self) -> u64 {
+        self.stream_version
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

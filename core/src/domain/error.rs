@@ -16,6 +16,9 @@ pub enum DomainError {
     /// The aggregate does not exist (or was removed).
     #[error("{kind} `{id}` does not exist")]
     NotFound { kind: &'static str, id: String },
+    /// Another portal has (or is being given) this hostname.
+    #[error("invalid `hostname`: `{hostname}` is already the hostname of portal `{portal_id}`")]
+    HostnameTaken { hostname: String, portal_id: String },
     /// A field that is fixed at creation was sent with a different value.
     #[error("`{field}` cannot be changed after creation")]
     Immutable { field: &'static str },

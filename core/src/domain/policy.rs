@@ -2,7 +2,6 @@
 //! whether it is enabled. The domain does not know Cedar: validating the text against the schema
 //! is a service the `policies` crate provides to `decide` (see STYLE.md, "Services").
 
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -95,19 +94,6 @@ pub struct PolicySetState {
 }
 
 impl PolicySetState {
-    /// Folds the events of the policy stream, oldest first.
-    pub fn from_events<I>(events: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Borrow<Event>,
-    {
-        let mut state = PolicySetState::default();
-        for event in events {
-            state.apply(event.borrow());
-        }
-        state
-    }
-
     /// Folds one event. Holds no rules; events of other aggregates are ignored.
     pub fn apply(&mut self, event: &Event) {
         match event {
@@ -263,6 +249,27 @@ fn check(
     validator
         .validate(policy)
         .map_err(|rejection| DomainError::invalid(field, rejection.to_string()))
+}
+
+impl super::Aggregate for PolicySetState {
+    type Command = PolicyCommand;
+    type Services = dyn PolicyValidator;
+
+    fn apply(&mut self, event: &Event) {
+        PolicySetState::apply(self, event);
+    }
+
+    fn decide(
+        &self,
+        command: PolicyCommand,
+        validator: &dyn PolicyValidator,
+    ) -> Result<Vec<Event>, DomainError> {
+        decide(self, command, validator)
+    }
+
+    fn version(&self) -> u64 {
+        self.stream_version
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 //! [`ServerDirectory`]. [`PortalState::apply`] folds the events of one portal's stream
 //! (`portal-{id}`) and holds no rules.
 
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -280,19 +279,6 @@ pub struct PortalState {
 }
 
 impl PortalState {
-    /// Folds the events of a portal's stream, oldest first.
-    pub fn from_events<I>(events: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Borrow<Event>,
-    {
-        let mut state = PortalState::default();
-        for event in events {
-            state.apply(event.borrow());
-        }
-        state
-    }
-
     /// Folds one event into the state. Holds no rules: every fact is taken as recorded.
     /// Events of other aggregates are ignored.
     pub fn apply(&mut self, event: &Event) {
@@ -419,6 +405,27 @@ fn validate_servers(
         }
     }
     Ok(())
+}
+
+impl super::Aggregate for PortalState {
+    type Command = PortalCommand;
+    type Services = dyn ServerDirectory;
+
+    fn apply(&mut self, event: &Event) {
+        PortalState::apply(self, event);
+    }
+
+    fn decide(
+        &self,
+        command: PortalCommand,
+        servers: &dyn ServerDirectory,
+    ) -> Result<Vec<Event>, DomainError> {
+        decide(self, command, servers)
+    }
+
+    fn version(&self) -> u64 {
+        self.stream_version
+    }
 }
 
 #[cfg(test)]

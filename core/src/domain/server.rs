@@ -7,7 +7,6 @@
 //! [`decide`] holds the rules of [`ServerCommand`]s; [`ServerState::apply`] folds the events of
 //! one server's stream (`server-{id}`) and holds none.
 
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -309,19 +308,6 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    /// Folds the events of a server's stream, oldest first.
-    pub fn from_events<I>(events: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Borrow<Event>,
-    {
-        let mut state = ServerState::default();
-        for event in events {
-            state.apply(event.borrow());
-        }
-        state
-    }
-
     /// Folds one event into the state. Holds no rules: every fact is taken as recorded.
     /// Events of other aggregates are ignored.
     pub fn apply(&mut self, event: &Event) {
@@ -593,6 +579,23 @@ fn credential_events(
             version,
         })
     })
+}
+
+impl super::Aggregate for ServerState {
+    type Command = ServerCommand;
+    type Services = ();
+
+    fn apply(&mut self, event: &Event) {
+        ServerState::apply(self, event);
+    }
+
+    fn decide(&self, command: ServerCommand, _: &()) -> Result<Vec<Event>, DomainError> {
+        decide(self, command)
+    }
+
+    fn version(&self) -> u64 {
+        self.stream_version
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,6 @@
 //! Cloudflare-compatible. The log keeps the client id and the SHA-256 of the client secret,
 //! never the secret itself.
 
-use std::borrow::Borrow;
-
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -164,19 +162,6 @@ pub struct ServiceTokenState {
 }
 
 impl ServiceTokenState {
-    /// Folds the events of a service token's stream, oldest first.
-    pub fn from_events<I>(events: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Borrow<Event>,
-    {
-        let mut state = ServiceTokenState::default();
-        for event in events {
-            state.apply(event.borrow());
-        }
-        state
-    }
-
     /// Folds one event. Holds no rules; events of other aggregates are ignored.
     pub fn apply(&mut self, event: &Event) {
         match event {
@@ -424,6 +409,23 @@ fn check_expiry(duration: &str, expires_at: Option<DateTime<Utc>>) -> Result<(),
         (TokenLifetime::Finite(_), None) => {
             Err(DomainError::invalid("expires_at", "is required for a token with a duration"))
         }
+    }
+}
+
+impl super::Aggregate for ServiceTokenState {
+    type Command = ServiceTokenCommand;
+    type Services = ();
+
+    fn apply(&mut self, event: &Event) {
+        ServiceTokenState::apply(self, event);
+    }
+
+    fn decide(&self, command: ServiceTokenCommand, _: &()) -> Result<Vec<Event>, DomainError> {
+        decide(self, command)
+    }
+
+    fn version(&self) -> u64 {
+        self.stream_version
     }
 }
 

@@ -3,80 +3,171 @@
 //! ```text
 //! given([ServerAdded ...]).when(UpdateServer { .. }).then_expect([ServerUpdated ..]);
 //! given_no_events().with_servers(directory).when(AddPortal { .. }).then_expect_error(err);
+//! given(history).with_validator(cedar).when(CreatePolicy(..)).then_expect_invalid("policy");
 //! ```
 //!
-//! `given` folds the events with the aggregate's `apply`, `when` runs its `decide`, and the
-//! `then_*` methods assert on the outcome.
+//! It is generic over [`Aggregate`]: `given` folds the events with the aggregate's `apply`,
+//! `when` runs its `decide` with the services the test set, and the `then_*` methods assert on
+//! the outcome.
 
 use std::collections::BTreeMap;
 
 use super::DomainError;
-use super::ids::ServerId;
+use super::account::{AccountState, ApiTokenCommand, ApiTokenState, CreateAccount};
+use super::aggregate::Aggregate;
+use super::hostname::{HostnameClaim, HostnameCommand, PortalHostnames};
+use super::ids::{PortalId, ServerId};
+use super::policy::{
+    CreatePolicy, DeletePolicy, PolicyCommand, PolicyRecord, PolicyRejection, PolicySetState,
+    PolicyValidator, ReplacePolicies, UpdatePolicy,
+};
 use super::portal::{
-    self, AddPortal, PortalCommand, PortalState, RemovePortal, ServerFacts, UpdatePortal,
+    AddPortal, PortalCommand, PortalState, RemovePortal, ServerDirectory, ServerFacts, UpdatePortal,
 };
 use super::server::{
-    self, AddServer, RecordSync, RemoveServer, ServerCommand, ServerState, UpdateServer,
+    AddServer, RecordSync, RemoveServer, ServerCommand, ServerState, UpdateServer,
+};
+use super::service_token::{
+    CreateServiceToken, DeleteServiceToken, RefreshServiceToken, RotateServiceToken,
+    ServiceTokenCommand, ServiceTokenState, UpdateServiceToken,
 };
 use crate::event::Event;
 
-/// The history of one aggregate's stream.
-pub(crate) fn given(events: impl IntoIterator<Item = Event>) -> Given {
-    Given { events: events.into_iter().collect(), servers: BTreeMap::new() }
+/// The history of one aggregate's stream (which aggregate is inferred from the command given to
+/// `when`).
+pub(crate) fn given<A: Aggregate>(events: impl IntoIterator<Item = Event>) -> Given<A> {
+    Given {
+        events: events.into_iter().collect(),
+        services: TestServices::default(),
+        aggregate: std::marker::PhantomData,
+    }
 }
 
 /// An aggregate with no history.
-pub(crate) fn given_no_events() -> Given {
+pub(crate) fn given_no_events<A: Aggregate>() -> Given<A> {
     given([])
 }
 
-/// A history, and the servers a portal's rules may look up.
-#[derive(Debug)]
-pub(crate) struct Given {
+/// A history, and what the aggregate's rules may look up.
+pub(crate) struct Given<A> {
     events: Vec<Event>,
-    servers: BTreeMap<ServerId, ServerFacts>,
+    services: TestServices,
+    aggregate: std::marker::PhantomData<A>,
 }
 
-impl Given {
+impl<A: Aggregate> Given<A>
+where
+    A::Services: FromTestServices,
+{
     /// The servers that exist, for portal commands.
     pub(crate) fn with_servers(mut self, servers: BTreeMap<ServerId, ServerFacts>) -> Self {
-        self.servers = servers;
+        self.services.servers = servers;
         self
     }
 
-    /// Decides `command` against the folded history.
-    pub(crate) fn when(self, command: impl Into<TestCommand>) -> Outcome {
-        let result = match command.into() {
-            TestCommand::Server(command) => {
-                server::decide(&ServerState::from_events(&self.events), command)
-            }
-            TestCommand::Portal(command) => {
-                portal::decide(&PortalState::from_events(&self.events), command, &self.servers)
-            }
-        };
-        Outcome { result }
+    /// The portals that hold a hostname now, for hostname claims.
+    pub(crate) fn with_hostnames(mut self, hostnames: BTreeMap<String, PortalId>) -> Self {
+        self.services.hostnames = hostnames;
+        self
+    }
+
+    /// The validator of policy texts, for policy commands (by default every text is valid).
+    pub(crate) fn with_validator(mut self, validator: impl PolicyValidator + 'static) -> Self {
+        self.services.validator = Box::new(validator);
+        self
+    }
+
+    /// Decides `command` against the folded history with the aggregate's own `decide`.
+    pub(crate) fn when(self, command: impl IntoCommand<A>) -> Outcome {
+        let state = A::fold(&self.events);
+        Outcome { result: state.decide(command.into_command(), A::Services::pick(&self.services)) }
     }
 }
 
-/// A command of either aggregate.
-#[derive(Debug)]
-pub(crate) enum TestCommand {
-    Server(ServerCommand),
-    Portal(PortalCommand),
+/// Everything the aggregates' rules may look up, as the tests set it.
+pub(crate) struct TestServices {
+    servers: BTreeMap<ServerId, ServerFacts>,
+    hostnames: BTreeMap<String, PortalId>,
+    validator: Box<dyn PolicyValidator>,
 }
 
-macro_rules! test_command {
-    ($variant:ident: $($command:ty),*) => {
-        $(impl From<$command> for TestCommand {
-            fn from(command: $command) -> Self {
-                TestCommand::$variant(command.into())
+impl Default for TestServices {
+    fn default() -> Self {
+        TestServices {
+            servers: BTreeMap::new(),
+            hostnames: BTreeMap::new(),
+            validator: Box::new(AcceptAll),
+        }
+    }
+}
+
+/// A policy validator that accepts every text.
+struct AcceptAll;
+
+impl PolicyValidator for AcceptAll {
+    fn validate(&self, _: &PolicyRecord) -> Result<(), PolicyRejection> {
+        Ok(())
+    }
+}
+
+/// The part of [`TestServices`] an aggregate's `Services` is.
+pub(crate) trait FromTestServices {
+    fn pick(services: &TestServices) -> &Self;
+}
+
+impl FromTestServices for () {
+    fn pick(_: &TestServices) -> &Self {
+        &()
+    }
+}
+
+impl FromTestServices for dyn ServerDirectory {
+    fn pick(services: &TestServices) -> &Self {
+        &services.servers
+    }
+}
+
+impl FromTestServices for dyn PortalHostnames {
+    fn pick(services: &TestServices) -> &Self {
+        &services.hostnames
+    }
+}
+
+impl PortalHostnames for BTreeMap<String, PortalId> {
+    fn portal_with_hostname(&self, hostname: &str) -> Option<PortalId> {
+        self.get(hostname).cloned()
+    }
+}
+
+impl FromTestServices for dyn PolicyValidator {
+    fn pick(services: &TestServices) -> &Self {
+        services.validator.as_ref()
+    }
+}
+
+/// A command of aggregate `A` (or one of its variants' payloads).
+pub(crate) trait IntoCommand<A: Aggregate> {
+    fn into_command(self) -> A::Command;
+}
+
+macro_rules! commands {
+    ($aggregate:ty: $($command:ty),*) => {
+        $(impl IntoCommand<$aggregate> for $command {
+            fn into_command(self) -> <$aggregate as Aggregate>::Command {
+                self.into()
             }
         })*
     };
 }
 
-test_command!(Server: ServerCommand, AddServer, UpdateServer, RemoveServer, RecordSync);
-test_command!(Portal: PortalCommand, AddPortal, UpdatePortal, RemovePortal);
+commands!(ServerState: ServerCommand, AddServer, UpdateServer, RemoveServer, RecordSync);
+commands!(PortalState: PortalCommand, AddPortal, UpdatePortal, RemovePortal);
+commands!(ServiceTokenState: ServiceTokenCommand, CreateServiceToken, UpdateServiceToken,
+    RotateServiceToken, RefreshServiceToken, DeleteServiceToken);
+commands!(PolicySetState: PolicyCommand, CreatePolicy, UpdatePolicy, DeletePolicy, ReplacePolicies);
+commands!(AccountState: CreateAccount);
+commands!(ApiTokenState: ApiTokenCommand);
+commands!(HostnameClaim: HostnameCommand);
 
 /// What `decide` returned.
 #[derive(Debug)]
@@ -85,12 +176,6 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    /// The outcome of a `decide` run by an aggregate's own harness (the policy set's takes a
-    /// validator).
-    pub(crate) fn of(result: Result<Vec<Event>, DomainError>) -> Self {
-        Outcome { result }
-    }
-
     /// Asserts that the command was accepted with exactly these events.
     #[track_caller]
     pub(crate) fn then_expect(self, expected: impl IntoIterator<Item = Event>) {

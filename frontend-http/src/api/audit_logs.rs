@@ -547,7 +547,7 @@ pub async fn list(
     let mut streams: HashMap<&str, Vec<RecordedEvent>> = HashMap::with_capacity(upto.len());
     for (stream, version) in upto {
         let limit = usize::try_from(version).unwrap_or(usize::MAX);
-        streams.insert(stream, state.log.read_stream(stream, 1, limit).await?);
+        streams.insert(stream, state.app.log.read_stream(stream, 1, limit).await?);
     }
     let account_id = state.account_id.as_str();
     let items = entries

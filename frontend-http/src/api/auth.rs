@@ -10,7 +10,7 @@ use portico_core::domain::account::TokenScope;
 
 use super::error::{ApiError, Code};
 use crate::state::AppState;
-use crate::token;
+use portico_app::api_tokens as token;
 
 /// The API token a request authenticated with.
 #[derive(Debug, Clone)]

@@ -177,7 +177,7 @@ pub async fn authorize(
     state.check_account(&path)?;
     let context = body.context.resolve();
     let answer = state.read(|models| -> Result<Value, ApiError> {
-        let (version, engine) = state.authz.engine(models).map_err(authz_error)?;
+        let (version, engine) = state.app.authz.engine(models).map_err(authz_error)?;
         let mut builder = EntitiesBuilder::new();
         builder.principal(&body.principal).map_err(entity_error)?;
         let resource = match &body.resource {
@@ -343,7 +343,7 @@ pub async fn visibility(
     );
     let answer = state.read(|models| -> Result<Value, ApiError> {
         let principal = principal_of(models, &query)?;
-        let access = state.authz.access(models, &principal, &portal_id, &context).map_err(authz_error)?;
+        let access = state.app.authz.access(models, &principal, &portal_id, &context).map_err(authz_error)?;
         let version = access.policy_version;
         let seen = access.visibility;
         let servers: Vec<Value> = seen

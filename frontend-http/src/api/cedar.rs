@@ -7,16 +7,10 @@
 //! change is one event on the `policies` stream, so it appears in the audit log with the old and
 //! new text.
 
-use std::cell::RefCell;
-
 use actix_web::{HttpResponse, web};
-use portico_core::domain::DomainError;
-use portico_core::domain::ids::{MAX_ID_LEN, PolicyId};
-use portico_core::domain::policy::{
-    self, CreatePolicy, DeletePolicy, POLICIES_STREAM, PolicyCommand, PolicyRecord,
-    PolicyRejection, PolicySetState, PolicyValidator, ReplacePolicies, UpdatePolicy,
-};
-use portico_policies::CedarValidator;
+use portico_app::policies::{NewPolicy, PolicyChanges};
+use portico_core::domain::ids::PolicyId;
+use portico_core::domain::policy::PolicyRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -247,8 +241,7 @@ pub async fn read(
     let (account, id) = path.into_inner();
     state.check_account(&account)?;
     let id: PolicyId = parse_id(&id, "policy")?;
-    let found = state.read(|m| m.policies.get(&id).map(PolicyObject::from));
-    found.map(envelope::ok).ok_or_else(|| not_found(&id))
+    answer(&state, &id)
 }
 
 /// Creates a policy, validated strictly against the schema.
@@ -269,16 +262,16 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     state.check_account(&path)?;
     caller.require_edit()?;
-    let current = state.read(|m| m.policies.state().clone());
-    let id = match &body.id {
-        Some(id) => parse_id(id, "id")?,
-        None => generate_id(&body.name, &current)?,
+    let id = body.id.as_deref().map(|id| parse_id(id, "id")).transpose()?;
+    let policy = NewPolicy {
+        id,
+        name: body.name,
+        description: body.description,
+        policy: body.policy,
+        enabled: body.enabled.unwrap_or(true),
     };
-    let record = to_record(id.clone(), body);
-    let events = decide(&current, CreatePolicy(record).into())?;
-    state.write(POLICIES_STREAM, current.stream_version, events, caller.actor()).await?;
-    let created = state.read(|m| m.policies.get(&id).map(PolicyObject::from));
-    created.map(envelope::ok).ok_or_else(|| not_found(&id))
+    let id = state.app.create_policy(policy, &caller.actor()).await?;
+    answer(&state, &id)
 }
 
 /// Changes a policy; omitted fields keep their values.
@@ -310,19 +303,14 @@ pub async fn update(
             ),
         ));
     }
-    let current = state.read(|m| m.policies.state().clone());
-    let Some(existing) = current.policies.get(&id).cloned() else { return Err(not_found(&id)) };
-    let record = PolicyRecord {
-        id: id.clone(),
-        name: body.name.unwrap_or(existing.name),
-        description: body.description.unwrap_or(existing.description),
-        policy: body.policy.unwrap_or(existing.policy),
-        enabled: body.enabled.unwrap_or(existing.enabled),
+    let changes = PolicyChanges {
+        name: body.name,
+        description: body.description,
+        policy: body.policy,
+        enabled: body.enabled,
     };
-    let events = decide(&current, UpdatePolicy(record).into())?;
-    state.write(POLICIES_STREAM, current.stream_version, events, caller.actor()).await?;
-    let updated = state.read(|m| m.policies.get(&id).map(PolicyObject::from));
-    updated.map(envelope::ok).ok_or_else(|| not_found(&id))
+    state.app.update_policy(&id, changes, &caller.actor()).await?;
+    answer(&state, &id)
 }
 
 /// Deletes a policy and returns it.
@@ -343,10 +331,8 @@ pub async fn delete(
     state.check_account(&account)?;
     caller.require_edit()?;
     let id: PolicyId = parse_id(&id, "policy")?;
-    let current = state.read(|m| m.policies.state().clone());
-    let before = current.policies.get(&id).map(PolicyObject::from);
-    let events = decide(&current, DeletePolicy(id.clone()).into())?;
-    state.write(POLICIES_STREAM, current.stream_version, events, caller.actor()).await?;
+    let before = state.read(|m| m.policies.get(&id).map(PolicyObject::from));
+    state.app.delete_policy(&id, &caller.actor()).await?;
     before.map(envelope::ok).ok_or_else(|| not_found(&id))
 }
 
@@ -377,9 +363,7 @@ pub async fn replace(
         let id: PolicyId = parse_id(id, &field)?;
         records.push(to_record(id, input));
     }
-    let current = state.read(|m| m.policies.state().clone());
-    let events = decide(&current, ReplacePolicies(records).into())?;
-    state.write(POLICIES_STREAM, current.stream_version, events, caller.actor()).await?;
+    state.app.replace_policies(records, &caller.actor()).await?;
     let set: Vec<PolicyObject> =
         state.read(|m| m.policies.iter().map(PolicyObject::from).collect());
     Ok(envelope::ok(set))
@@ -419,87 +403,8 @@ fn to_record(id: PolicyId, input: PolicyInput) -> PolicyRecord {
     }
 }
 
-/// A slug from `name` (`"Eng may use Docs"` -> `eng-may-use-docs`), unique in `state`.
-pub fn generate_id(name: &str, state: &PolicySetState) -> Result<PolicyId, ApiError> {
-    let mut slug = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.is_empty() && !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    // Room for a `-NNNNN` suffix.
-    slug.truncate(MAX_ID_LEN - 6);
-    let slug = slug.trim_end_matches('-');
-    let base = if slug.is_empty() { "policy" } else { slug };
-    // At most MAX_POLICIES ids are taken, so one of the first MAX_POLICIES + 1 is free.
-    (1..=policy::MAX_POLICIES + 1)
-        .map(|n| if n == 1 { base.to_owned() } else { format!("{base}-{n}") })
-        .filter_map(|candidate| PolicyId::parse(candidate).ok())
-        .find(|id| !state.policies.contains_key(id))
-        .ok_or_else(|| ApiError::internal(format!("no free id for a policy named `{base}`")))
-}
-
-/// Runs the policy rules with Cedar, keeping the line and column of a rejected text for the
-/// error's `source`.
-fn decide(
-    state: &PolicySetState,
-    command: PolicyCommand,
-) -> Result<Vec<portico_core::Event>, ApiError> {
-    let validator = LocatingValidator::default();
-    policy::decide(state, command, &validator).map_err(|e| {
-        let from_validator =
-            matches!(&e, DomainError::InvalidField { field, .. } if field.ends_with("policy"));
-        let error = ApiError::from(e);
-        match validator.last.take() {
-            Some(PolicyRejection { line: Some(line), column: Some(column), .. })
-                if from_validator =>
-            {
-                error.at(line, column)
-            }
-            _ => error,
-        }
-    })
-}
-
-/// [`CedarValidator`], remembering the last rejection (`decide` stops at the first).
-#[derive(Debug, Default)]
-struct LocatingValidator {
-    last: RefCell<Option<PolicyRejection>>,
-}
-
-impl PolicyValidator for LocatingValidator {
-    fn validate(&self, policy: &PolicyRecord) -> Result<(), PolicyRejection> {
-        let result = CedarValidator.validate(policy);
-        if let Err(rejection) = &result {
-            *self.last.borrow_mut() = Some(rejection.clone());
-        }
-        result
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_generated_from_names_and_made_unique() {
-        let mut state = PolicySetState::default();
-        assert_eq!(generate_id("Eng may use  Docs!", &state).unwrap().as_str(), "eng-may-use-docs");
-        assert_eq!(generate_id("  ***  ", &state).unwrap().as_str(), "policy");
-        assert_eq!(generate_id(&"A".repeat(300), &state).unwrap().as_str().len(), MAX_ID_LEN - 6);
-        let record = |id: &str| PolicyRecord {
-            id: PolicyId::parse(id).unwrap(),
-            name: id.to_owned(),
-            description: None,
-            policy: String::new(),
-            enabled: true,
-        };
-        for id in ["docs", "docs-2"] {
-            state.policies.insert(PolicyId::parse(id).unwrap(), record(id));
-        }
-        assert_eq!(generate_id("Docs", &state).unwrap().as_str(), "docs-3");
-    }
+/// The policy as it is now.
+fn answer(state: &AppState, id: &PolicyId) -> Result<HttpResponse, ApiError> {
+    let found = state.read(|m| m.policies.get(id).map(PolicyObject::from));
+    found.map(envelope::ok).ok_or_else(|| not_found(id))
 }

@@ -8,6 +8,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use portico_app::AppError;
 use portico_core::domain::DomainError;
 use portico_core::{AppendError, LogError};
 use serde::Serialize;
@@ -197,30 +198,37 @@ impl From<DomainError> for ApiError {
             DomainError::InvalidField { field, .. } => ApiError::field(field, e.to_string()),
             DomainError::Immutable { field } => ApiError::field(field, e.to_string()),
             DomainError::AlreadyExists { .. } => ApiError::new(Code::AlreadyExists, e.to_string()),
+            DomainError::HostnameTaken { .. } => ApiError {
+                pointer: Some("/hostname".into()),
+                ..ApiError::new(Code::AlreadyExists, e.to_string())
+            },
             DomainError::NotFound { .. } => ApiError::not_found(e.to_string()),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Rule(e) => e.into(),
+            AppError::PolicyText { error, line, column } => ApiError::from(error).at(line, column),
+            AppError::Conflict(message) => ApiError::new(Code::Conflict, message),
+            AppError::Invalid(message) => ApiError::new(Code::InvalidField, message),
+            AppError::Unavailable { cause } => ApiError::unavailable(cause),
+            AppError::Internal { cause } => ApiError::internal(cause),
         }
     }
 }
 
 impl From<AppendError> for ApiError {
     fn from(e: AppendError) -> Self {
-        match e {
-            AppendError::Conflict { .. } => ApiError::new(
-                Code::Conflict,
-                "the resource was changed by another request at the same time; read it again and retry",
-            ),
-            AppendError::Invalid(message) => ApiError::new(Code::InvalidField, message),
-            AppendError::Log(e) => e.into(),
-        }
+        AppError::from(e).into()
     }
 }
 
 impl From<LogError> for ApiError {
     fn from(e: LogError) -> Self {
-        match e {
-            LogError::Storage(_) | LogError::Closed => ApiError::unavailable(e),
-            LogError::Decode { .. } | LogError::Gap { .. } => ApiError::internal(e),
-        }
+        AppError::from(e).into()
     }
 }
 

@@ -2,11 +2,10 @@
 //! portals and their server mappings.
 
 use actix_web::{HttpResponse, web};
+use portico_app::portals::PortalChanges;
 use portico_core::domain::ids::{PortalId, ServerId};
 use portico_core::domain::overrides::CapabilityOverride;
-use portico_core::domain::portal::{
-    self, AddPortal, CodeMode, PortalInput, PortalServer, RemovePortal, UpdatePortal, portal_stream,
-};
+use portico_core::domain::portal::{self, CodeMode, PortalInput, PortalServer};
 use portico_projections::{PortalView, ReadModels};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -130,34 +129,6 @@ fn portal_object(models: &ReadModels, view: &PortalView, with_servers: bool) -> 
     object
 }
 
-/// Refuses a hostname another portal serves: a request is routed to its portal by `Host`.
-fn hostname_free(
-    models: &ReadModels,
-    id: &PortalId,
-    events: Vec<portico_core::Event>,
-) -> Result<Vec<portico_core::Event>, ApiError> {
-    for event in &events {
-        let hostname = match event {
-            portico_core::Event::PortalAdded(e) => &e.settings.hostname,
-            portico_core::Event::PortalUpdated(e) => &e.settings.hostname,
-            _ => continue,
-        };
-        if let Some(other) = models.portals.by_hostname(hostname).filter(|r| &r.portal_id != id) {
-            return Err(ApiError {
-                pointer: Some("/hostname".into()),
-                ..ApiError::new(
-                    super::error::Code::AlreadyExists,
-                    format!(
-                        "invalid `hostname`: `{hostname}` is already the hostname of portal `{}`",
-                        other.portal_id
-                    ),
-                )
-            });
-        }
-    }
-    Ok(events)
-}
-
 fn not_found(id: &PortalId) -> ApiError {
     ApiError::not_found(format!("portal `{id}` does not exist"))
 }
@@ -247,18 +218,7 @@ pub async fn create(
         secure_web_gateway: body.secure_web_gateway.unwrap_or(false),
         servers,
     };
-    let (current, events) = state.read(|m| {
-        let current = m.aggregates.portal(&id);
-        let events = portal::decide(
-            &current,
-            AddPortal { portal_id: id.clone(), input }.into(),
-            &m.aggregates,
-        )
-        .map_err(ApiError::from)
-        .and_then(|events| hostname_free(m, &id, events));
-        (current, events)
-    });
-    state.write(&portal_stream(&id), current.stream_version, events?, caller.actor()).await?;
+    state.app.create_portal(&id, input, &caller.actor()).await?;
     read_portal(&state, &id).map(envelope::ok)
 }
 
@@ -293,29 +253,16 @@ pub async fn update(
             ));
         }
     }
-    let servers = body.servers()?;
-    let (current, events) = state.read(|m| {
-        let current = m.aggregates.portal(&id);
-        let Some(existing) = &current.portal else { return (current, Err(not_found(&id))) };
-        let input = PortalInput {
-            name: body.name.clone().unwrap_or_else(|| existing.settings.name.clone()),
-            hostname: body.hostname.clone().unwrap_or_else(|| existing.settings.hostname.clone()),
-            description: body.description.clone(),
-            code_mode: body.code_mode,
-            allow_code_mode: body.allow_code_mode,
-            secure_web_gateway: body.secure_web_gateway.unwrap_or(false),
-            servers,
-        };
-        let events = portal::decide(
-            &current,
-            UpdatePortal { portal_id: id.clone(), input }.into(),
-            &m.aggregates,
-        )
-        .map_err(ApiError::from)
-        .and_then(|events| hostname_free(m, &id, events));
-        (current, events)
-    });
-    state.write(&portal_stream(&id), current.stream_version, events?, caller.actor()).await?;
+    let changes = PortalChanges {
+        servers: body.servers()?,
+        name: body.name,
+        hostname: body.hostname,
+        description: body.description,
+        code_mode: body.code_mode,
+        allow_code_mode: body.allow_code_mode,
+        secure_web_gateway: body.secure_web_gateway.unwrap_or(false),
+    };
+    state.app.update_portal(&id, changes, &caller.actor()).await?;
     read_portal(&state, &id).map(envelope::ok)
 }
 
@@ -337,14 +284,7 @@ pub async fn delete(
     state.check_account(&account)?;
     caller.require_edit()?;
     let id: PortalId = parse_id(&id, "portal")?;
-    let (current, before) = state.read(|m| {
-        (m.aggregates.portal(&id), m.portal(&id).map(|view| portal_object(m, &view, false)))
-    });
-    let events = portal::decide(
-        &current,
-        RemovePortal { portal_id: id.clone() }.into(),
-        &portico_projections::Aggregates::default(),
-    )?;
-    state.write(&portal_stream(&id), current.stream_version, events, caller.actor()).await?;
+    let before = state.read(|m| m.portal(&id).map(|view| portal_object(m, &view, false)));
+    state.app.delete_portal(&id, &caller.actor()).await?;
     before.map(envelope::ok).ok_or_else(|| not_found(&id))
 }

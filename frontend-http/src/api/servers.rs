@@ -2,14 +2,11 @@
 //! MCP servers, with Cloudflare's field names, types and defaults.
 
 use actix_web::{HttpResponse, web};
+use portico_app::servers::{Credentials, NewServer, ServerChanges};
 use portico_core::domain::ids::ServerId;
 use portico_core::domain::overrides::CapabilityOverride;
-use portico_core::domain::server::{
-    self, AddServer, AuthType, CredentialKind, RemoveServer, ServerCommand, ServerSettings,
-    ServerState, SyncError, UpdateServer, server_stream,
-};
-use portico_core::vault::{SecretRef, SecretString, server_owner};
-use portico_gateway::ssrf::SsrfError;
+use portico_core::domain::server::{AuthType, CredentialKind, ServerSettings, SyncError};
+use portico_core::vault::SecretString;
 use portico_projections::CatalogServer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -235,123 +232,11 @@ pub async fn read(
     let (account, id) = path.into_inner();
     state.check_account(&account)?;
     let id: ServerId = parse_id(&id, "server")?;
-    let found = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
-    found.map(envelope::ok).ok_or_else(|| not_found(&id))
+    answer(&state, &id)
 }
 
 fn not_found(id: &ServerId) -> ApiError {
     ApiError::not_found(format!("server `{id}` does not exist"))
-}
-
-/// The credentials of a request, stored in the vault before the events that mention them are
-/// appended; removed again if the write does not happen.
-struct StagedCredentials<'a> {
-    state: &'a AppState,
-    stored: Vec<SecretRef>,
-}
-
-impl<'a> StagedCredentials<'a> {
-    fn new(state: &'a AppState) -> Self {
-        StagedCredentials { state, stored: Vec::new() }
-    }
-
-    async fn stage(
-        &mut self,
-        id: &ServerId,
-        kind: CredentialKind,
-        version: u32,
-        value: Option<String>,
-    ) -> Result<(), ApiError> {
-        let Some(value) = value else { return Ok(()) };
-        let secret = SecretString::from(value);
-        let stored = self
-            .state
-            .vault
-            .put_at(&server_owner(id), portico_core::vault::credential_kind(kind), version, &secret)
-            .await
-            .map_err(|e| match e {
-                portico_core::vault::VaultError::VersionTaken { .. } => ApiError::new(
-                    super::error::Code::Conflict,
-                    "the server's credentials were changed by another request at the same time; retry",
-                ),
-                portico_core::vault::VaultError::TooLarge { max, .. } => {
-                    ApiError::field(kind.field(), format!("`{}` is longer than {max} bytes", kind.field()))
-                }
-                other => ApiError::unavailable(other),
-            })?;
-        self.stored.push(stored);
-        Ok(())
-    }
-
-    /// The write failed: nothing may refer to the staged secrets, so they go.
-    async fn discard(self) {
-        for secret in self.stored {
-            if let Err(error) = self.state.vault.delete(&secret).await {
-                tracing::warn!(owner = %secret.owner, kind = %secret.kind, %error, "could not remove an unused secret");
-            }
-        }
-    }
-}
-
-/// The secrets a request sent, each stored under the version its command names.
-struct SentCredentials {
-    auth_credentials: Option<String>,
-    client_secret: Option<String>,
-}
-
-impl SentCredentials {
-    /// The vault version each sent secret gets: the next one of its kind.
-    fn versions(&self, current: &ServerState) -> (Option<u32>, Option<u32>) {
-        let next = |sent: &Option<String>, kind| {
-            sent.as_ref().map(|_| current.next_credential_version(kind))
-        };
-        (
-            next(&self.auth_credentials, CredentialKind::AuthCredentials),
-            next(&self.client_secret, CredentialKind::ClientSecret),
-        )
-    }
-}
-
-/// Decides `command` (whose credential versions come from [`SentCredentials::versions`]),
-/// stores the sent secrets under those versions, and appends the events; if anything fails
-/// after the rules passed, the stored secrets are removed again.
-async fn write_with_credentials(
-    state: &AppState,
-    caller: &Caller,
-    id: &ServerId,
-    current: &ServerState,
-    command: ServerCommand,
-    sent: SentCredentials,
-) -> Result<(), ApiError> {
-    // The rules are checked before anything reaches the vault.
-    let events = server::decide(current, command)?;
-    let next = |kind| current.next_credential_version(kind);
-    let mut staged = StagedCredentials::new(state);
-    let result = async {
-        staged
-            .stage(
-                id,
-                CredentialKind::AuthCredentials,
-                next(CredentialKind::AuthCredentials),
-                sent.auth_credentials,
-            )
-            .await?;
-        staged
-            .stage(
-                id,
-                CredentialKind::ClientSecret,
-                next(CredentialKind::ClientSecret),
-                sent.client_secret,
-            )
-            .await?;
-        state.write(&server_stream(id), current.stream_version, events, caller.actor()).await
-    }
-    .await;
-    if let Err(e) = result {
-        staged.discard().await;
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// Creates an MCP server.
@@ -373,41 +258,38 @@ pub async fn create(
     state.check_account(&path)?;
     caller.require_edit()?;
     let id: ServerId = parse_id(&body.id, "id")?;
-    let current = state.read(|m| m.aggregates.server(&id));
-    if current.exists() {
-        return Err(portico_core::domain::DomainError::AlreadyExists {
-            kind: "server",
-            id: id.to_string(),
-        }
-        .into());
-    }
-    let settings = ServerSettings {
-        name: body.name,
-        description: body.description,
-        is_shared_oauth_callback_enabled: body.is_shared_oauth_callback_enabled.unwrap_or(false),
-        secure_web_gateway: body.secure_web_gateway.unwrap_or(false),
-        updated_tools: body.updated_tools.unwrap_or_default(),
-        updated_prompts: body.updated_prompts.unwrap_or_default(),
-    };
-    let sent = SentCredentials {
-        auth_credentials: body.auth_credentials,
-        client_secret: body.client_secret,
-    };
-    check_upstream(&state, &body.hostname).await?;
-    let (auth_credentials, client_secret) = sent.versions(&current);
-    let command = AddServer {
-        server_id: id.clone(),
+    let server = NewServer {
+        id: id.clone(),
         hostname: body.hostname,
         auth_type: body.auth_type,
-        settings,
-        auth_credentials,
-        client_secret,
+        settings: ServerSettings {
+            name: body.name,
+            description: body.description,
+            is_shared_oauth_callback_enabled: body
+                .is_shared_oauth_callback_enabled
+                .unwrap_or(false),
+            secure_web_gateway: body.secure_web_gateway.unwrap_or(false),
+            updated_tools: body.updated_tools.unwrap_or_default(),
+            updated_prompts: body.updated_prompts.unwrap_or_default(),
+        },
+        credentials: credentials(body.auth_credentials, body.client_secret),
     };
-    write_with_credentials(&state, &caller, &id, &current, command.into(), sent).await?;
-    // Synced in the background; `status` is `waiting` until it has run.
-    state.gateway.syncer.request(id.clone());
-    let created = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
-    created.map(envelope::ok).ok_or_else(|| not_found(&id))
+    state.app.create_server(server, &caller.actor()).await?;
+    answer(&state, &id)
+}
+
+/// The write-only secrets of a body.
+fn credentials(auth_credentials: Option<String>, client_secret: Option<String>) -> Credentials {
+    Credentials {
+        auth_credentials: auth_credentials.map(SecretString::from),
+        client_secret: client_secret.map(SecretString::from),
+    }
+}
+
+/// The server as it is now.
+fn answer(state: &AppState, id: &ServerId) -> Result<HttpResponse, ApiError> {
+    let found = state.read(|m| m.catalog.get(id).map(ServerObject::from_catalog));
+    found.map(envelope::ok).ok_or_else(|| not_found(id))
 }
 
 /// Replaces an MCP server's settings (as Cloudflare's `PUT` does).
@@ -441,33 +323,19 @@ pub async fn update(
             ));
         }
     }
-    let current = state.read(|m| m.aggregates.server(&id));
-    let Some(existing) = current.server.clone() else { return Err(not_found(&id)) };
-    let settings = ServerSettings {
-        name: body.name.unwrap_or(existing.settings.name),
-        description: body.description,
-        is_shared_oauth_callback_enabled: body.is_shared_oauth_callback_enabled.unwrap_or(false),
-        secure_web_gateway: body.secure_web_gateway.unwrap_or(false),
-        updated_tools: body.updated_tools.unwrap_or_default(),
-        updated_prompts: body.updated_prompts.unwrap_or_default(),
-    };
-    let sent = SentCredentials {
-        auth_credentials: body.auth_credentials,
-        client_secret: body.client_secret,
-    };
-    let (auth_credentials, client_secret) = sent.versions(&current);
-    let command = UpdateServer {
-        server_id: id.clone(),
+    let changes = ServerChanges {
         hostname: body.hostname,
         auth_type: body.auth_type,
-        settings,
-        auth_credentials,
-        client_secret,
+        name: body.name,
+        description: body.description,
+        is_shared_oauth_callback_enabled: body.is_shared_oauth_callback_enabled,
+        secure_web_gateway: body.secure_web_gateway,
+        updated_tools: body.updated_tools,
+        updated_prompts: body.updated_prompts,
+        credentials: credentials(body.auth_credentials, body.client_secret),
     };
-    write_with_credentials(&state, &caller, &id, &current, command.into(), sent).await?;
-    state.gateway.syncer.request(id.clone());
-    let updated = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
-    updated.map(envelope::ok).ok_or_else(|| not_found(&id))
+    state.app.update_server(&id, changes, &caller.actor()).await?;
+    answer(&state, &id)
 }
 
 /// Deletes an MCP server and returns it.
@@ -488,29 +356,9 @@ pub async fn delete(
     state.check_account(&account)?;
     caller.require_edit()?;
     let id: ServerId = parse_id(&id, "server")?;
-    let (current, before) = state
-        .read(|m| (m.aggregates.server(&id), m.catalog.get(&id).map(ServerObject::from_catalog)));
-    let events = server::decide(&current, RemoveServer { server_id: id.clone() }.into())?;
-    state.write(&server_stream(&id), current.stream_version, events, caller.actor()).await?;
-    // The server is gone from the log; its secrets follow (a failure here leaves only
-    // unreachable ciphertext, which the next delete or re-creation of the id clears).
-    if let Err(error) = state.vault.delete_owner(&server_owner(&id)).await {
-        tracing::warn!(server_id = %id, %error, "could not remove a deleted server's secrets");
-    }
+    let before = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
+    state.app.delete_server(&id, &caller.actor()).await?;
     before.map(envelope::ok).ok_or_else(|| not_found(&id))
-}
-
-/// Refuses an upstream URL that resolves to an address this deployment may not reach.
-async fn check_upstream(state: &AppState, hostname: &str) -> Result<(), ApiError> {
-    // A malformed URL is the domain's to reject, with its own message.
-    let Ok(url) = url::Url::parse(hostname) else { return Ok(()) };
-    match state.gateway.upstreams.config().policy.check_url(&url).await {
-        Ok(()) => Ok(()),
-        // A name that does not resolve yet may be registered (DNS may come later); the check
-        // runs again on the resolved address at every connect.
-        Err(SsrfError::Resolve { .. } | SsrfError::NoAddress { .. }) => Ok(()),
-        Err(refused) => Err(ApiError::field("hostname", refused.to_string())),
-    }
 }
 
 /// What `POST .../servers/{id}/sync` answers.
@@ -545,10 +393,7 @@ pub async fn sync(
     state.check_account(&account)?;
     caller.require_edit()?;
     let id: ServerId = parse_id(&id, "server")?;
-    let report = state.gateway.syncer.sync(&id).await.map_err(|e| match e {
-        portico_gateway::sync::SyncFailure::NoServer(_) => not_found(&id),
-        other => ApiError::unavailable(other),
-    })?;
+    let report = state.app.sync_server(&id).await?;
     let (last_synced, last_successful_sync) = state.read(|m| {
         m.catalog
             .get(&id)

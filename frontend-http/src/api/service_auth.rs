@@ -15,7 +15,7 @@ use portico_projections::{PortalServerView, PortalView, ReadModels};
 
 use super::error::{ApiError, Code};
 use crate::state::AppState;
-use crate::token;
+use portico_app::api_tokens as token;
 
 /// The header carrying a service token's client id.
 pub const CLIENT_ID_HEADER: &str = "CF-Access-Client-Id";

@@ -9,6 +9,5 @@ mod audit_logs;
 mod authorize;
 mod cedar_api;
 mod openapi;
-mod policy_cli;
 mod service_tokens;
 mod support;

@@ -12,7 +12,7 @@ use portico_core::domain::account::TokenScope;
 use portico_core::domain::service_token::{
     self, CreateServiceToken, ServiceTokenState, service_token_stream,
 };
-use portico_http::api::service_auth::{
+use portico_frontend_http::api::service_auth::{
     CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, GENERIC_MESSAGE, ServiceAuthError,
     ServiceTokenPrincipal, authenticate_service_token,
 };
@@ -223,14 +223,20 @@ async fn an_expired_token_does_not_authenticate_until_refreshed() {
             token_id: id.into(),
             client_id: client_id.into(),
             name: "Old".into(),
-            secret_hash: portico_http::token::hash(&secret),
+            secret_hash: portico_app::api_tokens::hash(&secret),
             duration: "1h".into(),
             expires_at: Some(Utc::now() - TimeDelta::hours(2)),
         }
         .into(),
     )
     .unwrap();
-    app.state.write(&service_token_stream(id), 0, events, Actor::system("test")).await.unwrap();
+    // Arranged straight in the log: no command creates a token that is already expired.
+    let events = events.into_iter().map(portico_core::NewEvent::new).collect();
+    let metadata = portico_core::EventMetadata::new(Actor::system("test"));
+    let stream = service_token_stream(id);
+    let log = &app.state.app.log;
+    log.append(&stream, portico_core::ExpectedVersion::NoStream, events, &metadata).await.unwrap();
+    app.caught_up().await;
     assert!(matches!(
         authenticate(&app, client_id, &secret, Utc::now()),
         Err(ServiceAuthError::Expired { .. })

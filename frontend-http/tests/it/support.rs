@@ -12,13 +12,14 @@ use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::{Method, StatusCode};
 use actix_web::test::{self, TestRequest};
+use portico_app::api_tokens;
+use portico_core::domain::account::AccountId;
 use portico_core::domain::account::TokenScope;
 use portico_core::log::sqlite::{SqliteLog, SqliteOptions};
 use portico_core::vault::sqlite::SqliteVaultStore;
 use portico_core::vault::{KeySource, MasterKey, Vault};
 use portico_core::{Actor, EventLog, RecordedEvent};
-use portico_http::state::AppState;
-use portico_http::{bootstrap, token};
+use portico_frontend_http::state::AppState;
 use portico_projections::{NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -58,8 +59,10 @@ impl TestApp {
         let store = Arc::new(SqliteVaultStore::open(path.clone()).await.unwrap());
         let vault =
             Vault::open(MasterKey::from_bytes([7; 32]), KeySource::Config, store).await.unwrap();
-        let boot =
-            bootstrap::bootstrap(log.as_ref(), Some(ACCOUNT_ID), Some(ADMIN_TOKEN)).await.unwrap();
+        let account = AccountId::parse(ACCOUNT_ID).unwrap();
+        let boot = portico_app::account::bootstrap(log.as_ref(), Some(account), Some(ADMIN_TOKEN))
+            .await
+            .unwrap();
         let models = Arc::new(
             ProjectionRunner::<ReadModels>::start(
                 Arc::clone(&log),
@@ -69,8 +72,10 @@ impl TestApp {
             .await
             .unwrap(),
         );
-        let state = AppState::new(log, Arc::new(vault), models, boot.account_id);
-        let app = Rc::new(test::init_service(portico_http::create_app(state.clone())).await);
+        let app = portico_app::App::start(log, Arc::new(vault), models, Default::default());
+        let state = AppState::new(app, boot.account_id);
+        let app =
+            Rc::new(test::init_service(portico_frontend_http::create_app(state.clone())).await);
         let call: Rc<Call> = Rc::new(move |req: TestRequest| {
             let app = Rc::clone(&app);
             Box::pin(async move {
@@ -152,8 +157,8 @@ impl TestApp {
 
     /// Creates another API token and returns its secret.
     pub async fn create_token(&self, name: &str, scope: TokenScope) -> String {
-        let new = token::generate().unwrap();
-        bootstrap::create_token(self.state.log.as_ref(), &new, name, scope, Actor::system("cli"))
+        let new = api_tokens::generate().unwrap();
+        api_tokens::create(self.state.app.log.as_ref(), &new, name, scope, &Actor::system("cli"))
             .await
             .unwrap();
         self.caught_up().await;
@@ -162,15 +167,15 @@ impl TestApp {
 
     /// Waits until the read models show everything in the log.
     pub async fn caught_up(&self) {
-        let head = self.state.log.head_position().await.unwrap();
-        self.state.models.wait_for(head, Duration::from_secs(10)).await.unwrap();
+        let head = self.state.app.log.head_position().await.unwrap();
+        self.state.app.models.wait_for(head, Duration::from_secs(10)).await.unwrap();
     }
 
     /// Every event of the log caused by requests, oldest first: without the results of the
     /// background syncs that creating a server starts (their upstreams, `*.example.com`, do
     /// not exist, so those syncs fail whenever they happen to run).
     pub async fn events(&self) -> Vec<RecordedEvent> {
-        let mut events = self.state.log.read_all(0, 1_000_000).await.unwrap();
+        let mut events = self.state.app.log.read_all(0, 1_000_000).await.unwrap();
         events.retain(|e| {
             !matches!(
                 e.event,

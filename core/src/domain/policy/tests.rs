@@ -2,7 +2,8 @@
 //! Cedar; the `policies` crate tests the real one).
 
 use super::*;
-use crate::domain::testing::Outcome;
+use crate::domain::Aggregate;
+use crate::domain::testing::{self, Given};
 
 /// Refuses any text that contains `nosuch`, pointing at it (line 1 only, enough for tests).
 struct FakeValidator;
@@ -20,17 +21,8 @@ impl PolicyValidator for FakeValidator {
     }
 }
 
-fn given(events: impl IntoIterator<Item = Event>) -> Given {
-    Given(events.into_iter().collect())
-}
-
-struct Given(Vec<Event>);
-
-impl Given {
-    fn when(self, command: impl Into<PolicyCommand>) -> Outcome {
-        let state = PolicySetState::from_events(&self.0);
-        Outcome::of(decide(&state, command.into(), &FakeValidator))
-    }
+fn given(events: impl IntoIterator<Item = Event>) -> Given<PolicySetState> {
+    testing::given(events).with_validator(FakeValidator)
 }
 
 fn record(id: &str) -> PolicyRecord {
@@ -142,14 +134,14 @@ fn at_most_ten_thousand_policies() {
 
 #[test]
 fn apply_folds_every_policy_event() {
-    let state = PolicySetState::from_events([
+    let state = PolicySetState::fold([
         created("a"),
         created("b"),
         Event::PolicyDeleted(PolicyDeleted { policy_id: PolicyId::parse("a").unwrap() }),
     ]);
     assert_eq!(state.stream_version, 3);
     assert_eq!(state.policies.keys().map(PolicyId::as_str).collect::<Vec<_>>(), ["b"]);
-    let replaced = PolicySetState::from_events([
+    let replaced = PolicySetState::fold([
         created("a"),
         Event::PolicySetReplaced(PolicySetReplaced { policies: vec![record("c")] }),
     ]);

@@ -1,6 +1,7 @@
 //! Given/when/then tests of the portal aggregate's rules.
 
 use super::*;
+use crate::domain::Aggregate;
 use crate::domain::testing::{given, given_no_events};
 
 fn id() -> PortalId {
@@ -310,10 +311,10 @@ fn portal_aliases_are_unique_against_the_server_level() {
 fn state_folds_the_stream() {
     let renamed = PortalSettings { name: "Renamed".to_owned(), ..settings() };
     let events = [added(settings()), updated(renamed.clone())];
-    let state = PortalState::from_events(&events);
+    let state = PortalState::fold(&events);
     assert_eq!(state.stream_version, 2);
     assert_eq!(state.portal.as_ref().unwrap().settings, renamed);
-    let state = PortalState::from_events(events.iter().chain([&removed()]));
+    let state = PortalState::fold(events.iter().chain([&removed()]));
     assert!(!state.exists());
     assert_eq!(state.stream_version, 3);
 }
@@ -326,7 +327,7 @@ fn facts_of_an_existing_server() {
         updated_tools: vec![entry("a", Some("b"))],
         ..ServerSettings::default()
     };
-    let state = ServerState::from_events([Event::ServerAdded(ServerAdded {
+    let state = ServerState::fold([Event::ServerAdded(ServerAdded {
         server_id: sid("docs"),
         hostname: "https://docs.example.com/mcp".to_owned(),
         auth_type: AuthType::Bearer,

@@ -1,6 +1,7 @@
 //! Given/when/then tests of the server aggregate's rules.
 
 use super::*;
+use crate::domain::Aggregate;
 use crate::domain::overrides::CapabilityOverride;
 use crate::domain::testing::{given, given_no_events};
 
@@ -298,7 +299,7 @@ fn state_folds_the_stream() {
         updated(ServerSettings { name: "New".to_owned(), ..settings() }),
         credential_set(CredentialKind::AuthCredentials, 2),
     ];
-    let state = ServerState::from_events(&events);
+    let state = ServerState::fold(&events);
     assert!(state.exists());
     assert_eq!(state.stream_version, 4);
     assert_eq!(state.credential_version(CredentialKind::AuthCredentials), 2);
@@ -331,7 +332,7 @@ fn replay_equals_incremental_application() {
             history.push(event);
         }
     }
-    assert_eq!(ServerState::from_events(&history), state);
+    assert_eq!(ServerState::fold(&history), state);
     assert_eq!(state.stream_version, 7);
 }
 
@@ -400,7 +401,7 @@ fn the_first_sync_records_the_capabilities() {
         .when(record(SyncOutcome::Synced(found.clone())))
         .then_expect([synced(Some(found.clone()), &[])]);
 
-    let state = ServerState::from_events([added(AuthType::Bearer), synced(Some(found), &[])]);
+    let state = ServerState::fold([added(AuthType::Bearer), synced(Some(found), &[])]);
     assert!(state.ever_synced);
     assert_eq!(state.synced_tools, BTreeSet::from(["fetch".to_owned(), "search".to_owned()]));
     assert_eq!(state.synced_prompts, BTreeSet::from(["summarise".to_owned()]));
@@ -452,7 +453,7 @@ fn an_override_of_a_tool_that_disappears_after_a_sync_is_dropped() {
     // Folded, the override is gone from the settings and the rest stays.
     let mut events = history.to_vec();
     events.push(synced(Some(capabilities(&["search_v2", "fetch"], &[])), &["search"]));
-    let state = ServerState::from_events(&events);
+    let state = ServerState::fold(&events);
     let overrides = &state.server.as_ref().unwrap().settings.updated_tools;
     assert_eq!(overrides, &vec![tool("fetch", None)]);
 }

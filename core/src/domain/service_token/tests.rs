@@ -3,58 +3,18 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::domain::Aggregate;
+use crate::domain::testing::{self, Given};
 
 const ID: &str = "0f8e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
 const CLIENT_ID: &str = "4d4ea9a30cb4d4d5fc8f77e8a4c21d0c.access";
 
-/// A history of one token's stream; `when` decides a command against its fold.
-struct Given(Vec<Event>);
-
-fn given(events: impl IntoIterator<Item = Event>) -> Given {
-    Given(events.into_iter().collect())
+fn given(events: impl IntoIterator<Item = Event>) -> Given<ServiceTokenState> {
+    testing::given(events)
 }
 
-fn given_no_events() -> Given {
-    given([])
-}
-
-impl Given {
-    fn when(self, command: impl Into<ServiceTokenCommand>) -> Outcome {
-        Outcome(decide(&ServiceTokenState::from_events(&self.0), command.into()))
-    }
-}
-
-struct Outcome(Result<Vec<Event>, DomainError>);
-
-impl Outcome {
-    #[track_caller]
-    fn then_expect(self, expected: impl IntoIterator<Item = Event>) {
-        let expected: Vec<Event> = expected.into_iter().collect();
-        match self.0 {
-            Ok(events) => assert_eq!(events, expected),
-            Err(e) => panic!("expected {} event(s), got the error: {e}", expected.len()),
-        }
-    }
-
-    #[track_caller]
-    fn then_expect_error(self, expected: DomainError) {
-        match self.0 {
-            Ok(events) => panic!("expected the error `{expected}`, got {events:?}"),
-            Err(e) => assert_eq!(e, expected),
-        }
-    }
-
-    /// Asserts a refusal for an invalid `field` and returns the message.
-    #[track_caller]
-    fn then_expect_invalid(self, field: &str) -> String {
-        match self.0 {
-            Err(DomainError::InvalidField { field: actual, message }) => {
-                assert_eq!(actual, field, "wrong field; message: {message}");
-                message
-            }
-            other => panic!("expected `{field}` to be refused, got {other:?}"),
-        }
-    }
+fn given_no_events() -> Given<ServiceTokenState> {
+    testing::given_no_events()
 }
 
 fn t0() -> DateTime<Utc> {
@@ -278,7 +238,7 @@ fn rotate_replaces_the_secret_hash() {
     given([created()])
         .when(RotateServiceToken { token_id: ID.to_owned(), secret_hash: "x".to_owned() })
         .then_expect_invalid("secret_hash");
-    let state = ServiceTokenState::from_events([created(), rotated(&b)]);
+    let state = ServiceTokenState::fold([created(), rotated(&b)]);
     assert_eq!(state.token.unwrap().secret_hash, b);
     assert_eq!(state.stream_version, 2);
 }
@@ -323,7 +283,7 @@ fn delete_a_token() {
     given([created(), rotated(&"b".repeat(64))])
         .when(DeleteServiceToken { token_id: ID.to_owned() })
         .then_expect([deleted()]);
-    let state = ServiceTokenState::from_events([created(), deleted()]);
+    let state = ServiceTokenState::fold([created(), deleted()]);
     assert!(!state.exists());
     assert!(state.deleted);
 }

@@ -1,16 +1,22 @@
 //! `portico serve --demo`: a working portal in one command.
 //!
 //! The demo mounts a small upstream MCP server in the same process (`/demo-upstream/mcp`, a
-//! few useful tools), then sets up, through the admin API like any admin would: the server
-//! `demo`, the portal `demo`, a service token `demo` (rotated on every start, so its secret can
-//! be printed) and a policy that lets that token use the portal. It prints how to connect.
+//! few useful tools), then sets up, through the application layer like the admin API: the
+//! server `demo`, the portal `demo`, a service token `demo` (rotated on every start, so its
+//! secret can be printed) and a policy that lets that token use the portal. It prints how to
+//! connect.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use portico_core::{Actor, EventLog};
-use portico_projections::{ProjectionRunner, ReadModels};
+use portico_app::App;
+use portico_app::policies::{NewPolicy, PolicyChanges};
+use portico_app::servers::{Credentials, NewServer};
+use portico_core::Actor;
+use portico_core::domain::ids::{PolicyId, PortalId, ServerId};
+use portico_core::domain::portal::{PortalInput, PortalServer};
+use portico_core::domain::server::{AuthType, ServerSettings};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
     Implementation, InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
@@ -21,10 +27,6 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::{RoleServer, ServerHandler};
 use rmcp_actix_web::transport::StreamableHttpService;
 use serde_json::{Map, Value, json};
-
-use crate::bootstrap;
-use crate::token;
-use portico_core::domain::account::TokenScope;
 
 /// Where the demo upstream is mounted.
 pub const UPSTREAM_PATH: &str = "/demo-upstream/mcp";
@@ -42,6 +44,16 @@ pub fn upstream_service(shutdown: tokio_util::sync::CancellationToken) -> DemoSe
         .service_factory(Arc::new(|| Ok(DemoTools)))
         .session_manager(Arc::new(LocalSessionManager::default()))
         .build()
+}
+
+/// The routes that mount the demo upstream at [`UPSTREAM_PATH`].
+pub fn upstream_routes(
+    shutdown: tokio_util::sync::CancellationToken,
+) -> portico_frontend_http::state::ExtraRoutes {
+    let service = upstream_service(shutdown);
+    Arc::new(move |cfg| {
+        cfg.service(service.clone().scope_with_path(UPSTREAM_PATH));
+    })
 }
 
 /// A few tools worth trying through a portal.
@@ -171,128 +183,94 @@ pub struct DemoAccess {
 }
 
 /// Creates what is missing of the demo (server, portal, policy) and a fresh secret for the
-/// demo service token, through the admin API at `base` (`http://host:port`). A temporary
-/// edit token is created for this and revoked at the end.
-pub async fn setup(
-    log: &dyn EventLog,
-    models: &ProjectionRunner<ReadModels>,
-    base: &str,
-    account_id: &str,
-) -> anyhow::Result<DemoAccess> {
-    let setup_token = token::generate()?;
-    bootstrap::create_token(
-        log,
-        &setup_token,
-        "demo set-up",
-        TokenScope::Edit,
-        Actor::system("demo"),
-    )
-    .await?;
-    let head = log.head_position().await?;
-    models.wait_for(head, std::time::Duration::from_secs(10)).await?;
-    let result = configure(base, account_id, &setup_token.secret).await;
-    if let Err(error) =
-        bootstrap::revoke_token(log, &setup_token.token_id, Actor::system("demo")).await
-    {
-        tracing::warn!(%error, "the demo set-up token could not be revoked");
-    }
-    result
-}
-
-async fn configure(base: &str, account_id: &str, api_token: &str) -> anyhow::Result<DemoAccess> {
-    let client = reqwest::Client::builder().build()?;
-    let api = format!("{base}/client/v4/accounts/{account_id}");
-    let mcp = format!("{api}/access/ai-controls/mcp");
-    let call = |method: reqwest::Method, url: String, body: Option<Value>| {
-        let mut request = client.request(method, url).bearer_auth(api_token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        async move {
-            let response = request.send().await?;
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            anyhow::Ok((status, body))
-        }
-    };
-    let upstream = format!("{base}{UPSTREAM_PATH}");
-    let (status, _) = call(reqwest::Method::GET, format!("{mcp}/servers/{DEMO_ID}"), None).await?;
-    if status == reqwest::StatusCode::NOT_FOUND {
-        let (status, body) = call(
-            reqwest::Method::POST,
-            format!("{mcp}/servers"),
-            Some(json!({"id": DEMO_ID, "name": "Demo tools", "hostname": upstream,
-                "auth_type": "unauthenticated", "description": "Built into `portico serve --demo`"})),
-        )
-        .await?;
-        anyhow::ensure!(status.is_success(), "creating the demo server failed: {body}");
+/// demo service token, in-process through the application layer, as Portico itself (`demo`).
+/// `base` (`http://host:port`) is where this instance listens: the demo server's upstream is
+/// mounted there.
+pub async fn setup(app: &App, base: &str) -> anyhow::Result<DemoAccess> {
+    let actor = Actor::system("demo");
+    let server_id = ServerId::try_from(DEMO_ID.to_owned())?;
+    let portal_id = PortalId::try_from(DEMO_ID.to_owned())?;
+    let policy_id = PolicyId::parse(POLICY_ID)?;
+    if app.read(|m| m.catalog.get(&server_id).is_none()) {
+        let server = NewServer {
+            id: server_id.clone(),
+            hostname: format!("{base}{UPSTREAM_PATH}"),
+            auth_type: AuthType::Unauthenticated,
+            settings: ServerSettings {
+                name: "Demo tools".to_owned(),
+                description: Some("Built into `portico serve --demo`".to_owned()),
+                ..ServerSettings::default()
+            },
+            credentials: Credentials::default(),
+        };
+        app.create_server(server, &actor).await.context("creating the demo server failed")?;
     } else {
         // Sync again: the previous run's connection is gone.
-        let _ = call(reqwest::Method::POST, format!("{mcp}/servers/{DEMO_ID}/sync"), None).await?;
+        app.sync_server(&server_id).await.context("syncing the demo server failed")?;
     }
-    let (status, _) = call(reqwest::Method::GET, format!("{mcp}/portals/{DEMO_ID}"), None).await?;
-    if status == reqwest::StatusCode::NOT_FOUND {
-        let (status, body) = call(
-            reqwest::Method::POST,
-            format!("{mcp}/portals"),
-            Some(json!({"id": DEMO_ID, "name": "Demo portal", "hostname": "demo.localhost",
-                "servers": [{"server_id": DEMO_ID, "on_behalf": false}]})),
-        )
-        .await?;
-        anyhow::ensure!(status.is_success(), "creating the demo portal failed: {body}");
+    if app.read(|m| m.portals.get(&portal_id).is_none()) {
+        let input = PortalInput {
+            name: "Demo portal".to_owned(),
+            hostname: "demo.localhost".to_owned(),
+            description: None,
+            code_mode: None,
+            allow_code_mode: None,
+            secure_web_gateway: false,
+            servers: vec![PortalServer {
+                server_id: server_id.clone(),
+                default_disabled: false,
+                on_behalf: false,
+                updated_tools: Vec::new(),
+                updated_prompts: Vec::new(),
+            }],
+        };
+        app.create_portal(&portal_id, input, &actor)
+            .await
+            .context("creating the demo portal failed")?;
     }
-    let (_, tokens) =
-        call(reqwest::Method::GET, format!("{api}/access/service_tokens?per_page=1000"), None)
-            .await?;
-    let existing = tokens["result"]
-        .as_array()
-        .and_then(|list| list.iter().find(|t| t["name"] == DEMO_ID))
-        .and_then(|t| t["id"].as_str().map(str::to_owned));
-    let (status, body) = match &existing {
+    // A new secret on every start: the old one was printed by the previous run only.
+    let existing = app.read(|m| {
+        m.service_tokens.live().find(|t| t.token.name == DEMO_ID).map(|t| t.token.token_id.clone())
+    });
+    let (token_id, client_secret) = match existing {
         Some(id) => {
-            call(reqwest::Method::POST, format!("{api}/access/service_tokens/{id}/rotate"), None)
-                .await?
+            let secret = app.rotate_service_token(&id, &actor).await?;
+            (id, secret)
         }
         None => {
-            call(
-                reqwest::Method::POST,
-                format!("{api}/access/service_tokens"),
-                Some(json!({"name": DEMO_ID})),
-            )
-            .await?
+            let created = app.create_service_token(DEMO_ID.to_owned(), None, &actor).await?;
+            (created.id, created.client_secret)
         }
     };
-    anyhow::ensure!(status.is_success(), "creating the demo service token failed: {body}");
-    let result = &body["result"];
-    let token_id = result["id"].as_str().context("the service token answer has no id")?.to_owned();
-    let client_id = result["client_id"]
-        .as_str()
-        .context("the service token answer has no client_id")?
-        .to_owned();
-    let client_secret = result["client_secret"]
-        .as_str()
-        .context("the service token answer has no client_secret")?
-        .to_owned();
+    let client_id = app
+        .read(|m| m.service_tokens.get(&token_id).map(|t| t.token.client_id.clone()))
+        .context("the demo service token is missing")?;
     let policy = format!(
         "// Created by `portico serve --demo`: the demo service token may use the demo portal.\n\
          permit(principal == Portico::ServiceToken::\"{token_id}\", action, resource in Portico::Portal::\"{DEMO_ID}\");"
     );
-    let (status, body) = call(
-        reqwest::Method::PUT,
-        format!("{api}/cedar/policies/{POLICY_ID}"),
-        Some(json!({"name": "Demo service token", "policy": policy})),
-    )
-    .await?;
-    if status == reqwest::StatusCode::NOT_FOUND {
-        let (status, body) = call(
-            reqwest::Method::POST,
-            format!("{api}/cedar/policies"),
-            Some(json!({"id": POLICY_ID, "name": "Demo service token", "policy": policy})),
-        )
-        .await?;
-        anyhow::ensure!(status.is_success(), "creating the demo policy failed: {body}");
+    if app.read(|m| m.policies.get(&policy_id).is_some()) {
+        let changes = PolicyChanges {
+            name: Some("Demo service token".to_owned()),
+            policy: Some(policy),
+            ..PolicyChanges::default()
+        };
+        app.update_policy(&policy_id, changes, &actor)
+            .await
+            .context("updating the demo policy failed")?;
     } else {
-        anyhow::ensure!(status.is_success(), "updating the demo policy failed: {body}");
+        let new = NewPolicy {
+            id: Some(policy_id),
+            name: "Demo service token".to_owned(),
+            description: None,
+            policy,
+            enabled: true,
+        };
+        app.create_policy(new, &actor).await.context("creating the demo policy failed")?;
     }
-    Ok(DemoAccess { portal_url: format!("{base}/portals/{DEMO_ID}/mcp"), client_id, client_secret })
+    Ok(DemoAccess {
+        portal_url: format!("{base}/portals/{DEMO_ID}/mcp"),
+        client_id,
+        client_secret: client_secret.0,
+    })
 }

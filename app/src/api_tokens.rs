@@ -1,7 +1,43 @@
 //! Admin API tokens: 40 characters of `[A-Za-z0-9]` (the shape Cloudflare's tools accept), the
 //! first 8 of which are the token's id. Only the SHA-256 of the whole token is stored.
+//!
+//! [`create`] and [`revoke`] are the commands (used by the CLI, the bootstrap and the demo);
+//! the rest generates, adopts and verifies token texts.
 
+use portico_core::Actor;
+use portico_core::EventLog;
+use portico_core::domain::account::{
+    ApiTokenCommand, ApiTokenCreated, ApiTokenState, TokenScope, api_token_stream,
+};
 use sha2::{Digest, Sha256};
+
+use crate::AppError;
+
+/// Records the creation of `token` named `name` with `scope`.
+pub async fn create(
+    log: &dyn EventLog,
+    token: &NewToken,
+    name: &str,
+    scope: TokenScope,
+    actor: &Actor,
+) -> Result<(), AppError> {
+    let command = ApiTokenCommand::Create(ApiTokenCreated {
+        token_id: token.token_id.clone(),
+        name: name.to_owned(),
+        scope,
+        secret_hash: token.hash.clone(),
+    });
+    let stream = api_token_stream(&token.token_id);
+    crate::execute_on_log::<ApiTokenState>(log, &stream, command, &(), actor).await?;
+    Ok(())
+}
+
+/// Revokes API token `id`: it stops authenticating at once.
+pub async fn revoke(log: &dyn EventLog, id: &str, actor: &Actor) -> Result<(), AppError> {
+    let command = ApiTokenCommand::Revoke { token_id: id.to_owned() };
+    crate::execute_on_log::<ApiTokenState>(log, &api_token_stream(id), command, &(), actor).await?;
+    Ok(())
+}
 
 /// Length of the token id prefix.
 pub const ID_LEN: usize = 8;

@@ -16,11 +16,14 @@ use portico_projections::{
     Access, FileCheckpointStore, NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions,
 };
 
-use crate::bootstrap::{self, ADMIN_TOKEN_ENV};
+use portico_app::App;
+use portico_app::account::{self, ADMIN_TOKEN_ENV};
+use portico_app::api_tokens;
+use portico_core::domain::account::AccountId;
+use portico_frontend_http::state::AppState;
+
 use crate::config::{Config, DEFAULT_LISTEN, FileConfig, LogFormat};
-use crate::state::AppState;
 use crate::storage::Storage;
-use crate::token;
 
 /// Portico: an MCP server portal.
 #[derive(Debug, Parser)]
@@ -210,12 +213,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let storage = Storage::open(&config).await?;
     let admin_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
-    let boot = bootstrap::bootstrap(
-        storage.log.as_ref(),
-        config.account_id.as_deref(),
-        admin_token.as_deref(),
-    )
-    .await?;
+    let configured = config.account_id.as_deref().map(AccountId::parse).transpose()?;
+    let boot = account::bootstrap(storage.log.as_ref(), configured, admin_token.as_deref()).await?;
     let checkpoints = Arc::new(FileCheckpointStore::new(config.data_dir.join("projections"))?);
     let models = Arc::new(
         ProjectionRunner::<ReadModels>::start(
@@ -242,15 +241,15 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         },
         sync_interval: config.sync_interval,
     };
-    let mut state = AppState::with_gateway(
+    let app = App::start(
         Arc::clone(&storage.log),
         Arc::clone(&storage.vault),
         Arc::clone(&models),
-        boot.account_id.clone(),
         gateway,
     );
+    let mut state = AppState::new(Arc::clone(&app), boot.account_id.clone());
     if demo {
-        state.demo_upstream = Some(crate::demo::upstream_service(state.shutdown.clone()));
+        state.extra_routes = Some(crate::demo::upstream_routes(state.shutdown.clone()));
     }
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -264,27 +263,26 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     );
     println!("Listening on http://{bound}");
     let shutdown = state.shutdown.clone();
-    let server = actix_web::HttpServer::new(move || crate::create_app(state.clone()))
-        // MCP answers on a session are event streams: the head and each event are separate
-        // small writes, which Nagle's algorithm holds back until the client's delayed ACK
-        // (about 40 ms per request on Linux). actix-web leaves Nagle on.
-        .on_connect(|connection, _| {
-            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = tcp.set_nodelay(true);
-            }
-        })
-        .listen(listener)?
-        .shutdown_timeout(30)
-        .disable_signals()
-        .run();
+    let server =
+        actix_web::HttpServer::new(move || portico_frontend_http::create_app(state.clone()))
+            // MCP answers on a session are event streams: the head and each event are separate
+            // small writes, which Nagle's algorithm holds back until the client's delayed ACK
+            // (about 40 ms per request on Linux). actix-web leaves Nagle on.
+            .on_connect(|connection, _| {
+                if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                    let _ = tcp.set_nodelay(true);
+                }
+            })
+            .listen(listener)?
+            .shutdown_timeout(30)
+            .disable_signals()
+            .run();
     let handle = server.handle();
     if demo {
-        let log = Arc::clone(&storage.log);
-        let models = Arc::clone(&models);
-        let account = boot.account_id.to_string();
+        let app = Arc::clone(&app);
         let base = format!("http://{bound}");
         actix_web::rt::spawn(async move {
-            match crate::demo::setup(log.as_ref(), models.as_ref(), &base, &account).await {
+            match crate::demo::setup(&app, &base).await {
                 Ok(access) => print_demo(&access),
                 Err(error) => eprintln!("The demo could not be set up: {error:#}"),
             }
@@ -314,8 +312,8 @@ async fn token_command(config: Config, command: TokenCommand) -> anyhow::Result<
     let operator = Actor::system("cli");
     match command {
         TokenCommand::Create { name, scope } => {
-            let generated = token::generate()?;
-            bootstrap::create_token(log.as_ref(), &generated, &name, scope, operator).await?;
+            let generated = api_tokens::generate()?;
+            api_tokens::create(log.as_ref(), &generated, &name, scope, &operator).await?;
             println!(
                 "Created API token {} ({}, scope {}).",
                 generated.token_id,
@@ -339,14 +337,14 @@ async fn token_command(config: Config, command: TokenCommand) -> anyhow::Result<
                     "{:<10} {:<6} {:<28} {:<8} {}",
                     t.token_id,
                     t.scope.as_str(),
-                    crate::api::rfc3339_pub(t.created_at),
+                    portico_frontend_http::api::rfc3339_pub(t.created_at),
                     status,
                     t.name
                 );
             }
         }
         TokenCommand::Revoke { id } => {
-            bootstrap::revoke_token(log.as_ref(), &id, operator).await?;
+            api_tokens::revoke(log.as_ref(), &id, &operator).await?;
             println!("Revoked API token {id}.");
         }
     }
@@ -385,8 +383,8 @@ fn print_event(e: &RecordedEvent, json: bool) -> anyhow::Result<()> {
             out,
             "{:>8}  {}  {:<40}  {}@{}  {}",
             e.position,
-            crate::api::rfc3339_pub(e.recorded_at),
-            crate::api::actor_name(&e.actor),
+            portico_frontend_http::api::rfc3339_pub(e.recorded_at),
+            portico_frontend_http::api::actor_name(&e.actor),
             e.stream_id,
             e.stream_version,
             payload

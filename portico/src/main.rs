@@ -8,6 +8,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     // One TLS provider for every outbound connection (upstream MCP servers): rustls on ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = portico_http::cli::Cli::parse();
-    actix_web::rt::System::new().block_on(portico_http::cli::run(cli))
+    let cli = portico::cli::Cli::parse();
+    actix_web::rt::System::new().block_on(portico::cli::run(cli))
 }

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use portico_http::cli::policies::{self, ApiArgs, cases, validate_dir};
+use portico::cli::policies::{self, ApiArgs, cases, validate_dir};
 
-use crate::support::{ACCOUNT_ID, TestApp};
+use crate::support::{ACCOUNT_ID, ADMIN_TOKEN, Served};
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("docs").join("examples")
@@ -103,30 +103,15 @@ fn a_wrong_expectation_fails_with_the_reason() {
 
 #[actix_web::test]
 async fn push_and_pull_round_trip_through_the_api() {
-    let app = TestApp::new().await;
-    let state = app.state.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = actix_web::HttpServer::new(move || portico_http::create_app(state.clone()))
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let served = Served::start().await;
     let api = ApiArgs {
-        url: format!("http://{addr}"),
+        url: served.url.clone(),
         account_id: ACCOUNT_ID.to_owned(),
-        token: app.token.clone(),
+        token: ADMIN_TOKEN.to_owned(),
     };
 
     let pushed = policies::push(&examples().join("policies"), api.clone()).await.unwrap();
     assert_eq!(pushed, 14);
-    let listed = app.get(&app.api("/cedar/policies?per_page=100")).await.ok();
-    assert_eq!(listed.as_array().unwrap().len(), 14);
-    assert_eq!(listed[0]["id"], "auditors-read-only");
-    let named = listed.as_array().unwrap().iter().find(|p| p["id"] == "engineering-uses-docs");
-    assert_eq!(named.unwrap()["name"], "Engineering may use Docs");
 
     let out = tempfile::tempdir().unwrap();
     let pulled = policies::pull(out.path(), api.clone()).await.unwrap();
@@ -146,5 +131,5 @@ async fn push_and_pull_round_trip_through_the_api() {
     let wrong = ApiArgs { token: "nope".to_owned(), ..api };
     let error = policies::pull(out.path(), wrong).await.unwrap_err();
     assert!(error.to_string().contains("401"), "{error}");
-    handle.stop(true).await;
+    served.stop().await;
 }
