@@ -1,0 +1,7 @@
+//! The application layer's integration tests: the commands against real storage, on every log
+//! backend (SQLite, and PostgreSQL when `PORTICO_TEST_POSTGRES_URL` is set).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod portals;
+mod support;

@@ -1,0 +1,92 @@
+//! An [`App`] over a fresh log on each backend.
+//!
+//! PostgreSQL tests need `PORTICO_TEST_POSTGRES_URL` (`scripts/test` starts a throwaway cluster
+//! and sets it); each test gets a schema of its own. Without the variable they fail, naming it,
+//! unless `PORTICO_SKIP_POSTGRES=1` says to skip them. The vault is SQLite on both: these tests
+//! are about the log, and the vault's backends have their own conformance suite in `core`.
+
+use std::sync::Arc;
+
+use portico_app::App;
+use portico_core::EventLog;
+use portico_core::log::postgres::{PostgresLog, PostgresOptions};
+use portico_core::log::sqlite::{SqliteLog, SqliteOptions};
+use portico_core::vault::sqlite::SqliteVaultStore;
+use portico_core::vault::{KeySource, MasterKey, Vault};
+use portico_projections::{NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions};
+use tempfile::TempDir;
+
+/// An app and what keeps its storage alive.
+pub struct Harness {
+    pub app: Arc<App>,
+    _dir: TempDir,
+}
+
+async fn start(log: Arc<dyn EventLog>, dir: TempDir) -> Harness {
+    let store = Arc::new(SqliteVaultStore::open(dir.path().join("vault.db")).await.unwrap());
+    let vault =
+        Vault::open(MasterKey::from_bytes([7; 32]), KeySource::Config, store).await.unwrap();
+    let models = Arc::new(
+        ProjectionRunner::<ReadModels>::start(
+            Arc::clone(&log),
+            Arc::new(NoCheckpoints),
+            RunnerOptions::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    Harness { app: App::start(log, Arc::new(vault), models, Default::default()), _dir: dir }
+}
+
+pub async fn sqlite() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(dir.path().join("portico.db"), SqliteOptions::default()).unwrap();
+    start(Arc::new(log), dir).await
+}
+
+/// An app on a fresh PostgreSQL schema, or `None` when PostgreSQL tests are skipped.
+pub async fn postgres() -> Option<Harness> {
+    let url = match std::env::var("PORTICO_TEST_POSTGRES_URL") {
+        Ok(url) => url,
+        Err(_) if std::env::var("PORTICO_SKIP_POSTGRES").as_deref() == Ok("1") => {
+            eprintln!("skipped: PORTICO_SKIP_POSTGRES=1");
+            return None;
+        }
+        Err(_) => panic!(
+            "PORTICO_TEST_POSTGRES_URL is not set: run `scripts/test`, which starts PostgreSQL, \
+             or set PORTICO_SKIP_POSTGRES=1 to skip the PostgreSQL tests"
+        ),
+    };
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    config.options(format!("-c search_path={schema}"));
+    let log = PostgresLog::connect(config, PostgresOptions::default()).await.unwrap();
+    Some(start(Arc::new(log), tempfile::tempdir().unwrap()).await)
+}
+
+/// Instantiates each listed test once per backend.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(crate::support::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(harness) = crate::support::postgres().await else { return };
+                    super::$name(harness).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_every_backend;
