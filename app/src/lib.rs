@@ -66,6 +66,11 @@ impl App {
         Arc::new(App { log, vault, models, authz, gateway })
     }
 
+    /// Lets go of the upstreams when the process stops (after the client sessions ended).
+    pub async fn close(&self) {
+        self.gateway.close().await;
+    }
+
     /// Runs `f` on the read models as they are now.
     pub fn read<R>(&self, f: impl FnOnce(&ReadModels) -> R) -> R {
         f(&self.models.read())

@@ -106,6 +106,12 @@ impl Gateway {
         })
     }
 
+    /// Closes the upstream connections: called when the process stops, after the sessions
+    /// ended.
+    pub async fn close(&self) {
+        self.upstreams.close_all().await;
+    }
+
     /// A receiver that moves when anything but a call changed in the read models (at most a
     /// few times a second).
     pub fn config_changes(&self) -> watch::Receiver<u64> {

@@ -178,6 +178,22 @@ impl Upstreams {
         }
     }
 
+    /// Closes every open connection (the process is stopping): their tasks end, including the
+    /// streams a client keeps reopening toward its upstream, which would otherwise hold a
+    /// graceful stop open.
+    pub async fn close_all(&self) {
+        let slots: Vec<Arc<Slot>> = {
+            let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slots.values().cloned().collect()
+        };
+        for slot in slots {
+            if let Some(connection) = slot.connection.lock().await.take() {
+                connection.service.cancellation_token().cancel();
+            }
+        }
+        crate::transport::http_client::release_pools();
+    }
+
     /// Closes and forgets the connection of a server that was removed.
     pub fn remove(&self, server_id: &ServerId) {
         let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -290,10 +290,15 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     }
     // SIGTERM or Ctrl-C: end the MCP sessions (their event streams would otherwise hold the
     // graceful stop for the whole timeout), then stop accepting and finish in-flight requests.
+    let closing = Arc::clone(&app);
     actix_web::rt::spawn(async move {
         stop_signal().await;
         tracing::info!("stopping");
         shutdown.cancel();
+        // The upstream connections too: an upstream client reopens its event stream when the
+        // upstream ends it, which (the demo's upstream being served here) would hold the stop
+        // open until the graceful timeout.
+        closing.close().await;
         handle.stop(true).await;
     });
     server.await?;

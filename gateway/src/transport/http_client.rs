@@ -44,6 +44,16 @@ pub(crate) fn upstream_client(
     Ok(client)
 }
 
+/// Forgets the shared clients (the process is stopping): once the connections that still hold
+/// one have closed, their pools go and with them the idle keep-alive connections, which would
+/// otherwise hold a graceful stop of a server they point at (the demo's own upstream) open. A
+/// later upstream connection builds a new client.
+pub(crate) fn release_pools() {
+    if let Some(clients) = CLIENTS.get() {
+        clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+}
+
 fn build(
     policy: UpstreamPolicy,
     connect_timeout: Duration,
