@@ -17,6 +17,8 @@ pub mod policies;
 pub mod portals;
 pub mod servers;
 pub mod service_tokens;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,10 +10,6 @@ use std::sync::Arc;
 use portico_app::App;
 use portico_core::EventLog;
 use portico_core::log::postgres::{PostgresLog, PostgresOptions};
-use portico_core::log::sqlite::{SqliteLog, SqliteOptions};
-use portico_core::vault::sqlite::SqliteVaultStore;
-use portico_core::vault::{KeySource, MasterKey, Vault};
-use portico_projections::{NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions};
 use tempfile::TempDir;
 
 /// An app and what keeps its storage alive.
@@ -23,25 +19,14 @@ pub struct Harness {
 }
 
 async fn start(log: Arc<dyn EventLog>, dir: TempDir) -> Harness {
-    let store = Arc::new(SqliteVaultStore::open(dir.path().join("vault.db")).await.unwrap());
-    let vault =
-        Vault::open(MasterKey::from_bytes([7; 32]), KeySource::Config, store).await.unwrap();
-    let models = Arc::new(
-        ProjectionRunner::<ReadModels>::start(
-            Arc::clone(&log),
-            Arc::new(NoCheckpoints),
-            RunnerOptions::default(),
-        )
-        .await
-        .unwrap(),
-    );
-    Harness { app: App::start(log, Arc::new(vault), models, Default::default()), _dir: dir }
+    let (app, _) = portico_app::testing::app_over(log, dir.path()).await.unwrap();
+    Harness { app, _dir: dir }
 }
 
 pub async fn sqlite() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let log = SqliteLog::open(dir.path().join("portico.db"), SqliteOptions::default()).unwrap();
-    start(Arc::new(log), dir).await
+    let (app, _) = portico_app::testing::sqlite_app(dir.path()).await.unwrap();
+    Harness { app, _dir: dir }
 }
 
 /// An app on a fresh PostgreSQL schema, or `None` when PostgreSQL tests are skipped.

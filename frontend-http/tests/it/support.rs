@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::BoxBody;
@@ -13,21 +12,13 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::{Method, StatusCode};
 use actix_web::test::{self, TestRequest};
 use portico_app::api_tokens;
-use portico_core::domain::account::AccountId;
 use portico_core::domain::account::TokenScope;
-use portico_core::log::sqlite::{SqliteLog, SqliteOptions};
-use portico_core::vault::sqlite::SqliteVaultStore;
-use portico_core::vault::{KeySource, MasterKey, Vault};
-use portico_core::{Actor, EventLog, RecordedEvent};
+use portico_core::{Actor, RecordedEvent};
 use portico_frontend_http::state::AppState;
-use portico_projections::{NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions};
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// The account of every test app.
-pub const ACCOUNT_ID: &str = "0123456789abcdef0123456789abcdef";
-/// The bootstrap admin token of every test app (edit scope).
-pub const ADMIN_TOKEN: &str = "AdminTestToken0123456789abcdefghijklmnop";
+pub use portico_app::testing::{ACCOUNT_ID, ADMIN_TOKEN};
 
 type Call = dyn Fn(TestRequest) -> Pin<Box<dyn Future<Output = ServiceResponse<BoxBody>>>>;
 
@@ -53,27 +44,8 @@ pub struct Answer {
 impl TestApp {
     pub async fn new() -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("portico.db");
-        let log: Arc<dyn EventLog> =
-            Arc::new(SqliteLog::open(&path, SqliteOptions::default()).unwrap());
-        let store = Arc::new(SqliteVaultStore::open(path.clone()).await.unwrap());
-        let vault =
-            Vault::open(MasterKey::from_bytes([7; 32]), KeySource::Config, store).await.unwrap();
-        let account = AccountId::parse(ACCOUNT_ID).unwrap();
-        let boot = portico_app::account::bootstrap(log.as_ref(), Some(account), Some(ADMIN_TOKEN))
-            .await
-            .unwrap();
-        let models = Arc::new(
-            ProjectionRunner::<ReadModels>::start(
-                Arc::clone(&log),
-                Arc::new(NoCheckpoints),
-                RunnerOptions::default(),
-            )
-            .await
-            .unwrap(),
-        );
-        let app = portico_app::App::start(log, Arc::new(vault), models, Default::default());
-        let state = AppState::new(app, boot.account_id);
+        let (app, account) = portico_app::testing::sqlite_app(dir.path()).await.unwrap();
+        let state = AppState::new(app, account);
         let app =
             Rc::new(test::init_service(portico_frontend_http::create_app(state.clone())).await);
         let call: Rc<Call> = Rc::new(move |req: TestRequest| {
