@@ -13,3 +13,6 @@ pub mod vault;
 pub use event::{Actor, CorrelationId, Event, EventMetadata, NewEvent, RecordedEvent};
 pub use log::{AppendError, Durability, EventLog, ExpectedVersion, LogError, Position};
 pub use vault::{KeySource, MasterKey, SecretRef, SecretString, Vault, VaultError, VaultStore};
+
+#[cfg(feature = "testing")]
+pub mod testing;

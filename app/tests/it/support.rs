@@ -31,23 +31,7 @@ pub async fn sqlite() -> Harness {
 
 /// An app on a fresh PostgreSQL schema, or `None` when PostgreSQL tests are skipped.
 pub async fn postgres() -> Option<Harness> {
-    let url = match std::env::var("PORTICO_TEST_POSTGRES_URL") {
-        Ok(url) => url,
-        Err(_) if std::env::var("PORTICO_SKIP_POSTGRES").as_deref() == Ok("1") => {
-            eprintln!("skipped: PORTICO_SKIP_POSTGRES=1");
-            return None;
-        }
-        Err(_) => panic!(
-            "PORTICO_TEST_POSTGRES_URL is not set: run `scripts/test`, which starts PostgreSQL, \
-             or set PORTICO_SKIP_POSTGRES=1 to skip the PostgreSQL tests"
-        ),
-    };
-    let mut config: tokio_postgres::Config = url.parse().unwrap();
-    let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
-    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    config.options(format!("-c search_path={schema}"));
+    let (config, _schema) = portico_core::testing::postgres_config().await?;
     let log = PostgresLog::connect(config, PostgresOptions::default()).await.unwrap();
     Some(start(Arc::new(log), tempfile::tempdir().unwrap()).await)
 }

@@ -61,27 +61,7 @@ pub async fn sqlite() -> Harness {
     Harness { log: Arc::new(log), storage: Storage::Sqlite { dir, path } }
 }
 
-/// A fresh schema in the test database, or `None` when PostgreSQL tests are skipped.
-pub async fn postgres_config() -> Option<(tokio_postgres::Config, String)> {
-    let url = match std::env::var("PORTICO_TEST_POSTGRES_URL") {
-        Ok(url) => url,
-        Err(_) if std::env::var("PORTICO_SKIP_POSTGRES").as_deref() == Ok("1") => {
-            eprintln!("skipped: PORTICO_SKIP_POSTGRES=1");
-            return None;
-        }
-        Err(_) => panic!(
-            "PORTICO_TEST_POSTGRES_URL is not set: run `scripts/test`, which starts PostgreSQL, \
-             or set PORTICO_SKIP_POSTGRES=1 to skip the PostgreSQL tests"
-        ),
-    };
-    let mut config: tokio_postgres::Config = url.parse().unwrap();
-    let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
-    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    config.options(format!("-c search_path={schema}"));
-    Some((config, schema))
-}
+pub use portico_core::testing::postgres_config;
 
 pub async fn postgres() -> Option<Harness> {
     let (config, schema) = postgres_config().await?;
