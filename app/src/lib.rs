@@ -136,8 +136,9 @@ pub(crate) async fn execute_on_log<A: Aggregate>(
 /// API token stream has one or two).
 const MAX_FOLDED_EVENTS: usize = 1_000;
 
-/// Folds aggregate `A` from its stream in the log.
-pub(crate) async fn load<A: Aggregate>(log: &dyn EventLog, stream: &str) -> Result<A, AppError> {
+/// Folds aggregate `A` from its stream in the log (for the aggregates not kept in a read
+/// model, and for reading one before the read models run).
+pub async fn load<A: Aggregate>(log: &dyn EventLog, stream: &str) -> Result<A, AppError> {
     let events = log.read_stream(stream, 1, MAX_FOLDED_EVENTS).await?;
     Ok(A::fold(events.iter().map(|e| &e.event)))
 }

@@ -42,6 +42,10 @@ pub struct GatewayConfig {
     pub upstream: UpstreamConfig,
     /// How often every server is synced again.
     pub sync_interval: Duration,
+    /// Whether servers are synced on a schedule (new, changed, due ones); off for one-shot
+    /// commands such as `portico policies push --local`, which must not reach upstreams.
+    /// Explicit sync requests are served either way.
+    pub scheduled_sync: bool,
 }
 
 impl Default for GatewayConfig {
@@ -49,6 +53,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             upstream: UpstreamConfig::default(),
             sync_interval: Duration::from_secs(2 * 3600),
+            scheduled_sync: true,
         }
     }
 }
@@ -84,7 +89,8 @@ impl Gateway {
             Arc::clone(&upstreams),
             sync_tx.clone(),
         ));
-        tokio::spawn(Arc::clone(&syncer).run(sync_rx, config.sync_interval));
+        let schedule = config.scheduled_sync.then_some(config.sync_interval);
+        tokio::spawn(Arc::clone(&syncer).run(sync_rx, schedule));
         // An upstream's `list_changed` is a sync request.
         tokio::spawn(async move {
             while let Some(id) = changed_rx.recv().await {

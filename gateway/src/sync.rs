@@ -203,14 +203,16 @@ impl Syncer {
         Ok(())
     }
 
-    /// Serves sync requests and syncs servers that are due: never synced, URL or credential
-    /// changed since the last attempt, or last synced more than `interval` ago. Runs until
-    /// `requests` closes.
+    /// Serves sync requests and, with an `interval`, syncs servers that are due: never synced,
+    /// URL or credential changed since the last attempt, or last synced more than `interval`
+    /// ago. Runs until `requests` closes.
     pub async fn run(
         self: Arc<Self>,
         mut requests: mpsc::UnboundedReceiver<ServerId>,
-        interval: Duration,
+        schedule: Option<Duration>,
     ) {
+        let scheduled = schedule.is_some();
+        let interval = schedule.unwrap_or(Duration::MAX);
         let mut tick = tokio::time::interval(SCHEDULER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // What each server looked like at our last attempt, to notice changes.
@@ -222,7 +224,7 @@ impl Syncer {
                     Some(id) => vec![id],
                     None => return,
                 },
-                _ = tick.tick() => {
+                _ = tick.tick(), if scheduled => {
                     let now = Utc::now();
                     let models = self.models.read();
                     attempted.retain(|id, _| models.catalog.get(id).is_some());

@@ -192,7 +192,22 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs the command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    // Policy commands work on files and the API, not on this instance's storage.
+    // `policies push --local` writes into this instance's storage, through the application
+    // layer like the admin API.
+    if let Command::Policies(policies::PoliciesCommand::Push { dir, local: true, .. }) =
+        &cli.command
+    {
+        let config = cli.resolve()?;
+        init_logging(config.log_format);
+        let count = push_local(&config, dir).await?;
+        println!(
+            "pushed {count} policies from {} into {}",
+            dir.display(),
+            config.data_dir.display()
+        );
+        return Ok(());
+    }
+    // The other policy commands work on files and the API, not on this instance's storage.
     if let Command::Policies(command) = cli.command {
         if !policies::run(command).await? {
             anyhow::bail!("some policy checks failed (see above)");
@@ -240,6 +255,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             },
         },
         sync_interval: config.sync_interval,
+        scheduled_sync: true,
     };
     let app = App::start(
         Arc::clone(&storage.log),
@@ -309,6 +325,44 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     }
     tracing::info!("portico stopped");
     Ok(())
+}
+
+/// Replaces the policy set of the instance whose storage `config` names with the policies of
+/// `dir` (validated first; nothing is written if one is invalid), as the `cli` actor.
+async fn push_local(config: &Config, dir: &std::path::Path) -> anyhow::Result<usize> {
+    let records = policies::checked_dir(dir)?;
+    let count = records.len();
+    // Opening would create an empty instance; a push into nothing is a mistake.
+    anyhow::ensure!(
+        config.database_url.is_some() || config.sqlite_path().exists(),
+        "no Portico data in {}: run `portico serve` once first, or pass `--data-dir`",
+        config.data_dir.display()
+    );
+    let storage = Storage::open(config).await?;
+    let account: portico_core::domain::account::AccountState =
+        portico_app::load(storage.log.as_ref(), portico_core::domain::account::ACCOUNT_STREAM)
+            .await?;
+    anyhow::ensure!(
+        account.account_id.is_some(),
+        "no Portico account in {}: run `portico serve` once first",
+        storage.description
+    );
+    // The read models start from the log (no checkpoint files: a running server owns those),
+    // and nothing is synced: this command must not reach upstreams.
+    let models = Arc::new(
+        ProjectionRunner::<ReadModels>::start(
+            Arc::clone(&storage.log),
+            Arc::new(NoCheckpoints),
+            RunnerOptions::default(),
+        )
+        .await?,
+    );
+    let head = storage.log.head_position().await?;
+    models.wait_for(head, portico_app::WRITE_VISIBILITY_TIMEOUT).await?;
+    let gateway = portico_gateway::GatewayConfig { scheduled_sync: false, ..Default::default() };
+    let app = App::start(storage.log, storage.vault, models, gateway);
+    app.replace_policies(records, &Actor::system("cli")).await?;
+    Ok(count)
 }
 
 async fn token_command(config: Config, command: TokenCommand) -> anyhow::Result<()> {

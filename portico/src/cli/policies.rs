@@ -34,11 +34,17 @@ pub const METADATA_FILE: &str = "policies.yaml";
 pub enum PoliciesCommand {
     /// Check every `*.cedar` file of DIR against the schema, offline.
     Validate { dir: PathBuf },
-    /// Replace the account's policy set with DIR's, atomically.
+    /// Replace the account's policy set with DIR's, atomically: through a running server's
+    /// admin API, or with `--local` straight into this instance's storage (the configured data
+    /// directory or database) through the same application layer.
     Push {
         dir: PathBuf,
+        /// Write into the storage named by `--data-dir`/`--database-url` instead of calling an
+        /// admin API.
+        #[arg(long, conflicts_with_all = ["url", "account_id", "token"])]
+        local: bool,
         #[command(flatten)]
-        api: ApiArgs,
+        api: Option<ApiArgs>,
     },
     /// Write the account's policy set into DIR (`<id>.cedar` and `policies.yaml`).
     Pull {
@@ -76,7 +82,10 @@ pub async fn run(command: PoliciesCommand) -> anyhow::Result<bool> {
             print!("{report}");
             Ok(report.ok())
         }
-        PoliciesCommand::Push { dir, api } => {
+        PoliciesCommand::Push { dir, api, .. } => {
+            let api = api.context(
+                "`policies push` needs `--url`, `--account-id` and `--token` (or `--local`)",
+            )?;
             let count = push(&dir, api).await?;
             println!("pushed {count} policies from {}", dir.display());
             Ok(true)
@@ -192,16 +201,21 @@ pub fn validate_dir(dir: &Path) -> anyhow::Result<Report> {
 
 /// Validates `dir` and replaces the account's policy set with it; the number of policies.
 pub async fn push(dir: &Path, api: ApiArgs) -> anyhow::Result<usize> {
-    let report = validate_dir(dir)?;
-    if !report.ok() {
-        bail!("{report}nothing was pushed");
-    }
-    let records = read_dir(dir)?;
+    let records = checked_dir(dir)?;
     let count = records.len();
     let body = json!({ "policies": records });
     let path = format!("/client/v4/accounts/{}/cedar/policies", api.account_id);
     http::call(api, "PUT", path, Some(body)).await?;
     Ok(count)
+}
+
+/// The policies of `dir`, once every one of them validates.
+pub fn checked_dir(dir: &Path) -> anyhow::Result<Vec<PolicyRecord>> {
+    let report = validate_dir(dir)?;
+    if !report.ok() {
+        bail!("{report}nothing was pushed");
+    }
+    read_dir(dir)
 }
 
 /// Writes the account's policies into `dir`, one `<id>.cedar` each and `policies.yaml`.
@@ -288,11 +302,20 @@ mod tests {
             "t",
         ])
         .unwrap();
-        let Command::Policies(PoliciesCommand::Push { dir, api }) = cli.command else {
-            panic!("not a push: {:?}", cli.command)
+        let Command::Policies(PoliciesCommand::Push { dir, api: Some(api), local: false }) =
+            cli.command
+        else {
+            panic!("not a push to an API: {:?}", cli.command)
         };
         assert_eq!(dir, PathBuf::from("policies"));
         assert_eq!((api.url.as_str(), api.account_id.as_str()), ("http://127.0.0.1:8080", "abc"));
+        let local = Cli::try_parse_from(["portico", "policies", "push", "policies", "--local"]);
+        assert!(matches!(
+            local.unwrap().command,
+            Command::Policies(PoliciesCommand::Push { api: None, local: true, .. })
+        ));
+        let both = ["portico", "policies", "push", "p", "--local", "--url", "http://x"];
+        assert!(Cli::try_parse_from(both).is_err(), "--local and --url conflict");
         let test = Cli::try_parse_from(["portico", "policies", "test", "cases.yaml"]).unwrap();
         assert!(matches!(
             test.command,

@@ -133,3 +133,52 @@ async fn push_and_pull_round_trip_through_the_api() {
     assert!(error.to_string().contains("401"), "{error}");
     served.stop().await;
 }
+
+/// `policies push --local` writes into the storage of the configured data directory through the
+/// application layer: one `PolicySetReplaced` by the `cli` actor; an invalid directory or a
+/// directory without Portico data writes nothing.
+#[actix_web::test]
+async fn push_local_replaces_the_set_in_the_configured_storage() {
+    use clap::Parser;
+    use portico::cli::{self, Cli};
+    use portico::storage::Storage;
+    use portico_core::{Actor, Event};
+
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_owned();
+    let parse = |args: &[&str]| {
+        let args = ["portico", "--data-dir", &data_dir].into_iter().chain(args.iter().copied());
+        Cli::try_parse_from(args).unwrap()
+    };
+    let dir = examples().join("policies");
+    let dir = dir.to_str().unwrap();
+
+    // Nothing there yet: refused, and nothing is created.
+    let refused = cli::run(parse(&["policies", "push", dir, "--local"])).await.unwrap_err();
+    assert!(refused.to_string().contains("no Portico data"), "{refused}");
+    assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0);
+
+    // An instance as `serve` leaves it (storage opened, account created).
+    let config = parse(&["serve"]).resolve().unwrap();
+    let storage = Storage::open(&config).await.unwrap();
+    portico_app::account::bootstrap(storage.log.as_ref(), None, None).await.unwrap();
+    drop(storage);
+
+    let invalid = tempfile::tempdir().unwrap();
+    std::fs::write(invalid.path().join("bad.cedar"), "permit(principal, action, resource").unwrap();
+    let bad = cli::run(parse(&["policies", "push", invalid.path().to_str().unwrap(), "--local"]))
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("nothing was pushed"), "{bad}");
+
+    cli::run(parse(&["policies", "push", dir, "--local"])).await.unwrap();
+    let storage = Storage::open(&config).await.unwrap();
+    let events = storage.log.read_all(0, 1_000).await.unwrap();
+    let pushed: Vec<_> = events.iter().filter(|e| e.stream_id == "policies").collect();
+    assert_eq!(pushed.len(), 1, "one event for the whole set");
+    assert_eq!(pushed[0].actor, Actor::system("cli"));
+    let Event::PolicySetReplaced(set) = &pushed[0].event else {
+        panic!("expected PolicySetReplaced, got {:?}", pushed[0].event)
+    };
+    assert_eq!(set.policies.len(), policies::read_dir(&examples().join("policies")).unwrap().len());
+}
