@@ -9,6 +9,11 @@ Environment:
   PORTICO_BIN                 path of the `portico` binary (built by cargo beforehand)
   PORTICO_TEST_POSTGRES_URL   a PostgreSQL server whose user may create databases
   PORTICO_SKIP_POSTGRES=1     run the SQLite half only
+  PORTICO_SKIP_PEERS=1        skip the tests that need the Node MCP peers (see mcp_peers.py)
+
+No test passes without running: without PostgreSQL or the peers the tests that need them fail,
+unless the variable above says to skip them, and any other skip or xfail is turned into a
+failure (`skips.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 import cloudflare
 import pytest
 
+import skips
 # The real MCP peers (upstream servers, the MCP client, the Node tools): fixtures of this suite.
 from mcp_peers import everything_http, everything_sse, node_peers, pyserver  # noqa: F401
 
@@ -221,6 +227,28 @@ class Portico:
         return "\n".join(self.stdout[-lines:] + text.splitlines()[-lines:])
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skip no `PORTICO_SKIP_*` variable asked for, or an xfail, is a failure."""
+    return _fail_unexpected((yield))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped at collection."""
+    return _fail_unexpected((yield))
+
+
+def _fail_unexpected(report):
+    why = skips.unexpected(report)
+    if why is not None:
+        report.outcome = "failed"
+        report.longrepr = why
+        if hasattr(report, "wasxfail"):
+            del report.wasxfail
+    return report
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "serve_args(*args): extra arguments of the test's `portico serve` (MCP tests)"
@@ -243,13 +271,19 @@ def backend(request, postgres) -> str | None:
     """The database URL of one test's Portico: `None` for SQLite in the data directory."""
     if request.param == "sqlite":
         return None
-    if os.environ.get("PORTICO_SKIP_POSTGRES") == "1":
-        pytest.skip("PORTICO_SKIP_POSTGRES=1")
+    return postgres_database(postgres)
+
+
+def postgres_database(postgres: Postgres | None) -> str:
+    """A fresh database on the test PostgreSQL; the test is skipped if PORTICO_SKIP_POSTGRES=1
+    and fails if there is no PostgreSQL."""
     if postgres is None:
-        pytest.fail(
-            "PORTICO_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL, "
-            "or set PORTICO_SKIP_POSTGRES=1"
+        skips.skip_or_fail(
+            "PORTICO_SKIP_POSTGRES",
+            "PORTICO_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL",
         )
+    if skips.skipping("PORTICO_SKIP_POSTGRES"):
+        pytest.skip("PORTICO_SKIP_POSTGRES=1: the PostgreSQL half is skipped")
     return postgres.create_database()
 
 

@@ -9,18 +9,17 @@ Clients: `mcp_client(url, headers)`, the official MCP Python SDK's `Client` over
 HTTP with extra HTTP headers; `node_peers`, the paths of Node 22, the MCP Inspector and the
 conformance suite.
 
-The Node peers come from `tests/peers` (installed by `scripts/test`); tests that need them are
-skipped when their environment variables are absent:
+The Node peers come from `tests/peers`; `scripts/test` installs them and sets:
   PORTICO_TEST_SERVER_EVERYTHING  the `mcp-server-everything` bin
-  PORTICO_NODE22                  a Node 22 binary (server-everything runs on plain `node` without it)
+  PORTICO_NODE22                  a Node 22 binary (the one every Node peer runs on)
   PORTICO_MCP_INSPECTOR           the `mcp-inspector` bin script
   PORTICO_MCP_CONFORMANCE         the `conformance` bin script
+The tests that need them fail when one is absent, unless PORTICO_SKIP_PEERS=1 (`skips.py`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+import skips
 
 UPSTREAM_START_TIMEOUT = 30.0
 PYSERVER = Path(__file__).parent / "upstream" / "pyserver.py"
@@ -102,15 +103,9 @@ class Upstream:
 @dataclass(frozen=True)
 class NodePeers:
     node22: str
-    server_everything: str | None
-    inspector: str | None
-    conformance: str | None
-
-    def require(self, what: str) -> str:
-        path = getattr(self, what)
-        if not path:
-            pytest.skip(f"{_ENV[what]} is not set (scripts/test installs tests/peers and sets it)")
-        return path
+    server_everything: str
+    inspector: str
+    conformance: str
 
 
 _ENV = {
@@ -121,35 +116,27 @@ _ENV = {
 }
 
 
-def node_peers_from_env() -> NodePeers | None:
-    """The Node peers `scripts/test` exported, or `None` when it installed none."""
-    values = {key: os.environ.get(var) or None for key, var in _ENV.items()}
-    for key, path in values.items():
-        if path and not os.path.exists(path):
-            raise RuntimeError(f"{_ENV[key]} `{path}` does not exist")
-    node = values.pop("node22") or shutil.which("node")
-    if node is None or not any(values.values()):
-        return None
-    return NodePeers(node22=node, **values)
-
-
 @pytest.fixture(scope="session")
 def node_peers() -> NodePeers:
-    peers = node_peers_from_env()
-    if peers is None:
-        pytest.skip(
-            "the Node MCP peers are not installed: run scripts/test (without PORTICO_SKIP_PEERS=1), "
-            "or set PORTICO_TEST_SERVER_EVERYTHING, PORTICO_NODE22, PORTICO_MCP_INSPECTOR and "
-            "PORTICO_MCP_CONFORMANCE"
+    """The Node peers `scripts/test` installed; the test fails without them unless
+    PORTICO_SKIP_PEERS=1."""
+    values = {key: os.environ.get(var) or None for key, var in _ENV.items()}
+    missing = [_ENV[key] for key, path in values.items() if path is None]
+    if missing:
+        skips.skip_or_fail(
+            "PORTICO_SKIP_PEERS",
+            f"the Node MCP peers are not installed ({', '.join(missing)} not set): run "
+            "scripts/test, which installs tests/peers and sets them",
         )
-    return peers
+    for key, path in values.items():
+        if not os.path.exists(path):
+            raise RuntimeError(f"{_ENV[key]} `{path}` does not exist")
+    return NodePeers(**values)
 
 
 def _everything(node_peers: NodePeers, mode: str, path: str, log_dir: Path):
-    bin_path = node_peers.require("server_everything")
-    upstream = Upstream(
-        f"server-everything-{mode}", [node_peers.node22, bin_path, mode], _free_port(), path, log_dir
-    )
+    argv = [node_peers.node22, node_peers.server_everything, mode]
+    upstream = Upstream(f"server-everything-{mode}", argv, _free_port(), path, log_dir)
     upstream.start()
     return upstream
 

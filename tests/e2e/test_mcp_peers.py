@@ -110,7 +110,7 @@ def test_everything_over_legacy_sse(everything_sse):
 def inspector(node_peers, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
     """The MCP Inspector's CLI mode, with `home` as HOME (where it keeps its catalog)."""
     return subprocess.run(
-        [node_peers.node22, node_peers.require("inspector"), "--cli", *args],
+        [node_peers.node22, node_peers.inspector, "--cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -134,7 +134,6 @@ def test_inspector_cli_lists_and_calls(node_peers, everything_http, tmp_path):
 
 def test_conformance_runner_against_everything(node_peers, everything_http, tmp_path):
     """run.sh drives the suite and writes its results; server-everything passes the basics."""
-    node_peers.require("conformance")
     out = tmp_path / "results"
     run = subprocess.run(
         [str(CONFORMANCE_RUN), everything_http.url, str(out), "--scenario", "tools-list"],

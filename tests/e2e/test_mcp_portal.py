@@ -10,9 +10,7 @@ portals, service tokens) and Portico's Cedar policy API.
 
 SQLite by default: the storage backends are covered by the rest of the suite; the tests that
 lean on the log (audit events, change notifications, concurrent sessions) run on PostgreSQL as
-well (`BOTH_BACKENDS`). The whole module is
-skipped while `portico serve` has no `--allow-private-upstreams` flag (the data plane is not
-built yet); once it has, every test here runs.
+well (`BOTH_BACKENDS`).
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from conftest import Portico, _binary
+from conftest import Portico, postgres_database
 from mcp_peers import mcp_client
 
 CONFORMANCE_RUN = Path(__file__).parent.parent / "conformance" / "run.sh"
@@ -51,19 +49,6 @@ INITIALIZE = {
         "clientInfo": {"name": "portico-e2e", "version": "0"},
     },
 }
-
-
-def _has_data_plane() -> bool:
-    help_text = subprocess.run(
-        [_binary(), "serve", "--help"], capture_output=True, text=True, timeout=60
-    ).stdout
-    return "--allow-private-upstreams" in help_text
-
-
-@pytest.fixture(scope="module", autouse=True)
-def data_plane_built():
-    if not _has_data_plane():
-        pytest.skip("`portico serve` has no --allow-private-upstreams: the MCP data plane is not built")
 
 
 @dataclass
@@ -174,14 +159,7 @@ def gateway_backend(request, postgres) -> str | None:
     (indirectly) with `"postgres"`, as the tests that lean on the log do."""
     if getattr(request, "param", "sqlite") == "sqlite":
         return None
-    if os.environ.get("PORTICO_SKIP_POSTGRES") == "1":
-        pytest.skip("PORTICO_SKIP_POSTGRES=1")
-    if postgres is None:
-        pytest.fail(
-            "PORTICO_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL, "
-            "or set PORTICO_SKIP_POSTGRES=1"
-        )
-    return postgres.create_database()
+    return postgres_database(postgres)
 
 
 BOTH_BACKENDS = pytest.mark.parametrize(
@@ -1104,7 +1082,7 @@ def test_every_call_is_audited_once_with_its_outcome_and_no_secret(gateway, py_p
 def inspector(node_peers, portal: Portal, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
     headers = [f"{k}: {v}" for k, v in portal.token.headers.items()]
     return subprocess.run(
-        [node_peers.node22, node_peers.require("inspector"), "--cli", portal.url,
+        [node_peers.node22, node_peers.inspector, "--cli", portal.url,
          "--transport", "http", "--header", *headers, *args],
         capture_output=True,
         text=True,
@@ -1131,7 +1109,6 @@ def test_the_inspector_cli_lists_and_calls(node_peers, portal, tmp_path):
 def test_the_conformance_suite_matches_the_baseline(node_peers, portal, tmp_path):
     """Every scenario passes, or fails as tests/conformance/baseline.yml expects (the suite also
     fails on a baseline entry that now passes)."""
-    node_peers.require("conformance")
     run = subprocess.run(
         [str(CONFORMANCE_RUN), portal.url, str(tmp_path / "results")],
         capture_output=True,

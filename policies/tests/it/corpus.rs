@@ -1,5 +1,6 @@
-//! Runs `policies/tests/corpus.json`: requests against the example policies (`policies/examples`)
-//! with the expected decision and the ids of the policies that made it.
+//! Runs `policies/tests/corpus.json`: requests against the example policies of the guide
+//! (`docs/examples/policies`) with the expected decision and the ids of the policies that made
+//! it.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use portico_core::domain::ids::PolicyId;
 use portico_core::domain::policy::PolicyRecord;
 
-/// `policies/examples`.
+/// `docs/examples/policies`: the example policies of the guide (`docs/policies.md`), the one
+/// example set of the project.
 pub fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/policies")
 }
 
 /// The example policies, one per `.cedar` file, the id being the file's stem; sorted by id.

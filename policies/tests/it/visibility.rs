@@ -36,28 +36,42 @@ fn names(view: &Visibility) -> Vec<(String, Vec<String>, Vec<String>)> {
 }
 
 #[test]
-fn engineering_sees_github_and_the_read_only_docs() {
+fn an_engineer_sees_docs_and_the_hr_tools_but_not_the_salary_prompt() {
     let corpus = load();
     let engine = PolicyEngine::new(&example_policies()).unwrap();
-    let view = view(&engine, &corpus, "alice", "eng-portal");
+    let view = view(&engine, &corpus, "alice", "main");
     assert!(view.portal.allowed);
     assert_eq!(view.reason, None);
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     assert_eq!(
         names(&view),
         vec![
-            ("github".into(), s(&["list_issues", "create_issue"]), s(&["release_notes"])),
-            ("docs".into(), s(&["search"]), vec![]),
+            ("docs".into(), s(&["search", "delete_page"]), s(&["summarize"])),
+            ("hr-tools".into(), s(&["request_vacation"]), s(&["vacation-request"])),
         ]
     );
-    assert_eq!(view.servers[0].decision.policy_ids, s(&["eng-github"]));
+    assert_eq!(view.servers[0].decision.policy_ids, s(&["engineering-uses-docs"]));
+    assert_eq!(view.servers[1].decision.policy_ids, s(&["hr-uses-hr-tools"]));
+}
+
+#[test]
+fn the_emergency_deny_hides_the_tool_from_the_ci_token() {
+    let corpus = load();
+    let engine = PolicyEngine::new(&example_policies()).unwrap();
+    let view = view(&engine, &corpus, "ci", "automation");
+    assert!(view.portal.allowed);
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&view),
+        vec![("github".into(), s(&["list_issues", "create_pull_request"]), s(&["triage"]))]
+    );
 }
 
 #[test]
 fn no_portal_permit_means_nothing() {
     let corpus = load();
     let engine = PolicyEngine::new(&example_policies()).unwrap();
-    let view = view(&engine, &corpus, "bob", "eng-portal");
+    let view = view(&engine, &corpus, "bob", "main");
     assert!(!view.portal.allowed);
     assert!(view.servers.is_empty());
     assert!(matches!(view.reason, Some(Hidden::NoPortalAccess { .. })), "{:?}", view.reason);
@@ -69,19 +83,26 @@ fn a_portal_permit_without_a_server_says_which_policies_to_check() {
     let mut policies = example_policies();
     policies.push(record(
         "marketing-portal",
-        r#"permit(principal in Portico::Group::"marketing", action == Portico::Action::"connect", resource == Portico::Portal::"sales-portal");"#,
+        r#"permit(principal in Portico::Group::"marketing", action == Portico::Action::"connect", resource == Portico::Portal::"sales");"#,
     ));
     let engine = PolicyEngine::new(&policies).unwrap();
-    let view = view(&engine, &corpus, "bob", "sales-portal");
+    let view = view(&engine, &corpus, "bob", "sales");
     assert!(view.portal.allowed);
     assert!(view.servers.is_empty());
     let Some(Hidden::NoAllowedServers { message, policies_to_check }) = view.reason else {
         panic!("{:?}", view.reason);
     };
     assert!(message.starts_with(NO_ALLOWED_SERVERS), "{message}");
-    // The policies on `use_server` for the sales portal's servers (docs, crm).
-    assert_eq!(policies_to_check, vec!["eng-docs".to_owned(), "sales-crm".to_owned()]);
-    assert!(message.contains("eng-docs, sales-crm"), "{message}");
+    // The policies on `use_server` (or any action) for the sales portal, its servers (crm,
+    // quotes) or any resource.
+    let expected = [
+        "auditors-use-crm",
+        "ci-token-only-github",
+        "contractors-office-hours",
+        "sales-uses-sales-portal-servers",
+    ];
+    assert_eq!(policies_to_check, expected);
+    assert!(message.contains(&expected.join(", ")), "{message}");
 }
 
 #[test]
@@ -89,8 +110,10 @@ fn the_cache_misses_on_a_new_version() {
     let corpus = load();
     let engine = PolicyEngine::new(&example_policies()).unwrap();
     assert!(engine.reads_context(), "the office-hours example reads the context");
-    let without_office_hours: Vec<_> =
-        example_policies().into_iter().filter(|p| p.id.as_str() != "sre-db-office-hours").collect();
+    let without_office_hours: Vec<_> = example_policies()
+        .into_iter()
+        .filter(|p| p.id.as_str() != "contractors-office-hours")
+        .collect();
     let engine = PolicyEngine::new(&without_office_hours).unwrap();
     assert!(!engine.reads_context());
     let cache = VisibilityCache::new(2);

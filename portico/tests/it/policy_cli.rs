@@ -32,11 +32,11 @@ fn every_example_policy_of_the_docs_validates() {
     assert!(report.ok(), "{report}");
 }
 
-/// The Cedar blocks of `docs/policies.md` are the example files, and so validate too.
+/// The Cedar blocks of `docs/policies.md` are the example files, each once, and so validate too.
 #[test]
-fn every_cedar_block_of_the_guide_validates() {
+fn the_cedar_blocks_of_the_guide_are_the_example_files() {
     let guide = std::fs::read_to_string(examples().join("..").join("policies.md")).unwrap();
-    let blocks: Vec<&str> =
+    let mut blocks: Vec<&str> =
         guide.split("```cedar\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
     assert!(blocks.len() >= 8, "{} blocks", blocks.len());
     for (i, block) in blocks.iter().enumerate() {
@@ -44,6 +44,14 @@ fn every_cedar_block_of_the_guide_validates() {
             panic!("cedar block {i} of docs/policies.md: {e}\n{block}");
         }
     }
+    let mut files: Vec<String> = policies::read_dir(&examples().join("policies"))
+        .unwrap()
+        .into_iter()
+        .map(|record| record.policy)
+        .collect();
+    blocks.sort_unstable();
+    files.sort_unstable();
+    assert_eq!(blocks, files, "the guide's Cedar blocks and docs/examples/policies differ");
 }
 
 #[test]
