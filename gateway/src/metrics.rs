@@ -9,12 +9,13 @@ use std::time::Duration;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
-use portico_core::domain::call::{AuditedMethod, CallStatus};
+use portico_core::domain::call::AuditedMethod;
 use portico_core::domain::ids::{PortalId, ServerId};
 use portico_projections::catalog::SyncStatus;
 
 /// Audited MCP requests (`tools/call`, `prompts/get`, `resources/read`) by `portal`, `server`
-/// (empty when the name matched no server), `method` and `outcome` (the audit event's status).
+/// (empty when the name matched no server), `method` and `outcome` (the audit event's status, or
+/// `not_recorded` when the event could not be appended and the client got an error).
 pub const MCP_REQUESTS: &str = "portico_mcp_requests_total";
 /// Time spent waiting on the upstream for an audited request, by `portal`, `server`, `method`.
 pub const MCP_UPSTREAM_DURATION: &str = "portico_mcp_upstream_duration_seconds";
@@ -59,7 +60,7 @@ pub(crate) fn request(
     portal: &PortalId,
     server: Option<&ServerId>,
     method: AuditedMethod,
-    status: CallStatus,
+    outcome: &'static str,
     upstream: Option<Duration>,
 ) {
     let portal = portal.to_string();
@@ -78,7 +79,7 @@ pub(crate) fn request(
         "portal" => portal,
         "server" => server,
         "method" => method.as_str(),
-        "outcome" => status.as_str()
+        "outcome" => outcome
     )
     .increment(1);
 }

@@ -11,6 +11,9 @@ use rmcp::model::ErrorData;
 use super::Caller;
 use crate::Gateway;
 
+/// The outcome counted for a request whose audit event could not be appended.
+const NOT_RECORDED_OUTCOME: &str = "not_recorded";
+
 /// What the client gets instead of the answer when the call's audit event cannot be appended:
 /// says no more than that (the cause is logged), and carries nothing of the upstream's answer.
 pub(super) const NOT_RECORDED: &str =
@@ -58,13 +61,7 @@ impl<'a> Audit<'a> {
         error: Option<String>,
         upstream: Option<Duration>,
     ) -> Result<(), ErrorData> {
-        crate::metrics::request(
-            &self.caller.portal_id,
-            self.server.map(|(id, _)| id),
-            self.method,
-            status,
-            upstream,
-        );
+        let (portal, server, method) = (self.caller.portal_id.clone(), self.server, self.method);
         let (tool, prompt, uri) = match self.method {
             AuditedMethod::ToolsCall => (Some(self.name), None, None),
             AuditedMethod::PromptsGet => (None, Some(self.name), None),
@@ -89,10 +86,10 @@ impl<'a> Audit<'a> {
             duration_ms: millis(self.started.elapsed()),
             server_response_duration_ms: upstream.map(millis),
         };
-        gateway
-            .audit(self.caller.actor(), event)
-            .await
-            .map_err(|_| ErrorData::internal_error(NOT_RECORDED, None))
+        let recorded = gateway.audit(self.caller.actor(), event).await;
+        let outcome = if recorded.is_ok() { status.as_str() } else { NOT_RECORDED_OUTCOME };
+        crate::metrics::request(&portal, server.map(|(id, _)| id), method, outcome, upstream);
+        recorded.map_err(|_| ErrorData::internal_error(NOT_RECORDED, None))
     }
 }
 
