@@ -52,7 +52,7 @@ pub enum Backend {
 
 enum Storage {
     Sqlite(PathBuf),
-    Postgres(tokio_postgres::Config),
+    Postgres(Box<tokio_postgres::Config>),
 }
 
 /// A running Portico with one portal in front of one upstream.
@@ -98,7 +98,7 @@ impl Live {
                 let config = postgres_schema().await?;
                 let log =
                     PostgresLog::connect(config.clone(), PostgresOptions::default()).await.unwrap();
-                (Arc::new(log), Storage::Postgres(config))
+                (Arc::new(log), Storage::Postgres(Box::new(config)))
             }
         };
         let store = Arc::new(SqliteVaultStore::open(dir.path().join("vault.db")).await.unwrap());
