@@ -26,6 +26,15 @@ pub type TestResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// An app over `log`, with its vault (SQLite) in `dir`, bootstrapped with [`ACCOUNT_ID`] and
 /// [`ADMIN_TOKEN`], once its read models have caught up.
 pub async fn app_over(log: Arc<dyn EventLog>, dir: &Path) -> TestResult<(Arc<App>, AccountId)> {
+    app_with(log, dir, Default::default()).await
+}
+
+/// [`app_over`] with the data plane configured by `gateway`.
+pub async fn app_with(
+    log: Arc<dyn EventLog>,
+    dir: &Path,
+    gateway: portico_gateway::GatewayConfig,
+) -> TestResult<(Arc<App>, AccountId)> {
     let store = Arc::new(SqliteVaultStore::open(dir.join("vault.db")).await?);
     let vault = Vault::open(MasterKey::from_bytes([7; 32]), KeySource::Config, store).await?;
     let account = AccountId::parse(ACCOUNT_ID)?;
@@ -40,7 +49,7 @@ pub async fn app_over(log: Arc<dyn EventLog>, dir: &Path) -> TestResult<(Arc<App
     );
     let head = log.head_position().await?;
     models.wait_for(head, crate::WRITE_VISIBILITY_TIMEOUT).await?;
-    Ok((App::start(log, Arc::new(vault), models, Default::default()), boot.account_id))
+    Ok((App::start(log, Arc::new(vault), models, gateway), boot.account_id))
 }
 
 /// An app on a fresh SQLite log in `dir`.

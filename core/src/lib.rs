@@ -7,6 +7,7 @@
 pub mod domain;
 pub mod event;
 pub mod log;
+pub mod metrics;
 pub mod upcast;
 pub mod vault;
 

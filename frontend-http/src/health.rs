@@ -1,7 +1,8 @@
-//! `/healthz` (the process is up) and `/readyz` (the log answers and the read models have
-//! caught up with it).
+//! `/healthz` (the process is up) and `/readyz` (the log answers, takes the calls' audit events,
+//! and the read models have caught up with it).
 
 use actix_web::{HttpResponse, web};
+use chrono::{SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::state::AppState;
@@ -22,6 +23,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 .json(json!({"status": "unavailable", "reason": "the event log does not answer"}));
         }
     };
+    if let Some(failure) = state.app.gateway.audit_health().failing(Utc::now()) {
+        // The cause (which may name storage details) is only logged, where the append failed.
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "unavailable",
+            "reason": "the event log refuses the calls' audit events; calls are answered with an error",
+            "audit_failures": failure.count,
+            "failing_since": failure.since.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "last_failure": failure.last.to_rfc3339_opts(SecondsFormat::Secs, true),
+        }));
+    }
     let position = state.app.models.position();
     let lag = head.saturating_sub(position);
     if let Some(failure) = state.app.models.failure() {

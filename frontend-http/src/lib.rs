@@ -5,6 +5,7 @@
 pub mod api;
 pub mod health;
 pub mod mcp;
+pub mod metrics;
 pub mod state;
 
 use actix_web::body::MessageBody;
@@ -36,6 +37,8 @@ pub fn create_app(
             let response = srv.call(req);
             async move {
                 let response = response.await?;
+                let route = response.request().match_pattern();
+                metrics::record_request(&method, route, response.status().as_u16(), started);
                 tracing::info!(
                     %method,
                     path = %path,
@@ -53,11 +56,13 @@ pub fn create_app(
             }
         })
         .app_data(web::Data::new(state))
+        .app_data(web::Data::new(metrics::Metrics::global()))
         .app_data(web::PayloadConfig::new(api::body::MAX_BODY_BYTES))
         .app_data(web::QueryConfig::default().error_handler(api::body::query_error))
         .app_data(web::PathConfig::default().error_handler(api::body::path_error))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::render))
         .service(web::scope("/client/v4").configure(api::routes).default_service(web::to(no_route)))
         .default_service(web::to(no_route))
 }

@@ -8,6 +8,8 @@
 //! - [`authz`]: what a principal sees in a portal and may call there.
 //! - [`exposed`]: namespacing, overrides and Cedar filtering of a portal's tools and prompts.
 //! - [`session`]: one client's MCP session with a portal (rmcp's server handler).
+//! - [`audit`]: recording every call, failing closed when the log refuses the record.
+//! - [`metrics`]: what the data plane counts and measures.
 
 pub mod authz;
 pub mod ssrf;
@@ -17,6 +19,9 @@ pub mod upstream;
 
 pub mod exposed;
 pub mod session;
+
+pub mod audit;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +35,7 @@ use portico_projections::{ProjectionRunner, ReadModels};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
+use crate::audit::{AuditError, AuditHealth};
 use crate::authz::{Authz, AuthzError};
 use crate::exposed::{Exposed, ExposedCache};
 use crate::session::Caller;
@@ -68,6 +74,7 @@ pub struct Gateway {
     pub syncer: Arc<Syncer>,
     exposed: ExposedCache,
     changes: watch::Receiver<u64>,
+    audit_health: AuditHealth,
 }
 
 impl Gateway {
@@ -109,6 +116,7 @@ impl Gateway {
             syncer,
             exposed: ExposedCache::default(),
             changes,
+            audit_health: AuditHealth::default(),
         })
     }
 
@@ -181,16 +189,41 @@ impl Gateway {
     }
 
     /// Appends a call's audit event. Many concurrent calls share one commit (group commit);
-    /// the call's answer waits for its event to be in the log, so an answered call is always
-    /// audited.
-    pub async fn audit(&self, actor: Actor, event: PortalRequestHandled) {
+    /// the call's answer waits for its event to be in the log, and a call whose event cannot be
+    /// appended gets an error instead of its answer, so an answered call is always audited.
+    /// A failure is counted and marks the audit log unhealthy until an append succeeds again.
+    pub async fn audit(&self, actor: Actor, event: PortalRequestHandled) -> Result<(), AuditError> {
         let stream = calls_stream(&event.portal_id);
+        let portal_id = event.portal_id.clone();
         let events = vec![NewEvent::new(Event::PortalRequestHandled(event))];
-        if let Err(error) =
-            self.log.append(&stream, ExpectedVersion::Any, events, &EventMetadata::new(actor)).await
+        match self
+            .log
+            .append(&stream, ExpectedVersion::Any, events, &EventMetadata::new(actor))
+            .await
         {
-            tracing::error!(%error, "a call's audit event could not be appended");
+            Ok(_) => {
+                self.audit_health.succeeded();
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(portal = %portal_id, %error, "a call's audit event could not be appended; the call is answered with an error");
+                self.audit_health.failed(chrono::Utc::now());
+                metrics::audit_failed(&portal_id);
+                Err(AuditError(error))
+            }
         }
+    }
+
+    /// Whether audit appends are failing now (see [`AuditHealth`]).
+    pub fn audit_health(&self) -> &AuditHealth {
+        &self.audit_health
+    }
+
+    /// Sets the gauges that are read from the read models rather than counted as things happen
+    /// (servers by sync status). Call it before rendering the metrics.
+    pub fn observe_metrics(&self) {
+        let models = self.models.read();
+        metrics::servers_by_status(models.catalog.iter().map(|server| server.sync.status));
     }
 }
 

@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 
 use crate::Gateway;
 use crate::exposed::Exposed;
+use crate::metrics::OpenSession;
 
 mod audit;
 mod builtins;
@@ -104,8 +105,10 @@ impl Caller {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SessionState {
+    /// Counts the session as open while it lives.
+    _open: OpenSession,
     bound: OnceLock<Caller>,
     /// Servers toggled off in this session; `None` until first needed (then the portal's
     /// `default_disabled` servers).
@@ -124,7 +127,14 @@ pub struct PortalSession {
 
 impl PortalSession {
     pub fn new(gateway: Arc<Gateway>) -> Self {
-        PortalSession { gateway, state: Arc::default() }
+        let state = SessionState {
+            _open: OpenSession::open(),
+            bound: OnceLock::new(),
+            toggled_off: Mutex::new(None),
+            seen: Mutex::new((0, 0)),
+            watching: OnceLock::new(),
+        };
+        PortalSession { gateway, state: Arc::new(state) }
     }
 
     /// The caller of this request, bound to the session on first use.
@@ -335,7 +345,7 @@ impl ServerHandler for PortalSession {
         );
         let Some((server, tool)) = exposed.tool(&name) else {
             let message = format!("unknown tool `{}`", truncate(&name));
-            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await;
+            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await?;
             return Err(ErrorData::invalid_params(message, None));
         };
         audit.server = Some((&server.id, server.url.as_str()));
@@ -345,20 +355,20 @@ impl ServerHandler for PortalSession {
                 "server `{}` is toggled off in this session; turn it on with `{BUILTIN_TOGGLE_SERVER}`",
                 server.id
             );
-            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await;
+            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await?;
             return Err(ErrorData::invalid_params(message, None));
         }
-        let decision = match self
-            .gateway
-            .decide_call(&caller, &exposed, &server.id, &name, &tool.raw)
-        {
-            Ok(decision) => decision,
-            Err(error) => {
-                let message = format!("the call could not be authorized: {error}");
-                audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await;
-                return Err(ErrorData::new(POLICY_DENIED, message, None));
-            }
-        };
+        let decision =
+            match self.gateway.decide_call(&caller, &exposed, &server.id, &name, &tool.raw) {
+                Ok(decision) => decision,
+                Err(error) => {
+                    let message = format!("the call could not be authorized: {error}");
+                    audit
+                        .record(&self.gateway, CallStatus::Denied, Some(message.clone()), None)
+                        .await?;
+                    return Err(ErrorData::new(POLICY_DENIED, message, None));
+                }
+            };
         audit.policies = decision.policy_ids.clone();
         if !decision.allowed {
             let message = if decision.policy_ids.is_empty() {
@@ -368,7 +378,7 @@ impl ServerHandler for PortalSession {
             } else {
                 format!("calling `{name}` is forbidden by {}", decision.policy_ids.join(", "))
             };
-            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await;
+            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await?;
             return Err(ErrorData::new(POLICY_DENIED, message, None));
         }
         let mut upstream_request = request.clone();
@@ -428,7 +438,7 @@ impl ServerHandler for PortalSession {
         let found = exposed.prompt(&name).filter(|(s, _)| self.is_enabled(&exposed, &s.id));
         let Some((server, prompt)) = found else {
             let message = format!("unknown prompt `{}`", truncate(&name));
-            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await;
+            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await?;
             return Err(ErrorData::invalid_params(message, None));
         };
         audit.server = Some((&server.id, server.url.as_str()));
@@ -498,7 +508,7 @@ impl ServerHandler for PortalSession {
             .filter(|(s, _)| self.is_enabled(&exposed, &s.id));
         let Some((server, upstream)) = resolved else {
             let message = format!("unknown resource `{}`", truncate(&uri));
-            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await;
+            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await?;
             return Err(ErrorData::resource_not_found(message, None));
         };
         audit.server = Some((&server.id, server.url.as_str()));
@@ -635,7 +645,7 @@ impl ServerHandler for PortalSession {
                 Self::session_id(&context.extensions),
                 name.map(truncate).unwrap_or_default(),
             );
-            audit.record(&self.gateway, CallStatus::Invalid, Some(message.clone()), None).await;
+            audit.record(&self.gateway, CallStatus::Invalid, Some(message.clone()), None).await?;
         }
         Err(ErrorData::invalid_params(message, None))
     }

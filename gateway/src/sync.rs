@@ -95,7 +95,14 @@ impl Syncer {
             Ok(capabilities) => SyncOutcome::Synced(capabilities),
             Err(error) => SyncOutcome::Failed(error),
         };
-        self.record(server_id, outcome).await?;
+        // Counted only for servers in the catalog: the id is one the admin configured.
+        match self.record(server_id, outcome).await {
+            Ok(recorded) => crate::metrics::synced(server_id, recorded),
+            Err(failure) => {
+                crate::metrics::synced(server_id, "not_recorded");
+                return Err(failure);
+            }
+        }
         let server = self.catalog_entry(server_id)?;
         Ok(SyncReport {
             status: server.sync.status,
@@ -164,7 +171,12 @@ impl Syncer {
 
     /// Decides and appends the sync's event (to the server's sync stream, which admin writes
     /// never conflict with) and waits until the read models show it.
-    async fn record(&self, server_id: &ServerId, outcome: SyncOutcome) -> Result<(), SyncFailure> {
+    /// Returns what was recorded: `synced`, `unchanged` or `failed`.
+    async fn record(
+        &self,
+        server_id: &ServerId,
+        outcome: SyncOutcome,
+    ) -> Result<&'static str, SyncFailure> {
         let (state, unchanged) = {
             let models = self.models.read();
             let state = models.aggregates.server(server_id);
@@ -178,10 +190,13 @@ impl Syncer {
             };
             (state, unchanged)
         };
-        let command = RecordSync {
-            server_id: server_id.clone(),
-            outcome: if unchanged { SyncOutcome::Unchanged } else { outcome },
+        let outcome = if unchanged { SyncOutcome::Unchanged } else { outcome };
+        let recorded = match &outcome {
+            SyncOutcome::Synced(_) => "synced",
+            SyncOutcome::Unchanged => "unchanged",
+            SyncOutcome::Failed(_) => "failed",
         };
+        let command = RecordSync { server_id: server_id.clone(), outcome };
         let events = server::decide(&state, command.into()).map_err(|e| {
             if state.exists() {
                 SyncFailure::Record(e.to_string())
@@ -200,7 +215,7 @@ impl Syncer {
             .wait_for(appended.last_position, VISIBILITY_TIMEOUT)
             .await
             .map_err(|e| SyncFailure::Record(e.to_string()))?;
-        Ok(())
+        Ok(recorded)
     }
 
     /// Serves sync requests and, with an `interval`, syncs servers that are due: never synced,

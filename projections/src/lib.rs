@@ -10,6 +10,7 @@ pub mod aggregates;
 pub mod audit;
 pub mod catalog;
 pub mod checkpoint;
+pub mod metrics;
 pub mod policies;
 pub mod portal_views;
 pub mod read_models;

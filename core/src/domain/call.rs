@@ -61,6 +61,21 @@ impl CallStatus {
     pub fn success(self) -> bool {
         matches!(self, CallStatus::Ok)
     }
+
+    /// The status as events and metrics spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Ok => "ok",
+            CallStatus::ToolError => "tool_error",
+            CallStatus::Denied => "denied",
+            CallStatus::NotFound => "not_found",
+            CallStatus::Invalid => "invalid",
+            CallStatus::UpstreamError => "upstream_error",
+            CallStatus::Unavailable => "unavailable",
+            CallStatus::Timeout => "timeout",
+            CallStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// One audited call through a portal. `Datetime` is the event's recorded time.
@@ -125,4 +140,27 @@ impl PortalRequestHandled {
 /// The stream that holds one portal's call events: `calls-{portal id}`.
 pub fn calls_stream(portal_id: &PortalId) -> String {
     format!("calls-{portal_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallStatus;
+
+    #[test]
+    fn status_names_are_the_serialized_ones() {
+        use CallStatus::*;
+        for status in [
+            Ok,
+            ToolError,
+            Denied,
+            NotFound,
+            Invalid,
+            UpstreamError,
+            Unavailable,
+            Timeout,
+            Cancelled,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+    }
 }

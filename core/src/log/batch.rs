@@ -7,6 +7,7 @@
 //! nothing; the others in the batch are unaffected.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -18,6 +19,19 @@ use crate::event::{EventMetadata, NewEvent};
 /// (which comes after the commit). Encoding happens here, on the appender's task, so the single
 /// writer only inserts.
 pub(crate) async fn submit(
+    writer: &mpsc::Sender<AppendRequest>,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    metadata: &EventMetadata,
+) -> Result<Appended, AppendError> {
+    let started = Instant::now();
+    let outcome = queue(writer, stream_id, expected, events, metadata).await;
+    crate::metrics::append_answered(&outcome, started.elapsed());
+    outcome
+}
+
+async fn queue(
     writer: &mpsc::Sender<AppendRequest>,
     stream_id: &str,
     expected: ExpectedVersion,
@@ -133,6 +147,11 @@ pub(crate) fn fill_batch(
         batch.push(next);
     }
     (batch, None)
+}
+
+/// How many appends and events a batch holds.
+pub(crate) fn sizes(requests: &[AppendRequest]) -> (usize, usize) {
+    (requests.len(), requests.iter().map(|r| r.events.len()).sum())
 }
 
 /// The distinct streams of a batch.

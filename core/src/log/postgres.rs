@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -489,7 +489,10 @@ impl Writer {
             };
             let (requests, next) = batch::fill_batch(first, || rx.try_recv().ok());
             carried = next;
+            let (appends, events) = batch::sizes(&requests);
+            let started = Instant::now();
             self.commit_batch(requests).await;
+            crate::metrics::batch_committed("postgres", appends, events, started.elapsed());
         }
     }
 

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -298,7 +298,10 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<AppendRequest>, share
         };
         let (requests, next) = batch::fill_batch(first, || rx.try_recv().ok());
         carried = next;
+        let (appends, events) = batch::sizes(&requests);
+        let started = Instant::now();
         commit_batch(&mut conn, requests, shared);
+        crate::metrics::batch_committed("sqlite", appends, events, started.elapsed());
     }
 }
 

@@ -1,13 +1,18 @@
 //! The integration tests of the HTTP front end: one test binary, one module per area, all
 //! driving the real app from `create_app` over a temporary SQLite log and vault
-//! (`support::TestApp`).
+//! (`support::TestApp`), or served on a real port in front of a real upstream MCP server, over
+//! SQLite or PostgreSQL (`live::Live`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin_api;
+mod audit_fail_closed;
 mod audit_logs;
 mod authorize;
 mod cedar_api;
+mod live;
+mod metrics;
 mod openapi;
+mod prometheus;
 mod service_tokens;
 mod support;

@@ -1,12 +1,23 @@
-//! The audit event of a call through a portal.
+//! The audit event of a call through a portal, and what the client gets when it cannot be
+//! recorded.
 
 use std::time::{Duration, Instant};
 
 use portico_core::domain::call::{AuditedMethod, CallStatus, PortalRequestHandled};
 use portico_core::domain::ids::ServerId;
 
+use rmcp::model::ErrorData;
+
 use super::Caller;
 use crate::Gateway;
+
+/// The outcome counted for a request whose audit event could not be appended.
+const NOT_RECORDED_OUTCOME: &str = "not_recorded";
+
+/// What the client gets instead of the answer when the call's audit event cannot be appended:
+/// says no more than that (the cause is logged), and carries nothing of the upstream's answer.
+pub(super) const NOT_RECORDED: &str =
+    "the call could not be recorded in the audit log, so its answer is withheld; try again later";
 
 /// What an audited request was about.
 pub(super) struct Audit<'a> {
@@ -41,13 +52,16 @@ impl<'a> Audit<'a> {
         }
     }
 
+    /// Appends the request's audit event. An error means the event is not in the log: the
+    /// caller must answer the client with that error, not with the request's outcome.
     pub(super) async fn record(
         self,
         gateway: &Gateway,
         status: CallStatus,
         error: Option<String>,
         upstream: Option<Duration>,
-    ) {
+    ) -> Result<(), ErrorData> {
+        let (portal, server, method) = (self.caller.portal_id.clone(), self.server, self.method);
         let (tool, prompt, uri) = match self.method {
             AuditedMethod::ToolsCall => (Some(self.name), None, None),
             AuditedMethod::PromptsGet => (None, Some(self.name), None),
@@ -72,7 +86,10 @@ impl<'a> Audit<'a> {
             duration_ms: millis(self.started.elapsed()),
             server_response_duration_ms: upstream.map(millis),
         };
-        gateway.audit(self.caller.actor(), event).await;
+        let recorded = gateway.audit(self.caller.actor(), event).await;
+        let outcome = if recorded.is_ok() { status.as_str() } else { NOT_RECORDED_OUTCOME };
+        crate::metrics::request(&portal, server.map(|(id, _)| id), method, outcome, upstream);
+        recorded.map_err(|_| ErrorData::internal_error(NOT_RECORDED, None))
     }
 }
 

@@ -17,7 +17,8 @@ use crate::upstream::Connection;
 impl PortalSession {
     /// Sends an audited request (`tools/call`, `prompts/get`, `resources/read`) to `server_id`
     /// and records its outcome: `answer` takes the expected result out of the upstream's answer,
-    /// with the status it means; anything else is an unexpected answer.
+    /// with the status it means; anything else is an unexpected answer. If the outcome cannot
+    /// be recorded, the client gets that error instead (fail closed).
     pub(super) async fn audited<T>(
         &self,
         audit: Audit<'_>,
@@ -31,14 +32,14 @@ impl PortalSession {
             Ok(connection) => connection,
             Err(error) => {
                 let cause = error.message.to_string();
-                audit.record(&self.gateway, CallStatus::Unavailable, Some(cause), None).await;
+                audit.record(&self.gateway, CallStatus::Unavailable, Some(cause), None).await?;
                 return Err(error);
             }
         };
         match self.forward(server_id, &connection, request, context).await {
             Ok((result, waited)) => match answer(result) {
                 Some((value, status)) => {
-                    audit.record(&self.gateway, status, None, Some(waited)).await;
+                    audit.record(&self.gateway, status, None, Some(waited)).await?;
                     Ok(value)
                 }
                 None => {
@@ -49,13 +50,13 @@ impl PortalSession {
                     let error = Some(message.clone());
                     audit
                         .record(&self.gateway, CallStatus::UpstreamError, error, Some(waited))
-                        .await;
+                        .await?;
                     Err(ErrorData::internal_error(message, None))
                 }
             },
             Err((status, error, waited)) => {
                 let cause = Some(error.message.to_string());
-                audit.record(&self.gateway, status, cause, Some(waited)).await;
+                audit.record(&self.gateway, status, cause, Some(waited)).await?;
                 Err(error)
             }
         }

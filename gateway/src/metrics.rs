@@ -1,0 +1,129 @@
+//! The data plane's metrics, recorded through the `metrics` facade (see
+//! `portico_core::metrics`).
+//!
+//! Labels hold only ids the admin configured (portal and server ids) and values from fixed sets
+//! (methods, outcomes, statuses): never a user, a tool argument, a name a client sent, or a URL.
+
+use std::time::Duration;
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use portico_core::domain::call::AuditedMethod;
+use portico_core::domain::ids::{PortalId, ServerId};
+use portico_projections::catalog::SyncStatus;
+
+/// Audited MCP requests (`tools/call`, `prompts/get`, `resources/read`) by `portal`, `server`
+/// (empty when the name matched no server), `method` and `outcome` (the audit event's status, or
+/// `not_recorded` when the event could not be appended and the client got an error).
+pub const MCP_REQUESTS: &str = "portico_mcp_requests_total";
+/// Time spent waiting on the upstream for an audited request, by `portal`, `server`, `method`.
+pub const MCP_UPSTREAM_DURATION: &str = "portico_mcp_upstream_duration_seconds";
+/// MCP sessions open now.
+pub const MCP_SESSIONS_OPEN: &str = "portico_mcp_sessions_open";
+/// Audit events that could not be appended (those calls were answered with an error), by
+/// `portal`.
+pub const AUDIT_APPEND_FAILURES: &str = "portico_audit_append_failures_total";
+/// Capability syncs by `server` and `outcome` (`synced`, `unchanged`, `failed`, `not_recorded`).
+pub const SERVER_SYNCS: &str = "portico_server_syncs_total";
+/// Servers by sync `status` (`waiting`, `ready`, `error`), as the catalog shows them.
+pub const SERVERS: &str = "portico_servers";
+
+/// Registers the help text and unit of every metric above with the installed recorder.
+pub fn describe() {
+    describe_counter!(
+        MCP_REQUESTS,
+        Unit::Count,
+        "Audited MCP requests through a portal, by portal, server, method and outcome."
+    );
+    describe_histogram!(
+        MCP_UPSTREAM_DURATION,
+        Unit::Seconds,
+        "Time spent waiting on the upstream server for an audited MCP request."
+    );
+    describe_gauge!(MCP_SESSIONS_OPEN, Unit::Count, "MCP sessions open now.");
+    describe_counter!(
+        AUDIT_APPEND_FAILURES,
+        Unit::Count,
+        "Audit events of calls that could not be appended to the log; those calls were answered with an error."
+    );
+    describe_counter!(
+        SERVER_SYNCS,
+        Unit::Count,
+        "Capability syncs of upstream servers, by outcome."
+    );
+    describe_gauge!(SERVERS, Unit::Count, "Upstream servers by sync status.");
+}
+
+/// Records one audited request.
+pub(crate) fn request(
+    portal: &PortalId,
+    server: Option<&ServerId>,
+    method: AuditedMethod,
+    outcome: &'static str,
+    upstream: Option<Duration>,
+) {
+    let portal = portal.to_string();
+    let server = server.map(ToString::to_string).unwrap_or_default();
+    if let Some(waited) = upstream {
+        histogram!(
+            MCP_UPSTREAM_DURATION,
+            "portal" => portal.clone(),
+            "server" => server.clone(),
+            "method" => method.as_str()
+        )
+        .record(waited);
+    }
+    counter!(
+        MCP_REQUESTS,
+        "portal" => portal,
+        "server" => server,
+        "method" => method.as_str(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
+/// Records an audit event that could not be appended.
+pub(crate) fn audit_failed(portal: &PortalId) {
+    counter!(AUDIT_APPEND_FAILURES, "portal" => portal.to_string()).increment(1);
+}
+
+/// Records a sync's outcome.
+pub(crate) fn synced(server: &ServerId, outcome: &'static str) {
+    counter!(SERVER_SYNCS, "server" => server.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// Publishes how many servers have each sync status.
+pub(crate) fn servers_by_status(statuses: impl Iterator<Item = SyncStatus>) {
+    let (mut waiting, mut ready, mut error) = (0u32, 0u32, 0u32);
+    for status in statuses {
+        match status {
+            SyncStatus::Waiting => waiting += 1,
+            SyncStatus::Ready => ready += 1,
+            SyncStatus::Error => error += 1,
+        }
+    }
+    for (status, count) in
+        [(SyncStatus::Waiting, waiting), (SyncStatus::Ready, ready), (SyncStatus::Error, error)]
+    {
+        gauge!(SERVERS, "status" => status.as_str()).set(f64::from(count));
+    }
+}
+
+/// Counts one open session for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct OpenSession(());
+
+impl OpenSession {
+    pub(crate) fn open() -> Self {
+        gauge!(MCP_SESSIONS_OPEN).increment(1.0);
+        OpenSession(())
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        gauge!(MCP_SESSIONS_OPEN).decrement(1.0);
+    }
+}
