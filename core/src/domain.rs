@@ -24,5 +24,5 @@ mod testing;
 
 pub use aggregate::Aggregate;
 pub use error::DomainError;
-pub use portal::{PortalCommand, PortalState, ServerDirectory, ServerFacts, portal_stream};
+pub use portal::{PortalCommand, PortalState, ServerCapabilities, ServerDirectory, portal_stream};
 pub use server::{ServerCommand, ServerState, server_stream};

@@ -22,7 +22,8 @@ use super::policy::{
     PolicyValidator, ReplacePolicies, UpdatePolicy,
 };
 use super::portal::{
-    AddPortal, PortalCommand, PortalState, RemovePortal, ServerDirectory, ServerFacts, UpdatePortal,
+    AddPortal, PortalCommand, PortalState, RemovePortal, ServerCapabilities, ServerDirectory,
+    UpdatePortal,
 };
 use super::server::{
     AddServer, RecordSync, RemoveServer, ServerCommand, ServerState, UpdateServer,
@@ -60,7 +61,7 @@ where
     A::Services: FromTestServices,
 {
     /// The servers that exist, for portal commands.
-    pub(crate) fn with_servers(mut self, servers: BTreeMap<ServerId, ServerFacts>) -> Self {
+    pub(crate) fn with_servers(mut self, servers: BTreeMap<ServerId, ServerCapabilities>) -> Self {
         self.services.servers = servers;
         self
     }
@@ -86,7 +87,7 @@ where
 
 /// Everything the aggregates' rules may look up, as the tests set it.
 pub(crate) struct TestServices {
-    servers: BTreeMap<ServerId, ServerFacts>,
+    servers: BTreeMap<ServerId, ServerCapabilities>,
     hostnames: BTreeMap<String, PortalId>,
     validator: Box<dyn PolicyValidator>,
 }

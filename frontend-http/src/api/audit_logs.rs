@@ -19,11 +19,11 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::Caller;
 use super::envelope::{self, ResultInfo};
 use super::error::{ApiError, Code};
 use super::openapi::{AccountPath, AuditLogList, ListErrors, Unavailable};
 use super::rfc3339;
+use crate::auth::ApiCaller;
 use crate::state::{AppState, truncate};
 
 /// The default page size.
@@ -528,7 +528,7 @@ fn audit_log(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     query: web::Query<AuditLogQuery>,
 ) -> Result<HttpResponse, ApiError> {

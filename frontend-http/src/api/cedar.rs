@@ -14,12 +14,12 @@ use portico_core::domain::policy::PolicyRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::auth::Caller;
 use super::body::{JsonBody, ListQuery, paginate};
 use super::envelope::{self, ResultInfo};
 use super::error::ApiError;
 use super::openapi::ResponseInfo;
 use super::parse_id;
+use crate::auth::ApiCaller;
 use crate::state::AppState;
 
 /// The largest body of the policy endpoints: a whole policy set is larger than other resources.
@@ -198,7 +198,7 @@ pub struct PolicyPath {
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -234,7 +234,7 @@ pub async fn list(
 )]
 pub async fn read(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = caller;
@@ -256,7 +256,7 @@ pub async fn read(
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     JsonBody(body): JsonBody<PolicyInput>,
 ) -> Result<HttpResponse, ApiError> {
@@ -286,7 +286,7 @@ pub async fn create(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
     JsonBody(body): JsonBody<PolicyUpdate>,
 ) -> Result<HttpResponse, ApiError> {
@@ -324,7 +324,7 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, id) = path.into_inner();
@@ -348,7 +348,7 @@ pub async fn delete(
 )]
 pub async fn replace(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     JsonBody(body): JsonBody<PolicySetInput>,
 ) -> Result<HttpResponse, ApiError> {
@@ -380,7 +380,7 @@ pub async fn replace(
 )]
 pub async fn schema(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = caller;

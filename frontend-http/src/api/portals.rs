@@ -10,12 +10,12 @@ use portico_projections::{PortalView, ReadModels};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::Caller;
 use super::body::{JsonBody, ListQuery, paginate};
 use super::envelope;
 use super::error::ApiError;
 use super::servers::ServerObject;
 use super::{actor_name, parse_id, rfc3339};
+use crate::auth::ApiCaller;
 use crate::state::AppState;
 
 /// One server of a portal in a request.
@@ -150,7 +150,7 @@ fn read_portal(state: &AppState, id: &PortalId) -> Result<Value, ApiError> {
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -175,7 +175,7 @@ pub async fn list(
 )]
 pub async fn read(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = caller;
@@ -201,7 +201,7 @@ fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     JsonBody(mut body): JsonBody<PortalBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -234,7 +234,7 @@ pub async fn create(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
     JsonBody(mut body): JsonBody<PortalBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -277,7 +277,7 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, id) = path.into_inner();
