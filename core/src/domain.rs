@@ -9,6 +9,7 @@ pub mod account;
 pub mod aggregate;
 pub mod call;
 pub mod error;
+pub mod grant;
 pub mod hostname;
 pub mod ids;
 pub mod overrides;
@@ -16,6 +17,7 @@ pub mod policy;
 pub mod portal;
 pub mod server;
 pub mod service_token;
+pub mod sign_in;
 pub mod validate;
 
 #[cfg(test)]

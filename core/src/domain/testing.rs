@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use super::DomainError;
 use super::account::{AccountState, ApiTokenCommand, ApiTokenState, CreateAccount};
 use super::aggregate::Aggregate;
+use super::grant::{AuthorizeGrant, GrantCommand, GrantState, RedeemCode, RefreshGrant};
 use super::hostname::{HostnameClaim, HostnameCommand, PortalHostnames};
 use super::ids::{PortalId, ServerId};
 use super::policy::{
@@ -169,6 +170,7 @@ commands!(PolicySetState: PolicyCommand, CreatePolicy, UpdatePolicy, DeletePolic
 commands!(AccountState: CreateAccount);
 commands!(ApiTokenState: ApiTokenCommand);
 commands!(HostnameClaim: HostnameCommand);
+commands!(GrantState: GrantCommand, AuthorizeGrant, RedeemCode, RefreshGrant);
 
 /// What `decide` returned.
 #[derive(Debug)]

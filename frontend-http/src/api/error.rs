@@ -245,6 +245,7 @@ impl From<DomainError> for ApiError {
                 ..ApiError::new(Code::AlreadyExists, e.to_string())
             },
             DomainError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            DomainError::InvalidGrant { .. } => ApiError::new(Code::InvalidField, e.to_string()),
         }
     }
 }
