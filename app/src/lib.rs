@@ -8,6 +8,7 @@
 //!
 //! - [`servers`], [`portals`], [`service_tokens`], [`policies`]: the admin resources.
 //! - [`api_tokens`], [`account`]: the admin API's own tokens and the first-start bootstrap.
+//! - [`sign_in`]: people signing in to portals, and the OAuth authorization server.
 //! - [`error`]: what can go wrong, in terms a frontend maps to its own protocol.
 
 pub mod account;
@@ -17,6 +18,7 @@ pub mod policies;
 pub mod portals;
 pub mod servers;
 pub mod service_tokens;
+pub mod sign_in;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -46,6 +48,8 @@ pub struct App {
     pub authz: Arc<Authz>,
     /// The data plane: upstream connections, sync, sessions.
     pub gateway: Arc<Gateway>,
+    /// One-time PINs in flight, their rate limits and the mailer.
+    pub pins: sign_in::OneTimePins,
 }
 
 impl App {
@@ -65,7 +69,7 @@ impl App {
             Arc::clone(&authz),
             config,
         );
-        Arc::new(App { log, vault, models, authz, gateway })
+        Arc::new(App { log, vault, models, authz, gateway, pins: Default::default() })
     }
 
     /// Lets go of the upstreams when the process stops (after the client sessions ended).

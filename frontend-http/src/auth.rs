@@ -1,7 +1,8 @@
 //! Who is calling, in one place: admin API requests authenticate with an API token
-//! (`Authorization: Bearer <API token>`, an [`ApiCaller`]), MCP clients with a service token
-//! (`CF-Access-Client-Id` and `CF-Access-Client-Secret`, as Cloudflare Access takes them, a
-//! [`Principal::ServiceToken`]).
+//! (`Authorization: Bearer <API token>`, an [`ApiCaller`]); MCP clients with an OAuth access
+//! token Portico issued for the portal (`Authorization: Bearer`, a signed-in person, checked
+//! by the application layer) or with a service token (`CF-Access-Client-Id` and
+//! `CF-Access-Client-Secret`, as Cloudflare Access takes them, a [`Principal::ServiceToken`]).
 //!
 //! Every refusal of a service token has its own internal reason, which is logged, and one
 //! message for the client, which tells an attacker nothing. Secrets are compared by hash in
@@ -119,17 +120,19 @@ pub const GENERIC_MESSAGE: &str = "invalid service token credentials";
 /// The longest header value looked at (a client id is 39 characters, a secret 64).
 const MAX_CREDENTIAL_LEN: usize = 256;
 
-/// The MCP endpoint's `401`: a `WWW-Authenticate: Bearer` challenge (RFC 6750) and the same
-/// `description` in the body.
-pub fn challenge(description: &str) -> actix_web::HttpResponse {
+/// The MCP endpoint's `401`: `challenge` as `WWW-Authenticate` (RFC 6750 §3, with the
+/// protected-resource metadata of RFC 9728) and `description` in the body.
+pub fn challenge(description: &str, challenge: header::HeaderValue) -> actix_web::HttpResponse {
     let mut response = ApiError::new(Code::Unauthenticated, description).oauth_response();
-    let value = format!(
-        "Bearer realm=\"portico\", error=\"invalid_token\", error_description=\"{description}\""
-    );
-    if let Ok(value) = header::HeaderValue::from_str(&value) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-    }
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
     response
+}
+
+/// The bearer token of a request's `Authorization` header, if it has one.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Why service token credentials were refused. Only logged: the client always gets

@@ -1,5 +1,5 @@
-//! Portico's HTTP front end: the admin API (`/client/v4`), the portals' MCP endpoint and the
-//! health endpoints. This is the only crate that knows HTTP status codes; every write goes
+//! Portico's HTTP front end: the admin API (`/client/v4`), the portals' MCP endpoint, their
+//! OAuth authorization server and sign-in pages, and the health endpoints. This is the only crate that knows HTTP status codes; every write goes
 //! through the application layer (`portico-app`).
 
 pub mod api;
@@ -7,6 +7,8 @@ pub mod auth;
 pub mod health;
 pub mod mcp;
 pub mod metrics;
+pub mod oauth;
+pub mod pages;
 pub mod state;
 
 use actix_web::body::MessageBody;
@@ -64,6 +66,8 @@ pub fn create_app(
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::render))
+        .configure(oauth::routes)
+        .configure(pages::routes)
         .service(web::scope("/client/v4").configure(api::routes).default_service(web::to(no_route)))
         .default_service(web::to(no_route))
 }

@@ -1,9 +1,11 @@
 //! The portal endpoint: MCP over streamable HTTP, one per portal, at `https://<portal
 //! hostname>/mcp` (the portal is found by the `Host` header) and at `/portals/<portal id>/mcp`.
 //!
-//! Every request is authenticated before rmcp sees it: a service token (`CF-Access-Client-Id`
-//! and `CF-Access-Client-Secret`); without valid credentials the answer is `401` with a
-//! `WWW-Authenticate` challenge. A caller no policy lets `connect` to the portal gets `403`.
+//! Every request is authenticated before rmcp sees it: an OAuth access token issued for this
+//! portal (`Authorization: Bearer`, a signed-in person) or a service token
+//! (`CF-Access-Client-Id` and `CF-Access-Client-Secret`); without valid credentials the answer
+//! is `401` with a `WWW-Authenticate: Bearer resource_metadata="..."` challenge (RFC 9728), from
+//! which MCP clients find the portal's authorization server. A caller no policy lets `connect` to the portal gets `403`.
 //! Refusals have OAuth's shape (`{"error", "error_description"}`, RFC 6750) and take their
 //! statuses from the API's one table ([`Code`]).
 //! A browser `Origin` other than the portal's own is refused with `403` (DNS rebinding and
@@ -18,7 +20,6 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpResponse, web};
 use chrono::Utc;
-use portico_core::domain::ids::PortalId;
 use portico_gateway::Gateway;
 use portico_gateway::session::{AdmittedView, PortalCaller, PortalSession};
 use portico_policies::Hidden;
@@ -28,7 +29,9 @@ use serde_json::json;
 
 use crate::api::error::{ApiError, Code};
 use crate::auth::{self, ServiceAuthError};
+use crate::oauth::{self, PortalSite};
 use crate::state::AppState;
+use portico_app::sign_in;
 
 /// The largest JSON-RPC message a client may POST.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -137,22 +140,11 @@ fn admit(req: &ServiceRequest) -> Result<(PortalCaller, AdmittedView), HttpRespo
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(ApiError::internal("application state is missing").oauth_response());
     };
-    let models = state.app.models.read();
-    let portal = match req.match_info().get("portal_id") {
-        Some(id) => PortalId::try_from(id.to_owned()).ok().and_then(|id| models.portals.get(&id)),
-        None => {
-            let host = req.connection_info().host().to_owned();
-            let name = host.rsplit_once(':').map_or(host.as_str(), |(name, port)| {
-                if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host.as_str() }
-            });
-            models.portals.by_hostname(name)
-        }
-    };
-    let Some(portal) = portal else {
+    let Some(site) = PortalSite::of(req.request(), state) else {
         return Err(ApiError::not_found("no portal is served here").oauth_response());
     };
     if let Some(origin) = req.headers().get("origin") {
-        if !origin_allowed(origin.to_str().unwrap_or_default(), &portal.settings.hostname) {
+        if !origin_allowed(origin.to_str().unwrap_or_default(), &site.hostname) {
             return Err(ApiError::new(
                 Code::Forbidden,
                 "requests from this Origin are not accepted",
@@ -160,24 +152,36 @@ fn admit(req: &ServiceRequest) -> Result<(PortalCaller, AdmittedView), HttpRespo
             .oauth_response());
         }
     }
-    let principal = match auth::authenticate_service_request(&models, req.request(), Utc::now()) {
-        Ok(principal) => principal,
-        Err(error) => {
-            tracing::info!(portal = %portal.portal_id, reason = %error, "MCP request refused");
-            let description = match error {
-                ServiceAuthError::Missing => "authentication required",
-                _ => "invalid token",
-            };
-            return Err(auth::challenge(description));
+    let refuse = |reason: &dyn std::fmt::Display, description: Option<&str>| {
+        tracing::info!(portal = %site.portal_id, %reason, "MCP request refused");
+        auth::challenge(
+            description.unwrap_or("authentication required"),
+            oauth::challenge_value(&site, description),
+        )
+    };
+    let principal = if let Some(token) = auth::bearer_token(req.request()) {
+        match state.app.user_of_access_token(token, &site.portal_id) {
+            Some(user) => sign_in::principal_of(&user),
+            None => {
+                return Err(refuse(
+                    &"unknown, expired or revoked access token, or one for another portal",
+                    Some("invalid token"),
+                ));
+            }
+        }
+    } else {
+        let models = state.app.models.read();
+        match auth::authenticate_service_request(&models, req.request(), Utc::now()) {
+            Ok(principal) => principal,
+            Err(ServiceAuthError::Missing) => return Err(refuse(&ServiceAuthError::Missing, None)),
+            Err(error) => return Err(refuse(&error, Some("invalid token"))),
         }
     };
     let caller = PortalCaller {
-        portal_id: portal.portal_id.clone(),
+        portal_id: site.portal_id.clone(),
         principal,
         client_ip: req.peer_addr().map(|a| a.ip()),
     };
-    // The read guard goes before the exposure takes its own.
-    drop(models);
     match state.app.gateway.exposed(&caller) {
         Ok(view) => {
             if let Some(Hidden::NoPortalAccess { message }) = &view.hidden {

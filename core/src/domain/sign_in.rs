@@ -131,7 +131,7 @@ impl BrowserSessionState {
 /// What may be asked of a browser session.
 #[derive(Debug, Clone)]
 pub enum BrowserSessionCommand {
-    SignIn(UserSignedIn),
+    SignIn(Box<UserSignedIn>),
     SignOut,
 }
 
@@ -157,7 +157,7 @@ impl Aggregate for BrowserSessionState {
                         id: e.session_id,
                     });
                 }
-                Ok(vec![Event::UserSignedIn(e)])
+                Ok(vec![Event::UserSignedIn(*e)])
             }
             BrowserSessionCommand::SignOut => match &self.session {
                 Some(s) if !self.signed_out => Ok(vec![Event::UserSignedOut(UserSignedOut {

@@ -15,4 +15,5 @@ mod metrics;
 mod openapi;
 mod prometheus;
 mod service_tokens;
+mod sign_in;
 mod support;

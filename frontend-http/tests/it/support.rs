@@ -92,6 +92,11 @@ impl TestApp {
         self.send(req).await
     }
 
+    /// Sends a request built by the caller and returns the response as it is (headers, cookies).
+    pub async fn respond(&self, req: TestRequest) -> ServiceResponse<BoxBody> {
+        (self.call)(req).await
+    }
+
     /// Sends a request built by the caller (raw bodies, odd headers).
     pub async fn send(&self, req: TestRequest) -> Answer {
         let response = (self.call)(req).await;

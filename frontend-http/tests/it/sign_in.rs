@@ -1,0 +1,689 @@
+//! People sign in to a portal and connect an MCP client as themselves: dynamic client
+//! registration, the authorization endpoint with PKCE, one-time-PIN sign-in, consent, the token
+//! endpoint, the MCP endpoint with the access token, refresh, revocation, sign-out; and each
+//! refusal the OAuth and MCP specifications require.
+//!
+//! The PIN is read from an in-process mailer (the app's `Mailer` seam) instead of a mailbox:
+//! Portico does not speak SMTP yet.
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::http::StatusCode;
+use actix_web::test::TestRequest;
+use portico_app::sign_in::{Mailer, PinMail};
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K9E1vYMmy7sCt5m3CSXxQ8hdRg";
+/// The S256 challenge of [`VERIFIER`].
+const CHALLENGE: &str = "xcbZOoE7jIS1XSoIOS1zV3mk2cyjrFtvRZzOpbiWloA";
+const RESOURCE: &str = "http://localhost:8080/portals/team/mcp";
+
+#[derive(Debug, Default)]
+struct Outbox(Mutex<Vec<PinMail>>);
+
+impl Mailer for Outbox {
+    fn send<'a>(
+        &'a self,
+        mail: &'a PinMail,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        self.0.lock().unwrap().push(mail.clone());
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+impl Outbox {
+    fn last_code(&self) -> String {
+        self.0.lock().unwrap().last().expect("a PIN was mailed").code.0.clone()
+    }
+}
+
+/// A browser: the cookies it holds for the portal.
+#[derive(Default)]
+struct Browser {
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn send(&mut self, app: &TestApp, req: TestRequest) -> Page {
+        let req = req.insert_header(("Host", "localhost:8080"));
+        let req = if self.cookies.is_empty() {
+            req
+        } else {
+            req.insert_header(("Cookie", self.cookie_header()))
+        };
+        let response = app.respond(req).await;
+        for c in response.response().cookies() {
+            self.cookies.retain(|(k, _)| k != c.name());
+            if !c.value().is_empty() {
+                self.cookies.push((c.name().to_owned(), c.value().to_owned()));
+            }
+        }
+        let status = response.status();
+        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        let body =
+            String::from_utf8_lossy(&actix_web::test::read_body(response).await).into_owned();
+        Page { status, location, body }
+    }
+
+    async fn get(&mut self, app: &TestApp, path: &str) -> Page {
+        self.send(app, TestRequest::get().uri(path)).await
+    }
+
+    async fn post_form(&mut self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        self.send(
+            app,
+            TestRequest::post()
+                .uri(path)
+                .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                .set_payload(body),
+        )
+        .await
+    }
+
+    fn csrf(&self) -> String {
+        self.cookies.iter().find(|(k, _)| k == "portico_csrf").expect("a CSRF cookie").1.clone()
+    }
+}
+
+/// The value of hidden field `name` in a page.
+fn field(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start =
+        body.find(&marker).unwrap_or_else(|| panic!("no field `{name}` in {body}")) + marker.len();
+    let end = body[start..].find('"').unwrap() + start;
+    unescape(&body[start..end])
+}
+
+/// Undoes HTML escaping: named entities for `&<>"'` and numeric ones.
+fn unescape(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let Some(end) = rest[at..].find(';') else { break };
+        let entity = &rest[at + 1..at + end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .map(|h| u32::from_str_radix(h, 16))
+                .or_else(|| entity.strip_prefix('#').map(|d| d.parse::<u32>()))
+                .and_then(Result::ok)
+                .and_then(char::from_u32),
+        };
+        out.push(decoded.unwrap_or_else(|| panic!("unknown entity &{entity};")));
+        rest = &rest[at + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+struct Setup {
+    app: TestApp,
+    outbox: Arc<Outbox>,
+}
+
+async fn setup() -> Setup {
+    let app = TestApp::new().await;
+    let outbox = Arc::new(Outbox::default());
+    app.state.app.pins.set_mailer(outbox.clone());
+    for (id, host) in [("team", "team.example.com"), ("other", "other.example.com")] {
+        app.post(&app.portals(), json!({"id": id, "name": id, "hostname": host})).await.ok();
+    }
+    app.post(
+        &app.api("/cedar/policies"),
+        json!({"id": "example-connects", "name": "example-connects", "policy":
+            r#"permit(principal is Portico::User, action == Portico::Action::"connect", resource) when { principal.email like "*@example.com" };"#}),
+    )
+    .await
+    .ok();
+    Setup { app, outbox }
+}
+
+async fn register(app: &TestApp, portal: &str, redirect: &str) -> (StatusCode, Value) {
+    let answer = app
+        .send(
+            TestRequest::post()
+                .uri(&format!("/portals/{portal}/oauth/register"))
+                .insert_header(("Host", "localhost:8080"))
+                .set_json(json!({"client_name": "Test client", "redirect_uris": [redirect]})),
+        )
+        .await;
+    (answer.status, answer.body)
+}
+
+fn authorize_url(client_id: &str, extra: &[(&str, &str)]) -> String {
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+        ("state", "xyz"),
+        ("resource", RESOURCE),
+    ];
+    for (k, v) in extra {
+        pairs.retain(|(name, _)| name != k);
+        if !v.is_empty() {
+            pairs.push((k, v));
+        }
+    }
+    format!("/portals/team/oauth/authorize?{}", serde_urlencoded::to_string(&pairs).unwrap())
+}
+
+/// Signs `email` in through the pages, starting from `path`; the page after the PIN.
+async fn sign_in(s: &Setup, browser: &mut Browser, path: &str, email: &str) -> Page {
+    let login = browser.get(&s.app, path).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert!(login.body.contains("Sign in to team"), "{}", login.body);
+    let next = field(&login.body, "next");
+    let csrf = browser.csrf();
+    let pin_page = browser
+        .post_form(
+            &s.app,
+            "/portals/team/login",
+            &[("csrf", &csrf), ("next", &next), ("email", email)],
+        )
+        .await;
+    assert_eq!(pin_page.status, StatusCode::OK, "{}", pin_page.body);
+    let challenge = field(&pin_page.body, "challenge");
+    let code = s.outbox.last_code();
+    assert_eq!(code.len(), 6);
+    let after = browser
+        .post_form(
+            &s.app,
+            "/portals/team/login/pin",
+            &[
+                ("csrf", &csrf),
+                ("next", &next),
+                ("challenge", &challenge),
+                ("email", email),
+                ("code", &code),
+            ],
+        )
+        .await;
+    if after.status == StatusCode::SEE_OTHER {
+        let location = after.location.clone().unwrap();
+        return browser.get(&s.app, &location).await;
+    }
+    after
+}
+
+async fn token(app: &TestApp, portal: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let answer = app
+        .send(
+            TestRequest::post()
+                .uri(&format!("/portals/{portal}/oauth/token"))
+                .insert_header(("Host", "localhost:8080"))
+                .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                .set_payload(serde_urlencoded::to_string(form).unwrap()),
+        )
+        .await;
+    (answer.status, answer.body)
+}
+
+/// Through sign-in and consent to a code; the client id and the code.
+async fn code_for(s: &Setup, browser: &mut Browser, email: &str) -> (String, String) {
+    let (status, client) = register(&s.app, "team", REDIRECT).await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let consent = sign_in(s, browser, &authorize_url(&client_id, &[]), email).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
+    assert!(consent.body.contains("wants to use portal"), "{}", consent.body);
+    assert!(consent.body.contains("127.0.0.1"), "the redirect host is shown: {}", consent.body);
+    let mut form: Vec<(String, String)> = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "code_challenge",
+        "code_challenge_method",
+        "resource",
+        "state",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), field(&consent.body, k)))
+    .collect();
+    form.push(("csrf".into(), browser.csrf()));
+    form.push(("decision".into(), "allow".into()));
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let redirect = browser.post_form(&s.app, "/portals/team/consent", &pairs).await;
+    assert_eq!(redirect.status, StatusCode::FOUND, "{}", redirect.body);
+    let location = redirect.location.unwrap();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    assert_eq!(query_param(&location, "state").as_deref(), Some("xyz"));
+    assert_eq!(
+        query_param(&location, "iss").as_deref(),
+        Some("http://localhost:8080/portals/team")
+    );
+    (client_id, query_param(&location, "code").expect("a code"))
+}
+
+async fn redeem(app: &TestApp, client_id: &str, code: &str) -> (StatusCode, Value) {
+    token(
+        app,
+        "team",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", client_id),
+            ("code_verifier", VERIFIER),
+            ("resource", RESOURCE),
+        ],
+    )
+    .await
+}
+
+async fn mcp_initialize(
+    app: &TestApp,
+    portal: &str,
+    access_token: Option<&str>,
+) -> actix_web::dev::ServiceResponse {
+    let mut req = TestRequest::post()
+        .uri(&format!("/portals/{portal}/mcp"))
+        .insert_header(("Host", "localhost:8080"))
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .set_json(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}));
+    if let Some(token) = access_token {
+        req = req.insert_header(("Authorization", format!("Bearer {token}")));
+    }
+    app.respond(req).await
+}
+
+#[actix_web::test]
+async fn discovery_documents_point_the_client_at_the_portal_s_authorization_server() {
+    let s = setup().await;
+    let unauthenticated = mcp_initialize(&s.app, "team", None).await;
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    let challenge =
+        unauthenticated.headers().get("www-authenticate").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(
+        challenge,
+        r#"Bearer resource_metadata="http://localhost:8080/.well-known/oauth-protected-resource/portals/team/mcp""#
+    );
+    let prm = s
+        .app
+        .send(
+            TestRequest::get()
+                .uri("/.well-known/oauth-protected-resource/portals/team/mcp")
+                .insert_header(("Host", "localhost:8080")),
+        )
+        .await;
+    assert_eq!(prm.body["resource"], RESOURCE);
+    assert_eq!(prm.body["authorization_servers"], json!(["http://localhost:8080/portals/team"]));
+    for path in [
+        "/.well-known/oauth-authorization-server/portals/team",
+        "/.well-known/openid-configuration/portals/team",
+        "/portals/team/.well-known/openid-configuration",
+    ] {
+        let asm = s
+            .app
+            .send(TestRequest::get().uri(path).insert_header(("Host", "localhost:8080")))
+            .await;
+        assert_eq!(asm.status, StatusCode::OK, "{path}");
+        assert_eq!(asm.body["issuer"], "http://localhost:8080/portals/team");
+        assert_eq!(asm.body["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(
+            asm.body["registration_endpoint"],
+            "http://localhost:8080/portals/team/oauth/register"
+        );
+        assert_eq!(
+            asm.body["revocation_endpoint"],
+            "http://localhost:8080/portals/team/oauth/revoke"
+        );
+    }
+    // On the portal's own host: the resource is `/mcp` at the root.
+    let on_host = s
+        .app
+        .send(
+            TestRequest::get()
+                .uri("/.well-known/oauth-protected-resource")
+                .insert_header(("Host", "team.example.com")),
+        )
+        .await;
+    assert_eq!(on_host.body["resource"], "http://team.example.com/mcp");
+    assert_eq!(on_host.body["authorization_servers"], json!(["http://team.example.com"]));
+}
+
+#[actix_web::test]
+async fn a_person_signs_in_with_a_pin_and_their_client_calls_the_portal_as_them() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let (client_id, code) = code_for(&s, &mut browser, "Alice@Example.com").await;
+    let (status, tokens) = redeem(&s.app, &client_id, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 900);
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let ok = mcp_initialize(&s.app, "team", Some(&access)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    // Bound to its portal: the same token is refused at another.
+    let elsewhere = mcp_initialize(&s.app, "other", Some(&access)).await;
+    assert_eq!(elsewhere.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        elsewhere
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+
+    // Refresh rotates; the old refresh token, replayed, revokes the grant.
+    let refresh_form = |t: &str| {
+        vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", t.to_owned()),
+            ("client_id", client_id.clone()),
+        ]
+    };
+    let as_pairs = |v: &Vec<(&'static str, String)>| {
+        v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>()
+    };
+    let form = as_pairs(&refresh_form(&refresh));
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, rotated) = token(&s.app, "team", &pairs).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new_access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated["refresh_token"], refresh);
+    assert_eq!(
+        mcp_initialize(&s.app, "team", Some(&access)).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old access token ended"
+    );
+    assert_eq!(mcp_initialize(&s.app, "team", Some(&new_access)).await.status(), StatusCode::OK);
+    let (status, replay) = token(&s.app, "team", &pairs).await;
+    assert_eq!(
+        (status, replay["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{replay}"
+    );
+    assert_eq!(
+        mcp_initialize(&s.app, "team", Some(&new_access)).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the replay revoked the grant"
+    );
+
+    // Nothing secret entered the log.
+    let log =
+        serde_json::to_string(&s.app.events().await.iter().map(|e| &e.event).collect::<Vec<_>>())
+            .unwrap();
+    for secret in [&code, &access, &refresh, &new_access, &s.outbox.last_code()] {
+        assert!(!log.contains(secret.as_str()), "a secret is in the log");
+    }
+    assert!(
+        log.contains("alice@example.com"),
+        "the sign-in is recorded with the normalised address"
+    );
+}
+
+#[actix_web::test]
+async fn a_code_works_once_and_its_second_use_revokes_what_it_issued() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let (client_id, code) = code_for(&s, &mut browser, "bob@example.com").await;
+    let (_, tokens) = redeem(&s.app, &client_id, &code).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, again) = redeem(&s.app, &client_id, &code).await;
+    assert_eq!((status, again["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        mcp_initialize(&s.app, "team", Some(&access)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[actix_web::test]
+async fn token_requests_that_do_not_prove_the_code_are_refused_and_leave_no_grant() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let (client_id, code) = code_for(&s, &mut browser, "carol@example.com").await;
+    let (_, other_client) = register(&s.app, "team", "http://localhost:9999/cb").await;
+    let other = other_client["client_id"].as_str().unwrap().to_owned();
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("code_verifier", "wrong-verifier-wrong-verifier-wrong-verifier-00")],
+            "invalid_grant",
+        ),
+        (vec![("redirect_uri", "http://127.0.0.1:33418/other")], "invalid_grant"),
+        (vec![("client_id", other.as_str())], "invalid_grant"),
+        (vec![("client_id", "unknown")], "invalid_client"),
+        (vec![("resource", "http://localhost:8080/portals/other/mcp")], "invalid_target"),
+        (vec![("grant_type", "password")], "unsupported_grant_type"),
+    ];
+    for (change, error) in cases {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", client_id.as_str()),
+            ("code_verifier", VERIFIER),
+            ("resource", RESOURCE),
+        ];
+        for (k, v) in &change {
+            form.retain(|(name, _)| name != k);
+            form.push((k, v));
+        }
+        let (status, body) = token(&s.app, "team", &form).await;
+        assert_eq!(body["error"], error, "{change:?}: {body}");
+        assert!(status.is_client_error());
+    }
+    // The code at another portal's token endpoint.
+    let (_, at_other) = token(
+        &s.app,
+        "other",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client_id),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(
+        at_other["error"], "invalid_client",
+        "the client is registered at `team`: {at_other}"
+    );
+    // None of those consumed the code.
+    let (status, tokens) = redeem(&s.app, &client_id, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+}
+
+#[actix_web::test]
+async fn authorization_requests_without_pkce_or_for_unregistered_redirects_are_refused() {
+    let s = setup().await;
+    let (_, client) = register(&s.app, "team", REDIRECT).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let mut browser = Browser::default();
+    // Unverified redirect URI or client: a page, never a redirect.
+    for url in [
+        authorize_url(client_id, &[("redirect_uri", "https://evil.example/cb")]),
+        authorize_url("unknown-client", &[]),
+    ] {
+        let page = browser.get(&s.app, &url).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{url}");
+        assert!(page.location.is_none());
+    }
+    // Verified client: errors go back to it.
+    for (change, error) in [
+        (vec![("code_challenge", "")], "invalid_request"),
+        (vec![("code_challenge_method", "plain"), ("code_challenge", VERIFIER)], "invalid_request"),
+        (vec![("resource", "")], "invalid_target"),
+        (vec![("resource", "http://localhost:8080/portals/other/mcp")], "invalid_target"),
+        (vec![("response_type", "token")], "unsupported_response_type"),
+    ] {
+        let page = browser.get(&s.app, &authorize_url(client_id, &change)).await;
+        assert_eq!(page.status, StatusCode::FOUND, "{change:?}");
+        let location = page.location.unwrap();
+        assert_eq!(
+            query_param(&location, "error").as_deref(),
+            Some(error),
+            "{change:?}: {location}"
+        );
+        assert_eq!(query_param(&location, "state").as_deref(), Some("xyz"));
+    }
+}
+
+#[actix_web::test]
+async fn registration_follows_the_portal_s_rules_for_redirect_uris() {
+    let s = setup().await;
+    for ok in
+        ["http://127.0.0.1:5555/cb", "http://localhost:6274/oauth/callback", "http://[::1]:80/cb"]
+    {
+        assert_eq!(register(&s.app, "team", ok).await.0, StatusCode::CREATED, "{ok}");
+    }
+    for bad in
+        ["https://app.example.com/cb", "http://evil.example/cb", "javascript:alert(1)", "not a uri"]
+    {
+        let (status, body) = register(&s.app, "team", bad).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_redirect_uri")),
+            "{bad}: {body}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn people_no_policy_lets_connect_see_the_block_page_and_get_no_session() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let page = sign_in(&s, &mut browser, "/portals/team/", "mallory@elsewhere.test").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("That account does not have access"), "{}", page.body);
+    assert!(!browser.cookies.iter().any(|(k, _)| k == "portico_session"));
+}
+
+#[actix_web::test]
+async fn forms_need_their_csrf_token_and_redirects_stay_on_the_portal() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let login = browser.get(&s.app, "/portals/team/login?next=//evil.example/x").await;
+    assert_eq!(
+        field(&login.body, "next"),
+        "/portals/team/",
+        "an open redirect became the home page"
+    );
+    let no_csrf = browser
+        .post_form(
+            &s.app,
+            "/portals/team/login",
+            &[("next", "/portals/team/"), ("email", "a@example.com")],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::BAD_REQUEST);
+    assert!(s.outbox.0.lock().unwrap().is_empty(), "no PIN was sent");
+    let wrong = browser
+        .post_form(
+            &s.app,
+            "/portals/team/login",
+            &[("csrf", &"0".repeat(64)), ("next", "/portals/team/"), ("email", "a@example.com")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+}
+
+#[actix_web::test]
+async fn five_wrong_pins_lock_the_challenge() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    browser.get(&s.app, "/portals/team/login").await;
+    let csrf = browser.csrf();
+    let pin_page = browser
+        .post_form(
+            &s.app,
+            "/portals/team/login",
+            &[("csrf", &csrf), ("next", "/portals/team/"), ("email", "dave@example.com")],
+        )
+        .await;
+    let challenge = field(&pin_page.body, "challenge");
+    let right = s.outbox.last_code();
+    let wrong = if right == "000000" { "111111" } else { "000000" };
+    for attempt in 1..=5 {
+        let page = browser
+            .post_form(
+                &s.app,
+                "/portals/team/login/pin",
+                &[
+                    ("csrf", &csrf),
+                    ("next", "/portals/team/"),
+                    ("challenge", &challenge),
+                    ("email", "dave@example.com"),
+                    ("code", wrong),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "attempt {attempt}");
+    }
+    let late = browser
+        .post_form(
+            &s.app,
+            "/portals/team/login/pin",
+            &[
+                ("csrf", &csrf),
+                ("next", "/portals/team/"),
+                ("challenge", &challenge),
+                ("email", "dave@example.com"),
+                ("code", &right),
+            ],
+        )
+        .await;
+    assert_eq!(
+        late.status,
+        StatusCode::BAD_REQUEST,
+        "the right code after the lock-out is refused"
+    );
+    assert!(late.body.contains("ask for a new code"), "{}", late.body);
+    assert!(!browser.cookies.iter().any(|(k, _)| k == "portico_session"));
+}
+
+#[actix_web::test]
+async fn sign_out_ends_the_session_and_every_client_s_access() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let (client_id, code) = code_for(&s, &mut browser, "erin@example.com").await;
+    let (_, tokens) = redeem(&s.app, &client_id, &code).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let home = browser.get(&s.app, "/portals/team/").await;
+    assert!(home.body.contains("Signed in as <strong>erin@example.com</strong>"), "{}", home.body);
+    assert!(home.body.contains(RESOURCE), "the MCP URL is on the home page");
+    let csrf = browser.csrf();
+    let out = browser.post_form(&s.app, "/portals/team/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::OK);
+    assert_eq!(
+        mcp_initialize(&s.app, "team", Some(&access)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let after = browser.get(&s.app, "/portals/team/").await;
+    assert!(after.body.contains("Sign in to team"), "signed out: {}", after.body);
+}
