@@ -11,7 +11,8 @@ use actix_web::{HttpResponse, ResponseError};
 use portico_app::AppError;
 use portico_core::domain::DomainError;
 use portico_core::{AppendError, LogError};
-use serde::Serialize;
+
+use super::envelope::{ErrorEnvelope, ErrorSource, ResponseInfo};
 
 /// Stable machine-readable error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,31 +131,6 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    success: bool,
-    errors: [ErrorItem<'a>; 1],
-    messages: [(); 0],
-    result: Option<()>,
-}
-
-#[derive(Serialize)]
-struct ErrorItem<'a> {
-    code: u32,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source: Option<Source<'a>>,
-}
-
-#[derive(Serialize)]
-struct Source<'a> {
-    pointer: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    column: Option<u32>,
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.code.parts().0
@@ -165,20 +141,15 @@ impl ResponseError for ApiError {
         if let Some(internal) = &self.internal {
             tracing::error!(code, cause = %internal, "request failed");
         }
-        let body = ErrorBody {
-            success: false,
-            errors: [ErrorItem {
-                code,
-                message: &self.message,
-                source: self.pointer.as_deref().map(|pointer| Source {
-                    pointer,
-                    line: self.location.map(|(line, _)| line),
-                    column: self.location.map(|(_, column)| column),
-                }),
-            }],
-            messages: [],
-            result: None,
-        };
+        let body = ErrorEnvelope::new(ResponseInfo {
+            code,
+            message: self.message.clone(),
+            source: self.pointer.clone().map(|pointer| ErrorSource {
+                pointer,
+                line: self.location.map(|(line, _)| line),
+                column: self.location.map(|(_, column)| column),
+            }),
+        });
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use actix_web::http::{Method, StatusCode};
+use portico_projections::{AuditAction, ResourceType};
 use serde_json::{Map, Value, json};
 
 use crate::support::{ACCOUNT_ID, TestApp};
@@ -102,6 +103,34 @@ async fn every_documented_operation_is_routed() {
             assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {uri}: {}", answer.text);
         }
     }
+}
+
+/// The values the document lists for query parameter `name` of `GET .../audit_logs`.
+fn audit_log_filter_values(doc: &Value, name: &str) -> Vec<String> {
+    let op = &doc["paths"]["/accounts/{account_id}/audit_logs"]["get"];
+    let param = op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == name);
+    let schema = &param.unwrap_or_else(|| panic!("no parameter `{name}`"))["schema"];
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+        None => schema,
+    };
+    let values = schema["enum"].as_array().unwrap_or_else(|| panic!("`{name}`: {schema}"));
+    values.iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+}
+
+/// Every resource type and action an audit log can carry is listed by the filter parameter of
+/// the same name, and nothing else is.
+#[actix_web::test]
+async fn audit_log_filters_list_every_value_an_entry_can_carry() {
+    let app = TestApp::new().await;
+    let doc = document(&app).await;
+    let resource_types: Vec<&str> = ResourceType::ALL.iter().map(|t| t.as_str()).collect();
+    assert_eq!(audit_log_filter_values(&doc, "resource.type"), resource_types);
+    assert!(
+        resource_types.contains(&"cedar_policy") && resource_types.contains(&"cedar_policy_set")
+    );
+    let actions: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+    assert_eq!(audit_log_filter_values(&doc, "action.type"), actions);
 }
 
 /// The schema named `name`, with `allOf` parts merged.
