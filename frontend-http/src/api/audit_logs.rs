@@ -363,7 +363,8 @@ pub struct AuditLogAction {
 /// Who did it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditLogActor {
-    /// A user's id, an API token's id, a service token's client id, or the Portico component.
+    /// A user's id, an API token's id, a service token's id (not its client id), or the Portico
+    /// component.
     pub id: String,
     /// The user's email address (users only).
     #[serde(skip_serializing_if = "Option::is_none")]

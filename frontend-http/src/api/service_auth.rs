@@ -40,7 +40,7 @@ pub struct ServiceTokenPrincipal {
 impl ServiceTokenPrincipal {
     /// The actor recorded on the events this client causes.
     pub fn actor(&self) -> Actor {
-        Actor::ServiceToken { id: self.client_id.clone() }
+        Actor::ServiceToken { id: self.token_id.clone() }
     }
 }
 
