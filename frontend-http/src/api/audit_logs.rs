@@ -556,6 +556,24 @@ mod tests {
     }
 
     #[test]
+    fn actor_types_are_the_kinds_the_log_records() {
+        let actors = [
+            Actor::User { id: "u1".into(), email: "a@example.com".into() },
+            Actor::ApiToken { id: "tok".into(), name: "admin".into() },
+            Actor::ServiceToken { id: "0190a3c2-token-id".into() },
+            Actor::system("bootstrap"),
+        ];
+        for recorded in actors {
+            let (shown, _) = actor(&recorded);
+            let stored = serde_json::to_value(&recorded).ok().unwrap_or_default();
+            let kind = serde_json::to_value(shown.kind).ok().unwrap_or_default();
+            assert_eq!(kind, stored["kind"], "{recorded:?}");
+            let id = stored.get("id").or_else(|| stored.get("component"));
+            assert_eq!(Some(&Value::String(shown.id)), id, "{recorded:?}");
+        }
+    }
+
+    #[test]
     fn cursors_round_trip_and_reject_garbage() {
         for position in [0, 1, 42, u64::MAX] {
             assert_eq!(decode_cursor(&encode_cursor(position)).ok(), Some(position));

@@ -180,13 +180,15 @@ async fn answers_have_the_documented_shapes() {
     let doc = document(&app).await;
     app.post(
         &app.servers(),
-        json!({"id": "docs", "name": "Docs", "hostname": "https://docs.example.com/mcp", "auth_type": "unauthenticated"}),
+        json!({"id": "docs", "name": "Docs", "hostname": "https://docs.example.com/mcp", "auth_type": "unauthenticated",
+               "updated_tools": [{"name": "search", "alias": "find", "enabled": true}]}),
     )
     .await
     .ok();
     app.post(
         &app.portals(),
-        json!({"id": "main", "name": "Main", "hostname": "mcp.example.com", "servers": [{"server_id": "docs"}]}),
+        json!({"id": "main", "name": "Main", "hostname": "mcp.example.com",
+               "servers": [{"server_id": "docs", "updated_tools": [{"name": "search", "description": "Finds"}]}]}),
     )
     .await
     .ok();
@@ -194,10 +196,33 @@ async fn answers_have_the_documented_shapes() {
     conforms(&doc, "ServerList", &servers.body);
     conforms(&doc, "ResultInfo", &servers.body["result_info"]);
     conforms(&doc, "ServerObject", &servers.body["result"][0]);
+    conforms(&doc, "CapabilityOverride", &servers.body["result"][0]["updated_tools"][0]);
     let portals = app.get(&app.portals()).await;
     conforms(&doc, "PortalList", &portals.body);
     conforms(&doc, "PortalObject", &portals.body["result"][0]);
-    conforms(&doc, "PortalServerObject", &portals.body["result"][0]["servers"][0]);
+    let mapping = &portals.body["result"][0]["servers"][0];
+    conforms(&doc, "PortalServerObject", mapping);
+    let merged = &mapping["updated_tools"][0];
+    conforms(&doc, "EffectiveOverrideObject", merged);
+    assert_eq!(merged["server_alias"], "find", "{merged}");
+    assert_eq!(merged["portal_description"], "Finds", "{merged}");
+
+    let question = json!({"principal": {"type": "user", "id": "a", "email": "a@example.com", "name": "A", "idp": "okta", "groups": []},
+                          "action": "connect", "resource": {"type": "portal", "id": "main"}});
+    let decided = app.post(&app.api("/cedar/authorize"), question).await;
+    conforms(&doc, "AuthorizeResult", &decided.body);
+    conforms(&doc, "AuthorizeObject", &decided.body["result"]);
+    let seen =
+        app.get(&format!("{}/main/visibility?principal=user:a@example.com", app.portals())).await;
+    conforms(&doc, "VisibilityResult", &seen.body);
+    conforms(&doc, "VisibilityObject", &seen.body["result"]);
+    conforms(&doc, "DecisionObject", &seen.body["result"]["connect"]);
+    let token = app.post(&app.api("/access/service_tokens"), json!({"name": "ci"})).await;
+    conforms(&doc, "ServiceTokenSecretResult", &token.body);
+    conforms(&doc, "ServiceTokenWithSecret", &token.body["result"]);
+    let tokens = app.get(&app.api("/access/service_tokens")).await;
+    conforms(&doc, "ServiceTokenList", &tokens.body);
+    conforms(&doc, "ServiceTokenObject", &tokens.body["result"][0]);
     let deleted = app.delete(&format!("{}/main", app.portals())).await;
     conforms(&doc, "PortalResult", &deleted.body);
     conforms(&doc, "PortalObject", &deleted.body["result"]);
