@@ -9,6 +9,7 @@ pub mod account;
 pub mod aggregate;
 pub mod call;
 pub mod error;
+pub mod grant;
 pub mod hostname;
 pub mod ids;
 pub mod overrides;
@@ -16,6 +17,7 @@ pub mod policy;
 pub mod portal;
 pub mod server;
 pub mod service_token;
+pub mod sign_in;
 pub mod validate;
 
 #[cfg(test)]
@@ -24,5 +26,5 @@ mod testing;
 
 pub use aggregate::Aggregate;
 pub use error::DomainError;
-pub use portal::{PortalCommand, PortalState, ServerDirectory, ServerFacts, portal_stream};
+pub use portal::{PortalCommand, PortalState, ServerCapabilities, ServerDirectory, portal_stream};
 pub use server::{ServerCommand, ServerState, server_stream};

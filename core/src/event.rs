@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountCreated, ApiTokenCreated, ApiTokenRevoked};
 use crate::domain::call::PortalRequestHandled;
+use crate::domain::grant::{GrantAuthorized, GrantCodeRedeemed, GrantRefreshed, GrantRevoked};
 use crate::domain::hostname::{PortalHostnameClaimed, PortalHostnameReleased};
 use crate::domain::policy::{PolicyCreated, PolicyDeleted, PolicySetReplaced, PolicyUpdated};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
@@ -20,6 +21,9 @@ use crate::domain::server::{
 };
 use crate::domain::service_token::{
     ServiceTokenCreated, ServiceTokenDeleted, ServiceTokenRotated, ServiceTokenUpdated,
+};
+use crate::domain::sign_in::{
+    ConsentGiven, OAuthClientRegistered, SignInFailed, UserSignedIn, UserSignedOut,
 };
 
 /// Declares the [`Event`] enum from one list of variants (each wraps the payload struct of the
@@ -82,6 +86,15 @@ events!(
     ServiceTokenRotated,
     ServiceTokenDeleted,
     PortalRequestHandled,
+    GrantAuthorized,
+    GrantCodeRedeemed,
+    GrantRefreshed,
+    GrantRevoked,
+    UserSignedIn,
+    UserSignedOut,
+    SignInFailed,
+    OAuthClientRegistered,
+    ConsentGiven,
 );
 
 impl Event {

@@ -2,7 +2,6 @@
 //! servers.
 
 pub mod audit_logs;
-pub mod auth;
 pub mod authorize;
 pub mod body;
 pub mod cedar;
@@ -11,7 +10,6 @@ pub mod error;
 pub mod openapi;
 pub mod portals;
 pub mod servers;
-pub mod service_auth;
 pub mod service_tokens;
 
 use actix_web::web;

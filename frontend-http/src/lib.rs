@@ -3,6 +3,7 @@
 //! through the application layer (`portico-app`).
 
 pub mod api;
+pub mod auth;
 pub mod health;
 pub mod mcp;
 pub mod metrics;

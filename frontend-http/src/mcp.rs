@@ -4,8 +4,10 @@
 //! Every request is authenticated before rmcp sees it: a service token (`CF-Access-Client-Id`
 //! and `CF-Access-Client-Secret`); without valid credentials the answer is `401` with a
 //! `WWW-Authenticate` challenge. A caller no policy lets `connect` to the portal gets `403`.
+//! Refusals have OAuth's shape (`{"error", "error_description"}`, RFC 6750) and take their
+//! statuses from the API's one table ([`Code`]).
 //! A browser `Origin` other than the portal's own is refused with `403` (DNS rebinding and
-//! cross-site requests). The authenticated [`Caller`] travels to the session handler in the
+//! cross-site requests). The authenticated [`PortalCaller`] travels to the session handler in the
 //! request's extensions. A body that is not a JSON-RPC message is `400` with a JSON-RPC parse
 //! error.
 
@@ -18,13 +20,14 @@ use actix_web::{HttpMessage, HttpResponse, web};
 use chrono::Utc;
 use portico_core::domain::ids::PortalId;
 use portico_gateway::Gateway;
-use portico_gateway::session::{AdmittedView, Caller, PortalSession};
-use portico_policies::{Hidden, Principal};
+use portico_gateway::session::{AdmittedView, PortalCaller, PortalSession};
+use portico_policies::Hidden;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp_actix_web::transport::StreamableHttpService;
 use serde_json::json;
 
-use crate::api::service_auth::{self, ServiceAuthError};
+use crate::api::error::{ApiError, Code};
+use crate::auth::{self, ServiceAuthError};
 use crate::state::AppState;
 
 /// The largest JSON-RPC message a client may POST.
@@ -54,7 +57,7 @@ pub fn service(gateway: Arc<Gateway>, shutdown: tokio_util::sync::CancellationTo
         .max_request_body_bytes(MAX_MESSAGE_BYTES)
         .on_request_fn(|req, extensions| {
             let admitted = req.extensions();
-            if let Some(caller) = admitted.get::<Caller>() {
+            if let Some(caller) = admitted.get::<PortalCaller>() {
                 extensions.insert(caller.clone());
             }
             if let Some(view) = admitted.get::<AdmittedView>() {
@@ -118,7 +121,7 @@ fn parse_error(
     response: ServiceResponse<BoxBody>,
 ) -> ServiceResponse<EitherBody<BoxBody, BoxBody>> {
     let (request, _) = response.into_parts();
-    let answer = HttpResponse::BadRequest().json(json!({
+    let answer = HttpResponse::build(Code::MalformedBody.status()).json(json!({
         "jsonrpc": "2.0",
         "id": null,
         "error": {
@@ -130,9 +133,9 @@ fn parse_error(
 }
 
 /// Finds the portal, authenticates the caller and checks `connect`; the error is the answer.
-fn admit(req: &ServiceRequest) -> Result<(Caller, AdmittedView), HttpResponse> {
+fn admit(req: &ServiceRequest) -> Result<(PortalCaller, AdmittedView), HttpResponse> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
-        return Err(HttpResponse::InternalServerError().finish());
+        return Err(ApiError::internal("application state is missing").oauth_response());
     };
     let models = state.app.models.read();
     let portal = match req.match_info().get("portal_id") {
@@ -146,42 +149,31 @@ fn admit(req: &ServiceRequest) -> Result<(Caller, AdmittedView), HttpResponse> {
         }
     };
     let Some(portal) = portal else {
-        return Err(json_error(StatusCode::NOT_FOUND, "not_found", "no portal is served here"));
+        return Err(ApiError::not_found("no portal is served here").oauth_response());
     };
     if let Some(origin) = req.headers().get("origin") {
         if !origin_allowed(origin.to_str().unwrap_or_default(), &portal.settings.hostname) {
-            return Err(json_error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+            return Err(ApiError::new(
+                Code::Forbidden,
                 "requests from this Origin are not accepted",
-            ));
+            )
+            .oauth_response());
         }
     }
-    let token = match service_auth::authenticate_request(&models, req.request(), Utc::now()) {
-        Ok(token) => token,
+    let principal = match auth::authenticate_service_request(&models, req.request(), Utc::now()) {
+        Ok(principal) => principal,
         Err(error) => {
             tracing::info!(portal = %portal.portal_id, reason = %error, "MCP request refused");
             let description = match error {
                 ServiceAuthError::Missing => "authentication required",
                 _ => "invalid token",
             };
-            return Err(HttpResponse::Unauthorized()
-                .insert_header((
-                    "WWW-Authenticate",
-                    format!(
-                        "Bearer realm=\"portico\", error=\"invalid_token\", error_description=\"{description}\""
-                    ),
-                ))
-                .json(json!({"error": "invalid_token", "error_description": description})));
+            return Err(auth::challenge(description));
         }
     };
-    let caller = Caller {
+    let caller = PortalCaller {
         portal_id: portal.portal_id.clone(),
-        principal: Principal::ServiceToken {
-            id: token.token_id,
-            name: token.name,
-            client_id: token.client_id,
-        },
+        principal,
         client_ip: req.peer_addr().map(|a| a.ip()),
     };
     // The read guard goes before the exposure takes its own.
@@ -189,18 +181,15 @@ fn admit(req: &ServiceRequest) -> Result<(Caller, AdmittedView), HttpResponse> {
     match state.app.gateway.exposed(&caller) {
         Ok(view) => {
             if let Some(Hidden::NoPortalAccess { message }) = &view.hidden {
-                return Err(json_error(StatusCode::FORBIDDEN, "forbidden", message));
+                return Err(ApiError::new(Code::Forbidden, message.clone()).oauth_response());
             }
             Ok((caller, AdmittedView(view)))
         }
-        Err(error) => {
-            tracing::error!(%error, "portal access could not be decided");
-            Err(json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "access could not be decided",
-            ))
+        Err(error) => Err(ApiError {
+            message: "access could not be decided".to_owned(),
+            ..ApiError::internal(error)
         }
+        .oauth_response()),
     }
 }
 
@@ -213,8 +202,4 @@ fn origin_allowed(origin: &str, hostname: &str) -> bool {
         || host == "localhost"
         || host == "127.0.0.1"
         || host == "[::1]"
-}
-
-fn json_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"error": error, "error_description": description}))
 }

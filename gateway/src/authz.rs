@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use portico_core::domain::ids::{PortalId, ServerId};
 use portico_policies::{
-    Action, Decision, EntitiesBuilder, EntityError, OwnedCatalog, PolicyEngine, PolicyEngineError,
-    PortalFacts, Principal, PromptFacts, RequestContext, ServerFacts, ToolFacts, Visibility,
-    VisibilityCache,
+    Action, Decision, EntityError, OwnedCatalog, PolicyEngine, PolicyEngineError, PortalFacts,
+    Principal, PromptFacts, Request, RequestContext, Resource, ServerFacts, ServerInPortals,
+    ToolFacts, Visibility, VisibilityCache,
 };
 use portico_projections::{PortalView, ReadModels};
 use serde_json::Value;
@@ -124,7 +124,7 @@ fn catalog(models: &ReadModels, view: &PortalView, principal: &Principal) -> Own
     owned
 }
 
-/// Whether `principal` may call `tool` of `server` in `portal` now.
+/// Whether `principal` may call `tool` of server `server_id` now (no such server: denied).
 pub fn decide_call(
     engine: &PolicyEngine,
     models: &ReadModels,
@@ -133,29 +133,33 @@ pub fn decide_call(
     tool: &Value,
     context: &RequestContext,
 ) -> Result<Decision, EntityError> {
-    let mut builder = EntitiesBuilder::new();
-    builder.principal(principal)?;
-    let Some(server) = server_facts(models, server_id) else {
+    let Some(server) = server_in_portals(models, server_id) else {
         return Ok(Decision::default());
     };
-    for portal in models.portals.portals_of(server_id).filter_map(|p| models.portals.get(p)) {
-        builder.portal(&PortalFacts {
-            id: portal.portal_id.to_string(),
-            hostname: portal.settings.hostname.clone(),
-        })?;
-    }
-    builder.server(&server)?;
-    let Some(facts) = tool_facts(server_id, tool) else { return Ok(Decision::default()) };
-    builder.tool(&facts)?;
-    let entities = builder.build()?;
-    let cedar_context = context.to_cedar(Action::CallTool)?;
-    Ok(engine.is_authorized(
-        &principal.uid()?,
-        Action::CallTool,
-        &facts.uid()?,
-        &cedar_context,
-        &entities,
-    ))
+    let Some(tool) = tool_facts(server_id, tool) else { return Ok(Decision::default()) };
+    engine.decide(&Request {
+        principal: principal.clone(),
+        action: Action::CallTool,
+        resource: Resource::Tool { server, tool },
+        context: context.clone(),
+    })
+}
+
+/// Server `id` with the portals it is in, as a Cedar resource (or a tool's or prompt's parent).
+pub fn server_in_portals(models: &ReadModels, id: &ServerId) -> Option<ServerInPortals> {
+    let server = server_facts(models, id)?;
+    let portals = models
+        .portals
+        .portals_of(id)
+        .filter_map(|p| models.portals.get(p))
+        .map(portal_facts)
+        .collect();
+    Some(ServerInPortals { server, portals })
+}
+
+/// A portal as Cedar sees it.
+pub fn portal_facts(portal: &portico_projections::PortalRecord) -> PortalFacts {
+    PortalFacts { id: portal.portal_id.to_string(), hostname: portal.settings.hostname.clone() }
 }
 
 /// The facts of server `id` as Cedar sees it: its URL, auth type, and the portals it is in.

@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, watch};
 use crate::audit::{AuditError, AuditHealth};
 use crate::authz::{Authz, AuthzError};
 use crate::exposed::{Exposed, ExposedCache};
-use crate::session::Caller;
+use crate::session::PortalCaller;
 use crate::sync::Syncer;
 use crate::upstream::{UpstreamConfig, Upstreams};
 
@@ -133,7 +133,7 @@ impl Gateway {
     }
 
     /// What `caller` sees in its portal now.
-    pub fn exposed(&self, caller: &Caller) -> Result<Arc<Exposed>, AuthzError> {
+    pub fn exposed(&self, caller: &PortalCaller) -> Result<Arc<Exposed>, AuthzError> {
         let models = self.models.read();
         let access = self.authz.access(
             &models,
@@ -147,7 +147,7 @@ impl Gateway {
     /// Whether `caller` may call the exposed tool `name` (of `server_id`, synced as `tool`).
     pub fn decide_call(
         &self,
-        caller: &Caller,
+        caller: &PortalCaller,
         exposed: &Exposed,
         server_id: &ServerId,
         name: &str,

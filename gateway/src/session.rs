@@ -1,6 +1,6 @@
 //! One client's MCP session with a portal: rmcp's [`ServerHandler`] for the portal endpoint.
 //!
-//! The HTTP front end authenticates every request and hands the handler a [`Caller`] (portal,
+//! The HTTP front end authenticates every request and hands the handler a [`PortalCaller`] (portal,
 //! principal, client address) through the request's extensions. The first request binds the
 //! session to that caller; a later request from anyone else is refused. Lists come from the
 //! caller's [`Exposed`] view (the synced catalog filtered by Cedar), minus the servers toggled
@@ -72,13 +72,13 @@ pub struct AdmittedView(pub Arc<Exposed>);
 
 /// Who is calling: set by the HTTP front end on every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
+pub struct PortalCaller {
     pub portal_id: PortalId,
     pub principal: Principal,
     pub client_ip: Option<IpAddr>,
 }
 
-impl Caller {
+impl PortalCaller {
     fn user_id(&self) -> String {
         self.principal.id().to_owned()
     }
@@ -109,7 +109,7 @@ impl Caller {
 struct SessionState {
     /// Counts the session as open while it lives.
     _open: OpenSession,
-    bound: OnceLock<Caller>,
+    bound: OnceLock<PortalCaller>,
     /// Servers toggled off in this session; `None` until first needed (then the portal's
     /// `default_disabled` servers).
     toggled_off: Mutex<Option<HashSet<ServerId>>>,
@@ -138,11 +138,11 @@ impl PortalSession {
     }
 
     /// The caller of this request, bound to the session on first use.
-    fn caller(&self, extensions: &rmcp::model::Extensions) -> Result<Caller, ErrorData> {
+    fn caller(&self, extensions: &rmcp::model::Extensions) -> Result<PortalCaller, ErrorData> {
         let caller = extensions
             .get::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<rmcp::model::Extensions>())
-            .and_then(|ext| ext.get::<Caller>())
+            .and_then(|ext| ext.get::<PortalCaller>())
             .cloned()
             .ok_or_else(|| {
                 ErrorData::internal_error("the request carries no authenticated caller", None)
@@ -167,7 +167,7 @@ impl PortalSession {
     fn request_view(
         &self,
         extensions: &rmcp::model::Extensions,
-        caller: &Caller,
+        caller: &PortalCaller,
     ) -> Result<Arc<Exposed>, ErrorData> {
         let admitted = extensions
             .get::<http::request::Parts>()
@@ -180,7 +180,7 @@ impl PortalSession {
     }
 
     /// The caller's exposure of the portal now.
-    fn exposed(&self, caller: &Caller) -> Result<Arc<Exposed>, ErrorData> {
+    fn exposed(&self, caller: &PortalCaller) -> Result<Arc<Exposed>, ErrorData> {
         self.gateway.exposed(caller).map_err(|e| ErrorData::internal_error(e.to_string(), None))
     }
 
@@ -206,7 +206,11 @@ impl PortalSession {
     }
 
     /// Tells the client its lists changed, for those that did since it last looked.
-    async fn notify_changes(&self, peer: &Peer<RoleServer>, caller: &Caller) -> Result<(), ()> {
+    async fn notify_changes(
+        &self,
+        peer: &Peer<RoleServer>,
+        caller: &PortalCaller,
+    ) -> Result<(), ()> {
         let Ok(exposed) = self.exposed(caller) else { return Ok(()) };
         let now = self.fingerprints(&exposed);
         let before = {
@@ -225,7 +229,7 @@ impl PortalSession {
 
     /// Watches the read models for changes that alter what this session shows, until the
     /// session ends.
-    fn watch(&self, peer: Peer<RoleServer>, caller: Caller) {
+    fn watch(&self, peer: Peer<RoleServer>, caller: PortalCaller) {
         if self.state.watching.set(()).is_err() {
             return;
         }
@@ -678,6 +682,6 @@ const KNOWN_METHODS: [&str; 21] = [
 ];
 
 /// Finds the caller's exposure and a `call_tool` decision: used by [`PortalSession`].
-pub(crate) fn context_of(caller: &Caller) -> RequestContext {
+pub(crate) fn context_of(caller: &PortalCaller) -> RequestContext {
     caller.context()
 }

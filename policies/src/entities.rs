@@ -36,6 +36,16 @@ pub enum EntityError {
         /// Cedar's message.
         message: String,
     },
+    /// An action was asked about a kind of resource it does not apply to.
+    #[error("action `{action}` applies to a {applies_to}, not to a {resource}")]
+    Mismatch {
+        /// The action's name.
+        action: &'static str,
+        /// The kind of resource it applies to.
+        applies_to: &'static str,
+        /// The kind of resource given.
+        resource: &'static str,
+    },
 }
 
 /// Who is asking. In JSON: `{"type": "user", "id": ..., "groups": [...], ...}` or

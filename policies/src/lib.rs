@@ -4,6 +4,7 @@
 
 pub mod authorizer;
 pub mod entities;
+pub mod request;
 pub mod schema;
 pub mod validate;
 pub mod visibility;
@@ -13,6 +14,7 @@ pub use entities::{
     Action, EntitiesBuilder, EntityError, PortalFacts, Principal, PromptFacts, RequestContext,
     ServerFacts, ToolFacts,
 };
+pub use request::{Request, Resource, ResourceKind, ServerInPortals};
 pub use schema::{SCHEMA_TEXT, schema, schema_json};
 pub use validate::{CedarValidator, validate_policy};
 pub use visibility::{

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use portico_core::domain::ids::{PortalId, ServerId};
-use portico_core::domain::{PortalState, ServerFacts, ServerState};
+use portico_core::domain::{PortalState, ServerCapabilities, ServerState};
 use portico_core::{Event, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +32,8 @@ impl Aggregates {
 }
 
 impl portico_core::domain::ServerDirectory for Aggregates {
-    fn server(&self, id: &ServerId) -> Option<ServerFacts> {
-        self.servers.get(id)?.server.as_ref().map(ServerFacts::from_server)
+    fn server(&self, id: &ServerId) -> Option<ServerCapabilities> {
+        self.servers.get(id)?.server.as_ref().map(ServerCapabilities::from_server)
     }
 }
 

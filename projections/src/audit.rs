@@ -96,12 +96,22 @@ fn classify(event: &Event) -> Option<(AuditAction, ResourceType, &str)> {
         Event::ServiceTokenUpdated(e) => Some((Update, ServiceToken, &e.token_id)),
         Event::ServiceTokenRotated(e) => Some((Update, ServiceToken, &e.token_id)),
         Event::ServiceTokenDeleted(e) => Some((Delete, ServiceToken, &e.token_id)),
-        // Hostname claims are the bookkeeping of a portal write, which is recorded itself.
+        // Hostname claims are the bookkeeping of a portal write, which is recorded itself;
+        // sign-ins and grants are people using portals, not admin changes.
         Event::ServerSynced(_)
         | Event::ServerSyncFailed(_)
         | Event::PortalRequestHandled(_)
         | Event::PortalHostnameClaimed(_)
-        | Event::PortalHostnameReleased(_) => None,
+        | Event::PortalHostnameReleased(_)
+        | Event::GrantAuthorized(_)
+        | Event::GrantCodeRedeemed(_)
+        | Event::GrantRefreshed(_)
+        | Event::GrantRevoked(_)
+        | Event::UserSignedIn(_)
+        | Event::UserSignedOut(_)
+        | Event::SignInFailed(_)
+        | Event::OAuthClientRegistered(_)
+        | Event::ConsentGiven(_) => None,
     }
 }
 
@@ -169,7 +179,16 @@ fn next_value(
         | Event::ServerSyncFailed(_)
         | Event::PortalRequestHandled(_)
         | Event::PortalHostnameClaimed(_)
-        | Event::PortalHostnameReleased(_) => current,
+        | Event::PortalHostnameReleased(_)
+        | Event::GrantAuthorized(_)
+        | Event::GrantCodeRedeemed(_)
+        | Event::GrantRefreshed(_)
+        | Event::GrantRevoked(_)
+        | Event::UserSignedIn(_)
+        | Event::UserSignedOut(_)
+        | Event::SignInFailed(_)
+        | Event::OAuthClientRegistered(_)
+        | Event::ConsentGiven(_) => current,
         Event::ServerCredentialSet(e) => {
             with(current, json!({ format!("{}_version", e.credential.field()): e.version }))
         }

@@ -10,12 +10,14 @@ pub mod aggregates;
 pub mod audit;
 pub mod catalog;
 pub mod checkpoint;
+pub mod grants;
 pub mod metrics;
 pub mod policies;
 pub mod portal_views;
 pub mod read_models;
 pub mod runner;
 pub mod service_tokens;
+pub mod sign_ins;
 
 use portico_core::RecordedEvent;
 use serde::Serialize;
@@ -26,6 +28,7 @@ pub use aggregates::Aggregates;
 pub use audit::{AuditAction, AuditEntry, AuditTrail, ResourceType, resource_values};
 pub use catalog::{CatalogServer, ServerCatalog};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
+pub use grants::{Grants, LiveGrant};
 pub use policies::PolicyCatalog;
 pub use portal_views::{
     EffectiveOverride, PortalRecord, PortalServerView, PortalView, PortalViews,
@@ -33,6 +36,7 @@ pub use portal_views::{
 pub use read_models::ReadModels;
 pub use runner::{ProjectionError, ProjectionRunner, RunnerOptions};
 pub use service_tokens::{ServiceTokenRecord, ServiceTokens};
+pub use sign_ins::{SignIns, UserRecord};
 
 /// A read model: a fold over the log's events.
 ///

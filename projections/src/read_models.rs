@@ -5,8 +5,10 @@ use portico_core::RecordedEvent;
 use portico_core::domain::ids::PortalId;
 use serde::{Deserialize, Serialize};
 
+use crate::grants::Grants;
 use crate::portal_views::PortalRecord;
 use crate::service_tokens::ServiceTokens;
+use crate::sign_ins::SignIns;
 use crate::{
     Access, Aggregates, AuditTrail, PolicyCatalog, PortalView, PortalViews, Projection,
     ServerCatalog,
@@ -22,6 +24,12 @@ pub struct ReadModels {
     pub aggregates: Aggregates,
     pub service_tokens: ServiceTokens,
     pub policies: PolicyCatalog,
+    /// OAuth grants of signed-in people.
+    #[serde(default)]
+    pub grants: Grants,
+    /// OAuth clients, browser sessions, consents and people.
+    #[serde(default)]
+    pub sign_ins: SignIns,
     /// The position of the last event that changed what a portal shows (everything but the
     /// calls through portals): the data plane watches it to tell sessions their lists changed.
     #[serde(default)]
@@ -54,12 +62,32 @@ impl Projection for ReadModels {
         + AuditTrail::VERSION
         + Aggregates::VERSION
         + ServiceTokens::VERSION
-        + PolicyCatalog::VERSION;
+        + PolicyCatalog::VERSION
+        + Grants::VERSION
+        + SignIns::VERSION;
 
     fn apply(&mut self, event: &RecordedEvent) {
-        if let portico_core::Event::PortalRequestHandled(_) = &event.event {
+        use portico_core::Event;
+        match &event.event {
             // A call changes no read model here; the call log is the Logpush worker's.
-            return;
+            Event::PortalRequestHandled(_) => return,
+            // Sign-ins change no portal's contents: sessions are not told their lists changed.
+            Event::GrantAuthorized(_)
+            | Event::GrantCodeRedeemed(_)
+            | Event::GrantRefreshed(_)
+            | Event::GrantRevoked(_) => {
+                self.grants.apply(event);
+                return;
+            }
+            Event::UserSignedIn(_)
+            | Event::UserSignedOut(_)
+            | Event::SignInFailed(_)
+            | Event::OAuthClientRegistered(_)
+            | Event::ConsentGiven(_) => {
+                self.sign_ins.apply(event);
+                return;
+            }
+            _ => {}
         }
         self.config_position = event.position;
         self.catalog.apply(event);

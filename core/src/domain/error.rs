@@ -19,6 +19,9 @@ pub enum DomainError {
     /// Another portal has (or is being given) this hostname.
     #[error("invalid `hostname`: `{hostname}` is already the hostname of portal `{portal_id}`")]
     HostnameTaken { hostname: String, portal_id: String },
+    /// An OAuth code or refresh token was refused (RFC 6749 `invalid_grant`).
+    #[error("invalid grant: {reason}")]
+    InvalidGrant { reason: String },
     /// A field that is fixed at creation was sent with a different value.
     #[error("`{field}` cannot be changed after creation")]
     Immutable { field: &'static str },

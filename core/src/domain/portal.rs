@@ -135,7 +135,7 @@ pub fn portal_stream(id: &PortalId) -> String {
 
 /// What the portal rules need to know about one existing server.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ServerFacts {
+pub struct ServerCapabilities {
     /// The server-level tool overrides.
     pub updated_tools: Vec<CapabilityOverride>,
     /// The server-level prompt overrides.
@@ -146,10 +146,10 @@ pub struct ServerFacts {
     pub prompt_names: Vec<String>,
 }
 
-impl ServerFacts {
+impl ServerCapabilities {
     /// The facts known from a server's settings alone (no sync yet).
     pub fn from_settings(settings: &ServerSettings) -> Self {
-        ServerFacts {
+        ServerCapabilities {
             updated_tools: settings.updated_tools.clone(),
             updated_prompts: settings.updated_prompts.clone(),
             tool_names: Vec::new(),
@@ -174,11 +174,11 @@ impl ServerFacts {
 /// The layer above implements it over its read model of servers.
 pub trait ServerDirectory {
     /// The facts of server `id`, or `None` if it does not exist (never added, or removed).
-    fn server(&self, id: &ServerId) -> Option<ServerFacts>;
+    fn server(&self, id: &ServerId) -> Option<ServerCapabilities>;
 }
 
-impl ServerDirectory for BTreeMap<ServerId, ServerFacts> {
-    fn server(&self, id: &ServerId) -> Option<ServerFacts> {
+impl ServerDirectory for BTreeMap<ServerId, ServerCapabilities> {
+    fn server(&self, id: &ServerId) -> Option<ServerCapabilities> {
         self.get(id).cloned()
     }
 }

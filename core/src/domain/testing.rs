@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use super::DomainError;
 use super::account::{AccountState, ApiTokenCommand, ApiTokenState, CreateAccount};
 use super::aggregate::Aggregate;
+use super::grant::{AuthorizeGrant, GrantCommand, GrantState, RedeemCode, RefreshGrant};
 use super::hostname::{HostnameClaim, HostnameCommand, PortalHostnames};
 use super::ids::{PortalId, ServerId};
 use super::policy::{
@@ -22,7 +23,8 @@ use super::policy::{
     PolicyValidator, ReplacePolicies, UpdatePolicy,
 };
 use super::portal::{
-    AddPortal, PortalCommand, PortalState, RemovePortal, ServerDirectory, ServerFacts, UpdatePortal,
+    AddPortal, PortalCommand, PortalState, RemovePortal, ServerCapabilities, ServerDirectory,
+    UpdatePortal,
 };
 use super::server::{
     AddServer, RecordSync, RemoveServer, ServerCommand, ServerState, UpdateServer,
@@ -60,7 +62,7 @@ where
     A::Services: FromTestServices,
 {
     /// The servers that exist, for portal commands.
-    pub(crate) fn with_servers(mut self, servers: BTreeMap<ServerId, ServerFacts>) -> Self {
+    pub(crate) fn with_servers(mut self, servers: BTreeMap<ServerId, ServerCapabilities>) -> Self {
         self.services.servers = servers;
         self
     }
@@ -86,7 +88,7 @@ where
 
 /// Everything the aggregates' rules may look up, as the tests set it.
 pub(crate) struct TestServices {
-    servers: BTreeMap<ServerId, ServerFacts>,
+    servers: BTreeMap<ServerId, ServerCapabilities>,
     hostnames: BTreeMap<String, PortalId>,
     validator: Box<dyn PolicyValidator>,
 }
@@ -168,6 +170,7 @@ commands!(PolicySetState: PolicyCommand, CreatePolicy, UpdatePolicy, DeletePolic
 commands!(AccountState: CreateAccount);
 commands!(ApiTokenState: ApiTokenCommand);
 commands!(HostnameClaim: HostnameCommand);
+commands!(GrantState: GrantCommand, AuthorizeGrant, RedeemCode, RefreshGrant);
 
 /// What `decide` returned.
 #[derive(Debug)]

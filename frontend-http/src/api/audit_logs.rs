@@ -20,11 +20,11 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::Caller;
 use super::envelope::{ResultInfo, envelope};
 use super::error::{ApiError, Code};
 use super::openapi::{AccountPath, ListErrors, Unavailable};
 use super::rfc3339;
+use crate::auth::ApiCaller;
 use crate::state::{AppState, truncate};
 
 /// The default page size.
@@ -494,7 +494,7 @@ fn audit_log(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     query: web::Query<AuditLogQuery>,
 ) -> Result<HttpResponse, ApiError> {

@@ -8,18 +8,19 @@ use std::net::{IpAddr, Ipv4Addr};
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use portico_core::domain::ids::{PortalId, ServerId};
+use portico_gateway::authz;
 use portico_policies::{
-    Action, Decision, EntitiesBuilder, Hidden, PortalFacts, Principal, PromptFacts, RequestContext,
-    ServerFacts, ToolFacts,
+    Action, Decision, Hidden, Principal, PromptFacts, Request, RequestContext, Resource,
+    ServerInPortals, ToolFacts,
 };
 use portico_projections::ReadModels;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Caller;
 use super::body::JsonBody;
 use super::envelope::envelope;
 use super::error::{ApiError, Code};
 use super::parse_id;
+use crate::auth::ApiCaller;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -92,18 +93,6 @@ pub struct AuthorizeBody {
     pub context: ContextBody,
 }
 
-/// The facts of server `id` as Cedar sees it, and the portals it is in.
-fn server_facts(models: &ReadModels, id: &ServerId) -> Option<(ServerFacts, Vec<PortalFacts>)> {
-    let facts = portico_gateway::authz::server_facts(models, id)?;
-    let portals = models
-        .portals
-        .portals_of(id)
-        .filter_map(|p| models.portals.get(p))
-        .map(|r| PortalFacts { id: r.portal_id.to_string(), hostname: r.settings.hostname.clone() })
-        .collect();
-    Some((facts, portals))
-}
-
 /// A decision and the policies that made it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DecisionObject {
@@ -161,19 +150,24 @@ fn list(ids: &[String]) -> String {
     format!("{} {}", if ids.len() == 1 { "policy" } else { "policies" }, quoted.join(", "))
 }
 
-fn authz_error(e: portico_gateway::authz::AuthzError) -> ApiError {
+fn authz_error(e: authz::AuthzError) -> ApiError {
     match e {
-        portico_gateway::authz::AuthzError::NoPortal(id) => {
+        authz::AuthzError::NoPortal(id) => {
             ApiError::not_found(format!("portal `{id}` does not exist"))
         }
-        portico_gateway::authz::AuthzError::Entity(e) => entity_error(e),
+        authz::AuthzError::Entity(e) => entity_error(e),
         // Every stored policy was validated on write, so this only fails on a bug.
         other => ApiError::internal(other),
     }
 }
 
 fn entity_error(e: portico_policies::EntityError) -> ApiError {
-    ApiError::new(Code::InvalidField, format!("invalid request: {e}"))
+    match e {
+        portico_policies::EntityError::Mismatch { .. } => {
+            ApiError::field("action", format!("invalid request: {e}"))
+        }
+        e => ApiError::new(Code::InvalidField, format!("invalid request: {e}")),
+    }
 }
 
 /// Would this principal be allowed this action on this resource, and why?
@@ -188,7 +182,7 @@ fn entity_error(e: portico_policies::EntityError) -> ApiError {
 )]
 pub async fn authorize(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     JsonBody(body): JsonBody<AuthorizeBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -197,78 +191,52 @@ pub async fn authorize(
     let context = body.context.resolve();
     let answer = state.read(|models| -> Result<AuthorizeObject, ApiError> {
         let (version, engine) = state.app.authz.engine(models).map_err(authz_error)?;
-        let mut builder = EntitiesBuilder::new();
-        builder.principal(&body.principal).map_err(entity_error)?;
-        let resource = match &body.resource {
-            ResourceBody::Portal { id } => {
-                let id: PortalId = parse_id(id, "resource.id")?;
-                let record = models.portals.get(&id).ok_or_else(|| {
-                    ApiError::field("resource.id", format!("portal `{id}` does not exist"))
-                })?;
-                let facts =
-                    PortalFacts { id: id.to_string(), hostname: record.settings.hostname.clone() };
-                builder.portal(&facts).map_err(entity_error)?;
-                facts.uid().map_err(entity_error)?
-            }
-            ResourceBody::Server { id } => {
-                let (facts, uid) = add_server(models, &mut builder, id, "resource.id")?;
-                let _ = facts;
-                uid
-            }
-            ResourceBody::Tool {
-                server_id,
-                name,
-                read_only,
-                destructive,
-                idempotent,
-                open_world,
-            } => {
-                add_server(models, &mut builder, server_id, "resource.server_id")?;
-                let mut tool = ToolFacts::with_mcp_defaults(server_id.clone(), name.clone());
-                tool.read_only = read_only.unwrap_or(tool.read_only);
-                tool.destructive = destructive.unwrap_or(tool.destructive);
-                tool.idempotent = idempotent.unwrap_or(tool.idempotent);
-                tool.open_world = open_world.unwrap_or(tool.open_world);
-                builder.tool(&tool).map_err(entity_error)?;
-                tool.uid().map_err(entity_error)?
-            }
-            ResourceBody::Prompt { server_id, name } => {
-                add_server(models, &mut builder, server_id, "resource.server_id")?;
-                let prompt = PromptFacts { server_id: server_id.clone(), name: name.clone() };
-                builder.prompt(&prompt).map_err(entity_error)?;
-                prompt.uid().map_err(entity_error)?
-            }
+        let request = Request {
+            principal: body.principal,
+            action: body.action,
+            resource: resource_of(models, body.resource)?,
+            context,
         };
-        let entities = builder.build().map_err(entity_error)?;
-        let cedar_context = context.to_cedar(body.action).map_err(entity_error)?;
-        let principal = body.principal.uid().map_err(entity_error)?;
-        let decision =
-            engine.is_authorized(&principal, body.action, &resource, &cedar_context, &entities);
+        let decision = engine.decide(&request).map_err(entity_error)?;
         Ok(AuthorizeObject {
             decision: DecisionObject::from(&decision),
-            action: body.action,
+            action: request.action,
             policy_set_version: version,
         })
     })?;
     Ok(AuthorizeResult::ok(answer))
 }
 
-/// Adds server `id` and its portals to the entities; returns its facts and uid.
-fn add_server(
-    models: &ReadModels,
-    builder: &mut EntitiesBuilder,
-    id: &str,
-    field: &str,
-) -> Result<(ServerFacts, cedar_policy::EntityUid), ApiError> {
-    let server_id: ServerId = parse_id(id, field)?;
-    let (facts, portals) = server_facts(models, &server_id)
-        .ok_or_else(|| ApiError::field(field, format!("server `{server_id}` does not exist")))?;
-    for portal in &portals {
-        builder.portal(portal).map_err(entity_error)?;
-    }
-    builder.server(&facts).map_err(entity_error)?;
-    let uid = facts.uid().map_err(entity_error)?;
-    Ok((facts, uid))
+/// The described resource with the facts the read models hold about it.
+fn resource_of(models: &ReadModels, body: ResourceBody) -> Result<Resource, ApiError> {
+    let server = |id: &str, field: &str| -> Result<ServerInPortals, ApiError> {
+        let server_id: ServerId = parse_id(id, field)?;
+        authz::server_in_portals(models, &server_id)
+            .ok_or_else(|| ApiError::field(field, format!("server `{server_id}` does not exist")))
+    };
+    Ok(match body {
+        ResourceBody::Portal { id } => {
+            let id: PortalId = parse_id(&id, "resource.id")?;
+            let record = models.portals.get(&id).ok_or_else(|| {
+                ApiError::field("resource.id", format!("portal `{id}` does not exist"))
+            })?;
+            Resource::Portal(authz::portal_facts(record))
+        }
+        ResourceBody::Server { id } => Resource::Server(server(&id, "resource.id")?),
+        ResourceBody::Tool { server_id, name, read_only, destructive, idempotent, open_world } => {
+            let server = server(&server_id, "resource.server_id")?;
+            let mut tool = ToolFacts::with_mcp_defaults(server_id, name);
+            tool.read_only = read_only.unwrap_or(tool.read_only);
+            tool.destructive = destructive.unwrap_or(tool.destructive);
+            tool.idempotent = idempotent.unwrap_or(tool.idempotent);
+            tool.open_world = open_world.unwrap_or(tool.open_world);
+            Resource::Tool { server, tool }
+        }
+        ResourceBody::Prompt { server_id, name } => Resource::Prompt {
+            server: server(&server_id, "resource.server_id")?,
+            prompt: PromptFacts { server_id, name },
+        },
+    })
 }
 
 /// `?principal=user:<email>&groups=a,b` or `?principal=service_token:<id or client id>`.
@@ -412,7 +380,7 @@ envelope!(
 )]
 pub async fn visibility(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
     query: web::Query<VisibilityQuery>,
 ) -> Result<HttpResponse, ApiError> {

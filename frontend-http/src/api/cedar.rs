@@ -14,11 +14,11 @@ use portico_core::domain::policy::PolicyRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::auth::Caller;
 use super::body::{JsonBody, ListQuery, paginate};
 use super::envelope::{ResultInfo, envelope};
 use super::error::ApiError;
 use super::parse_id;
+use crate::auth::ApiCaller;
 use crate::state::AppState;
 
 /// The largest body of the policy endpoints: a whole policy set is larger than other resources.
@@ -173,7 +173,7 @@ pub struct PolicyPath {
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -209,7 +209,7 @@ pub async fn list(
 )]
 pub async fn read(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = caller;
@@ -231,7 +231,7 @@ pub async fn read(
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     JsonBody(body): JsonBody<PolicyInput>,
 ) -> Result<HttpResponse, ApiError> {
@@ -261,7 +261,7 @@ pub async fn create(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
     JsonBody(body): JsonBody<PolicyUpdate>,
 ) -> Result<HttpResponse, ApiError> {
@@ -299,7 +299,7 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, id) = path.into_inner();
@@ -323,7 +323,7 @@ pub async fn delete(
 )]
 pub async fn replace(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     JsonBody(body): JsonBody<PolicySetInput>,
 ) -> Result<HttpResponse, ApiError> {
@@ -355,7 +355,7 @@ pub async fn replace(
 )]
 pub async fn schema(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = caller;

@@ -1,8 +1,10 @@
-//! API errors and the one table that maps them to HTTP.
+//! Errors and the one table that maps them to HTTP, for the admin API and the MCP endpoint.
 //!
-//! Every error leaves as Cloudflare's v4 envelope:
+//! An admin API error leaves as Cloudflare's v4 envelope:
 //! `{"success": false, "errors": [{"code": N, "message": "...", "source": {"pointer": "/field"}}],
-//! "messages": [], "result": null}`. The message is safe to show to the client; the internal
+//! "messages": [], "result": null}`; the MCP endpoint refuses in OAuth's shape (RFC 6750):
+//! `{"error": "invalid_token", "error_description": "..."}` ([`ApiError::oauth_response`]).
+//! Both take their status from [`Code`]. The message is safe to show to the client; the internal
 //! cause of a 5xx is only logged.
 
 use actix_web::http::StatusCode;
@@ -11,6 +13,7 @@ use actix_web::{HttpResponse, ResponseError};
 use portico_app::AppError;
 use portico_core::domain::DomainError;
 use portico_core::{AppendError, LogError};
+use serde::Serialize;
 
 use super::envelope::{ErrorEnvelope, ErrorSource, ResponseInfo};
 
@@ -42,6 +45,26 @@ pub enum Code {
 }
 
 impl Code {
+    /// The HTTP status of this error, wherever it is answered.
+    pub fn status(self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The `error` value of an OAuth-shaped answer (the MCP endpoint's).
+    fn oauth_error(self) -> &'static str {
+        match self {
+            Code::MalformedBody | Code::InvalidField | Code::BodyTooLarge | Code::InvalidQuery => {
+                "invalid_request"
+            }
+            Code::Unauthenticated => "invalid_token",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not_found",
+            Code::AlreadyExists | Code::Conflict => "conflict",
+            Code::Unavailable => "temporarily_unavailable",
+            Code::Internal => "internal",
+        }
+    }
+
     /// `(HTTP status, numeric code)`: the only place statuses are chosen.
     fn parts(self) -> (StatusCode, u32) {
         match self {
@@ -131,6 +154,28 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl ApiError {
+    /// The error as the MCP endpoint answers it: OAuth's `{"error", "error_description"}`
+    /// with the status of its [`Code`].
+    pub fn oauth_response(&self) -> HttpResponse {
+        self.log_internal();
+        HttpResponse::build(self.code.status())
+            .json(OAuthError { error: self.code.oauth_error(), error_description: &self.message })
+    }
+
+    fn log_internal(&self) {
+        if let Some(internal) = &self.internal {
+            tracing::error!(code = self.code.parts().1, cause = %internal, "request failed");
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OAuthError<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.code.parts().0
@@ -138,9 +183,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let (status, code) = self.code.parts();
-        if let Some(internal) = &self.internal {
-            tracing::error!(code, cause = %internal, "request failed");
-        }
+        self.log_internal();
         let body = ErrorEnvelope::new(ResponseInfo {
             code,
             message: self.message.clone(),
@@ -174,6 +217,7 @@ impl From<DomainError> for ApiError {
                 ..ApiError::new(Code::AlreadyExists, e.to_string())
             },
             DomainError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            DomainError::InvalidGrant { .. } => ApiError::new(Code::InvalidField, e.to_string()),
         }
     }
 }

@@ -9,12 +9,12 @@ use portico_core::domain::portal::{self, CodeMode, PortalInput, PortalServer};
 use portico_projections::{EffectiveOverride, PortalView, ReadModels};
 use serde::{Deserialize, Serialize};
 
-use super::auth::Caller;
 use super::body::{JsonBody, ListQuery, paginate};
 use super::envelope::{ResultInfo, envelope};
 use super::error::ApiError;
 use super::servers::ServerFields;
 use super::{actor_name, parse_id, rfc3339};
+use crate::auth::ApiCaller;
 use crate::state::AppState;
 
 /// One server of a portal in a request.
@@ -235,7 +235,7 @@ fn read_portal(state: &AppState, id: &PortalId) -> Result<PortalObject, ApiError
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -260,7 +260,7 @@ pub async fn list(
 )]
 pub async fn read(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = caller;
@@ -286,7 +286,7 @@ fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     JsonBody(mut body): JsonBody<PortalBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -319,7 +319,7 @@ pub async fn create(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
     JsonBody(mut body): JsonBody<PortalBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -362,7 +362,7 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, id) = path.into_inner();

@@ -11,11 +11,11 @@ use portico_projections::CatalogServer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::auth::Caller;
 use super::body::{JsonBody, ListQuery, paginate};
 use super::envelope::{ResultInfo, envelope};
 use super::error::ApiError;
 use super::{actor_name, parse_id, rfc3339};
+use crate::auth::ApiCaller;
 use crate::state::AppState;
 
 /// The server object of the API.
@@ -225,7 +225,7 @@ pub struct UpdateServerBody {
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -249,7 +249,7 @@ pub async fn list(
 )]
 pub async fn read(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = caller;
@@ -275,7 +275,7 @@ fn not_found(id: &ServerId) -> ApiError {
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     JsonBody(body): JsonBody<CreateServer>,
 ) -> Result<HttpResponse, ApiError> {
@@ -328,7 +328,7 @@ fn answer(state: &AppState, id: &ServerId) -> Result<HttpResponse, ApiError> {
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
     JsonBody(body): JsonBody<UpdateServerBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -373,7 +373,7 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, id) = path.into_inner();
@@ -415,7 +415,7 @@ envelope!(
 )]
 pub async fn sync(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, id) = path.into_inner();

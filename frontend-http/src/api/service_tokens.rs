@@ -9,11 +9,11 @@ use portico_core::domain::service_token;
 use portico_projections::ServiceTokenRecord;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Caller;
 use super::body::{JsonBody, ListQuery, paginate};
 use super::envelope::{ResultInfo, envelope};
 use super::error::ApiError;
 use super::rfc3339;
+use crate::auth::ApiCaller;
 use crate::state::AppState;
 
 /// A service token as the API shows it.
@@ -164,7 +164,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -199,7 +199,7 @@ pub async fn list(
 )]
 pub async fn read(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = caller;
@@ -221,7 +221,7 @@ pub async fn read(
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<String>,
     JsonBody(body): JsonBody<CreateServiceTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -247,7 +247,7 @@ pub async fn create(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
     JsonBody(body): JsonBody<UpdateServiceTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -270,7 +270,7 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, id) = path.into_inner();
@@ -294,7 +294,7 @@ pub async fn delete(
 )]
 pub async fn rotate(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -320,7 +320,7 @@ pub async fn rotate(
 )]
 pub async fn refresh(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ApiCaller,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {

@@ -185,6 +185,10 @@ async fn bad_questions_are_400s_naming_the_problem() {
             json!({"principal": alice(&[]), "action": "connect", "resource": {"type": "portal", "id": "team"}, "context": {"ip": "not-an-ip"}}),
             "ip",
         ),
+        (
+            json!({"principal": alice(&[]), "action": "connect", "resource": {"type": "server", "id": "docs"}}),
+            "action `connect` applies to a portal, not to a server",
+        ),
     ];
     for (body, phrase) in cases {
         let message = app.post(&authorize, body.clone()).await.error(StatusCode::BAD_REQUEST);

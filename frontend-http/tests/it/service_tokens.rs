@@ -5,17 +5,20 @@
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::test::TestRequest;
-use actix_web::{App, HttpResponse, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, TimeDelta, Utc};
 use portico_core::domain::account::TokenScope;
 use portico_core::domain::service_token::{
     self, CreateServiceToken, ServiceTokenState, service_token_stream,
 };
 use portico_core::{Actor, Event};
-use portico_frontend_http::api::service_auth::{
+use portico_frontend_http::api::error::ApiError;
+use portico_frontend_http::auth::{
     CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, GENERIC_MESSAGE, ServiceAuthError,
-    ServiceTokenPrincipal, authenticate_service_token,
+    authenticate_service_request, authenticate_service_token,
 };
+use portico_frontend_http::state::AppState;
+use portico_policies::Principal;
 use serde_json::{Value, json};
 
 use crate::audit_fail_closed::echo;
@@ -47,7 +50,7 @@ fn authenticate(
     client_id: &str,
     secret: &str,
     now: DateTime<Utc>,
-) -> Result<ServiceTokenPrincipal, ServiceAuthError> {
+) -> Result<Principal, ServiceAuthError> {
     app.state.read(|m| authenticate_service_token(m, client_id, secret, now))
 }
 
@@ -93,11 +96,7 @@ async fn the_secret_is_shown_once_and_stored_only_as_a_hash() {
         assert!(!json.contains(&secret), "the log holds the secret: {json}");
     }
     let principal = authenticate(&app, &client_id, &secret, Utc::now()).unwrap();
-    assert_eq!(principal.actor(), Actor::ServiceToken { id: id.clone() }, "the token id");
-    assert_eq!(
-        principal,
-        ServiceTokenPrincipal { token_id: id, name: "CI deploys".into(), client_id }
-    );
+    assert_eq!(principal, Principal::ServiceToken { id, name: "CI deploys".into(), client_id });
 }
 
 /// `Actor::ServiceToken` names a token by its id, as the admin API and the policies do, not by
@@ -270,7 +269,8 @@ async fn an_expired_token_does_not_authenticate_until_refreshed() {
     assert!(authenticate(&app, client_id, &secret, Utc::now()).is_ok());
 }
 
-/// Calls a route that takes a [`ServiceTokenPrincipal`], with these headers.
+/// Calls a route that authenticates its service token as the MCP endpoint does, with these
+/// headers.
 async fn whoami(
     app: &TestApp,
     client_id: Option<&str>,
@@ -279,9 +279,14 @@ async fn whoami(
     let service = actix_web::test::init_service(
         App::new().app_data(web::Data::new(app.state.clone())).route(
             "/whoami",
-            web::get().to(|p: ServiceTokenPrincipal| async move {
-                HttpResponse::Ok()
-                    .json(json!({"id": p.token_id, "name": p.name, "client_id": p.client_id}))
+            web::get().to(|req: HttpRequest, state: web::Data<AppState>| async move {
+                match state.read(|m| authenticate_service_request(m, &req, Utc::now()))? {
+                    Principal::ServiceToken { id, name, client_id } => Ok::<_, ApiError>(
+                        HttpResponse::Ok()
+                            .json(json!({"id": id, "name": name, "client_id": client_id})),
+                    ),
+                    other => panic!("a service token authenticated as {other:?}"),
+                }
             }),
         ),
     )
@@ -300,7 +305,7 @@ async fn whoami(
 }
 
 #[actix_web::test]
-async fn the_extractor_authenticates_and_refuses_with_one_message() {
+async fn service_token_authentication_refuses_with_one_message() {
     let app = TestApp::new().await;
     let created = create(&app, json!({"name": "CI"})).await;
     let (client_id, secret) = (str_of(&created, "client_id"), str_of(&created, "client_secret"));

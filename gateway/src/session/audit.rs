@@ -8,7 +8,7 @@ use portico_core::domain::ids::ServerId;
 
 use rmcp::model::ErrorData;
 
-use super::Caller;
+use super::PortalCaller;
 use crate::Gateway;
 
 /// The outcome counted for a request whose audit event could not be appended.
@@ -21,7 +21,7 @@ pub(super) const NOT_RECORDED: &str =
 
 /// What an audited request was about.
 pub(super) struct Audit<'a> {
-    pub(super) caller: &'a Caller,
+    pub(super) caller: &'a PortalCaller,
     pub(super) method: AuditedMethod,
     pub(super) session_id: Option<String>,
     pub(super) name: String,
@@ -35,7 +35,7 @@ impl<'a> Audit<'a> {
     /// The audit of a request by `caller` for `name` (a tool or prompt name, or a URI), started
     /// now; the server and the policies are filled in as the request is resolved.
     pub(super) fn new(
-        caller: &'a Caller,
+        caller: &'a PortalCaller,
         method: AuditedMethod,
         session_id: Option<String>,
         name: String,

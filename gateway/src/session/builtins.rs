@@ -9,7 +9,7 @@ use rmcp::model::{CallToolResult, ContentBlock as Content, ErrorData, Tool};
 use rmcp::service::Peer;
 use serde_json::{Value, json};
 
-use super::{BUILTIN_LIST_SERVERS, BUILTIN_TOGGLE_SERVER, Caller, PortalSession, truncate};
+use super::{BUILTIN_LIST_SERVERS, BUILTIN_TOGGLE_SERVER, PortalCaller, PortalSession, truncate};
 use crate::exposed::Exposed;
 
 impl PortalSession {
@@ -57,7 +57,7 @@ impl PortalSession {
         exposed: &Exposed,
         arguments: Option<&serde_json::Map<String, Value>>,
         peer: &Peer<RoleServer>,
-        caller: &Caller,
+        caller: &PortalCaller,
     ) -> Result<CallToolResult, ErrorData> {
         let arg = |key: &str| arguments.and_then(|a| a.get(key)).and_then(Value::as_str);
         let (Some(server_id), Some(action)) = (arg("server_id"), arg("action")) else {

@@ -104,7 +104,9 @@ fn a_wrong_expectation_fails_with_the_reason() {
     );
     assert!(report.lines[1].starts_with("✓ right: deny, no policy permits it"), "{report}");
     assert!(
-        report.lines[2].starts_with("✗ wrong resource for the action: cannot evaluate"),
+        report.lines[2].starts_with(
+            "✗ wrong resource for the action: cannot evaluate: action `call_tool` applies to a tool, not to a server"
+        ),
         "{report}"
     );
 }

@@ -11,7 +11,9 @@ use portico_core::domain::portal::{
 use portico_core::domain::server::{
     self, AddServer, AuthType, RemoveServer, ServerSettings, UpdateServer,
 };
-use portico_core::domain::{PortalState, ServerFacts, ServerState, portal_stream, server_stream};
+use portico_core::domain::{
+    PortalState, ServerCapabilities, ServerState, portal_stream, server_stream,
+};
 use portico_core::{Event, ExpectedVersion};
 use proptest::prelude::*;
 
@@ -147,11 +149,11 @@ impl History {
                         .collect(),
                     ..PortalInput::default()
                 };
-                let directory: BTreeMap<ServerId, ServerFacts> = self
+                let directory: BTreeMap<ServerId, ServerCapabilities> = self
                     .servers
                     .iter()
                     .filter_map(|(id, s)| {
-                        Some((id.clone(), ServerFacts::from_server(s.server.as_ref()?)))
+                        Some((id.clone(), ServerCapabilities::from_server(s.server.as_ref()?)))
                     })
                     .collect();
                 let cmd = if matches!(op, Op::AddPortal { .. }) {

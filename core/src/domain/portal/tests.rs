@@ -68,8 +68,8 @@ fn entry(name: &str, alias: Option<&str>) -> CapabilityOverride {
 }
 
 /// A directory of servers `s0`..`s{n-1}` without overrides.
-fn directory(n: usize) -> BTreeMap<ServerId, ServerFacts> {
-    (0..n).map(|i| (sid(&format!("s{i}")), ServerFacts::default())).collect()
+fn directory(n: usize) -> BTreeMap<ServerId, ServerCapabilities> {
+    (0..n).map(|i| (sid(&format!("s{i}")), ServerCapabilities::default())).collect()
 }
 
 fn with_servers(servers: Vec<PortalServer>) -> PortalInput {
@@ -271,7 +271,7 @@ fn portal_level_overrides_are_checked_with_their_path() {
 
 #[test]
 fn portal_aliases_are_unique_against_the_server_level() {
-    let facts = ServerFacts {
+    let facts = ServerCapabilities {
         updated_tools: vec![entry("search_docs", Some("search")), entry("fetch", None)],
         updated_prompts: vec![entry("summary", Some("sum"))],
         tool_names: vec!["list".to_owned()],
@@ -333,7 +333,7 @@ fn facts_of_an_existing_server() {
         auth_type: AuthType::Bearer,
         settings,
     })]);
-    let facts = ServerFacts::from_server(state.server.as_ref().unwrap());
+    let facts = ServerCapabilities::from_server(state.server.as_ref().unwrap());
     assert_eq!(facts.updated_tools, vec![entry("a", Some("b"))]);
     assert!(facts.tool_names.is_empty());
 }

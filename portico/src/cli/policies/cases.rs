@@ -23,6 +23,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use portico_policies::ResourceKind;
 use serde::Deserialize;
 
 use super::Report;
@@ -33,9 +34,9 @@ use super::evaluate::{self, Evaluation};
 #[serde(deny_unknown_fields)]
 pub struct Case {
     pub name: String,
-    pub principal: Principal,
+    pub principal: CasePrincipal,
     pub action: String,
-    pub resource: Resource,
+    pub resource: CaseResource,
     #[serde(default)]
     pub context: CaseContext,
     pub expect: Expect,
@@ -46,16 +47,16 @@ pub struct Case {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PrincipalType {
+pub enum PrincipalKind {
     User,
     ServiceToken,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Principal {
+pub struct CasePrincipal {
     #[serde(rename = "type")]
-    pub kind: PrincipalType,
+    pub kind: PrincipalKind,
     pub id: String,
     #[serde(default)]
     pub email: Option<String>,
@@ -63,20 +64,11 @@ pub struct Principal {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceType {
-    Portal,
-    Server,
-    Tool,
-    Prompt,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Resource {
+pub struct CaseResource {
     #[serde(rename = "type")]
-    pub kind: ResourceType,
+    pub kind: ResourceKind,
     pub id: String,
     #[serde(default)]
     pub server: Option<String>,

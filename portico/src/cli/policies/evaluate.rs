@@ -1,16 +1,17 @@
 //! Evaluates a test case with the same authorizer the API and the data plane use
 //! (`portico_policies::PolicyEngine`): the case's principal, resource and context become Portico's
-//! facts, the facts become Cedar entities, and the engine decides.
+//! facts, and the engine decides them as it decides every other question
+//! ([`PolicyEngine::decide`]).
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
 use portico_core::domain::policy::PolicyRecord;
 use portico_policies::{
-    Action, EntitiesBuilder, PolicyEngine, PortalFacts, Principal, PromptFacts, RequestContext,
-    ServerFacts, ToolFacts,
+    Action, PolicyEngine, PortalFacts, Principal, PromptFacts, Request, RequestContext, Resource,
+    ResourceKind, ServerFacts, ServerInPortals, ToolFacts,
 };
 
-use super::cases::{Case, PrincipalType, ResourceType};
+use super::cases::{Case, PrincipalKind};
 
 /// The default request time: a Monday, at noon UTC.
 pub const DEFAULT_TIME: &str = "2026-01-05T12:00:00Z";
@@ -48,14 +49,14 @@ fn action_of(name: &str) -> anyhow::Result<Action> {
 pub fn evaluate(engine: &PolicyEngine, case: &Case) -> anyhow::Result<Evaluation> {
     let p = &case.principal;
     let principal = match p.kind {
-        PrincipalType::User => Principal::User {
+        PrincipalKind::User => Principal::User {
             id: p.id.clone(),
             email: p.email.clone().unwrap_or_else(|| format!("{}@example.com", p.id)),
             name: p.id.clone(),
             idp: "test".to_owned(),
             groups: p.groups.clone(),
         },
-        PrincipalType::ServiceToken => {
+        PrincipalKind::ServiceToken => {
             if !p.groups.is_empty() {
                 bail!("a service token has no groups");
             }
@@ -66,75 +67,50 @@ pub fn evaluate(engine: &PolicyEngine, case: &Case) -> anyhow::Result<Evaluation
             }
         }
     };
-    let mut builder = EntitiesBuilder::new();
-    builder.principal(&principal)?;
     let r = &case.resource;
     let portal =
         |id: &str| PortalFacts { id: id.to_owned(), hostname: format!("{id}.example.com") };
-    for id in &r.portals {
-        builder.portal(&portal(id))?;
-    }
-    let server = |id: &str| ServerFacts {
-        id: id.to_owned(),
-        url: format!("https://{id}.example.com/mcp"),
-        auth_type: "unauthenticated".to_owned(),
-        portals: r.portals.clone(),
+    let server = |id: &str| ServerInPortals {
+        server: ServerFacts {
+            id: id.to_owned(),
+            url: format!("https://{id}.example.com/mcp"),
+            auth_type: "unauthenticated".to_owned(),
+            portals: r.portals.clone(),
+        },
+        portals: r.portals.iter().map(|p| portal(p)).collect(),
+    };
+    let parent = || match &r.server {
+        Some(id) => Ok(server(id)),
+        None => Err(anyhow::anyhow!("a tool or prompt needs its `server`")),
     };
     let resource = match r.kind {
-        ResourceType::Portal => {
-            let facts = portal(&r.id);
-            builder.portal(&facts)?;
-            facts.uid()?
+        ResourceKind::Portal => Resource::Portal(portal(&r.id)),
+        ResourceKind::Server => Resource::Server(server(&r.id)),
+        ResourceKind::Tool => {
+            let server = parent()?;
+            let mut tool = ToolFacts::with_mcp_defaults(server.server.id.clone(), r.id.clone());
+            let h = &r.hints;
+            tool.read_only = h.read_only_hint.unwrap_or(tool.read_only);
+            tool.destructive = h.destructive_hint.unwrap_or(tool.destructive);
+            tool.idempotent = h.idempotent_hint.unwrap_or(tool.idempotent);
+            tool.open_world = h.open_world_hint.unwrap_or(tool.open_world);
+            Resource::Tool { server, tool }
         }
-        ResourceType::Server => {
-            let facts = server(&r.id);
-            builder.server(&facts)?;
-            facts.uid()?
-        }
-        ResourceType::Tool | ResourceType::Prompt => {
-            let Some(server_id) = &r.server else { bail!("a tool or prompt needs its `server`") };
-            builder.server(&server(server_id))?;
-            if r.kind == ResourceType::Tool {
-                let mut tool = ToolFacts::with_mcp_defaults(server_id.clone(), r.id.clone());
-                let h = &r.hints;
-                tool.read_only = h.read_only_hint.unwrap_or(tool.read_only);
-                tool.destructive = h.destructive_hint.unwrap_or(tool.destructive);
-                tool.idempotent = h.idempotent_hint.unwrap_or(tool.idempotent);
-                tool.open_world = h.open_world_hint.unwrap_or(tool.open_world);
-                builder.tool(&tool)?;
-                tool.uid()?
-            } else {
-                let prompt = PromptFacts { server_id: server_id.clone(), name: r.id.clone() };
-                builder.prompt(&prompt)?;
-                prompt.uid()?
-            }
+        ResourceKind::Prompt => {
+            let server = parent()?;
+            let prompt = PromptFacts { server_id: server.server.id.clone(), name: r.id.clone() };
+            Resource::Prompt { server, prompt }
         }
     };
-    let entities = builder.build_checked().context("the case's entities do not fit the schema")?;
     let action = action_of(&case.action)?;
-    let fits = match action {
-        Action::Connect => r.kind == ResourceType::Portal,
-        Action::UseServer => r.kind == ResourceType::Server,
-        Action::ListTool | Action::CallTool => r.kind == ResourceType::Tool,
-        Action::GetPrompt => r.kind == ResourceType::Prompt,
-    };
-    if !fits {
-        bail!(
-            "the request does not fit the schema: `{}` does not apply to a {:?} (is the action right for the resource?)",
-            case.action,
-            r.kind
-        );
-    }
     let time = case.context.time.as_deref().unwrap_or(DEFAULT_TIME);
     let time: DateTime<Utc> = DateTime::parse_from_rfc3339(time)
         .with_context(|| format!("invalid context time `{time}` (RFC 3339)"))?
         .with_timezone(&Utc);
     let ip = case.context.ip.as_deref().unwrap_or(DEFAULT_IP);
     let ip = ip.parse().with_context(|| format!("invalid context ip `{ip}`"))?;
-    let context = RequestContext::new(time, ip)
-        .to_cedar(action)
-        .with_context(|| format!("the context does not fit action `{}`", case.action))?;
-    let decision = engine.is_authorized(&principal.uid()?, action, &resource, &context, &entities);
+    let request = Request { principal, action, resource, context: RequestContext::new(time, ip) };
+    let decision = engine.decide(&request)?;
     Ok(Evaluation {
         allowed: decision.allowed,
         reasons: decision.policy_ids,

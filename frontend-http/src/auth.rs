@@ -1,21 +1,113 @@
-//! Authentication of MCP clients with a service token: the `CF-Access-Client-Id` and
-//! `CF-Access-Client-Secret` headers, as Cloudflare Access takes them.
+//! Who is calling, in one place: admin API requests authenticate with an API token
+//! (`Authorization: Bearer <API token>`, an [`ApiCaller`]), MCP clients with a service token
+//! (`CF-Access-Client-Id` and `CF-Access-Client-Secret`, as Cloudflare Access takes them, a
+//! [`Principal::ServiceToken`]).
 //!
-//! The data plane calls [`authenticate_service_token`] (or takes a [`ServiceTokenPrincipal`]
-//! as a handler argument). Every failure has its own internal reason, which is logged, and one
-//! message for the client, which tells an attacker nothing.
+//! Every refusal of a service token has its own internal reason, which is logged, and one
+//! message for the client, which tells an attacker nothing. Secrets are compared by hash in
+//! constant time and never logged.
 
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use chrono::{DateTime, Utc};
+use portico_app::api_tokens as token;
 use portico_core::Actor;
+use portico_core::domain::account::TokenScope;
+use portico_policies::Principal;
 use portico_projections::{PortalServerView, PortalView, ReadModels};
 
-use super::error::{ApiError, Code};
+use crate::api::error::{ApiError, Code};
 use crate::state::AppState;
-use portico_app::api_tokens as token;
+
+/// The API token a request authenticated with.
+#[derive(Debug, Clone)]
+pub struct ApiCaller {
+    pub token_id: String,
+    pub name: String,
+    pub scope: TokenScope,
+}
+
+impl ApiCaller {
+    /// The actor recorded on the events this caller causes.
+    pub fn actor(&self) -> Actor {
+        Actor::ApiToken { id: self.token_id.clone(), name: self.name.clone() }
+    }
+
+    /// Answers 403 unless the token may write.
+    pub fn require_edit(&self) -> Result<(), ApiError> {
+        if self.scope.can_write() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                Code::Forbidden,
+                format!(
+                    "the API token `{}` has the `read` scope; this request needs `edit`",
+                    self.name
+                ),
+            ))
+        }
+    }
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(Code::Unauthenticated, message)
+}
+
+fn authenticate_api_token(req: &HttpRequest) -> Result<ApiCaller, ApiError> {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Err(ApiError::internal("application state is missing"));
+    };
+    let header = match req.headers().get(header::AUTHORIZATION) {
+        Some(value) => value
+            .to_str()
+            .map_err(|_| unauthenticated("the Authorization header is not valid text"))?,
+        None if req.headers().contains_key("x-auth-key") => {
+            return Err(unauthenticated(
+                "API keys (X-Auth-Email/X-Auth-Key) are not supported; send `Authorization: Bearer <API token>`",
+            ));
+        }
+        None => return Err(unauthenticated("missing `Authorization: Bearer <API token>` header")),
+    };
+    let presented = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <API token>`"))?
+        .trim();
+    let invalid = || unauthenticated("invalid API token");
+    let token_id = token::id_of(presented).ok_or_else(invalid)?;
+    let presented_hash = token::hash(presented);
+    state.read(|models| {
+        let record =
+            models.access.token(&token_id).filter(|t| t.is_active()).ok_or_else(invalid)?;
+        if !token::hashes_match(&record.secret_hash, &presented_hash) {
+            return Err(invalid());
+        }
+        Ok(ApiCaller {
+            token_id: record.token_id.clone(),
+            name: record.name.clone(),
+            scope: record.scope,
+        })
+    })
+}
+
+impl FromRequest for ApiCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        // A write with a `read` token is refused here, before its body is parsed: the answer is
+        // 403 whatever the body holds (handlers check again with `require_edit`).
+        ready(authenticate_api_token(req).and_then(|caller| {
+            if !req.method().is_safe() {
+                caller.require_edit()?;
+            }
+            Ok(caller)
+        }))
+    }
+}
 
 /// The header carrying a service token's client id.
 pub const CLIENT_ID_HEADER: &str = "CF-Access-Client-Id";
@@ -27,21 +119,17 @@ pub const GENERIC_MESSAGE: &str = "invalid service token credentials";
 /// The longest header value looked at (a client id is 39 characters, a secret 64).
 const MAX_CREDENTIAL_LEN: usize = 256;
 
-/// A machine client authenticated with a service token: what a Cedar
-/// `Portico::ServiceToken` entity needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceTokenPrincipal {
-    /// The token's id (a UUID).
-    pub token_id: String,
-    pub name: String,
-    pub client_id: String,
-}
-
-impl ServiceTokenPrincipal {
-    /// The actor recorded on the events this client causes.
-    pub fn actor(&self) -> Actor {
-        Actor::ServiceToken { id: self.token_id.clone() }
+/// The MCP endpoint's `401`: a `WWW-Authenticate: Bearer` challenge (RFC 6750) and the same
+/// `description` in the body.
+pub fn challenge(description: &str) -> actix_web::HttpResponse {
+    let mut response = ApiError::new(Code::Unauthenticated, description).oauth_response();
+    let value = format!(
+        "Bearer realm=\"portico\", error=\"invalid_token\", error_description=\"{description}\""
+    );
+    if let Ok(value) = header::HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
+    response
 }
 
 /// Why service token credentials were refused. Only logged: the client always gets
@@ -79,7 +167,7 @@ pub fn authenticate_service_token(
     client_id: &str,
     client_secret: &str,
     now: DateTime<Utc>,
-) -> Result<ServiceTokenPrincipal, ServiceAuthError> {
+) -> Result<Principal, ServiceAuthError> {
     if client_id.is_empty() || client_id.len() > MAX_CREDENTIAL_LEN {
         return Err(ServiceAuthError::Malformed(CLIENT_ID_HEADER));
     }
@@ -111,19 +199,19 @@ pub fn authenticate_service_token(
     if let Some(expired_at) = record.token.expires_at.filter(|at| *at <= now) {
         return Err(ServiceAuthError::Expired { token_id: token_id(), expired_at });
     }
-    Ok(ServiceTokenPrincipal {
-        token_id: token_id(),
+    Ok(Principal::ServiceToken {
+        id: token_id(),
         name: record.token.name.clone(),
         client_id: record.token.client_id.clone(),
     })
 }
 
 /// Reads the two headers of a request and authenticates them at `now`.
-pub fn authenticate_request(
+pub fn authenticate_service_request(
     models: &ReadModels,
     req: &HttpRequest,
     now: DateTime<Utc>,
-) -> Result<ServiceTokenPrincipal, ServiceAuthError> {
+) -> Result<Principal, ServiceAuthError> {
     let header = |name: &'static str| {
         req.headers().get(name).map(|v| v.to_str().map_err(|_| ServiceAuthError::Malformed(name)))
     };
@@ -134,23 +222,6 @@ pub fn authenticate_request(
         (Some(id), Some(secret)) => {
             authenticate_service_token(models, id?.trim(), secret?.trim(), now)
         }
-    }
-}
-
-impl FromRequest for ServiceTokenPrincipal {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            return ready(Err(ApiError::internal("application state is missing")));
-        };
-        let result = state.read(|models| authenticate_request(models, req, Utc::now()));
-        ready(result.map_err(|reason| {
-            // The reason names at most a client id or a token id, never a secret.
-            tracing::info!(%reason, "service token refused");
-            ApiError::from(reason)
-        }))
     }
 }
 
