@@ -113,7 +113,10 @@ pub enum Actor {
     User { id: String, email: String },
     /// An admin API token, by its id (never its secret).
     ApiToken { id: String, name: String },
-    /// A service token (machine client), by its client id.
+    /// A service token (machine client), by its token id: the id of
+    /// `GET .../access/service_tokens/{id}` and of `Portico::ServiceToken::"<id>"` in policies,
+    /// which stays the same for the token's life. Never its client id (the
+    /// `CF-Access-Client-Id` header, a credential's public half), nor its secret.
     ServiceToken { id: String },
     /// Portico itself: start-up, background sync, migrations.
     System { component: String },

@@ -10,6 +10,7 @@ pub mod log;
 pub mod metrics;
 pub mod upcast;
 pub mod vault;
+pub mod wire;
 
 pub use event::{Actor, CorrelationId, Event, EventMetadata, NewEvent, RecordedEvent};
 pub use log::{AppendError, Durability, EventLog, ExpectedVersion, LogError, Position};

@@ -13,51 +13,30 @@ use uuid::Uuid;
 
 use crate::Projection;
 
-/// What kind of change an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditAction {
-    Create,
-    Update,
-    Delete,
-    Revoke,
-}
-
-impl AuditAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::Create => "create",
-            AuditAction::Update => "update",
-            AuditAction::Delete => "delete",
-            AuditAction::Revoke => "revoke",
-        }
+portico_core::wire_enum! {
+    /// What kind of change an entry records (`action.type` in the audit-log API).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum AuditAction {
+        Create = "create",
+        Update = "update",
+        Delete = "delete",
+        Revoke = "revoke",
     }
 }
 
-/// The kind of resource an entry is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceType {
-    McpServer,
-    McpPortal,
-    ApiToken,
-    Account,
-    CedarPolicy,
-    CedarPolicySet,
-    ServiceToken,
-}
-
-impl ResourceType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceType::McpServer => "mcp_server",
-            ResourceType::McpPortal => "mcp_portal",
-            ResourceType::ApiToken => "api_token",
-            ResourceType::Account => "account",
-            ResourceType::CedarPolicy => "cedar_policy",
-            ResourceType::CedarPolicySet => "cedar_policy_set",
-            ResourceType::ServiceToken => "service_token",
-        }
+portico_core::wire_enum! {
+    /// The kind of resource an entry is about (`resource.type` in the audit-log API). The
+    /// API's `resource.type` filter and its OpenAPI enum are both built from
+    /// [`ResourceType::ALL`], so every kind an entry carries is a kind a client can ask for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ResourceType {
+        McpServer = "mcp_server",
+        McpPortal = "mcp_portal",
+        ApiToken = "api_token",
+        Account = "account",
+        CedarPolicy = "cedar_policy",
+        CedarPolicySet = "cedar_policy_set",
+        ServiceToken = "service_token",
     }
 }
 

@@ -21,32 +21,23 @@ use crate::event::Event;
 /// The most servers one portal may hold.
 pub const MAX_SERVERS_PER_PORTAL: usize = 256;
 
-/// Whether and how code mode is offered to clients of a portal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CodeMode {
-    /// Unavailable; query parameters are ignored.
-    Off,
-    /// Off unless the client asks for it with `?codemode=search_and_execute`.
-    #[default]
-    OptIn,
-    /// On unless the client sends `?codemode=off`.
-    DefaultOn,
-    /// Always on; query parameters are ignored.
-    Enforced,
+crate::wire_enum! {
+    /// Whether and how code mode is offered to clients of a portal.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+    pub enum CodeMode {
+        /// Unavailable; query parameters are ignored.
+        Off = "off",
+        /// Off unless the client asks for it with `?codemode=search_and_execute`.
+        #[default]
+        OptIn = "opt_in",
+        /// On unless the client sends `?codemode=off`.
+        DefaultOn = "default_on",
+        /// Always on; query parameters are ignored.
+        Enforced = "enforced",
+    }
 }
 
 impl CodeMode {
-    /// The wire name (`off`, `opt_in`, `default_on`, `enforced`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CodeMode::Off => "off",
-            CodeMode::OptIn => "opt_in",
-            CodeMode::DefaultOn => "default_on",
-            CodeMode::Enforced => "enforced",
-        }
-    }
-
     /// The deprecated `allow_code_mode` flag the read side derives: any mode but `off`.
     pub fn allows_code_mode(self) -> bool {
         self != CodeMode::Off

@@ -17,23 +17,13 @@ use super::overrides::{self, Capability, CapabilityOverride};
 use super::validate::{self, MAX_DESCRIPTION_LEN};
 use crate::event::Event;
 
-/// How Portico authenticates to the upstream server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthType {
-    Oauth,
-    Bearer,
-    Unauthenticated,
-}
-
-impl AuthType {
-    /// The wire name (`oauth`, `bearer`, `unauthenticated`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthType::Oauth => "oauth",
-            AuthType::Bearer => "bearer",
-            AuthType::Unauthenticated => "unauthenticated",
-        }
+crate::wire_enum! {
+    /// How Portico authenticates to the upstream server.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum AuthType {
+        Oauth = "oauth",
+        Bearer = "bearer",
+        Unauthenticated = "unauthenticated",
     }
 }
 

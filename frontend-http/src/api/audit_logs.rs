@@ -12,6 +12,7 @@ use actix_web::{HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use portico_core::wire::WireEnum;
 use portico_core::{Actor, Position, RecordedEvent};
 use portico_projections::{AuditAction, AuditEntry, ResourceType, resource_values};
 use serde::{Deserialize, Serialize};
@@ -19,9 +20,9 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::envelope::{self, ResultInfo};
+use super::envelope::{ResultInfo, envelope};
 use super::error::{ApiError, Code};
-use super::openapi::{AccountPath, AuditLogList, ListErrors, Unavailable};
+use super::openapi::{AccountPath, ListErrors, Unavailable};
 use super::rfc3339;
 use crate::auth::ApiCaller;
 use crate::state::{AppState, truncate};
@@ -46,14 +47,14 @@ pub struct AuditLogQuery {
     pub id: Option<String>,
     /// Only entries of this action.
     #[serde(rename = "action.type")]
-    #[param(value_type = Option<AuditActionType>)]
+    #[param(value_type = Option<crate::api::openapi::AuditActionType>)]
     pub action_type: Option<String>,
     /// Only changes made by the user with this email address (case-insensitive).
     #[serde(rename = "actor.email")]
     pub actor_email: Option<String>,
     /// Only entries about resources of this type.
     #[serde(rename = "resource.type")]
-    #[param(value_type = Option<AuditResourceType>)]
+    #[param(value_type = Option<crate::api::openapi::AuditResourceType>)]
     pub resource_type: Option<String>,
     /// Only entries about the resource with this id.
     #[serde(rename = "resource.id")]
@@ -79,27 +80,6 @@ pub struct AuditLogQuery {
     pub per_page: Option<String>,
     /// Continue after the last entry of an earlier answer: its `result_info.cursor`.
     pub cursor: Option<String>,
-}
-
-/// The `action.type` values.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditActionType {
-    Create,
-    Update,
-    Delete,
-    Revoke,
-}
-
-/// The `resource.type` values.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditResourceType {
-    McpServer,
-    McpPortal,
-    ApiToken,
-    Account,
-    ServiceToken,
 }
 
 /// Chronological order of the answer.
@@ -131,6 +111,14 @@ pub struct AuditFilter {
 
 fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::new(Code::InvalidQuery, format!("invalid `{param}`: {message}"))
+}
+
+/// The value of `param` whose wire name is `value`, or an error that lists them all.
+fn one_of<T: WireEnum>(param: &str, value: &str) -> Result<T, ApiError> {
+    T::from_wire(value).ok_or_else(|| {
+        let names: Vec<String> = T::ALL.iter().map(|v| format!("`{}`", v.as_str())).collect();
+        invalid(param, format!("`{}` is not one of {}", truncate(value), names.join(", ")))
+    })
 }
 
 fn parse_time(param: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -188,37 +176,12 @@ impl AuditLogQuery {
         let action = self
             .action_type
             .as_deref()
-            .map(|v| match v {
-                "create" => Ok(AuditAction::Create),
-                "update" => Ok(AuditAction::Update),
-                "delete" => Ok(AuditAction::Delete),
-                "revoke" => Ok(AuditAction::Revoke),
-                other => Err(invalid(
-                    "action.type",
-                    format!(
-                        "`{}` is not one of `create`, `update`, `delete`, `revoke`",
-                        truncate(other)
-                    ),
-                )),
-            })
+            .map(|v| one_of::<AuditAction>("action.type", v))
             .transpose()?;
         let resource_type = self
             .resource_type
             .as_deref()
-            .map(|v| match v {
-                "mcp_server" => Ok(ResourceType::McpServer),
-                "mcp_portal" => Ok(ResourceType::McpPortal),
-                "api_token" => Ok(ResourceType::ApiToken),
-                "account" => Ok(ResourceType::Account),
-                "service_token" => Ok(ResourceType::ServiceToken),
-                other => Err(invalid(
-                    "resource.type",
-                    format!(
-                        "`{}` is not one of `mcp_server`, `mcp_portal`, `api_token`, `account`, `service_token`",
-                        truncate(other)
-                    ),
-                )),
-            })
+            .map(|v| one_of::<ResourceType>("resource.type", v))
             .transpose()?;
         let actor_email = match self.actor_email.as_deref() {
             Some(email) if email.is_empty() || email.len() > MAX_EMAIL_LEN => {
@@ -347,6 +310,11 @@ pub struct AuditLogResultInfo {
     pub cursor: Option<String>,
 }
 
+envelope!(
+    /// The answer carrying a page of audit logs.
+    AuditLogList { result: Vec<AuditLog>, result_info: AuditLogResultInfo }
+);
+
 /// One admin change, in Cloudflare's audit-log shape.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditLog {
@@ -386,8 +354,8 @@ pub struct AuditLog {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditLogAction {
     #[serde(rename = "type")]
-    #[schema(value_type = AuditActionType)]
-    pub kind: &'static str,
+    #[schema(value_type = crate::api::openapi::AuditActionType)]
+    pub kind: AuditAction,
     /// Whether it succeeded: always `true` (only committed changes are recorded).
     pub result: bool,
 }
@@ -395,7 +363,8 @@ pub struct AuditLogAction {
 /// Who did it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditLogActor {
-    /// A user's id, an API token's id, a service token's client id, or the Portico component.
+    /// A user's id, an API token's id, a service token's id (not its client id), or the Portico
+    /// component.
     pub id: String,
     /// The user's email address (users only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -446,8 +415,8 @@ pub struct AuditLogOwner {
 pub struct AuditLogResource {
     pub id: String,
     #[serde(rename = "type")]
-    #[schema(value_type = AuditResourceType)]
-    pub kind: &'static str,
+    #[schema(value_type = crate::api::openapi::AuditResourceType)]
+    pub kind: ResourceType,
 }
 
 fn actor(actor: &Actor) -> (AuditLogActor, &'static str) {
@@ -494,7 +463,7 @@ fn audit_log(
     let (actor, interface) = actor(&entry.actor);
     Ok(AuditLog {
         id: entry.id.to_string(),
-        action: AuditLogAction { kind: entry.action.as_str(), result: true },
+        action: AuditLogAction { kind: entry.action, result: true },
         actor,
         interface,
         metadata: AuditLogMetadata {
@@ -509,10 +478,7 @@ fn audit_log(
         new_value_json: new,
         old_value_json: old,
         owner: AuditLogOwner { id: account_id.to_owned() },
-        resource: AuditLogResource {
-            id: entry.resource_id.clone(),
-            kind: entry.resource_type.as_str(),
-        },
+        resource: AuditLogResource { id: entry.resource_id.clone(), kind: entry.resource_type },
         when: rfc3339(entry.when),
     })
 }
@@ -572,7 +538,7 @@ pub async fn list(
         },
         cursor,
     };
-    Ok(envelope::page_with(items, info))
+    Ok(AuditLogList::page(items, info))
 }
 
 #[cfg(test)]
@@ -587,6 +553,24 @@ mod tests {
         let query = web::Query::<AuditLogQuery>::from_query(&text.join("&"))
             .map_err(|e| invalid("query", e))?;
         query.resolve()
+    }
+
+    #[test]
+    fn actor_types_are_the_kinds_the_log_records() {
+        let actors = [
+            Actor::User { id: "u1".into(), email: "a@example.com".into() },
+            Actor::ApiToken { id: "tok".into(), name: "admin".into() },
+            Actor::ServiceToken { id: "0190a3c2-token-id".into() },
+            Actor::system("bootstrap"),
+        ];
+        for recorded in actors {
+            let (shown, _) = actor(&recorded);
+            let stored = serde_json::to_value(&recorded).ok().unwrap_or_default();
+            let kind = serde_json::to_value(shown.kind).ok().unwrap_or_default();
+            assert_eq!(kind, stored["kind"], "{recorded:?}");
+            let id = stored.get("id").or_else(|| stored.get("component"));
+            assert_eq!(Some(&Value::String(shown.id)), id, "{recorded:?}");
+        }
     }
 
     #[test]

@@ -15,10 +15,9 @@ use portico_policies::{
 };
 use portico_projections::ReadModels;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::body::JsonBody;
-use super::envelope;
+use super::envelope::envelope;
 use super::error::{ApiError, Code};
 use super::parse_id;
 use crate::auth::ApiCaller;
@@ -94,22 +93,57 @@ pub struct AuthorizeBody {
     pub context: ContextBody,
 }
 
-fn decision_json(decision: &Decision) -> Value {
-    let reason = if decision.allowed {
-        format!("permitted by {}", list(&decision.policy_ids))
-    } else if decision.policy_ids.is_empty() {
-        "no policy permits this: default deny".to_owned()
-    } else {
-        format!("forbidden by {}", list(&decision.policy_ids))
-    };
-    json!({
-        "decision": if decision.allowed { "allow" } else { "deny" },
-        "allowed": decision.allowed,
-        "policies": decision.policy_ids,
-        "errors": decision.errors,
-        "reason": reason,
-    })
+/// A decision and the policies that made it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DecisionObject {
+    /// `allow` or `deny`.
+    #[schema(value_type = String)]
+    pub decision: &'static str,
+    pub allowed: bool,
+    /// The ids of the policies that decided: the permits that allowed, or the forbids that
+    /// denied; none for a default deny.
+    pub policies: Vec<String>,
+    /// Errors met while evaluating policies (those policies were skipped, as Cedar does).
+    pub errors: Vec<String>,
+    /// The decision in words.
+    pub reason: String,
 }
+
+impl From<&Decision> for DecisionObject {
+    fn from(decision: &Decision) -> Self {
+        let reason = if decision.allowed {
+            format!("permitted by {}", list(&decision.policy_ids))
+        } else if decision.policy_ids.is_empty() {
+            "no policy permits this: default deny".to_owned()
+        } else {
+            format!("forbidden by {}", list(&decision.policy_ids))
+        };
+        DecisionObject {
+            decision: if decision.allowed { "allow" } else { "deny" },
+            allowed: decision.allowed,
+            policies: decision.policy_ids.clone(),
+            errors: decision.errors.clone(),
+            reason,
+        }
+    }
+}
+
+/// The answer to an authorization question.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuthorizeObject {
+    #[serde(flatten)]
+    pub decision: DecisionObject,
+    /// The action asked about.
+    #[schema(value_type = String)]
+    pub action: Action,
+    /// The version of the policy set that decided.
+    pub policy_set_version: u64,
+}
+
+envelope!(
+    /// The answer of `POST /cedar/authorize`.
+    AuthorizeResult { result: AuthorizeObject }
+);
 
 fn list(ids: &[String]) -> String {
     let quoted: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
@@ -136,21 +170,6 @@ fn entity_error(e: portico_policies::EntityError) -> ApiError {
     }
 }
 
-/// The envelope of an authorization answer (OpenAPI only): `result` holds `decision` (`allow`
-/// or `deny`), `allowed`, `policies` (the ids that decided), `errors`, a readable `reason`,
-/// `action` and `policy_set_version`.
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct AuthorizeResult {
-    success: bool,
-    #[schema(value_type = Vec<Object>)]
-    errors: Vec<Value>,
-    #[schema(value_type = Vec<Object>)]
-    messages: Vec<Value>,
-    #[schema(value_type = Object)]
-    result: Value,
-}
-
 /// Would this principal be allowed this action on this resource, and why?
 #[utoipa::path(
     post,
@@ -170,7 +189,7 @@ pub async fn authorize(
     let _ = caller;
     state.check_account(&path)?;
     let context = body.context.resolve();
-    let answer = state.read(|models| -> Result<Value, ApiError> {
+    let answer = state.read(|models| -> Result<AuthorizeObject, ApiError> {
         let (version, engine) = state.app.authz.engine(models).map_err(authz_error)?;
         let request = Request {
             principal: body.principal,
@@ -179,12 +198,13 @@ pub async fn authorize(
             context,
         };
         let decision = engine.decide(&request).map_err(entity_error)?;
-        let mut answer = decision_json(&decision);
-        answer["policy_set_version"] = json!(version);
-        answer["action"] = json!(request.action);
-        Ok(answer)
+        Ok(AuthorizeObject {
+            decision: DecisionObject::from(&decision),
+            action: request.action,
+            policy_set_version: version,
+        })
     })?;
-    Ok(envelope::ok(answer))
+    Ok(AuthorizeResult::ok(answer))
 }
 
 /// The described resource with the facts the read models hold about it.
@@ -270,11 +290,75 @@ fn principal_of(models: &ReadModels, query: &VisibilityQuery) -> Result<Principa
     }
 }
 
-#[derive(Serialize)]
-struct VisibleItem {
-    name: String,
-    policies: Vec<String>,
+/// What a principal would see in a portal.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VisibilityObject {
+    pub portal_id: String,
+    /// The principal, as the question described it.
+    #[schema(value_type = Object)]
+    pub principal: Principal,
+    /// The decision on `connect` to the portal.
+    pub connect: DecisionObject,
+    /// The servers the principal may use, each with its visible tools and prompts.
+    pub servers: Vec<VisibleServerObject>,
+    /// Why nothing is visible; `null` when something is.
+    pub reason: Option<HiddenReason>,
+    /// The version of the policy set that decided.
+    pub policy_set_version: u64,
 }
+
+/// A server the principal may use.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VisibleServerObject {
+    pub id: String,
+    /// The policies that allowed `use_server`.
+    pub policies: Vec<String>,
+    pub tools: Vec<VisibleItem>,
+    pub prompts: Vec<VisibleItem>,
+}
+
+/// A tool or prompt the principal may see, by upstream name.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VisibleItem {
+    pub name: String,
+    /// The policies that allowed it.
+    pub policies: Vec<String>,
+}
+
+/// Why a principal sees nothing in a portal.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HiddenReason {
+    /// No policy permits `connect` on the portal (or a forbid denies it).
+    NoPortalAccess { message: String },
+    /// The principal may connect but use none of the portal's servers.
+    NoAllowedServers {
+        message: String,
+        /// The enabled policies to check: those whose scope covers `use_server` here.
+        policies_to_check: Vec<String>,
+    },
+}
+
+impl From<&Hidden> for HiddenReason {
+    fn from(hidden: &Hidden) -> Self {
+        match hidden {
+            Hidden::NoPortalAccess { message } => {
+                HiddenReason::NoPortalAccess { message: message.clone() }
+            }
+            Hidden::NoAllowedServers { message, policies_to_check } => {
+                HiddenReason::NoAllowedServers {
+                    message: message.clone(),
+                    policies_to_check: policies_to_check.clone(),
+                }
+            }
+        }
+    }
+}
+
+envelope!(
+    /// The answer of `GET .../portals/{id}/visibility`.
+    VisibilityResult { result: VisibilityObject }
+);
 
 /// What a principal would see in a portal: `result` holds `connect` (a decision), `servers`
 /// (each with the policies that allowed it and its visible tools and prompts), and `reason`
@@ -292,7 +376,7 @@ struct VisibleItem {
         ("time" = Option<String>, Query, description = "RFC 3339; default now"),
         ("ip" = Option<String>, Query, description = "The client's IP; default 0.0.0.0"),
     ),
-    responses((status = 200, description = "What the principal sees", body = AuthorizeResult), crate::api::openapi::ReadErrors),
+    responses((status = 200, description = "What the principal sees", body = VisibilityResult), crate::api::openapi::ReadErrors),
 )]
 pub async fn visibility(
     state: web::Data<AppState>,
@@ -309,40 +393,37 @@ pub async fn visibility(
         query.time.unwrap_or_else(Utc::now),
         query.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
     );
-    let answer = state.read(|models| -> Result<Value, ApiError> {
+    let answer = state.read(|models| -> Result<VisibilityObject, ApiError> {
         let principal = principal_of(models, &query)?;
-        let access = state.app.authz.access(models, &principal, &portal_id, &context).map_err(authz_error)?;
-        let version = access.policy_version;
+        let access = state
+            .app
+            .authz
+            .access(models, &principal, &portal_id, &context)
+            .map_err(authz_error)?;
         let seen = access.visibility;
-        let servers: Vec<Value> = seen
+        let items = |list: &[(String, Decision)]| -> Vec<VisibleItem> {
+            list.iter()
+                .map(|(name, d)| VisibleItem { name: name.clone(), policies: d.policy_ids.clone() })
+                .collect()
+        };
+        let servers = seen
             .servers
             .iter()
-            .map(|s| {
-                let items = |list: &[(String, Decision)]| -> Vec<VisibleItem> {
-                    list.iter().map(|(name, d)| VisibleItem { name: name.clone(), policies: d.policy_ids.clone() }).collect()
-                };
-                json!({
-                    "id": s.id,
-                    "policies": s.decision.policy_ids,
-                    "tools": items(&s.tools),
-                    "prompts": items(&s.prompts),
-                })
+            .map(|s| VisibleServerObject {
+                id: s.id.clone(),
+                policies: s.decision.policy_ids.clone(),
+                tools: items(&s.tools),
+                prompts: items(&s.prompts),
             })
             .collect();
-        let reason = seen.reason.as_ref().map(|r| match r {
-            Hidden::NoPortalAccess { message } => json!({"kind": "no_portal_access", "message": message}),
-            Hidden::NoAllowedServers { message, policies_to_check } => json!({
-                "kind": "no_allowed_servers", "message": message, "policies_to_check": policies_to_check
-            }),
-        });
-        Ok(json!({
-            "portal_id": portal_id,
-            "principal": principal,
-            "connect": decision_json(&seen.portal),
-            "servers": servers,
-            "reason": reason,
-            "policy_set_version": version,
-        }))
+        Ok(VisibilityObject {
+            portal_id: portal_id.to_string(),
+            principal,
+            connect: DecisionObject::from(&seen.portal),
+            servers,
+            reason: seen.reason.as_ref().map(HiddenReason::from),
+            policy_set_version: access.policy_version,
+        })
     })?;
-    Ok(envelope::ok(answer))
+    Ok(VisibilityResult::ok(answer))
 }

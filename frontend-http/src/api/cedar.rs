@@ -15,9 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::body::{JsonBody, ListQuery, paginate};
-use super::envelope::{self, ResultInfo};
+use super::envelope::{ResultInfo, envelope};
 use super::error::ApiError;
-use super::openapi::ResponseInfo;
 use super::parse_id;
 use crate::auth::ApiCaller;
 use crate::state::AppState;
@@ -137,46 +136,22 @@ pub struct CedarSchemaObject {
     pub json: Value,
 }
 
-/// The envelope of one policy (OpenAPI only).
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct PolicyResult {
-    success: bool,
-    errors: Vec<ResponseInfo>,
-    messages: Vec<ResponseInfo>,
-    result: PolicyObject,
-}
-
-/// The envelope of a page of policies (OpenAPI only).
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct PolicyList {
-    success: bool,
-    errors: Vec<ResponseInfo>,
-    messages: Vec<ResponseInfo>,
-    result: Vec<PolicyObject>,
-    result_info: PolicyListInfo,
-}
-
-/// The envelope of the whole set after a replace (OpenAPI only).
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct PolicySetResult {
-    success: bool,
-    errors: Vec<ResponseInfo>,
-    messages: Vec<ResponseInfo>,
-    result: Vec<PolicyObject>,
-}
-
-/// The envelope of the schema (OpenAPI only).
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct CedarSchemaResult {
-    success: bool,
-    errors: Vec<ResponseInfo>,
-    messages: Vec<ResponseInfo>,
-    result: CedarSchemaObject,
-}
+envelope!(
+    /// The answer carrying one policy.
+    PolicyResult { result: PolicyObject }
+);
+envelope!(
+    /// The answer carrying a page of policies.
+    PolicyList { result: Vec<PolicyObject>, result_info: PolicyListInfo }
+);
+envelope!(
+    /// The answer carrying the whole set after a replace.
+    PolicySetResult { result: Vec<PolicyObject> }
+);
+envelope!(
+    /// The answer carrying the schema.
+    CedarSchemaResult { result: CedarSchemaObject }
+);
 
 /// Path parameters of one policy (OpenAPI only).
 #[derive(Debug, utoipa::IntoParams)]
@@ -220,7 +195,7 @@ pub async fn list(
         (items, m.policies.version())
     });
     let (items, info) = paginate(items, page, per_page);
-    Ok(envelope::page_with(items, PolicyListInfo { info, policy_set_version: version }))
+    Ok(PolicyList::page(items, PolicyListInfo { info, policy_set_version: version }))
 }
 
 /// Reads a policy.
@@ -333,7 +308,7 @@ pub async fn delete(
     let id: PolicyId = parse_id(&id, "policy")?;
     let before = state.read(|m| m.policies.get(&id).map(PolicyObject::from));
     state.app.delete_policy(&id, &caller.actor()).await?;
-    before.map(envelope::ok).ok_or_else(|| not_found(&id))
+    before.map(PolicyResult::ok).ok_or_else(|| not_found(&id))
 }
 
 /// Replaces the whole policy set at once: one event, all or nothing. Returns the new set.
@@ -366,7 +341,7 @@ pub async fn replace(
     state.app.replace_policies(records, &caller.actor()).await?;
     let set: Vec<PolicyObject> =
         state.read(|m| m.policies.iter().map(PolicyObject::from).collect());
-    Ok(envelope::ok(set))
+    Ok(PolicySetResult::ok(set))
 }
 
 /// The Cedar schema every policy is validated against, as text and as JSON.
@@ -386,7 +361,7 @@ pub async fn schema(
     let _ = caller;
     state.check_account(&path)?;
     let json = portico_policies::schema_json().map_err(ApiError::internal)?;
-    Ok(envelope::ok(CedarSchemaObject { text: portico_policies::SCHEMA_TEXT, json }))
+    Ok(CedarSchemaResult::ok(CedarSchemaObject { text: portico_policies::SCHEMA_TEXT, json }))
 }
 
 fn not_found(id: &PolicyId) -> ApiError {
@@ -406,5 +381,5 @@ fn to_record(id: PolicyId, input: PolicyInput) -> PolicyRecord {
 /// The policy as it is now.
 fn answer(state: &AppState, id: &PolicyId) -> Result<HttpResponse, ApiError> {
     let found = state.read(|m| m.policies.get(id).map(PolicyObject::from));
-    found.map(envelope::ok).ok_or_else(|| not_found(id))
+    found.map(PolicyResult::ok).ok_or_else(|| not_found(id))
 }

@@ -15,6 +15,8 @@ use portico_core::domain::DomainError;
 use portico_core::{AppendError, LogError};
 use serde::Serialize;
 
+use super::envelope::{ErrorEnvelope, ErrorSource, ResponseInfo};
+
 /// Stable machine-readable error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -152,31 +154,6 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    success: bool,
-    errors: [ErrorItem<'a>; 1],
-    messages: [(); 0],
-    result: Option<()>,
-}
-
-#[derive(Serialize)]
-struct ErrorItem<'a> {
-    code: u32,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source: Option<Source<'a>>,
-}
-
-#[derive(Serialize)]
-struct Source<'a> {
-    pointer: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    column: Option<u32>,
-}
-
 impl ApiError {
     /// The error as the MCP endpoint answers it: OAuth's `{"error", "error_description"}`
     /// with the status of its [`Code`].
@@ -207,20 +184,15 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let (status, code) = self.code.parts();
         self.log_internal();
-        let body = ErrorBody {
-            success: false,
-            errors: [ErrorItem {
-                code,
-                message: &self.message,
-                source: self.pointer.as_deref().map(|pointer| Source {
-                    pointer,
-                    line: self.location.map(|(line, _)| line),
-                    column: self.location.map(|(_, column)| column),
-                }),
-            }],
-            messages: [],
-            result: None,
-        };
+        let body = ErrorEnvelope::new(ResponseInfo {
+            code,
+            message: self.message.clone(),
+            source: self.pointer.clone().map(|pointer| ErrorSource {
+                pointer,
+                line: self.location.map(|(line, _)| line),
+                column: self.location.map(|(_, column)| column),
+            }),
+        });
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));

@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
 
 pub use schemas::*;
 
+use super::envelope::ErrorEnvelope;
 use super::error::ApiError;
 use super::{audit_logs, authorize, cedar, portals, servers, service_tokens};
 
@@ -66,8 +67,8 @@ changes need the `edit` scope.";
         AuthType,
         CodeMode,
         CapabilityOverride,
-        audit_logs::AuditActionType,
-        audit_logs::AuditResourceType,
+        AuditActionType,
+        AuditResourceType,
         audit_logs::Direction,
     )),
     modifiers(&BearerToken),

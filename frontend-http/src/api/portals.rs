@@ -6,14 +6,13 @@ use portico_app::portals::PortalChanges;
 use portico_core::domain::ids::{PortalId, ServerId};
 use portico_core::domain::overrides::CapabilityOverride;
 use portico_core::domain::portal::{self, CodeMode, PortalInput, PortalServer};
-use portico_projections::{PortalView, ReadModels};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use portico_projections::{EffectiveOverride, PortalView, ReadModels};
+use serde::{Deserialize, Serialize};
 
 use super::body::{JsonBody, ListQuery, paginate};
-use super::envelope;
+use super::envelope::{ResultInfo, envelope};
 use super::error::ApiError;
-use super::servers::ServerObject;
+use super::servers::ServerFields;
 use super::{actor_name, parse_id, rfc3339};
 use crate::auth::ApiCaller;
 use crate::state::AppState;
@@ -92,50 +91,136 @@ impl PortalBody {
     }
 }
 
-/// The portal object of the API; `with_servers: false` for the answer of a delete.
-fn portal_object(models: &ReadModels, view: &PortalView, with_servers: bool) -> Value {
-    let mut object = json!({
-        "id": view.portal_id,
-        "name": view.name,
-        "hostname": view.hostname,
-        "description": view.description,
-        "code_mode": view.code_mode,
-        "allow_code_mode": view.code_mode.allows_code_mode(),
-        "secure_web_gateway": view.secure_web_gateway,
-        "created_at": rfc3339(view.created_at),
-        "created_by": actor_name(&view.created_by),
-        "modified_at": rfc3339(view.modified_at),
-        "modified_by": actor_name(&view.modified_by),
-    });
-    if with_servers {
-        let servers: Vec<Value> = view
-            .servers
-            .iter()
-            .filter_map(|mapping| {
-                let server = models.catalog.get(&mapping.server_id)?;
-                let mut value = serde_json::to_value(ServerObject::from_catalog(server)).ok()?;
-                if let Value::Object(fields) = &mut value {
-                    fields.insert("server_id".into(), json!(mapping.server_id));
-                    fields.insert("default_disabled".into(), json!(mapping.default_disabled));
-                    fields.insert("on_behalf".into(), json!(mapping.on_behalf));
-                    fields.insert("updated_tools".into(), json!(mapping.updated_tools));
-                    fields.insert("updated_prompts".into(), json!(mapping.updated_prompts));
-                }
-                Some(value)
-            })
-            .collect();
-        object["servers"] = Value::Array(servers);
+/// A portal as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PortalObject {
+    pub id: String,
+    pub name: String,
+    /// The host name the portal is served at.
+    pub hostname: String,
+    pub description: Option<String>,
+    #[schema(value_type = crate::api::openapi::CodeMode)]
+    pub code_mode: CodeMode,
+    /// Whether `code_mode` is anything but `off`.
+    pub allow_code_mode: bool,
+    pub secure_web_gateway: bool,
+    pub created_at: String,
+    pub created_by: String,
+    pub modified_at: String,
+    pub modified_by: String,
+    /// The portal's servers; absent in the answer of a delete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub servers: Option<Vec<PortalServerObject>>,
+}
+
+/// A server of a portal: the server's fields, with `updated_tools` and `updated_prompts` being
+/// the overrides in effect in the portal (the portal's merged over the server's).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PortalServerObject {
+    #[serde(flatten)]
+    pub server: ServerFields,
+    pub updated_tools: Vec<EffectiveOverrideObject>,
+    pub updated_prompts: Vec<EffectiveOverrideObject>,
+    pub server_id: String,
+    /// Whether the server starts disabled for the portal's users.
+    pub default_disabled: bool,
+    /// Whether calls use each user's own upstream credentials.
+    pub on_behalf: bool,
+}
+
+/// A tool or prompt override in effect in a portal, by upstream name: the portal's alias and
+/// description beat the server's; `enabled` is the portal's choice if it made one, else the
+/// server's.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EffectiveOverrideObject {
+    /// The upstream tool or prompt name.
+    pub name: String,
+    /// Absent keeps the default of its level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub portal_alias: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub portal_description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub server_alias: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub server_description: Option<String>,
+}
+
+impl From<&EffectiveOverride> for EffectiveOverrideObject {
+    fn from(o: &EffectiveOverride) -> Self {
+        EffectiveOverrideObject {
+            name: o.name.clone(),
+            enabled: o.enabled,
+            portal_alias: o.portal_alias.clone(),
+            portal_description: o.portal_description.clone(),
+            server_alias: o.server_alias.clone(),
+            server_description: o.server_description.clone(),
+        }
     }
-    object
+}
+
+envelope!(
+    /// The answer carrying one portal.
+    PortalResult { result: PortalObject }
+);
+envelope!(
+    /// The answer carrying a page of portals.
+    PortalList { result: Vec<PortalObject>, result_info: ResultInfo }
+);
+
+impl PortalObject {
+    /// The portal `view`; `with_servers: false` for the answer of a delete.
+    fn of(models: &ReadModels, view: &PortalView, with_servers: bool) -> Self {
+        let servers = with_servers.then(|| {
+            view.servers
+                .iter()
+                .filter_map(|mapping| {
+                    let server = models.catalog.get(&mapping.server_id)?;
+                    let effective =
+                        |list: &[EffectiveOverride]| list.iter().map(Into::into).collect();
+                    Some(PortalServerObject {
+                        server: ServerFields::from_catalog(server),
+                        updated_tools: effective(&mapping.updated_tools),
+                        updated_prompts: effective(&mapping.updated_prompts),
+                        server_id: mapping.server_id.to_string(),
+                        default_disabled: mapping.default_disabled,
+                        on_behalf: mapping.on_behalf,
+                    })
+                })
+                .collect()
+        });
+        PortalObject {
+            id: view.portal_id.to_string(),
+            name: view.name.clone(),
+            hostname: view.hostname.clone(),
+            description: view.description.clone(),
+            code_mode: view.code_mode,
+            allow_code_mode: view.code_mode.allows_code_mode(),
+            secure_web_gateway: view.secure_web_gateway,
+            created_at: rfc3339(view.created_at),
+            created_by: actor_name(&view.created_by),
+            modified_at: rfc3339(view.modified_at),
+            modified_by: actor_name(&view.modified_by),
+            servers,
+        }
+    }
 }
 
 fn not_found(id: &PortalId) -> ApiError {
     ApiError::not_found(format!("portal `{id}` does not exist"))
 }
 
-fn read_portal(state: &AppState, id: &PortalId) -> Result<Value, ApiError> {
+fn read_portal(state: &AppState, id: &PortalId) -> Result<PortalObject, ApiError> {
     state
-        .read(|m| m.portal(id).map(|view| portal_object(m, &view, true)))
+        .read(|m| m.portal(id).map(|view| PortalObject::of(m, &view, true)))
         .ok_or_else(|| not_found(id))
 }
 
@@ -146,7 +231,7 @@ fn read_portal(state: &AppState, id: &PortalId) -> Result<Value, ApiError> {
     tag = "MCP portals",
     operation_id = "list_mcp_portals",
     params(crate::api::openapi::AccountPath, super::body::ListQuery),
-    responses((status = 200, description = "A page of portals", body = crate::api::openapi::PortalList), crate::api::openapi::ListErrors),
+    responses((status = 200, description = "A page of portals", body = PortalList), crate::api::openapi::ListErrors),
 )]
 pub async fn list(
     state: web::Data<AppState>,
@@ -157,11 +242,11 @@ pub async fn list(
     let _ = caller;
     state.check_account(&path)?;
     let (page, per_page, search) = query.resolve()?;
-    let items: Vec<Value> = state.read(|m| {
-        m.portals.search(&search).map(|record| portal_object(m, &m.view(record), true)).collect()
+    let items: Vec<PortalObject> = state.read(|m| {
+        m.portals.search(&search).map(|record| PortalObject::of(m, &m.view(record), true)).collect()
     });
     let (items, info) = paginate(items, page, per_page);
-    Ok(envelope::page(items, info))
+    Ok(PortalList::page(items, info))
 }
 
 /// Reads a portal.
@@ -171,7 +256,7 @@ pub async fn list(
     tag = "MCP portals",
     operation_id = "get_mcp_portal",
     params(crate::api::openapi::PortalPath),
-    responses((status = 200, description = "The portal", body = crate::api::openapi::PortalResult), crate::api::openapi::ReadErrors),
+    responses((status = 200, description = "The portal", body = PortalResult), crate::api::openapi::ReadErrors),
 )]
 pub async fn read(
     state: web::Data<AppState>,
@@ -182,7 +267,7 @@ pub async fn read(
     let (account, id) = path.into_inner();
     state.check_account(&account)?;
     let id: PortalId = parse_id(&id, "portal")?;
-    read_portal(&state, &id).map(envelope::ok)
+    read_portal(&state, &id).map(PortalResult::ok)
 }
 
 fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
@@ -197,7 +282,7 @@ fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
     operation_id = "create_mcp_portal",
     params(crate::api::openapi::AccountPath),
     request_body = PortalBody,
-    responses((status = 200, description = "The created portal", body = crate::api::openapi::PortalResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The created portal", body = PortalResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn create(
     state: web::Data<AppState>,
@@ -219,7 +304,7 @@ pub async fn create(
         servers,
     };
     state.app.create_portal(&id, input, &caller.actor()).await?;
-    read_portal(&state, &id).map(envelope::ok)
+    read_portal(&state, &id).map(PortalResult::ok)
 }
 
 /// Replaces a portal's settings (as Cloudflare's `PUT` does).
@@ -230,7 +315,7 @@ pub async fn create(
     operation_id = "update_mcp_portal",
     params(crate::api::openapi::PortalPath),
     request_body = PortalBody,
-    responses((status = 200, description = "The updated portal", body = crate::api::openapi::PortalResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The updated portal", body = PortalResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn update(
     state: web::Data<AppState>,
@@ -263,7 +348,7 @@ pub async fn update(
         secure_web_gateway: body.secure_web_gateway.unwrap_or(false),
     };
     state.app.update_portal(&id, changes, &caller.actor()).await?;
-    read_portal(&state, &id).map(envelope::ok)
+    read_portal(&state, &id).map(PortalResult::ok)
 }
 
 /// Deletes a portal and returns it.
@@ -273,7 +358,7 @@ pub async fn update(
     tag = "MCP portals",
     operation_id = "delete_mcp_portal",
     params(crate::api::openapi::PortalPath),
-    responses((status = 200, description = "The deleted portal (without its servers)", body = crate::api::openapi::PortalResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The deleted portal (without its servers)", body = PortalResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -284,7 +369,7 @@ pub async fn delete(
     state.check_account(&account)?;
     caller.require_edit()?;
     let id: PortalId = parse_id(&id, "portal")?;
-    let before = state.read(|m| m.portal(&id).map(|view| portal_object(m, &view, false)));
+    let before = state.read(|m| m.portal(&id).map(|view| PortalObject::of(m, &view, false)));
     state.app.delete_portal(&id, &caller.actor()).await?;
-    before.map(envelope::ok).ok_or_else(|| not_found(&id))
+    before.map(PortalResult::ok).ok_or_else(|| not_found(&id))
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::body::{JsonBody, ListQuery, paginate};
-use super::envelope;
+use super::envelope::{ResultInfo, envelope};
 use super::error::ApiError;
 use super::{actor_name, parse_id, rfc3339};
 use crate::auth::ApiCaller;
@@ -21,6 +21,17 @@ use crate::state::AppState;
 /// The server object of the API.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServerObject {
+    #[serde(flatten)]
+    pub fields: ServerFields,
+    #[schema(value_type = Vec<crate::api::openapi::CapabilityOverride>)]
+    pub updated_tools: Vec<CapabilityOverride>,
+    #[schema(value_type = Vec<crate::api::openapi::CapabilityOverride>)]
+    pub updated_prompts: Vec<CapabilityOverride>,
+}
+
+/// The fields of a server: all but its overrides, which a portal shows merged with its own.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ServerFields {
     pub id: String,
     pub name: String,
     pub hostname: String,
@@ -29,10 +40,6 @@ pub struct ServerObject {
     pub description: Option<String>,
     pub is_shared_oauth_callback_enabled: bool,
     pub secure_web_gateway: bool,
-    #[schema(value_type = Vec<crate::api::openapi::CapabilityOverride>)]
-    pub updated_tools: Vec<CapabilityOverride>,
-    #[schema(value_type = Vec<crate::api::openapi::CapabilityOverride>)]
-    pub updated_prompts: Vec<CapabilityOverride>,
     /// Synced upstream tools (filled by sync, which the data plane brings).
     #[schema(value_type = Vec<Object>)]
     pub tools: Vec<Value>,
@@ -93,8 +100,18 @@ impl AuthConfigSummary {
 
 impl ServerObject {
     pub fn from_catalog(s: &CatalogServer) -> Self {
-        let auth_config_summary = AuthConfigSummary::of(s);
         ServerObject {
+            fields: ServerFields::from_catalog(s),
+            updated_tools: s.settings.updated_tools.clone(),
+            updated_prompts: s.settings.updated_prompts.clone(),
+        }
+    }
+}
+
+impl ServerFields {
+    pub fn from_catalog(s: &CatalogServer) -> Self {
+        let auth_config_summary = AuthConfigSummary::of(s);
+        ServerFields {
             id: s.server_id.to_string(),
             name: s.settings.name.clone(),
             hostname: s.hostname.clone(),
@@ -102,8 +119,6 @@ impl ServerObject {
             description: s.settings.description.clone(),
             is_shared_oauth_callback_enabled: s.settings.is_shared_oauth_callback_enabled,
             secure_web_gateway: s.settings.secure_web_gateway,
-            updated_tools: s.settings.updated_tools.clone(),
-            updated_prompts: s.settings.updated_prompts.clone(),
             tools: s.sync.tools.to_vec(),
             prompts: s.sync.prompts.to_vec(),
             status: s.sync.status.as_str(),
@@ -125,6 +140,15 @@ impl ServerObject {
         }
     }
 }
+
+envelope!(
+    /// The answer carrying one MCP server.
+    ServerResult { result: ServerObject }
+);
+envelope!(
+    /// The answer carrying a page of MCP servers.
+    ServerList { result: Vec<ServerObject>, result_info: ResultInfo }
+);
 
 /// `POST` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -197,7 +221,7 @@ pub struct UpdateServerBody {
     tag = "MCP servers",
     operation_id = "list_mcp_servers",
     params(crate::api::openapi::AccountPath, super::body::ListQuery),
-    responses((status = 200, description = "A page of servers", body = crate::api::openapi::ServerList), crate::api::openapi::ListErrors),
+    responses((status = 200, description = "A page of servers", body = ServerList), crate::api::openapi::ListErrors),
 )]
 pub async fn list(
     state: web::Data<AppState>,
@@ -211,7 +235,7 @@ pub async fn list(
     let items: Vec<ServerObject> =
         state.read(|m| m.catalog.search(&search).map(ServerObject::from_catalog).collect());
     let (items, info) = paginate(items, page, per_page);
-    Ok(envelope::page(items, info))
+    Ok(ServerList::page(items, info))
 }
 
 /// Reads an MCP server.
@@ -221,7 +245,7 @@ pub async fn list(
     tag = "MCP servers",
     operation_id = "get_mcp_server",
     params(crate::api::openapi::ServerPath),
-    responses((status = 200, description = "The server", body = crate::api::openapi::ServerResult), crate::api::openapi::ReadErrors),
+    responses((status = 200, description = "The server", body = ServerResult), crate::api::openapi::ReadErrors),
 )]
 pub async fn read(
     state: web::Data<AppState>,
@@ -247,7 +271,7 @@ fn not_found(id: &ServerId) -> ApiError {
     operation_id = "create_mcp_server",
     params(crate::api::openapi::AccountPath),
     request_body = CreateServer,
-    responses((status = 200, description = "The created server", body = crate::api::openapi::ServerResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The created server", body = ServerResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn create(
     state: web::Data<AppState>,
@@ -289,7 +313,7 @@ fn credentials(auth_credentials: Option<String>, client_secret: Option<String>) 
 /// The server as it is now.
 fn answer(state: &AppState, id: &ServerId) -> Result<HttpResponse, ApiError> {
     let found = state.read(|m| m.catalog.get(id).map(ServerObject::from_catalog));
-    found.map(envelope::ok).ok_or_else(|| not_found(id))
+    found.map(ServerResult::ok).ok_or_else(|| not_found(id))
 }
 
 /// Replaces an MCP server's settings (as Cloudflare's `PUT` does).
@@ -300,7 +324,7 @@ fn answer(state: &AppState, id: &ServerId) -> Result<HttpResponse, ApiError> {
     operation_id = "update_mcp_server",
     params(crate::api::openapi::ServerPath),
     request_body = UpdateServerBody,
-    responses((status = 200, description = "The updated server", body = crate::api::openapi::ServerResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The updated server", body = ServerResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn update(
     state: web::Data<AppState>,
@@ -345,7 +369,7 @@ pub async fn update(
     tag = "MCP servers",
     operation_id = "delete_mcp_server",
     params(crate::api::openapi::ServerPath),
-    responses((status = 200, description = "The deleted server", body = crate::api::openapi::ServerResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The deleted server", body = ServerResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -358,12 +382,12 @@ pub async fn delete(
     let id: ServerId = parse_id(&id, "server")?;
     let before = state.read(|m| m.catalog.get(&id).map(ServerObject::from_catalog));
     state.app.delete_server(&id, &caller.actor()).await?;
-    before.map(envelope::ok).ok_or_else(|| not_found(&id))
+    before.map(ServerResult::ok).ok_or_else(|| not_found(&id))
 }
 
-/// What `POST .../servers/{id}/sync` answers.
+/// The outcome of `POST .../servers/{id}/sync`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SyncResult {
+pub struct SyncReport {
     pub id: String,
     /// `ready` or `error`.
     pub status: &'static str,
@@ -374,6 +398,11 @@ pub struct SyncResult {
     pub last_synced: Option<String>,
     pub last_successful_sync: Option<String>,
 }
+
+envelope!(
+    /// What `POST .../servers/{id}/sync` answers.
+    SyncResult { result: SyncReport }
+);
 
 /// Syncs a server's tools and prompts from its upstream now and reports the outcome.
 #[utoipa::path(
@@ -400,7 +429,7 @@ pub async fn sync(
             .map(|s| (s.sync.last_synced.map(rfc3339), s.sync.last_successful_sync.map(rfc3339)))
             .unwrap_or_default()
     });
-    Ok(envelope::ok(SyncResult {
+    Ok(SyncResult::ok(SyncReport {
         id: id.to_string(),
         status: report.status.as_str(),
         tool_count: report.tools,

@@ -10,7 +10,7 @@ use portico_projections::ServiceTokenRecord;
 use serde::{Deserialize, Serialize};
 
 use super::body::{JsonBody, ListQuery, paginate};
-use super::envelope;
+use super::envelope::{ResultInfo, envelope};
 use super::error::ApiError;
 use super::rfc3339;
 use crate::auth::ApiCaller;
@@ -65,6 +65,19 @@ impl std::fmt::Debug for ServiceTokenWithSecret {
         f.debug_struct("ServiceTokenWithSecret").field("token", &self.token).finish_non_exhaustive()
     }
 }
+
+envelope!(
+    /// The answer carrying one service token.
+    ServiceTokenResult { result: ServiceTokenObject }
+);
+envelope!(
+    /// The answer carrying one service token and its client secret (create, rotate).
+    ServiceTokenSecretResult { result: ServiceTokenWithSecret }
+);
+envelope!(
+    /// The answer carrying a page of service tokens.
+    ServiceTokenList { result: Vec<ServiceTokenObject>, result_info: ResultInfo }
+);
 
 /// `POST` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -147,7 +160,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     tag = "Service tokens",
     operation_id = "list_service_tokens",
     params(crate::api::openapi::AccountPath, super::body::ListQuery),
-    responses((status = 200, description = "A page of service tokens", body = crate::api::openapi::ServiceTokenList), crate::api::openapi::ListErrors),
+    responses((status = 200, description = "A page of service tokens", body = ServiceTokenList), crate::api::openapi::ListErrors),
 )]
 pub async fn list(
     state: web::Data<AppState>,
@@ -172,7 +185,7 @@ pub async fn list(
             .collect()
     });
     let (items, info) = paginate(items, page, per_page);
-    Ok(envelope::page(items, info))
+    Ok(ServiceTokenList::page(items, info))
 }
 
 /// Reads a service token (never its secret).
@@ -182,7 +195,7 @@ pub async fn list(
     tag = "Service tokens",
     operation_id = "get_service_token",
     params(crate::api::openapi::ServiceTokenPath),
-    responses((status = 200, description = "The service token", body = crate::api::openapi::ServiceTokenResult), crate::api::openapi::ReadErrors),
+    responses((status = 200, description = "The service token", body = ServiceTokenResult), crate::api::openapi::ReadErrors),
 )]
 pub async fn read(
     state: web::Data<AppState>,
@@ -193,7 +206,7 @@ pub async fn read(
     let (account, id) = path.into_inner();
     state.check_account(&account)?;
     let id = parse_token_id(&id)?;
-    object(&state, &id).map(envelope::ok)
+    object(&state, &id).map(ServiceTokenResult::ok)
 }
 
 /// Creates a service token; the answer carries its client secret, shown only this once.
@@ -204,7 +217,7 @@ pub async fn read(
     operation_id = "create_service_token",
     params(crate::api::openapi::AccountPath),
     request_body = CreateServiceTokenBody,
-    responses((status = 200, description = "The created token and its client secret", body = crate::api::openapi::ServiceTokenSecretResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The created token and its client secret", body = ServiceTokenSecretResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn create(
     state: web::Data<AppState>,
@@ -216,7 +229,10 @@ pub async fn create(
     caller.require_edit()?;
     let created = state.app.create_service_token(body.name, body.duration, &caller.actor()).await?;
     let token = object(&state, &created.id)?;
-    Ok(envelope::ok(ServiceTokenWithSecret { token, client_secret: created.client_secret.0 }))
+    Ok(ServiceTokenSecretResult::ok(ServiceTokenWithSecret {
+        token,
+        client_secret: created.client_secret.0,
+    }))
 }
 
 /// Changes a service token's name or duration (a new duration counts from now).
@@ -227,7 +243,7 @@ pub async fn create(
     operation_id = "update_service_token",
     params(crate::api::openapi::ServiceTokenPath),
     request_body = UpdateServiceTokenBody,
-    responses((status = 200, description = "The updated token", body = crate::api::openapi::ServiceTokenResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The updated token", body = ServiceTokenResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn update(
     state: web::Data<AppState>,
@@ -240,7 +256,7 @@ pub async fn update(
     caller.require_edit()?;
     let id = parse_token_id(&id)?;
     state.app.update_service_token(&id, body.name, body.duration, &caller.actor()).await?;
-    object(&state, &id).map(envelope::ok)
+    object(&state, &id).map(ServiceTokenResult::ok)
 }
 
 /// Deletes a service token and returns it; it stops authenticating at once.
@@ -250,7 +266,7 @@ pub async fn update(
     tag = "Service tokens",
     operation_id = "delete_service_token",
     params(crate::api::openapi::ServiceTokenPath),
-    responses((status = 200, description = "The deleted token", body = crate::api::openapi::ServiceTokenResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The deleted token", body = ServiceTokenResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -263,7 +279,7 @@ pub async fn delete(
     let id = parse_token_id(&id)?;
     let before = object(&state, &id)?;
     state.app.delete_service_token(&id, &caller.actor()).await?;
-    Ok(envelope::ok(before))
+    Ok(ServiceTokenResult::ok(before))
 }
 
 /// Gives a service token a new client secret, returned once; the old one stops working.
@@ -274,7 +290,7 @@ pub async fn delete(
     operation_id = "rotate_service_token",
     params(crate::api::openapi::ServiceTokenPath),
     request_body(content = Option<NoFields>, description = "Optional: no body or `{}`"),
-    responses((status = 200, description = "The token and its new client secret", body = crate::api::openapi::ServiceTokenSecretResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The token and its new client secret", body = ServiceTokenSecretResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn rotate(
     state: web::Data<AppState>,
@@ -289,7 +305,7 @@ pub async fn rotate(
     no_fields(&body)?;
     let secret = state.app.rotate_service_token(&id, &caller.actor()).await?;
     let token = object(&state, &id)?;
-    Ok(envelope::ok(ServiceTokenWithSecret { token, client_secret: secret.0 }))
+    Ok(ServiceTokenSecretResult::ok(ServiceTokenWithSecret { token, client_secret: secret.0 }))
 }
 
 /// Extends a service token's life: it now expires one `duration` from now.
@@ -300,7 +316,7 @@ pub async fn rotate(
     operation_id = "refresh_service_token",
     params(crate::api::openapi::ServiceTokenPath),
     request_body(content = Option<NoFields>, description = "Optional: no body or `{}`"),
-    responses((status = 200, description = "The refreshed token", body = crate::api::openapi::ServiceTokenResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+    responses((status = 200, description = "The refreshed token", body = ServiceTokenResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
 )]
 pub async fn refresh(
     state: web::Data<AppState>,
@@ -314,5 +330,5 @@ pub async fn refresh(
     let id = parse_token_id(&id)?;
     no_fields(&body)?;
     state.app.refresh_service_token(&id, &caller.actor()).await?;
-    object(&state, &id).map(envelope::ok)
+    object(&state, &id).map(ServiceTokenResult::ok)
 }

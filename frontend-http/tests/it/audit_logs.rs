@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use chrono::DateTime;
 use portico_core::domain::account::TokenScope;
+use portico_projections::ResourceType;
 use serde_json::{Value, json};
 
 use crate::support::{ACCOUNT_ID, ADMIN_TOKEN, TestApp};
@@ -279,6 +280,63 @@ async fn filters_by_id_action_resource_and_actor() {
     assert!(by_user.is_empty(), "no change was made by a user");
     let (hidden, _) = audit(&app, "hide_user_logs=true").await;
     assert_eq!(hidden.len(), all.len());
+}
+
+/// `(resource.type, resource.id, action.type)` of each item.
+fn summary(items: &[Value]) -> Vec<(&str, &str, &str)> {
+    items
+        .iter()
+        .map(|i| {
+            (
+                i["resource"]["type"].as_str().unwrap(),
+                i["resource"]["id"].as_str().unwrap(),
+                i["action"]["type"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn filters_by_the_policy_resource_types() {
+    let app = TestApp::new().await;
+    changes(&app).await;
+    let cedar = app.api("/cedar/policies");
+    let text = r#"permit(principal, action == Portico::Action::"connect", resource);"#;
+    let policy = |id: &str| json!({"id": id, "name": id, "policy": text});
+    app.post(&cedar, policy("p")).await.ok();
+    app.put(&format!("{cedar}/p"), json!({"enabled": false})).await.ok();
+    app.put(&cedar, json!({"policies": [policy("q")]})).await.ok();
+    app.delete(&format!("{cedar}/q")).await.ok();
+
+    let (policies, info) = audit(&app, "resource.type=cedar_policy&direction=asc").await;
+    assert_eq!(
+        summary(&policies),
+        [
+            ("cedar_policy", "p", "create"),
+            ("cedar_policy", "p", "update"),
+            ("cedar_policy", "q", "delete")
+        ]
+    );
+    assert_eq!(info["total_count"], 3);
+    let (sets, info) = audit(&app, "resource.type=cedar_policy_set").await;
+    assert_eq!(summary(&sets), [("cedar_policy_set", "policies", "update")]);
+    assert_eq!(info["total_count"], 1);
+    let (deleted, _) = audit(&app, "resource.type=cedar_policy&action.type=delete").await;
+    assert_eq!(summary(&deleted), [("cedar_policy", "q", "delete")]);
+
+    // Every type an entry can carry is a type the filter takes, and selects only that type.
+    let (all, _) = audit(&app, "").await;
+    for resource_type in ResourceType::ALL {
+        let wanted = resource_type.as_str();
+        let (items, _) = audit(&app, &format!("resource.type={wanted}")).await;
+        let expected = all.iter().filter(|i| i["resource"]["type"] == wanted).count();
+        assert_eq!(items.len(), expected, "{wanted}");
+    }
+    let shown: usize = ResourceType::ALL
+        .iter()
+        .map(|t| all.iter().filter(|i| i["resource"]["type"] == t.as_str()).count())
+        .sum();
+    assert_eq!(shown, all.len(), "an entry carries a type outside `ResourceType::ALL`");
 }
 
 #[actix_web::test]

@@ -59,6 +59,8 @@ pub struct Live {
     pub http: reqwest::Client,
     /// How many times the upstream's `echo` ran.
     pub upstream_calls: Arc<AtomicUsize>,
+    /// The service token's id (as `GET .../access/service_tokens/{id}` names it).
+    pub token_id: String,
     /// The service token's `CF-Access-Client-Id` and `CF-Access-Client-Secret`.
     credentials: (String, String),
     storage: Storage,
@@ -125,6 +127,7 @@ impl Live {
             state,
             http: reqwest::Client::new(),
             upstream_calls,
+            token_id: String::new(),
             credentials: (String::new(), String::new()),
             storage,
             _dir: dir,
@@ -183,6 +186,7 @@ impl Live {
             )
             .await;
         assert_eq!(published.status, 200, "{}", published.text);
+        self.token_id = token["id"].as_str().unwrap().to_owned();
         self.credentials = (
             token["client_id"].as_str().unwrap().to_owned(),
             token["client_secret"].as_str().unwrap().to_owned(),
@@ -228,6 +232,11 @@ impl Live {
         .custom_headers(headers);
         let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
         ().serve(transport).await.unwrap()
+    }
+
+    /// The service token's `CF-Access-Client-Id`.
+    pub fn client_id(&self) -> &str {
+        &self.credentials.0
     }
 
     /// The `PortalRequestHandled` events in the log, oldest first.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use actix_web::http::{Method, StatusCode};
+use portico_projections::{AuditAction, ResourceType};
 use serde_json::{Map, Value, json};
 
 use crate::support::{ACCOUNT_ID, TestApp};
@@ -104,6 +105,34 @@ async fn every_documented_operation_is_routed() {
     }
 }
 
+/// The values the document lists for query parameter `name` of `GET .../audit_logs`.
+fn audit_log_filter_values(doc: &Value, name: &str) -> Vec<String> {
+    let op = &doc["paths"]["/accounts/{account_id}/audit_logs"]["get"];
+    let param = op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == name);
+    let schema = &param.unwrap_or_else(|| panic!("no parameter `{name}`"))["schema"];
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+        None => schema,
+    };
+    let values = schema["enum"].as_array().unwrap_or_else(|| panic!("`{name}`: {schema}"));
+    values.iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+}
+
+/// Every resource type and action an audit log can carry is listed by the filter parameter of
+/// the same name, and nothing else is.
+#[actix_web::test]
+async fn audit_log_filters_list_every_value_an_entry_can_carry() {
+    let app = TestApp::new().await;
+    let doc = document(&app).await;
+    let resource_types: Vec<&str> = ResourceType::ALL.iter().map(|t| t.as_str()).collect();
+    assert_eq!(audit_log_filter_values(&doc, "resource.type"), resource_types);
+    assert!(
+        resource_types.contains(&"cedar_policy") && resource_types.contains(&"cedar_policy_set")
+    );
+    let actions: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+    assert_eq!(audit_log_filter_values(&doc, "action.type"), actions);
+}
+
 /// The schema named `name`, with `allOf` parts merged.
 fn schema(doc: &Value, name: &str) -> Map<String, Value> {
     let named = &doc["components"]["schemas"][name];
@@ -151,13 +180,15 @@ async fn answers_have_the_documented_shapes() {
     let doc = document(&app).await;
     app.post(
         &app.servers(),
-        json!({"id": "docs", "name": "Docs", "hostname": "https://docs.example.com/mcp", "auth_type": "unauthenticated"}),
+        json!({"id": "docs", "name": "Docs", "hostname": "https://docs.example.com/mcp", "auth_type": "unauthenticated",
+               "updated_tools": [{"name": "search", "alias": "find", "enabled": true}]}),
     )
     .await
     .ok();
     app.post(
         &app.portals(),
-        json!({"id": "main", "name": "Main", "hostname": "mcp.example.com", "servers": [{"server_id": "docs"}]}),
+        json!({"id": "main", "name": "Main", "hostname": "mcp.example.com",
+               "servers": [{"server_id": "docs", "updated_tools": [{"name": "search", "description": "Finds"}]}]}),
     )
     .await
     .ok();
@@ -165,10 +196,33 @@ async fn answers_have_the_documented_shapes() {
     conforms(&doc, "ServerList", &servers.body);
     conforms(&doc, "ResultInfo", &servers.body["result_info"]);
     conforms(&doc, "ServerObject", &servers.body["result"][0]);
+    conforms(&doc, "CapabilityOverride", &servers.body["result"][0]["updated_tools"][0]);
     let portals = app.get(&app.portals()).await;
     conforms(&doc, "PortalList", &portals.body);
     conforms(&doc, "PortalObject", &portals.body["result"][0]);
-    conforms(&doc, "PortalServerObject", &portals.body["result"][0]["servers"][0]);
+    let mapping = &portals.body["result"][0]["servers"][0];
+    conforms(&doc, "PortalServerObject", mapping);
+    let merged = &mapping["updated_tools"][0];
+    conforms(&doc, "EffectiveOverrideObject", merged);
+    assert_eq!(merged["server_alias"], "find", "{merged}");
+    assert_eq!(merged["portal_description"], "Finds", "{merged}");
+
+    let question = json!({"principal": {"type": "user", "id": "a", "email": "a@example.com", "name": "A", "idp": "okta", "groups": []},
+                          "action": "connect", "resource": {"type": "portal", "id": "main"}});
+    let decided = app.post(&app.api("/cedar/authorize"), question).await;
+    conforms(&doc, "AuthorizeResult", &decided.body);
+    conforms(&doc, "AuthorizeObject", &decided.body["result"]);
+    let seen =
+        app.get(&format!("{}/main/visibility?principal=user:a@example.com", app.portals())).await;
+    conforms(&doc, "VisibilityResult", &seen.body);
+    conforms(&doc, "VisibilityObject", &seen.body["result"]);
+    conforms(&doc, "DecisionObject", &seen.body["result"]["connect"]);
+    let token = app.post(&app.api("/access/service_tokens"), json!({"name": "ci"})).await;
+    conforms(&doc, "ServiceTokenSecretResult", &token.body);
+    conforms(&doc, "ServiceTokenWithSecret", &token.body["result"]);
+    let tokens = app.get(&app.api("/access/service_tokens")).await;
+    conforms(&doc, "ServiceTokenList", &tokens.body);
+    conforms(&doc, "ServiceTokenObject", &tokens.body["result"][0]);
     let deleted = app.delete(&format!("{}/main", app.portals())).await;
     conforms(&doc, "PortalResult", &deleted.body);
     conforms(&doc, "PortalObject", &deleted.body["result"]);

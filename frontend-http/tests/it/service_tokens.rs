@@ -7,11 +7,11 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::test::TestRequest;
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, TimeDelta, Utc};
-use portico_core::Actor;
 use portico_core::domain::account::TokenScope;
 use portico_core::domain::service_token::{
     self, CreateServiceToken, ServiceTokenState, service_token_stream,
 };
+use portico_core::{Actor, Event};
 use portico_frontend_http::api::error::ApiError;
 use portico_frontend_http::auth::{
     CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, GENERIC_MESSAGE, ServiceAuthError,
@@ -21,6 +21,8 @@ use portico_frontend_http::state::AppState;
 use portico_policies::Principal;
 use serde_json::{Value, json};
 
+use crate::audit_fail_closed::echo;
+use crate::live::{Backend, Live, PORTAL_ID};
 use crate::support::TestApp;
 
 fn tokens(app: &TestApp) -> String {
@@ -95,6 +97,26 @@ async fn the_secret_is_shown_once_and_stored_only_as_a_hash() {
     }
     let principal = authenticate(&app, &client_id, &secret, Utc::now()).unwrap();
     assert_eq!(principal, Principal::ServiceToken { id, name: "CI deploys".into(), client_id });
+}
+
+/// `Actor::ServiceToken` names a token by its id, as the admin API and the policies do, not by
+/// the client id it sends: what a portal records for a call through it.
+#[actix_web::test]
+async fn a_call_through_a_portal_is_recorded_as_the_token_id() {
+    let live = Live::start(Backend::Sqlite).await.unwrap();
+    assert_ne!(live.token_id, live.client_id());
+    let client = live.mcp_client().await;
+    assert_eq!(echo(&client, "who").await.unwrap(), "who");
+    client.cancel().await.unwrap();
+
+    let calls = live.state.app.log.read_stream(&format!("calls-{PORTAL_ID}"), 0, 10).await.unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].actor, Actor::ServiceToken { id: live.token_id.clone() });
+    let Event::PortalRequestHandled(call) = &calls[0].event else {
+        panic!("not a call: {:?}", calls[0].event)
+    };
+    assert_eq!(call.user_id, live.token_id);
+    assert_eq!(call.user_email, None);
 }
 
 #[actix_web::test]

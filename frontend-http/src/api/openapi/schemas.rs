@@ -1,24 +1,21 @@
-//! Schemas of the OpenAPI document that no handler type carries: the envelope around each
-//! answer, the error answer, path parameters, reusable sets of error responses, and mirrors of
-//! the core types (`portico-core` does not depend on utoipa; a test below keeps each mirror in
-//! step with its original).
+//! Schemas of the OpenAPI document that no handler type carries: path parameters (actix
+//! extracts them as tuples), reusable sets of error responses, the enums whose values come from
+//! a [`WireEnum`] of the core or the projections, and the one mirror of a core type that is not
+//! an enum (a test below keeps it in step with its original). The answers themselves are the
+//! types the handlers serialize, declared beside them with
+//! [`envelope!`](crate::api::envelope::envelope).
 
-// These types describe the wire format; nothing constructs them.
-#![allow(dead_code)]
-
-use serde::Serialize;
+use portico_core::wire::WireEnum;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
-use utoipa::{IntoParams, IntoResponses, ToSchema};
+use utoipa::{IntoParams, IntoResponses, PartialSchema, ToSchema};
 
-use crate::api::audit_logs::{AuditLog, AuditLogResultInfo};
-use crate::api::envelope::ResultInfo;
-use crate::api::servers::ServerObject;
-use crate::api::service_tokens::{ServiceTokenObject, ServiceTokenWithSecret};
+use crate::api::envelope::ErrorEnvelope;
 
 /// The account in the path.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "actix extracts the path as a tuple; this describes it")]
 pub struct AccountPath {
     /// The account's id: 32 hexadecimal characters.
     account_id: String,
@@ -27,6 +24,7 @@ pub struct AccountPath {
 /// An MCP server in the path.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "actix extracts the path as a tuple; this describes it")]
 pub struct ServerPath {
     /// The account's id: 32 hexadecimal characters.
     account_id: String,
@@ -37,6 +35,7 @@ pub struct ServerPath {
 /// A portal in the path.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "actix extracts the path as a tuple; this describes it")]
 pub struct PortalPath {
     /// The account's id: 32 hexadecimal characters.
     account_id: String,
@@ -47,102 +46,13 @@ pub struct PortalPath {
 /// A service token in the path.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "actix extracts the path as a tuple; this describes it")]
 pub struct ServiceTokenPath {
     /// The account's id: 32 hexadecimal characters.
     account_id: String,
     /// The service token's id (a UUID).
     id: String,
 }
-
-/// An error or a message of the envelope.
-#[derive(Debug, ToSchema)]
-pub struct ResponseInfo {
-    /// A stable machine-readable code.
-    code: u32,
-    /// What went wrong, safe to show.
-    message: String,
-    #[schema(nullable = false)]
-    source: Option<ErrorSource>,
-}
-
-/// The field of the request body at fault.
-#[derive(Debug, ToSchema)]
-pub struct ErrorSource {
-    /// A JSON pointer into the request body (`/servers/2/updated_tools/0/alias`).
-    pointer: String,
-    /// For a Cedar policy's text: the 1-based line of the problem.
-    #[schema(nullable = false)]
-    line: Option<u32>,
-    /// For a Cedar policy's text: the 1-based column of the problem.
-    #[schema(nullable = false)]
-    column: Option<u32>,
-}
-
-fn null() -> impl Into<RefOr<Schema>> {
-    ObjectBuilder::new().schema_type(Type::Null)
-}
-
-/// The answer to a request that failed: `success` is `false`, `errors` holds one error.
-#[derive(Debug, ToSchema)]
-pub struct ErrorEnvelope {
-    success: bool,
-    #[schema(min_items = 1)]
-    errors: Vec<ResponseInfo>,
-    messages: Vec<ResponseInfo>,
-    #[schema(schema_with = null)]
-    result: (),
-}
-
-/// Defines the envelope of a successful answer carrying `$result`.
-macro_rules! envelope {
-    ($(#[$doc:meta])* $name:ident { result: $result:ty $(, result_info: $info:ty)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, ToSchema)]
-        pub struct $name {
-            /// `true`.
-            success: bool,
-            /// Empty.
-            errors: Vec<ResponseInfo>,
-            /// Empty.
-            messages: Vec<ResponseInfo>,
-            result: $result,
-            $(result_info: $info,)?
-        }
-    };
-}
-
-envelope!(
-    /// The answer carrying one MCP server.
-    ServerResult { result: ServerObject }
-);
-envelope!(
-    /// The answer carrying a page of MCP servers.
-    ServerList { result: Vec<ServerObject>, result_info: ResultInfo }
-);
-envelope!(
-    /// The answer carrying one portal.
-    PortalResult { result: PortalObject }
-);
-envelope!(
-    /// The answer carrying a page of portals.
-    PortalList { result: Vec<PortalObject>, result_info: ResultInfo }
-);
-envelope!(
-    /// The answer carrying one service token.
-    ServiceTokenResult { result: ServiceTokenObject }
-);
-envelope!(
-    /// The answer carrying one service token and its client secret (create, rotate).
-    ServiceTokenSecretResult { result: ServiceTokenWithSecret }
-);
-envelope!(
-    /// The answer carrying a page of service tokens.
-    ServiceTokenList { result: Vec<ServiceTokenObject>, result_info: ResultInfo }
-);
-envelope!(
-    /// The answer carrying a page of audit logs.
-    AuditLogList { result: Vec<AuditLog>, result_info: AuditLogResultInfo }
-);
 
 /// The errors of a list.
 #[derive(Debug, IntoResponses)]
@@ -219,34 +129,57 @@ pub enum DeleteErrors {
     status = 503,
     headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))
 )]
+#[expect(dead_code, reason = "describes the 503 answer, which `ApiError` writes")]
 pub struct Unavailable(ErrorEnvelope);
 
-/// How Portico authenticates to an upstream server (fixed at creation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthType {
-    Oauth,
-    Bearer,
-    Unauthenticated,
+/// Declares a schema named `$name`: a string that is one of the wire names of `$wire`, taken
+/// from its [`WireEnum::ALL`], so the document lists exactly the values the API writes and
+/// accepts.
+macro_rules! wire_schema {
+    ($(#[doc = $doc:literal])+ $name:ident = $wire:ty) => {
+        $(#[doc = $doc])+
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                let description = [$($doc),+].map(str::trim).join("\n");
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(description))
+                    .enum_values(Some(<$wire as WireEnum>::ALL.iter().map(|v| v.as_str())))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {}
+    };
 }
 
-/// Whether and how code mode is offered to a portal's clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CodeMode {
-    /// Unavailable; query parameters are ignored.
-    Off,
-    /// Off unless the client asks with `?codemode=search_and_execute` (the default).
-    OptIn,
-    /// On unless the client sends `?codemode=off`.
-    DefaultOn,
-    /// Always on.
-    Enforced,
-}
+wire_schema!(
+    /// How Portico authenticates to an upstream server (fixed at creation).
+    AuthType = portico_core::domain::server::AuthType
+);
+wire_schema!(
+    /// Whether and how code mode is offered to a portal's clients.
+    CodeMode = portico_core::domain::portal::CodeMode
+);
+wire_schema!(
+    /// The `action.type` values.
+    AuditActionType = portico_projections::AuditAction
+);
+wire_schema!(
+    /// The `resource.type` values.
+    AuditResourceType = portico_projections::ResourceType
+);
 
 /// An override of an upstream tool or prompt (an entry of `updated_tools` or
 /// `updated_prompts`).
 #[derive(Debug, ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes `portico_core`'s `CapabilityOverride`, which bodies and answers carry"
+)]
 pub struct CapabilityOverride {
     /// The upstream tool or prompt name.
     #[schema(max_length = 256)]
@@ -263,66 +196,16 @@ pub struct CapabilityOverride {
     enabled: Option<bool>,
 }
 
-/// A portal as the API shows it.
-#[derive(Debug, ToSchema)]
-pub struct PortalObject {
-    id: String,
-    name: String,
-    /// The host name the portal is served at.
-    hostname: String,
-    description: Option<String>,
-    code_mode: CodeMode,
-    /// Whether `code_mode` is anything but `off`.
-    allow_code_mode: bool,
-    secure_web_gateway: bool,
-    created_at: String,
-    created_by: String,
-    modified_at: String,
-    modified_by: String,
-    /// The portal's servers; absent in the answer of a delete.
-    #[schema(nullable = false)]
-    servers: Option<Vec<PortalServerObject>>,
-}
-
-/// A server of a portal: the server, with `updated_tools` and `updated_prompts` being the
-/// portal's overrides of it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PortalServerObject {
-    #[serde(flatten)]
-    server: ServerObject,
-    server_id: String,
-    /// Whether the server starts disabled for the portal's users.
-    default_disabled: bool,
-    /// Whether calls use each user's own upstream credentials.
-    on_behalf: bool,
-}
-
 #[cfg(test)]
 mod tests {
     use portico_core::domain::overrides::{self, CapabilityOverride as CoreOverride};
     use portico_core::domain::portal::CodeMode as CoreCodeMode;
     use portico_core::domain::server::AuthType as CoreAuthType;
+    use portico_projections::{AuditAction, ResourceType};
+    use serde::Serialize;
     use serde_json::{Value, json};
 
     use super::*;
-
-    // Exhaustive: a new variant in the core does not compile until its mirror has one.
-    fn auth_type(core: CoreAuthType) -> AuthType {
-        match core {
-            CoreAuthType::Oauth => AuthType::Oauth,
-            CoreAuthType::Bearer => AuthType::Bearer,
-            CoreAuthType::Unauthenticated => AuthType::Unauthenticated,
-        }
-    }
-
-    fn code_mode(core: CoreCodeMode) -> CodeMode {
-        match core {
-            CoreCodeMode::Off => CodeMode::Off,
-            CoreCodeMode::OptIn => CodeMode::OptIn,
-            CoreCodeMode::DefaultOn => CodeMode::DefaultOn,
-            CoreCodeMode::Enforced => CodeMode::Enforced,
-        }
-    }
 
     fn wire(value: impl Serialize) -> Value {
         serde_json::to_value(value).unwrap()
@@ -333,22 +216,29 @@ mod tests {
         doc["components"]["schemas"][name].clone()
     }
 
+    /// The document's enum of schema `name`, and what serde writes for each of `all`.
+    fn listed_and_written<T: WireEnum + Serialize>(name: &str, all: &[T]) -> (Value, Value) {
+        (schema(name)["enum"].clone(), all.iter().map(wire).collect())
+    }
+
     #[test]
-    fn mirrors_write_what_the_core_writes() {
-        for core in [CoreAuthType::Oauth, CoreAuthType::Bearer, CoreAuthType::Unauthenticated] {
-            assert_eq!(wire(core), wire(auth_type(core)));
-        }
-        let modes = [
-            CoreCodeMode::Off,
-            CoreCodeMode::OptIn,
-            CoreCodeMode::DefaultOn,
-            CoreCodeMode::Enforced,
-        ];
-        for core in modes {
-            assert_eq!(wire(core), wire(code_mode(core)));
-        }
-        assert_eq!(schema("AuthType")["enum"], json!(["oauth", "bearer", "unauthenticated"]));
-        assert_eq!(schema("CodeMode")["enum"], json!(["off", "opt_in", "default_on", "enforced"]));
+    fn wire_enums_list_what_the_core_and_the_projections_write() {
+        let (listed, written) = listed_and_written("AuthType", CoreAuthType::ALL);
+        assert_eq!(listed, written);
+        assert_eq!(listed, json!(["oauth", "bearer", "unauthenticated"]));
+        let (listed, written) = listed_and_written("CodeMode", CoreCodeMode::ALL);
+        assert_eq!(listed, written);
+        assert_eq!(listed, json!(["off", "opt_in", "default_on", "enforced"]));
+        let (listed, written) = listed_and_written("AuditActionType", AuditAction::ALL);
+        assert_eq!(listed, written);
+        assert_eq!(listed, json!(["create", "update", "delete", "revoke"]));
+        let (listed, written) = listed_and_written("AuditResourceType", ResourceType::ALL);
+        assert_eq!(listed, written);
+        assert!(listed.as_array().unwrap().contains(&json!("cedar_policy_set")), "{listed}");
+        assert_eq!(
+            schema("CodeMode")["description"],
+            "Whether and how code mode is offered to a portal's clients."
+        );
     }
 
     #[test]
