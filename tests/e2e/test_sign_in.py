@@ -82,12 +82,16 @@ class Person:
         self.result: AuthorizationCodeResult | None = None
         self.pages: list[str] = []
 
-    def pin(self) -> str:
+    def pins(self) -> list[str]:
+        log = self.gateway.portico.stderr_path.read_text(errors="replace")
+        return re.findall(rf"to={re.escape(self.email)}.*?code=(\d{{6}})", log)
+
+    def pin(self, seen: int) -> str:
+        """The PIN mailed after the first `seen` ones."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            log = self.gateway.portico.stderr_path.read_text(errors="replace")
-            found = re.findall(rf"to={re.escape(self.email)}.*?code=(\d{{6}})", log)
-            if found:
+            found = self.pins()
+            if len(found) > seen:
                 return found[-1]
             time.sleep(0.05)
         raise AssertionError(f"no PIN for {self.email} in the log:\n{self.gateway.portico.log_tail()}")
@@ -97,18 +101,25 @@ class Person:
             page = browser.get(url)
             assert page.status_code == 200, page.text
             login = forms(page.text)[0]
+            seen = len(self.pins())
             page = browser.post(urljoin(url, login["action"]), data={**login["fields"], "email": self.email})
             assert page.status_code == 200, page.text
             pin = forms(page.text)[0]
-            page = browser.post(urljoin(url, pin["action"]), data={**pin["fields"], "code": self.pin()})
+            page = browser.post(urljoin(url, pin["action"]), data={**pin["fields"], "code": self.pin(seen)})
+            if page.status_code == 403:
+                # No policy lets this person connect: the block page, and no session.
+                self.pages.append(page.text)
+                assert "portico_session" not in browser.cookies
+                return
             assert page.status_code == 303, page.text
             page = browser.get(urljoin(url, page.headers["location"]))
             self.pages.append(page.text)
-            if page.status_code != 200:
-                return
-            consent = forms(page.text)[0]
-            name = consent["buttons"][self.consent]
-            page = browser.post(urljoin(url, consent["action"]), data={**consent["fields"], name: self.consent})
+            self.result = None
+            if page.status_code == 200:
+                consent = forms(page.text)[0]
+                name = consent["buttons"][self.consent]
+                page = browser.post(urljoin(url, consent["action"]), data={**consent["fields"], name: self.consent})
+            # Consent given before: the code comes at once.
             assert page.status_code == 302, page.text
             location = page.headers["location"]
             assert location.startswith(REDIRECT), location
@@ -213,29 +224,32 @@ def test_the_sdk_refreshes_with_a_rotated_refresh_token(people_portal):
     url = gateway.portal_url("team")
     person = Person(gateway, "bob@example.com")
     storage = MemoryStorage()
+    auth = provider(url, person, storage)
 
-    async def first():
-        http, client = await connect(url, provider(url, person, storage))
+    async def connect_once():
+        http, client = await connect(url, auth)
         async with http, client:
             await client.list_tools()
 
-    anyio.run(first)
+    anyio.run(connect_once)
     old_refresh = storage.tokens.refresh_token
-    # The access token stops working (it is replaced by a wrong one): the SDK refreshes.
-    storage.tokens = OAuthToken(
-        access_token="pa_" + "0" * 64, token_type="Bearer", expires_in=900, refresh_token=old_refresh
-    )
-
-    async def second():
-        http, client = await connect(url, provider(url, person, storage))
-        async with http, client:
-            await client.list_tools()
-
-    anyio.run(second)
-    assert storage.tokens.refresh_token != old_refresh
+    pins_before = len(person.pins())
+    # The access token's lifetime has passed, as the SDK counts it: it refreshes first.
+    auth.context.token_expiry_time = time.time() - 1
+    anyio.run(connect_once)
+    assert storage.tokens.refresh_token != old_refresh, "the refresh token rotated"
+    assert len(person.pins()) == pins_before, "a refresh, not a new sign-in"
     answer = httpx.post(
         f"http://127.0.0.1:{gateway.portico.port}/portals/team/oauth/token",
         data={"grant_type": "refresh_token", "refresh_token": old_refresh, "client_id": storage.client.client_id},
         timeout=30,
     )
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
+    # The replay revoked the grant: the SDK's current tokens no longer work.
+    check = httpx.post(
+        url,
+        headers={"Authorization": f"Bearer {storage.tokens.access_token}", "Accept": "application/json, text/event-stream"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        timeout=30,
+    )
+    assert check.status_code == 401, check.text
