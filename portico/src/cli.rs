@@ -86,6 +86,13 @@ pub struct ServeArgs {
     /// Seconds between periodic syncs of every server [default: 7200].
     #[arg(long, env = "PORTICO_SYNC_INTERVAL")]
     pub sync_interval: Option<u64>,
+    /// The SMTP server that mails one-time PINs (`smtp://[user:password@]host[:port]`, with
+    /// `?tls=required` for STARTTLS, or `smtps://`); without one, PINs are written to the log.
+    #[arg(long, env = "PORTICO_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of those mails [default: Portico <portico@localhost>].
+    #[arg(long, env = "PORTICO_SMTP_FROM")]
+    pub smtp_from: Option<String>,
     /// Also serve a small built-in upstream MCP server and set up a demo portal, service token
     /// and policy for it (implies `--allow-private-upstreams`); prints how to connect.
     #[arg(long)]
@@ -173,6 +180,11 @@ impl Cli {
                     .max(60),
             ),
             durability,
+            smtp_url: serve.and_then(|s| s.smtp_url.clone()).or(file.smtp_url),
+            smtp_from: serve
+                .and_then(|s| s.smtp_from.clone())
+                .or(file.smtp_from)
+                .unwrap_or_else(|| "Portico <portico@localhost>".to_owned()),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             master_key: file.master_key,
         })
@@ -268,6 +280,14 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         Arc::clone(&models),
         gateway,
     );
+    match &config.smtp_url {
+        Some(url) => {
+            app.pins.set_mailer(Arc::new(crate::mail::SmtpMailer::new(url, &config.smtp_from)?))
+        }
+        None => tracing::warn!(
+            "no SMTP server is configured (--smtp-url): one-time sign-in PINs are written to this log"
+        ),
+    }
     let mut state = AppState::new(Arc::clone(&app), boot.account_id.clone());
     if demo {
         state.extra_routes = Some(crate::demo::upstream_routes(state.shutdown.clone()));

@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub upstream_connect_timeout_secs: Option<u64>,
     pub upstream_call_timeout_secs: Option<u64>,
     pub sync_interval_secs: Option<u64>,
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 impl FileConfig {
@@ -72,6 +74,11 @@ pub struct Config {
     pub upstream_call_timeout: std::time::Duration,
     /// How often every server is synced again (default 2 h).
     pub sync_interval: std::time::Duration,
+    /// The SMTP server one-time PINs are mailed through (`None`: they are logged). May hold a
+    /// password: never logged.
+    pub smtp_url: Option<String>,
+    /// The sender of those mails.
+    pub smtp_from: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -80,6 +87,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("public_url", &self.public_url)
             .field("account_id", &self.account_id)
             .field("durability", &self.durability)

@@ -26,7 +26,10 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
-from test_mcp_portal import audit_events, gateway, gateway_backend, text  # noqa: F401
+from aiosmtpd.controller import Controller
+
+from conftest import Portico, free_port
+from test_mcp_portal import Gateway, audit_events, gateway, gateway_backend, text  # noqa: F401
 
 REDIRECT = "http://127.0.0.1:33418/callback"
 
@@ -75,14 +78,23 @@ class MemoryStorage:
 class Person:
     """A person at a browser: signs in with the PIN from Portico's log and answers consent."""
 
-    def __init__(self, gateway, email: str, consent: str = "allow") -> None:
+    def __init__(self, gateway, email: str, consent: str = "allow", inbox=None) -> None:
         self.gateway = gateway
         self.email = email
+        self.inbox = inbox
         self.consent = consent
         self.result: AuthorizationCodeResult | None = None
         self.pages: list[str] = []
 
     def pins(self) -> list[str]:
+        """The PINs sent to this person so far: from the SMTP server's inbox when Portico has
+        one, else from Portico's log."""
+        if self.inbox is not None:
+            return [
+                re.search(r"is (\d{6})\.", body).group(1)
+                for to, body in list(self.inbox.messages)
+                if self.email in to
+            ]
         log = self.gateway.portico.stderr_path.read_text(errors="replace")
         return re.findall(rf"to={re.escape(self.email)}.*?code=(\d{{6}})", log)
 
@@ -253,3 +265,61 @@ def test_the_sdk_refreshes_with_a_rotated_refresh_token(people_portal):
         timeout=30,
     )
     assert check.status_code == 401, check.text
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], str]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, inbox
+    controller.stop()
+
+
+def test_with_an_smtp_server_the_pin_is_mailed_and_not_logged(smtp, pyserver, tmp_path_factory):
+    controller, inbox = smtp
+    server = Portico(tmp_path_factory.mktemp("portico") / "data", None)
+    server.serve_args = [
+        "--allow-private-upstreams",
+        "--smtp-url", f"smtp://127.0.0.1:{controller.port}",
+        "--smtp-from", "Portal sign-in <signin@portico.test>",
+    ]
+    server.start()
+    try:
+        gateway = Gateway(server)
+        gateway.add_server("py", pyserver.url)
+        gateway.add_portal("team", [{"server_id": "py", "on_behalf": True}])
+        gateway.add_policy(
+            "example people connect",
+            'permit (principal is Portico::User, action == Portico::Action::"connect", '
+            'resource == Portico::Portal::"team") when { principal.email like "*@example.com" };',
+        )
+        url = gateway.portal_url("team")
+        person = Person(gateway, "carol@example.com", inbox=inbox)
+        storage = MemoryStorage()
+
+        async def check():
+            http, client = await connect(url, provider(url, person, storage))
+            async with http, client:
+                await client.list_tools()
+
+        anyio.run(check)
+        [(to, body)] = inbox.messages
+        assert to == ["carol@example.com"]
+        assert "From: \"Portal sign-in\" <signin@portico.test>" in body
+        assert "Subject: Your sign-in code for Portal team" in body
+        code = person.pins()[0]
+        assert code not in server.stderr_path.read_text(errors="replace"), "the PIN is not logged"
+    finally:
+        assert server.stop() == 0, server.log_tail()
