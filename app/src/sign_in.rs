@@ -554,6 +554,37 @@ impl App {
         Ok(())
     }
 
+    /// Ends every session and revokes every grant of the person with `email`, at every portal
+    /// (the product's `revoke_user`). `false` when no one with that address ever signed in.
+    pub async fn revoke_user(&self, email: &str, actor: &Actor) -> Result<bool, AppError> {
+        let email = email.trim().to_ascii_lowercase();
+        let sessions: Vec<UserSignedIn> = self
+            .read(|m| {
+                let Some(user) = m.sign_ins.user_by_email(&email) else { return None };
+                Some(m.sign_ins.sessions_of_user(&user.id, Utc::now()).cloned().collect())
+            })
+            .unwrap_or_default();
+        let Some(user) = self.read(|m| m.sign_ins.user_by_email(&email).cloned()) else {
+            return Ok(false);
+        };
+        for session in sessions {
+            self.execute(&browser_session_stream(&session.session_id), actor, |m| {
+                decide(
+                    &m.sign_ins.session_state(&session.session_id),
+                    BrowserSessionCommand::SignOut,
+                    &(),
+                )
+            })
+            .await?;
+        }
+        let grants: Vec<String> =
+            self.read(|m| m.grants.of_user_anywhere(&user.id).map(str::to_owned).collect());
+        for id in grants {
+            self.execute_grant(&id, GrantCommand::Revoke(RevokeReason::UserRevoked), actor).await?;
+        }
+        Ok(true)
+    }
+
     // ---- clients and consent ----
 
     /// Registers a public client at `portal` (RFC 7591) under its DCR settings.

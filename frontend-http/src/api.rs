@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod portals;
 pub mod servers;
 pub mod service_tokens;
+pub mod users;
 
 use actix_web::web;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -50,6 +51,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(service_tokens::routes)
     .configure(cedar::routes)
     .configure(authorize::routes)
+    .configure(users::routes)
     .route("/accounts/{account_id}/audit_logs", web::get().to(audit_logs::list))
     .route("/openapi.json", web::get().to(openapi::serve));
 }

@@ -64,6 +64,18 @@ impl SignIns {
         })
     }
 
+    /// The live browser sessions of `user_id` at any portal.
+    pub fn sessions_of_user<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> impl Iterator<Item = &'a UserSignedIn> {
+        self.sessions
+            .values()
+            .filter(move |s| s.is_live(now))
+            .filter_map(move |s| s.session.as_ref().filter(|s| s.user.id == user_id))
+    }
+
     /// Whether `user_id` let `client_id` use `portal` as them.
     pub fn has_consent(&self, user_id: &str, client_id: &str, portal: &PortalId) -> bool {
         self.consents.contains(&(user_id.to_owned(), client_id.to_owned(), portal.clone()))

@@ -16,7 +16,7 @@ pub use schemas::*;
 
 use super::envelope::ErrorEnvelope;
 use super::error::ApiError;
-use super::{audit_logs, authorize, cedar, portals, servers, service_tokens};
+use super::{audit_logs, authorize, cedar, portals, servers, service_tokens, users};
 
 /// The name of the bearer-token security scheme (also written in `security(...)` above).
 pub const BEARER: &str = "api_token";
@@ -61,6 +61,8 @@ changes need the `edit` scope.";
         cedar::schema,
         authorize::authorize,
         authorize::visibility,
+        users::list,
+        users::revoke_user,
     ),
     components(schemas(
         ErrorEnvelope,
@@ -79,6 +81,7 @@ changes need the `edit` scope.";
         (name = "Cedar policies", description = "Who may use which portal, server, tool and prompt, as Cedar policies validated against the schema"),
         (name = "Audit logs", description = "Admin changes: who changed what, when, before and after"),
         (name = "Service tokens", description = "Credentials of machine clients (`CF-Access-Client-Id` and `CF-Access-Client-Secret`)"),
+        (name = "People", description = "The people who signed in to the portals, and ending their sessions"),
     )
 )]
 pub struct ApiDoc;

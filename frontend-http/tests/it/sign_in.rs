@@ -687,3 +687,54 @@ async fn sign_out_ends_the_session_and_every_client_s_access() {
     let after = browser.get(&s.app, "/portals/team/").await;
     assert!(after.body.contains("Sign in to team"), "signed out: {}", after.body);
 }
+
+#[actix_web::test]
+async fn admins_list_who_signed_in_and_revoke_a_person_everywhere() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let (client_id, code) = code_for(&s, &mut browser, "frank@example.com").await;
+    let (_, tokens) = redeem(&s.app, &client_id, &code).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+
+    let users = s.app.get(&s.app.api("/access/users")).await.ok();
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    assert_eq!(users[0]["email"], "frank@example.com");
+    assert_eq!(users[0]["idp"], "onetimepin");
+    assert!(users[0]["last_successful_login"].as_str().unwrap().ends_with('Z'));
+    let none = s.app.get(&s.app.api("/access/users?search=nobody")).await.ok();
+    assert_eq!(none, json!([]));
+
+    let revoke = s.app.api("/access/organizations/revoke_user");
+    let reader =
+        s.app.create_token("reader", portico_core::domain::account::TokenScope::Read).await;
+    let refused = s
+        .app
+        .request(
+            actix_web::http::Method::POST,
+            &revoke,
+            Some(&reader),
+            Some(json!({"email": "frank@example.com"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        mcp_initialize(&s.app, "team", Some(&access)).await.status(),
+        StatusCode::OK,
+        "a refused revocation changed nothing"
+    );
+    let unknown = s.app.post(&revoke, json!({"email": "nobody@example.com"})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let bad = s.app.post(&revoke, json!({"email": "frank@example.com", "extra": 1})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    assert_eq!(
+        s.app.post(&revoke, json!({"email": " Frank@Example.com "})).await.ok(),
+        json!(true)
+    );
+    assert_eq!(
+        mcp_initialize(&s.app, "team", Some(&access)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let home = browser.get(&s.app, "/portals/team/").await;
+    assert!(home.body.contains("Sign in to team"), "the browser session ended too: {}", home.body);
+}
