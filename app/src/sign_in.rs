@@ -558,13 +558,12 @@ impl App {
     /// (the product's `revoke_user`). `false` when no one with that address ever signed in.
     pub async fn revoke_user(&self, email: &str, actor: &Actor) -> Result<bool, AppError> {
         let email = email.trim().to_ascii_lowercase();
-        let sessions: Vec<UserSignedIn> = self
-            .read(|m| {
-                let Some(user) = m.sign_ins.user_by_email(&email) else { return None };
-                Some(m.sign_ins.sessions_of_user(&user.id, Utc::now()).cloned().collect())
-            })
-            .unwrap_or_default();
-        let Some(user) = self.read(|m| m.sign_ins.user_by_email(&email).cloned()) else {
+        let Some((user, sessions)) = self.read(|m| {
+            let user = m.sign_ins.user_by_email(&email)?;
+            let sessions: Vec<UserSignedIn> =
+                m.sign_ins.sessions_of_user(&user.id, Utc::now()).cloned().collect();
+            Some((user.clone(), sessions))
+        }) else {
             return Ok(false);
         };
         for session in sessions {
