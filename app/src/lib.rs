@@ -50,6 +50,8 @@ pub struct App {
     pub gateway: Arc<Gateway>,
     /// One-time PINs in flight, their rate limits and the mailer.
     pub pins: sign_in::OneTimePins,
+    /// Client ID Metadata Documents fetched lately.
+    pub cimd_cache: sign_in::CimdCache,
 }
 
 impl App {
@@ -69,7 +71,15 @@ impl App {
             Arc::clone(&authz),
             config,
         );
-        Arc::new(App { log, vault, models, authz, gateway, pins: Default::default() })
+        Arc::new(App {
+            log,
+            vault,
+            models,
+            authz,
+            gateway,
+            pins: Default::default(),
+            cimd_cache: Default::default(),
+        })
     }
 
     /// Lets go of the upstreams when the process stops (after the client sessions ended).

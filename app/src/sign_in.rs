@@ -186,6 +186,107 @@ pub struct ClientRegistration {
     pub response_types: Vec<String>,
 }
 
+/// A client as the authorization endpoint needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_name: String,
+    pub redirect_uris: Vec<String>,
+}
+
+/// The largest Client ID Metadata Document read.
+pub const CIMD_MAX_BYTES: usize = 16 * 1024;
+/// How long fetching one may take.
+pub const CIMD_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a fetched document is trusted.
+pub const CIMD_CACHE_TTL: Duration = Duration::from_secs(10 * 60);
+/// The most documents cached.
+pub const CIMD_CACHE_SIZE: usize = 1_000;
+
+/// The URL of a Client ID Metadata Document, if `client_id` is one: `https` with a path (and,
+/// only when private upstreams are allowed, for local development, `http` on loopback).
+pub fn cimd_url(client_id: &str, allow_loopback_http: bool) -> Option<url::Url> {
+    let url = url::Url::parse(client_id).ok()?;
+    let scheme_ok = url.scheme() == "https"
+        || (allow_loopback_http && url.scheme() == "http" && is_loopback_host(&url));
+    let has_path = url.path() != "/" && !url.path().is_empty();
+    (scheme_ok && has_path && url.fragment().is_none() && url.username().is_empty()).then_some(url)
+}
+
+/// Checks a Client ID Metadata Document: a JSON object whose `client_id` is exactly its URL,
+/// with a `client_name` and valid `redirect_uris`, for a public client.
+pub fn client_from_document(
+    client_id: &str,
+    document: &serde_json::Value,
+) -> Result<OAuthClient, SignInError> {
+    let bad = |m: &str| SignInError::InvalidClient(format!("the client's metadata document {m}"));
+    let object = document.as_object().ok_or_else(|| bad("is not a JSON object"))?;
+    if object.get("client_id").and_then(|v| v.as_str()) != Some(client_id) {
+        return Err(bad("has a `client_id` other than its own URL"));
+    }
+    let name = object
+        .get("client_name")
+        .and_then(|v| v.as_str())
+        .filter(|n| {
+            !n.trim().is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control)
+        })
+        .ok_or_else(|| bad("has no usable `client_name`"))?;
+    let uris: Vec<String> = object
+        .get("redirect_uris")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| bad("has no `redirect_uris`"))?
+        .iter()
+        .map(|u| {
+            u.as_str().map(str::to_owned).ok_or_else(|| bad("has a redirect URI that is not text"))
+        })
+        .collect::<Result<_, _>>()?;
+    if uris.is_empty() || uris.len() > portico_core::domain::sign_in::MAX_REDIRECT_URIS {
+        return Err(bad("must list between 1 and 10 redirect URIs"));
+    }
+    for uri in &uris {
+        check_redirect_uri(uri).map_err(|m| bad(&format!("lists an invalid redirect URI: {m}")))?;
+    }
+    match object.get("token_endpoint_auth_method").and_then(|v| v.as_str()) {
+        None | Some("none") => {}
+        Some(other) => {
+            return Err(bad(&format!(
+                "asks for `token_endpoint_auth_method` `{other}`; Portico serves public clients (`none`)"
+            )));
+        }
+    }
+    Ok(OAuthClient {
+        client_id: client_id.to_owned(),
+        client_name: name.to_owned(),
+        redirect_uris: uris,
+    })
+}
+
+/// Fetched Client ID Metadata Documents, bounded in number and age.
+#[derive(Debug, Default)]
+pub struct CimdCache(Mutex<HashMap<String, (Instant, OAuthClient)>>);
+
+impl CimdCache {
+    fn get(&self, client_id: &str) -> Option<OAuthClient> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(client_id).filter(|(at, _)| at.elapsed() < CIMD_CACHE_TTL).map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, client: OAuthClient) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= CIMD_CACHE_SIZE {
+            map.retain(|_, (at, _)| at.elapsed() < CIMD_CACHE_TTL);
+        }
+        if map.len() >= CIMD_CACHE_SIZE {
+            // Still full of fresh entries: the oldest goes.
+            if let Some(oldest) = map.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(client.client_id.clone(), (Instant::now(), client));
+    }
+}
+
 /// An authorization the person allowed: where the code goes and what binds it.
 #[derive(Debug, Clone)]
 pub struct AuthorizationRequest {
@@ -662,9 +763,47 @@ impl App {
         })
     }
 
-    /// The registered client `client_id`.
-    pub fn oauth_client(&self, client_id: &str) -> Option<OAuthClientRegistered> {
-        self.read(|m| m.sign_ins.client(client_id).cloned())
+    /// The client `client_id` as `portal` may use it: one registered there, or one whose id is
+    /// the URL of its Client ID Metadata Document (fetched through the SSRF guard, checked, and
+    /// cached for [`CIMD_CACHE_TTL`]).
+    pub async fn oauth_client(
+        &self,
+        client_id: &str,
+        portal: &PortalId,
+    ) -> Result<Option<OAuthClient>, SignInError> {
+        if let Some(url) = cimd_url(client_id, self.gateway.upstreams.config().policy.allow_private)
+        {
+            return self.metadata_document_client(client_id, &url).await.map(Some);
+        }
+        Ok(self.read(|m| {
+            m.sign_ins.client(client_id).filter(|c| &c.portal_id == portal).map(|c| OAuthClient {
+                client_id: c.client_id.clone(),
+                client_name: c.client_name.clone(),
+                redirect_uris: c.redirect_uris.clone(),
+            })
+        }))
+    }
+
+    async fn metadata_document_client(
+        &self,
+        client_id: &str,
+        url: &url::Url,
+    ) -> Result<OAuthClient, SignInError> {
+        if let Some(client) = self.cimd_cache.get(client_id) {
+            return Ok(client);
+        }
+        let policy = self.gateway.upstreams.config().policy;
+        let document = portico_gateway::transport::http_client::fetch_json(
+            policy,
+            url,
+            CIMD_MAX_BYTES,
+            CIMD_FETCH_TIMEOUT,
+        )
+        .await
+        .map_err(|e| SignInError::InvalidClient(format!("the client's metadata document: {e}")))?;
+        let client = client_from_document(client_id, &document)?;
+        self.cimd_cache.put(client.clone());
+        Ok(client)
     }
 
     /// Whether `user` already let `client_id` use `portal` as them.
@@ -992,5 +1131,65 @@ fn random_pin() -> Result<Secret, AppError> {
         if n < 4_294_000_000 {
             return Ok(Secret(format!("{:06}", n % 1_000_000)));
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const ID: &str = "https://app.example.com/oauth/client.json";
+
+    fn document() -> serde_json::Value {
+        json!({
+            "client_id": ID,
+            "client_name": "Example app",
+            "redirect_uris": ["http://127.0.0.1:3000/callback"],
+            "token_endpoint_auth_method": "none",
+        })
+    }
+
+    #[test]
+    fn a_metadata_document_url_is_https_with_a_path() {
+        assert!(cimd_url(ID, false).is_some());
+        assert!(cimd_url("https://app.example.com", false).is_none(), "no path");
+        assert!(cimd_url("https://app.example.com/", false).is_none(), "root path");
+        assert!(cimd_url("http://app.example.com/c.json", false).is_none(), "http");
+        assert!(
+            cimd_url("http://127.0.0.1:9/c.json", false).is_none(),
+            "loopback http, not allowed"
+        );
+        assert!(cimd_url("http://127.0.0.1:9/c.json", true).is_some(), "loopback http, allowed");
+        assert!(cimd_url("http://evil.example/c.json", true).is_none());
+        assert!(cimd_url("https://u:p@app.example.com/c.json", false).is_none(), "user info");
+        assert!(
+            cimd_url("0f8e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", false).is_none(),
+            "a registered id"
+        );
+    }
+
+    #[test]
+    fn a_metadata_document_must_name_itself_and_list_valid_redirect_uris() {
+        let client = client_from_document(ID, &document()).unwrap();
+        assert_eq!(client.client_name, "Example app");
+        let cases = [
+            (json!({"client_id": "https://other.example.com/c.json"}), "other than its own URL"),
+            (json!({"client_name": ""}), "no usable `client_name`"),
+            (json!({"redirect_uris": []}), "between 1 and 10"),
+            (json!({"redirect_uris": ["http://evil.example/cb"]}), "invalid redirect URI"),
+            (json!({"token_endpoint_auth_method": "client_secret_basic"}), "public clients"),
+        ];
+        for (patch, phrase) in cases {
+            let mut doc = document();
+            for (k, v) in patch.as_object().unwrap() {
+                doc[k] = v.clone();
+            }
+            let error = client_from_document(ID, &doc).unwrap_err().to_string();
+            assert!(error.contains(phrase), "{patch}: {error}");
+        }
+        assert!(client_from_document(ID, &json!([1])).is_err());
     }
 }

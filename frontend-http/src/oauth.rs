@@ -168,7 +168,7 @@ async fn server_metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "authorization_response_iss_parameter_supported": true,
-        "client_id_metadata_document_supported": false,
+        "client_id_metadata_document_supported": true,
     }))
 }
 
@@ -218,7 +218,7 @@ impl Refusal {
 }
 
 /// Checks an authorization request against the registered client and the portal.
-pub fn verify(
+pub async fn verify(
     site: &PortalSite,
     state: &AppState,
     params: &AuthorizeParams,
@@ -229,11 +229,19 @@ pub fn verify(
     let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
         return Err(page("The sign-in request has no `client_id`."));
     };
-    let Some(client) = state.app.oauth_client(client_id).filter(|c| c.portal_id == site.portal_id)
-    else {
-        return Err(page(
-            "The application asking to sign you in is not registered with this portal.",
-        ));
+    let client = match state.app.oauth_client(client_id, &site.portal_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => {
+            return Err(page(
+                "The application asking to sign you in is not registered with this portal.",
+            ));
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "an authorization request's client was refused");
+            return Err(page(&format!(
+                "The application asking to sign you in cannot be trusted: {e}."
+            )));
+        }
     };
     let Some(redirect_uri) = params.redirect_uri.as_deref() else {
         return Err(page("The sign-in request has no `redirect_uri`."));
@@ -332,7 +340,7 @@ async fn authorize(
     params: web::Query<AuthorizeParams>,
 ) -> HttpResponse {
     let Some(site) = PortalSite::of(&req, &state) else { return no_portal() };
-    let verified = match verify(&site, &state, &params) {
+    let verified = match verify(&site, &state, &params).await {
         Ok(v) => v,
         Err(refusal) => return refusal.into_response(),
     };
@@ -405,8 +413,12 @@ async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -
         oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("`{field}` is required"))
     };
     let Some(client_id) = form.client_id.as_deref() else { return missing("client_id") };
-    if state.app.oauth_client(client_id).is_none_or(|c| c.portal_id != site.portal_id) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
+    match state.app.oauth_client(client_id, &site.portal_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
+        }
+        Err(e) => return sign_in_error(e),
     }
     let presented = form.code.as_deref().or(form.refresh_token.as_deref());
     if let (Some(resource), Some(presented)) = (form.resource.as_deref(), presented) {

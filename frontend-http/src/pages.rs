@@ -486,7 +486,7 @@ async fn consent(
     if !csrf_ok(&req, &form.csrf) {
         return bad_form(&site);
     }
-    let verified = match oauth::verify(&site, &state, &form.params) {
+    let verified = match oauth::verify(&site, &state, &form.params).await {
         Ok(v) => v,
         Err(refusal) => return refusal.into_response(),
     };

@@ -13,7 +13,7 @@
 
 mod credentials;
 mod error;
-pub(crate) mod http_client;
+pub mod http_client;
 pub mod sse;
 
 use std::collections::HashMap;

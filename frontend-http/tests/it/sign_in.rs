@@ -150,7 +150,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let app = TestApp::new().await;
+    setup_with(Default::default()).await
+}
+
+async fn setup_with(gateway: portico_gateway::GatewayConfig) -> Setup {
+    let app = TestApp::with_gateway(gateway).await;
     let outbox = Arc::new(Outbox::default());
     app.state.app.pins.set_mailer(outbox.clone());
     for (id, host) in [("team", "team.example.com"), ("other", "other.example.com")] {
@@ -253,6 +257,17 @@ async fn code_for(s: &Setup, browser: &mut Browser, email: &str) -> (String, Str
     let (status, client) = register(&s.app, "team", REDIRECT).await;
     assert_eq!(status, StatusCode::CREATED, "{client}");
     let client_id = client["client_id"].as_str().unwrap().to_owned();
+    code_for_client(s, browser, email, &client_id).await
+}
+
+/// Through sign-in and consent to a code for `client_id`.
+async fn code_for_client(
+    s: &Setup,
+    browser: &mut Browser,
+    email: &str,
+    client_id: &str,
+) -> (String, String) {
+    let client_id = client_id.to_owned();
     let consent = sign_in(s, browser, &authorize_url(&client_id, &[]), email).await;
     assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
     assert!(consent.body.contains("wants to use portal"), "{}", consent.body);
@@ -737,4 +752,97 @@ async fn admins_list_who_signed_in_and_revoke_a_person_everywhere() {
     );
     let home = browser.get(&s.app, "/portals/team/").await;
     assert!(home.body.contains("Sign in to team"), "the browser session ended too: {}", home.body);
+}
+
+/// Serves `document` at `http://127.0.0.1:<port>/client.json` from a real HTTP server; its URL.
+fn serve_metadata_document(
+    document: impl Fn(&str) -> Value + Send + Sync + Clone + 'static,
+) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/client.json", listener.local_addr().unwrap());
+    let id = url.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let document = document.clone();
+        let id = id.clone();
+        actix_web::App::new().route(
+            "/client.json",
+            actix_web::web::get().to(move || {
+                let body = document(&id);
+                async move { actix_web::HttpResponse::Ok().json(body) }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    url
+}
+
+fn private_upstreams_allowed() -> portico_gateway::GatewayConfig {
+    let mut config = portico_gateway::GatewayConfig::default();
+    config.upstream.policy.allow_private = true;
+    config
+}
+
+#[actix_web::test]
+async fn a_client_identified_by_its_metadata_document_signs_in_without_registering() {
+    let s = setup_with(private_upstreams_allowed()).await;
+    let client_id = serve_metadata_document(
+        |id| json!({"client_id": id, "client_name": "Document client", "redirect_uris": [REDIRECT]}),
+    );
+    let mut browser = Browser::default();
+    let (_, code) = code_for_client(&s, &mut browser, "gina@example.com", &client_id).await;
+    let (status, tokens) = redeem(&s.app, &client_id, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(mcp_initialize(&s.app, "team", Some(access)).await.status(), StatusCode::OK);
+    let metadata = s
+        .app
+        .send(
+            TestRequest::get()
+                .uri("/.well-known/oauth-authorization-server/portals/team")
+                .insert_header(("Host", "localhost:8080")),
+        )
+        .await;
+    assert_eq!(metadata.body["client_id_metadata_document_supported"], true);
+}
+
+#[actix_web::test]
+async fn a_metadata_document_that_names_another_client_or_sits_on_a_private_address_is_refused() {
+    // It claims another client's id.
+    let s = setup_with(private_upstreams_allowed()).await;
+    let liar = serve_metadata_document(
+        |_| json!({"client_id": "https://trusted.example.com/client.json", "client_name": "Liar", "redirect_uris": [REDIRECT]}),
+    );
+    let mut browser = Browser::default();
+    let page = browser.get(&s.app, &authorize_url(&liar, &[])).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.location.is_none(), "no redirect for an unverified client");
+    assert!(unescape(&page.body).contains("other than its own URL"), "{}", page.body);
+
+    // The default policy refuses private addresses: the document is never fetched.
+    let s = setup().await;
+    let private = "https://127.0.0.1:9/client.json";
+    let page = browser.get(&s.app, &authorize_url(private, &[])).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(unescape(&page.body).contains("loopback"), "{}", page.body);
+    let (status, body) = token(
+        &s.app,
+        "team",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("redirect_uri", REDIRECT),
+            ("client_id", private),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "{body}"
+    );
 }

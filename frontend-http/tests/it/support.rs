@@ -43,8 +43,21 @@ pub struct Answer {
 
 impl TestApp {
     pub async fn new() -> TestApp {
+        Self::with_gateway(Default::default()).await
+    }
+
+    /// An app whose data plane is configured by `gateway` (upstream policy, timeouts).
+    pub async fn with_gateway(gateway: portico_gateway::GatewayConfig) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let (app, account) = portico_app::testing::sqlite_app(dir.path()).await.unwrap();
+        let log = portico_core::log::sqlite::SqliteLog::open(
+            dir.path().join("portico.db"),
+            portico_core::log::sqlite::SqliteOptions::default(),
+        )
+        .unwrap();
+        let (app, account) =
+            portico_app::testing::app_with(std::sync::Arc::new(log), dir.path(), gateway)
+                .await
+                .unwrap();
         let state = AppState::new(app, account);
         let app =
             Rc::new(test::init_service(portico_frontend_http::create_app(state.clone())).await);

@@ -75,6 +75,57 @@ fn build(
         .build()
 }
 
+/// Why a document could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Refused(#[from] ssrf::SsrfError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Fetches a small JSON document from `url` through the SSRF guard (the same resolver and
+/// policy as upstream connections, no redirects, no proxy), within `timeout` and `max_bytes`.
+pub async fn fetch_json(
+    policy: UpstreamPolicy,
+    url: &url::Url,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<serde_json::Value, FetchError> {
+    policy.check_literal_host(url)?;
+    let client = upstream_client(policy, timeout).map_err(|e| FetchError::Failed(e.to_string()))?;
+    let shown = ssrf::redact_url(url);
+    let fetch = async {
+        let mut response = client
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| FetchError::Failed(format!("`{shown}` could not be fetched: {e}")))?;
+        if !response.status().is_success() {
+            return Err(FetchError::Failed(format!("`{shown}` answered {}", response.status())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Failed(format!("`{shown}` could not be read: {e}")))?
+        {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(FetchError::Failed(format!(
+                    "`{shown}` is larger than {max_bytes} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| FetchError::Failed(format!("`{shown}` is not JSON: {e}")))
+    };
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| FetchError::Failed(format!("`{shown}` did not answer within {timeout:?}")))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
