@@ -10,9 +10,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::access_app::AccessAppUpdated;
 use crate::domain::account::{AccountCreated, ApiTokenCreated, ApiTokenRevoked};
 use crate::domain::call::PortalRequestHandled;
 use crate::domain::hostname::{PortalHostnameClaimed, PortalHostnameReleased};
+use crate::domain::identity_provider::{
+    IdentityProviderCreated, IdentityProviderDeleted, IdentityProviderUpdated,
+};
 use crate::domain::policy::{PolicyCreated, PolicyDeleted, PolicySetReplaced, PolicyUpdated};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
 use crate::domain::server::{
@@ -82,6 +86,10 @@ events!(
     ServiceTokenRotated,
     ServiceTokenDeleted,
     PortalRequestHandled,
+    IdentityProviderCreated,
+    IdentityProviderUpdated,
+    IdentityProviderDeleted,
+    AccessAppUpdated,
 );
 
 impl Event {
