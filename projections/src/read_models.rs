@@ -5,6 +5,8 @@ use portico_core::RecordedEvent;
 use portico_core::domain::ids::PortalId;
 use serde::{Deserialize, Serialize};
 
+use crate::access_apps::AccessApps;
+use crate::identity_providers::IdentityProviders;
 use crate::portal_views::PortalRecord;
 use crate::service_tokens::ServiceTokens;
 use crate::{
@@ -22,6 +24,12 @@ pub struct ReadModels {
     pub aggregates: Aggregates,
     pub service_tokens: ServiceTokens,
     pub policies: PolicyCatalog,
+    /// The identity providers people sign in with.
+    #[serde(default)]
+    pub identity_providers: IdentityProviders,
+    /// The Access application of every portal.
+    #[serde(default)]
+    pub access_apps: AccessApps,
     /// The position of the last event that changed what a portal shows (everything but the
     /// calls through portals): the data plane watches it to tell sessions their lists changed.
     #[serde(default)]
@@ -54,7 +62,9 @@ impl Projection for ReadModels {
         + AuditTrail::VERSION
         + Aggregates::VERSION
         + ServiceTokens::VERSION
-        + PolicyCatalog::VERSION;
+        + PolicyCatalog::VERSION
+        + IdentityProviders::VERSION
+        + AccessApps::VERSION;
 
     fn apply(&mut self, event: &RecordedEvent) {
         if let portico_core::Event::PortalRequestHandled(_) = &event.event {
@@ -69,5 +79,7 @@ impl Projection for ReadModels {
         self.aggregates.apply(event);
         self.service_tokens.apply(event);
         self.policies.apply(event);
+        self.identity_providers.apply(event);
+        self.access_apps.apply(event);
     }
 }
