@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use portico_core::domain::DomainError;
 use portico_core::domain::identity_provider::{
-    self, ConfigInput, CreateIdentityProvider, DeleteIdentityProvider, IdentityProviderCommand,
-    IdentityProviderId, IdentityProviderInput, IdentityProviderState, UpdateIdentityProvider,
-    CLIENT_SECRET_KIND, identity_provider_stream, one_time_pin_id, vault_owner,
+    self, CLIENT_SECRET_KIND, ConfigInput, CreateIdentityProvider, DeleteIdentityProvider,
+    IdentityProviderCommand, IdentityProviderId, IdentityProviderInput, IdentityProviderState,
+    UpdateIdentityProvider, identity_provider_stream, one_time_pin_id, vault_owner,
 };
 use portico_core::domain::ids::PortalId;
 use portico_core::vault::{SecretRef, SecretString, VaultError};

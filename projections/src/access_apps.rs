@@ -259,7 +259,10 @@ mod tests {
     }
 
     fn added(name: &str) -> Event {
-        Event::PortalAdded(PortalAdded { portal_id: eng(), settings: settings(name, "eng.example.com") })
+        Event::PortalAdded(PortalAdded {
+            portal_id: eng(),
+            settings: settings(name, "eng.example.com"),
+        })
     }
 
     fn configured(generation: u64, message: &str) -> Event {
@@ -267,7 +270,11 @@ mod tests {
         configuration.custom_deny_message = message.into();
         configuration.oauth_configuration.grant.session_duration =
             Some(GoDuration::parse("f", "2h").unwrap());
-        Event::AccessAppUpdated(AccessAppUpdated { portal_id: eng(), portal_generation: generation, configuration })
+        Event::AccessAppUpdated(AccessAppUpdated {
+            portal_id: eng(),
+            portal_generation: generation,
+            configuration,
+        })
     }
 
     #[test]
@@ -295,10 +302,7 @@ mod tests {
         apps.apply(&recorded(
             3,
             2,
-            Event::PortalUpdated(PortalUpdated {
-                portal_id: eng(),
-                settings: settings_renamed(),
-            }),
+            Event::PortalUpdated(PortalUpdated { portal_id: eng(), settings: settings_renamed() }),
         ));
         let app = apps.by_portal(&eng()).unwrap();
         assert_eq!((app.name.as_str(), app.domain.as_str()), ("Eng", "mcp.example.com"));
@@ -312,9 +316,15 @@ mod tests {
         // A portal created again with the same id starts from the defaults, and a change
         // decided for the old portal does not apply to it.
         apps.apply(&recorded(5, 4, added("Again")));
-        assert_eq!(apps.settings(&eng()).unwrap().custom_deny_message, "That account does not have access");
+        assert_eq!(
+            apps.settings(&eng()).unwrap().custom_deny_message,
+            "That account does not have access"
+        );
         apps.apply(&recorded(6, 2, configured(1, "stale")));
-        assert_eq!(apps.settings(&eng()).unwrap().custom_deny_message, "That account does not have access");
+        assert_eq!(
+            apps.settings(&eng()).unwrap().custom_deny_message,
+            "That account does not have access"
+        );
         apps.apply(&recorded(7, 3, configured(4, "fresh")));
         assert_eq!(apps.settings(&eng()).unwrap().custom_deny_message, "fresh");
         assert_eq!(apps.state(&eng()).stream_version, 3);

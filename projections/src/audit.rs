@@ -273,14 +273,12 @@ fn next_value(
             let version = current.as_ref().and_then(|v| v["secret_version"].as_u64()).unwrap_or(1);
             with(current, json!({"secret_version": version + 1}))
         }
-        Event::IdentityProviderCreated(e) => with(
-            Some(json!({"id": e.identity_provider_id.to_string()})),
-            to_value(&e.settings),
-        ),
-        Event::IdentityProviderUpdated(e) => with(
-            Some(json!({"id": e.identity_provider_id.to_string()})),
-            to_value(&e.settings),
-        ),
+        Event::IdentityProviderCreated(e) => {
+            with(Some(json!({"id": e.identity_provider_id.to_string()})), to_value(&e.settings))
+        }
+        Event::IdentityProviderUpdated(e) => {
+            with(Some(json!({"id": e.identity_provider_id.to_string()})), to_value(&e.settings))
+        }
         Event::AccessAppUpdated(e) => with(
             Some(json!({"id": access_app_id(&e.portal_id).to_string(), "portal_id": e.portal_id})),
             to_value(&e.configuration),

@@ -28,8 +28,8 @@ pub use access_apps::{AccessAppRecord, AccessAppSettings, AccessApps, OAuthSetti
 pub use aggregates::Aggregates;
 pub use audit::{AuditAction, AuditEntry, AuditTrail, ResourceType, resource_values};
 pub use catalog::{CatalogServer, ServerCatalog};
-pub use identity_providers::{IdentityProviderRecord, IdentityProviders};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
+pub use identity_providers::{IdentityProviderRecord, IdentityProviders};
 pub use policies::PolicyCatalog;
 pub use portal_views::{
     EffectiveOverride, PortalRecord, PortalServerView, PortalView, PortalViews,
