@@ -266,8 +266,10 @@ mod tests {
     }
 
     fn configured(generation: u64, message: &str) -> Event {
-        let mut configuration = AccessAppConfiguration::default();
-        configuration.custom_deny_message = message.into();
+        let mut configuration = AccessAppConfiguration {
+            custom_deny_message: message.into(),
+            ..AccessAppConfiguration::default()
+        };
         configuration.oauth_configuration.grant.session_duration =
             Some(GoDuration::parse("f", "2h").unwrap());
         Event::AccessAppUpdated(AccessAppUpdated {

@@ -100,6 +100,8 @@ pub enum AuditResourceType {
     ApiToken,
     Account,
     ServiceToken,
+    IdentityProvider,
+    AccessApplication,
 }
 
 /// Chronological order of the answer.
@@ -211,10 +213,13 @@ impl AuditLogQuery {
                 "api_token" => Ok(ResourceType::ApiToken),
                 "account" => Ok(ResourceType::Account),
                 "service_token" => Ok(ResourceType::ServiceToken),
+                "identity_provider" => Ok(ResourceType::IdentityProvider),
+                "access_application" => Ok(ResourceType::AccessApplication),
                 other => Err(invalid(
                     "resource.type",
                     format!(
-                        "`{}` is not one of `mcp_server`, `mcp_portal`, `api_token`, `account`, `service_token`",
+                        "`{}` is not one of `mcp_server`, `mcp_portal`, `api_token`, `account`, \
+                         `service_token`, `identity_provider`, `access_application`",
                         truncate(other)
                     ),
                 )),

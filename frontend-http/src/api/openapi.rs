@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
 pub use schemas::*;
 
 use super::error::ApiError;
+use super::{access_apps, identity_providers};
 use super::{audit_logs, authorize, cedar, portals, servers, service_tokens};
 
 /// The name of the bearer-token security scheme (also written in `security(...)` above).
@@ -60,6 +61,16 @@ changes need the `edit` scope.";
         cedar::schema,
         authorize::authorize,
         authorize::visibility,
+        identity_providers::list,
+        identity_providers::create,
+        identity_providers::read,
+        identity_providers::update,
+        identity_providers::delete,
+        access_apps::list,
+        access_apps::create,
+        access_apps::read,
+        access_apps::update,
+        access_apps::delete,
     ),
     components(schemas(
         ErrorEnvelope,
@@ -78,6 +89,8 @@ changes need the `edit` scope.";
         (name = "Cedar policies", description = "Who may use which portal, server, tool and prompt, as Cedar policies validated against the schema"),
         (name = "Audit logs", description = "Admin changes: who changed what, when, before and after"),
         (name = "Service tokens", description = "Credentials of machine clients (`CF-Access-Client-Id` and `CF-Access-Client-Secret`)"),
+        (name = "Identity providers", description = "How people sign in: the one-time PIN provider and OpenID Connect providers"),
+        (name = "Access applications", description = "The sign-in settings of each portal: allowed identity providers, session, block page, OAuth client registration and token lifetimes"),
     )
 )]
 pub struct ApiDoc;

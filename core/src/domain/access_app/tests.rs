@@ -318,8 +318,10 @@ fn ids_and_audiences_are_derived_from_the_portal_id() {
 
 #[test]
 fn the_state_folds_the_last_configuration() {
-    let mut custom = AccessAppConfiguration::default();
-    custom.custom_deny_message = "No".into();
+    let custom = AccessAppConfiguration {
+        custom_deny_message: "No".into(),
+        ..AccessAppConfiguration::default()
+    };
     let state =
         AccessAppState::fold([updated(AccessAppConfiguration::default()), updated(custom.clone())]);
     assert_eq!(state.version(), 2);

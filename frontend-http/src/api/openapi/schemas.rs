@@ -11,8 +11,10 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
+use crate::api::access_apps::AccessAppObject;
 use crate::api::audit_logs::{AuditLog, AuditLogResultInfo};
 use crate::api::envelope::ResultInfo;
+use crate::api::identity_providers::{DeletedIdentityProvider, IdentityProviderObject};
 use crate::api::servers::ServerObject;
 use crate::api::service_tokens::{ServiceTokenObject, ServiceTokenWithSecret};
 
@@ -51,6 +53,26 @@ pub struct ServiceTokenPath {
     /// The account's id: 32 hexadecimal characters.
     account_id: String,
     /// The service token's id (a UUID).
+    id: String,
+}
+
+/// An identity provider in the path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdentityProviderPath {
+    /// The account's id: 32 hexadecimal characters.
+    account_id: String,
+    /// The identity provider's id (a UUID).
+    id: String,
+}
+
+/// An Access application in the path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AccessAppPath {
+    /// The account's id: 32 hexadecimal characters.
+    account_id: String,
+    /// The application's id (a UUID).
     id: String,
 }
 
@@ -143,6 +165,44 @@ envelope!(
     /// The answer carrying a page of audit logs.
     AuditLogList { result: Vec<AuditLog>, result_info: AuditLogResultInfo }
 );
+
+envelope!(
+    /// The answer carrying one identity provider.
+    IdentityProviderResult { result: IdentityProviderObject }
+);
+envelope!(
+    /// The answer carrying a page of identity providers.
+    IdentityProviderList { result: Vec<IdentityProviderObject>, result_info: ResultInfo }
+);
+envelope!(
+    /// The answer to the delete of an identity provider: its id.
+    DeletedIdentityProviderResult { result: DeletedIdentityProvider }
+);
+envelope!(
+    /// The answer carrying one Access application.
+    AccessAppResult { result: AccessAppObject }
+);
+envelope!(
+    /// The answer carrying a page of Access applications.
+    AccessAppList { result: Vec<AccessAppObject>, result_info: ResultInfo }
+);
+
+/// The answers of an operation that is always refused (with the reason).
+#[derive(Debug, IntoResponses)]
+pub enum RefusedErrors {
+    /// Always: the message says what to do instead.
+    #[response(status = 400)]
+    BadRequest(ErrorEnvelope),
+    /// No valid API token.
+    #[response(status = 401)]
+    Unauthenticated(ErrorEnvelope),
+    /// The API token has the `read` scope.
+    #[response(status = 403)]
+    Forbidden(ErrorEnvelope),
+    /// The account (or the application) does not exist.
+    #[response(status = 404)]
+    NotFound(ErrorEnvelope),
+}
 
 /// The errors of a list.
 #[derive(Debug, IntoResponses)]
