@@ -1,4 +1,5 @@
-//! First-start set-up: the account and the first admin API token.
+//! First-start set-up: the account, the first admin API token and the built-in one-time PIN
+//! identity provider.
 
 use portico_core::Actor;
 use portico_core::EventLog;
@@ -91,6 +92,9 @@ pub async fn bootstrap(
         }
         None => None,
     };
+    // Every account can sign people in from the first start: the built-in one-time PIN
+    // provider (created once; an admin may delete it for good).
+    crate::identity_providers::ensure_one_time_pin(log, &bootstrap_actor()).await?;
     Ok(Bootstrapped { account_id, account_created, new_admin_token })
 }
 

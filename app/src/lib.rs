@@ -7,13 +7,17 @@
 //! models show the write (read-your-writes), and triggers the side effects (a server sync).
 //!
 //! - [`servers`], [`portals`], [`service_tokens`], [`policies`]: the admin resources.
+//! - [`identity_providers`], [`access_apps`]: how people sign in, and each portal's sign-in
+//!   settings.
 //! - [`api_tokens`], [`account`]: the admin API's own tokens and the first-start bootstrap.
 //! - [`sign_in`]: people signing in to portals, and the OAuth authorization server.
 //! - [`error`]: what can go wrong, in terms a frontend maps to its own protocol.
 
+pub mod access_apps;
 pub mod account;
 pub mod api_tokens;
 pub mod error;
+pub mod identity_providers;
 pub mod policies;
 pub mod portals;
 pub mod servers;

@@ -5,12 +5,15 @@
 //! `server::decide` (or `portal::decide`, with a [`ServerDirectory`]), then append the events to
 //! the stream (`server_stream`, `portal_stream`) expecting `state.stream_version`.
 
+pub mod access_app;
 pub mod account;
 pub mod aggregate;
 pub mod call;
+pub mod duration;
 pub mod error;
 pub mod grant;
 pub mod hostname;
+pub mod identity_provider;
 pub mod ids;
 pub mod overrides;
 pub mod policy;

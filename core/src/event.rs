@@ -10,10 +10,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::access_app::AccessAppUpdated;
 use crate::domain::account::{AccountCreated, ApiTokenCreated, ApiTokenRevoked};
 use crate::domain::call::PortalRequestHandled;
 use crate::domain::grant::{GrantAuthorized, GrantCodeRedeemed, GrantRefreshed, GrantRevoked};
 use crate::domain::hostname::{PortalHostnameClaimed, PortalHostnameReleased};
+use crate::domain::identity_provider::{
+    IdentityProviderCreated, IdentityProviderDeleted, IdentityProviderUpdated,
+};
 use crate::domain::policy::{PolicyCreated, PolicyDeleted, PolicySetReplaced, PolicyUpdated};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
 use crate::domain::server::{
@@ -95,6 +99,10 @@ events!(
     SignInFailed,
     OAuthClientRegistered,
     ConsentGiven,
+    IdentityProviderCreated,
+    IdentityProviderUpdated,
+    IdentityProviderDeleted,
+    AccessAppUpdated,
 );
 
 impl Event {

@@ -1,12 +1,14 @@
 //! The admin API under `/client/v4`, wire-compatible with Cloudflare's API for MCP portals and
 //! servers.
 
+pub mod access_apps;
 pub mod audit_logs;
 pub mod authorize;
 pub mod body;
 pub mod cedar;
 pub mod envelope;
 pub mod error;
+pub mod identity_providers;
 pub mod openapi;
 pub mod portals;
 pub mod servers;
@@ -49,6 +51,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(portals::delete)),
     )
     .configure(service_tokens::routes)
+    .configure(identity_providers::routes)
+    .configure(access_apps::routes)
     .configure(cedar::routes)
     .configure(authorize::routes)
     .configure(users::routes)

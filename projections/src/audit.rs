@@ -5,6 +5,7 @@
 //! credential change shows as `"auth_credentials_version": 3`, a token as its name and scope.
 
 use chrono::{DateTime, Utc};
+use portico_core::domain::access_app::access_app_id;
 use portico_core::domain::policy::{PolicyCreated, PolicyUpdated};
 use portico_core::{Actor, Event, Position, RecordedEvent};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ portico_core::wire_enum! {
         CedarPolicy = "cedar_policy",
         CedarPolicySet = "cedar_policy_set",
         ServiceToken = "service_token",
+        IdentityProvider = "identity_provider",
+        AccessApplication = "access_application",
     }
 }
 
@@ -112,6 +115,33 @@ fn classify(event: &Event) -> Option<(AuditAction, ResourceType, &str)> {
         | Event::SignInFailed(_)
         | Event::OAuthClientRegistered(_)
         | Event::ConsentGiven(_) => None,
+        // Their resource ids are not strings in the event: see `classify_owned`.
+        Event::IdentityProviderCreated(_)
+        | Event::IdentityProviderUpdated(_)
+        | Event::IdentityProviderDeleted(_)
+        | Event::AccessAppUpdated(_) => None,
+    }
+}
+
+/// [`classify`] for the events whose resource id is derived (a UUID, or an application's id
+/// from its portal's).
+fn classify_owned(event: &Event) -> Option<(AuditAction, ResourceType, String)> {
+    use AuditAction::{Create, Delete, Update};
+    use ResourceType::{AccessApplication, IdentityProvider};
+    match event {
+        Event::IdentityProviderCreated(e) => {
+            Some((Create, IdentityProvider, e.identity_provider_id.to_string()))
+        }
+        Event::IdentityProviderUpdated(e) => {
+            Some((Update, IdentityProvider, e.identity_provider_id.to_string()))
+        }
+        Event::IdentityProviderDeleted(e) => {
+            Some((Delete, IdentityProvider, e.identity_provider_id.to_string()))
+        }
+        Event::AccessAppUpdated(e) => {
+            Some((Update, AccessApplication, access_app_id(&e.portal_id).to_string()))
+        }
+        _ => classify(event).map(|(action, kind, id)| (action, kind, id.to_owned())),
     }
 }
 
@@ -120,7 +150,7 @@ impl Projection for AuditTrail {
     const VERSION: u32 = 2;
 
     fn apply(&mut self, recorded: &RecordedEvent) {
-        let Some((action, resource_type, resource_id)) = classify(&recorded.event) else {
+        let Some((action, resource_type, resource_id)) = classify_owned(&recorded.event) else {
             return;
         };
         self.entries.push(AuditEntry {
@@ -130,7 +160,7 @@ impl Projection for AuditTrail {
             actor: recorded.actor.clone(),
             action,
             resource_type,
-            resource_id: resource_id.to_owned(),
+            resource_id,
             stream_id: recorded.stream_id.clone(),
             stream_version: recorded.stream_version,
         });
@@ -239,10 +269,21 @@ fn next_value(
             let version = current.as_ref().and_then(|v| v["secret_version"].as_u64()).unwrap_or(1);
             with(current, json!({"secret_version": version + 1}))
         }
+        Event::IdentityProviderCreated(e) => {
+            with(Some(json!({"id": e.identity_provider_id.to_string()})), to_value(&e.settings))
+        }
+        Event::IdentityProviderUpdated(e) => {
+            with(Some(json!({"id": e.identity_provider_id.to_string()})), to_value(&e.settings))
+        }
+        Event::AccessAppUpdated(e) => with(
+            Some(json!({"id": access_app_id(&e.portal_id).to_string(), "portal_id": e.portal_id})),
+            to_value(&e.configuration),
+        ),
         Event::ServerRemoved(_)
         | Event::PortalRemoved(_)
         | Event::ApiTokenRevoked(_)
-        | Event::ServiceTokenDeleted(_) => None,
+        | Event::ServiceTokenDeleted(_)
+        | Event::IdentityProviderDeleted(_) => None,
     }
 }
 

@@ -6,11 +6,13 @@
 //! Replaying from position 0 rebuilds exactly the state that incremental application reached.
 
 pub mod access;
+pub mod access_apps;
 pub mod aggregates;
 pub mod audit;
 pub mod catalog;
 pub mod checkpoint;
 pub mod grants;
+pub mod identity_providers;
 pub mod metrics;
 pub mod policies;
 pub mod portal_views;
@@ -24,11 +26,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use access::{Access, TokenRecord};
+pub use access_apps::{AccessAppRecord, AccessAppSettings, AccessApps, OAuthSettings};
 pub use aggregates::Aggregates;
 pub use audit::{AuditAction, AuditEntry, AuditTrail, ResourceType, resource_values};
 pub use catalog::{CatalogServer, ServerCatalog};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
 pub use grants::{Grants, LiveGrant};
+pub use identity_providers::{IdentityProviderRecord, IdentityProviders};
 pub use policies::PolicyCatalog;
 pub use portal_views::{
     EffectiveOverride, PortalRecord, PortalServerView, PortalView, PortalViews,

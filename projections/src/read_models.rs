@@ -5,7 +5,9 @@ use portico_core::RecordedEvent;
 use portico_core::domain::ids::PortalId;
 use serde::{Deserialize, Serialize};
 
+use crate::access_apps::AccessApps;
 use crate::grants::Grants;
+use crate::identity_providers::IdentityProviders;
 use crate::portal_views::PortalRecord;
 use crate::service_tokens::ServiceTokens;
 use crate::sign_ins::SignIns;
@@ -30,6 +32,12 @@ pub struct ReadModels {
     /// OAuth clients, browser sessions, consents and people.
     #[serde(default)]
     pub sign_ins: SignIns,
+    /// The identity providers people sign in with.
+    #[serde(default)]
+    pub identity_providers: IdentityProviders,
+    /// The Access application of every portal.
+    #[serde(default)]
+    pub access_apps: AccessApps,
     /// The position of the last event that changed what a portal shows (everything but the
     /// calls through portals): the data plane watches it to tell sessions their lists changed.
     #[serde(default)]
@@ -64,7 +72,9 @@ impl Projection for ReadModels {
         + ServiceTokens::VERSION
         + PolicyCatalog::VERSION
         + Grants::VERSION
-        + SignIns::VERSION;
+        + SignIns::VERSION
+        + IdentityProviders::VERSION
+        + AccessApps::VERSION;
 
     fn apply(&mut self, event: &RecordedEvent) {
         use portico_core::Event;
@@ -97,5 +107,7 @@ impl Projection for ReadModels {
         self.aggregates.apply(event);
         self.service_tokens.apply(event);
         self.policies.apply(event);
+        self.identity_providers.apply(event);
+        self.access_apps.apply(event);
     }
 }

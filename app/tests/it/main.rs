@@ -3,5 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_apps;
+mod identity_providers;
 mod portals;
 mod support;

@@ -25,6 +25,10 @@ pub enum DomainError {
     /// A field that is fixed at creation was sent with a different value.
     #[error("`{field}` cannot be changed after creation")]
     Immutable { field: &'static str },
+    /// The aggregate cannot be removed while others refer to it; `by` says which, and what to
+    /// change first.
+    #[error("{kind} `{id}` is still used by {by}")]
+    InUse { kind: &'static str, id: String, by: String },
 }
 
 impl DomainError {

@@ -117,3 +117,13 @@ slug_id!(
     PolicyId,
     "id"
 );
+
+/// The namespace of the UUIDv5 ids Portico derives from names (the one-time PIN identity
+/// provider's, the Access application of each portal), so that the same name always gives the
+/// same id, on every instance and after every replay.
+pub const PORTICO_UUID_NAMESPACE: uuid::Uuid = uuid::uuid!("263d3570-39b4-43eb-8dd1-3f74171762a9");
+
+/// The UUIDv5 of `name` in [`PORTICO_UUID_NAMESPACE`].
+pub fn derived_uuid(name: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&PORTICO_UUID_NAMESPACE, name.as_bytes())
+}

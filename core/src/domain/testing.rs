@@ -13,10 +13,17 @@
 use std::collections::BTreeMap;
 
 use super::DomainError;
+use super::access_app::{
+    AccessAppCommand, AccessAppDirectory, AccessAppState, StaticDirectory, UpdateAccessApp,
+};
 use super::account::{AccountState, ApiTokenCommand, ApiTokenState, CreateAccount};
 use super::aggregate::Aggregate;
 use super::grant::{AuthorizeGrant, GrantCommand, GrantState, RedeemCode, RefreshGrant};
 use super::hostname::{HostnameClaim, HostnameCommand, PortalHostnames};
+use super::identity_provider::{
+    CreateIdentityProvider, DeleteIdentityProvider, IdentityProviderCommand, IdentityProviderId,
+    IdentityProviderState, IdentityProviderUsage, UpdateIdentityProvider,
+};
 use super::ids::{PortalId, ServerId};
 use super::policy::{
     CreatePolicy, DeletePolicy, PolicyCommand, PolicyRecord, PolicyRejection, PolicySetState,
@@ -73,6 +80,19 @@ where
         self
     }
 
+    /// Which portals' Access applications allow each identity provider, for provider commands.
+    pub(crate) fn with_usage(mut self, usage: BTreeMap<IdentityProviderId, Vec<PortalId>>) -> Self {
+        self.services.usage = usage;
+        self
+    }
+
+    /// The portals (with their generations) and identity providers that exist, for Access
+    /// application commands.
+    pub(crate) fn with_directory(mut self, directory: StaticDirectory) -> Self {
+        self.services.directory = directory;
+        self
+    }
+
     /// The validator of policy texts, for policy commands (by default every text is valid).
     pub(crate) fn with_validator(mut self, validator: impl PolicyValidator + 'static) -> Self {
         self.services.validator = Box::new(validator);
@@ -91,6 +111,8 @@ pub(crate) struct TestServices {
     servers: BTreeMap<ServerId, ServerCapabilities>,
     hostnames: BTreeMap<String, PortalId>,
     validator: Box<dyn PolicyValidator>,
+    usage: BTreeMap<IdentityProviderId, Vec<PortalId>>,
+    directory: StaticDirectory,
 }
 
 impl Default for TestServices {
@@ -99,6 +121,8 @@ impl Default for TestServices {
             servers: BTreeMap::new(),
             hostnames: BTreeMap::new(),
             validator: Box::new(AcceptAll),
+            usage: BTreeMap::new(),
+            directory: StaticDirectory::default(),
         }
     }
 }
@@ -147,6 +171,18 @@ impl FromTestServices for dyn PolicyValidator {
     }
 }
 
+impl FromTestServices for dyn IdentityProviderUsage {
+    fn pick(services: &TestServices) -> &Self {
+        &services.usage
+    }
+}
+
+impl FromTestServices for dyn AccessAppDirectory {
+    fn pick(services: &TestServices) -> &Self {
+        &services.directory
+    }
+}
+
 /// A command of aggregate `A` (or one of its variants' payloads).
 pub(crate) trait IntoCommand<A: Aggregate> {
     fn into_command(self) -> A::Command;
@@ -171,6 +207,9 @@ commands!(AccountState: CreateAccount);
 commands!(ApiTokenState: ApiTokenCommand);
 commands!(HostnameClaim: HostnameCommand);
 commands!(GrantState: GrantCommand, AuthorizeGrant, RedeemCode, RefreshGrant);
+commands!(IdentityProviderState: IdentityProviderCommand, CreateIdentityProvider,
+    UpdateIdentityProvider, DeleteIdentityProvider);
+commands!(AccessAppState: AccessAppCommand, UpdateAccessApp);
 
 /// What `decide` returned.
 #[derive(Debug)]

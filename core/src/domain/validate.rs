@@ -182,6 +182,64 @@ pub(crate) fn portal_hostname(field: &str, value: &str) -> Result<String, Domain
     Ok(value.to_ascii_lowercase())
 }
 
+/// The longest URL of an identity provider endpoint or a redirect target, in bytes.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// Whether `host` (as the URL parser gives it) is the local machine: `localhost`, a
+/// `*.localhost` name, an IPv4 address in `127.0.0.0/8`, or `[::1]`.
+pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// An absolute URL Portico sends people or requests to (an identity provider's endpoints, a
+/// deny page): `https`, or `http` on the loopback host only (an IdP on the same machine, in
+/// development and tests). No user info, no fragment, at most [`MAX_URL_LEN`] bytes, no spaces
+/// or control characters. The value is kept as sent.
+pub(crate) fn https_url(field: &str, value: &str) -> Result<url::Url, DomainError> {
+    let quoted = truncate_for_message(value);
+    let invalid = |reason: &str| DomainError::invalid(field, format!("`{quoted}` {reason}"));
+    if value.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty: send an `https` URL"));
+    }
+    if value.len() > MAX_URL_LEN {
+        return Err(invalid(&format!("is longer than {MAX_URL_LEN} bytes")));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("must not contain spaces or control characters"));
+    }
+    let url = url::Url::parse(value).map_err(|e| invalid(&format!("is not a valid URL: {e}")))?;
+    let Some(host) = url.host() else { return Err(invalid("has no host")) };
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&host) => {}
+        "http" => {
+            return Err(invalid(
+                "must use `https`; `http` is accepted only on the loopback host (`localhost`,                  `127.0.0.1`, `[::1]`)",
+            ));
+        }
+        other => {
+            return Err(invalid(&format!(
+                "must use the `https` scheme, not `{}`",
+                truncate_for_message(other)
+            )));
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("must not contain credentials (`user:password@`)"));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid("must not have a fragment (`#...`)"));
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {

@@ -38,6 +38,8 @@ pub enum Code {
     AlreadyExists,
     /// A concurrent change won; retry.
     Conflict,
+    /// The resource cannot be removed while others refer to it.
+    InUse,
     /// Storage is unavailable for now; retry.
     Unavailable,
     /// A bug or an unexpected failure.
@@ -59,7 +61,7 @@ impl Code {
             Code::Unauthenticated => "invalid_token",
             Code::Forbidden => "forbidden",
             Code::NotFound => "not_found",
-            Code::AlreadyExists | Code::Conflict => "conflict",
+            Code::AlreadyExists | Code::Conflict | Code::InUse => "conflict",
             Code::Unavailable => "temporarily_unavailable",
             Code::Internal => "internal",
         }
@@ -78,6 +80,7 @@ impl Code {
             Code::NotFound => (StatusCode::NOT_FOUND, 7003),
             Code::AlreadyExists => (StatusCode::CONFLICT, 10009),
             Code::Conflict => (StatusCode::CONFLICT, 10010),
+            Code::InUse => (StatusCode::CONFLICT, 10011),
             Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, 10503),
             Code::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 10500),
         }
@@ -198,8 +201,9 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         // The SDKs Stainless generates retry every 409 (a lock timeout, to them) unless told not
-        // to; an id that exists does not go away by sending the create again.
-        if self.code == Code::AlreadyExists {
+        // to; an id that exists does not go away by sending the create again, nor a reference
+        // to a resource by sending its delete again.
+        if matches!(self.code, Code::AlreadyExists | Code::InUse) {
             response.insert_header(("x-should-retry", HeaderValue::from_static("false")));
         }
         response.json(body)
@@ -218,6 +222,7 @@ impl From<DomainError> for ApiError {
             },
             DomainError::NotFound { .. } => ApiError::not_found(e.to_string()),
             DomainError::InvalidGrant { .. } => ApiError::new(Code::InvalidField, e.to_string()),
+            DomainError::InUse { .. } => ApiError::new(Code::InUse, e.to_string()),
         }
     }
 }

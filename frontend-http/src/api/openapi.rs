@@ -16,7 +16,10 @@ pub use schemas::*;
 
 use super::envelope::ErrorEnvelope;
 use super::error::ApiError;
-use super::{audit_logs, authorize, cedar, portals, servers, service_tokens, users};
+use super::{
+    access_apps, audit_logs, authorize, cedar, identity_providers, portals, servers,
+    service_tokens, users,
+};
 
 /// The name of the bearer-token security scheme (also written in `security(...)` above).
 pub const BEARER: &str = "api_token";
@@ -63,6 +66,16 @@ changes need the `edit` scope.";
         authorize::visibility,
         users::list,
         users::revoke_user,
+        identity_providers::list,
+        identity_providers::create,
+        identity_providers::read,
+        identity_providers::update,
+        identity_providers::delete,
+        access_apps::list,
+        access_apps::create,
+        access_apps::read,
+        access_apps::update,
+        access_apps::delete,
     ),
     components(schemas(
         ErrorEnvelope,
@@ -82,6 +95,8 @@ changes need the `edit` scope.";
         (name = "Audit logs", description = "Admin changes: who changed what, when, before and after"),
         (name = "Service tokens", description = "Credentials of machine clients (`CF-Access-Client-Id` and `CF-Access-Client-Secret`)"),
         (name = "People", description = "The people who signed in to the portals, and ending their sessions"),
+        (name = "Identity providers", description = "How people sign in: the one-time PIN provider and OpenID Connect providers"),
+        (name = "Access applications", description = "The sign-in settings of each portal: allowed identity providers, session, block page, OAuth client registration and token lifetimes"),
     )
 )]
 pub struct ApiDoc;

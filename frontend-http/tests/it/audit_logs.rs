@@ -66,20 +66,26 @@ async fn changes_show_with_action_actor_and_values() {
     assert_eq!(info["per_page"], 100);
     assert!(info.get("cursor").is_none(), "one page holds everything: {info}");
 
-    // Start-up recorded the account and the admin token, as Portico itself.
-    let start: Vec<(&str, &str)> = items[..2]
+    // Start-up recorded the account, the admin token and the built-in one-time PIN identity
+    // provider, as Portico itself.
+    let start: Vec<(&str, &str)> = items[..3]
         .iter()
         .map(|i| (i["resource"]["type"].as_str().unwrap(), i["action"]["type"].as_str().unwrap()))
         .collect();
-    assert_eq!(start, [("account", "create"), ("api_token", "create")]);
+    assert_eq!(
+        start,
+        [("account", "create"), ("api_token", "create"), ("identity_provider", "create")]
+    );
     assert_eq!(items[0]["actor"], json!({"id": "bootstrap", "type": "system"}));
     assert_eq!(items[0]["interface"], "system");
     assert_eq!(items[0]["resource"]["id"], ACCOUNT_ID);
     let token = &items[1]["newValueJson"];
     assert_eq!(token["scope"], "edit");
     assert!(token.get("secret_hash").is_none(), "{token}");
+    assert_eq!(items[2]["actor"], json!({"id": "bootstrap", "type": "system"}));
+    assert_eq!(items[2]["newValueJson"]["config"], json!({"type": "onetimepin"}));
 
-    let changes: Vec<(&str, &str, &str)> = items[2..]
+    let changes: Vec<(&str, &str, &str)> = items[3..]
         .iter()
         .map(|i| {
             (
@@ -104,7 +110,7 @@ async fn changes_show_with_action_actor_and_values() {
     );
 
     let token_id = ADMIN_TOKEN[..8].to_ascii_lowercase();
-    for item in &items[2..] {
+    for item in &items[3..] {
         assert_eq!(item["actor"]["type"], "api_token");
         assert_eq!(item["actor"]["id"], token_id.as_str());
         assert!(item["actor"]["name"].as_str().unwrap().starts_with("admin"));
@@ -126,37 +132,37 @@ async fn changes_show_with_action_actor_and_values() {
         }
     }
 
-    let created = &items[2];
+    let created = &items[3];
     assert_eq!(created["metadata"]["event_type"], "ServerAdded");
     assert!(created.get("oldValue").is_none());
     assert_eq!(created["newValueJson"]["name"], "Docs");
     assert_eq!(created["newValueJson"]["hostname"], "https://docs.example.com/mcp");
     assert_eq!(created["newValueJson"]["auth_type"], "bearer");
 
-    let credential = &items[3];
+    let credential = &items[4];
     assert_eq!(credential["metadata"]["event_type"], "ServerCredentialSet");
     assert!(credential["oldValueJson"].get("auth_credentials_version").is_none());
     assert_eq!(credential["newValueJson"]["auth_credentials_version"], 1);
 
-    let renamed = &items[4];
+    let renamed = &items[5];
     assert_eq!(renamed["oldValueJson"]["name"], "Docs");
     assert_eq!(renamed["newValueJson"]["name"], "Docs 2");
-    assert_eq!(items[5]["newValueJson"]["auth_credentials_version"], 2);
+    assert_eq!(items[6]["newValueJson"]["auth_credentials_version"], 2);
 
-    let portal = &items[6];
+    let portal = &items[7];
     assert_eq!(portal["newValueJson"]["name"], "Main");
     assert_eq!(portal["newValueJson"]["servers"][0]["server_id"], "docs");
-    let portal_update = &items[7];
+    let portal_update = &items[8];
     assert_eq!(portal_update["oldValueJson"]["name"], "Main");
     assert_eq!(portal_update["newValueJson"]["name"], "Main 2");
     assert_eq!(portal_update["newValueJson"]["servers"], json!([]));
 
-    for deleted in [&items[8], &items[9]] {
+    for deleted in [&items[9], &items[10]] {
         assert!(deleted.get("newValue").is_none() && deleted.get("newValueJson").is_none());
     }
-    assert_eq!(items[8]["oldValueJson"]["name"], "Main 2");
-    assert_eq!(items[9]["oldValueJson"]["name"], "Docs 2");
-    assert_eq!(items[9]["oldValueJson"]["auth_credentials_version"], 2);
+    assert_eq!(items[9]["oldValueJson"]["name"], "Main 2");
+    assert_eq!(items[10]["oldValueJson"]["name"], "Docs 2");
+    assert_eq!(items[10]["oldValueJson"]["auth_credentials_version"], 2);
 }
 
 #[actix_web::test]

@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_apps;
 mod admin_api;
 mod audit_fail_closed;
 mod audit_logs;
 mod authorize;
 mod cedar_api;
+mod identity_providers;
 mod live;
 mod metrics;
 mod openapi;

@@ -155,6 +155,11 @@ impl TestApp {
         new.secret
     }
 
+    /// The directory of the app's SQLite log (`portico.db`) and vault (`vault.db`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Waits until the read models show everything in the log.
     pub async fn caught_up(&self) {
         let head = self.state.app.log.head_position().await.unwrap();

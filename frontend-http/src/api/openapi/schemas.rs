@@ -54,6 +54,45 @@ pub struct ServiceTokenPath {
     id: String,
 }
 
+/// An identity provider in the path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "actix extracts the path as a tuple; this describes it")]
+pub struct IdentityProviderPath {
+    /// The account's id: 32 hexadecimal characters.
+    account_id: String,
+    /// The identity provider's id (a UUID).
+    id: String,
+}
+
+/// An Access application in the path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "actix extracts the path as a tuple; this describes it")]
+pub struct AccessAppPath {
+    /// The account's id: 32 hexadecimal characters.
+    account_id: String,
+    /// The application's id (a UUID).
+    id: String,
+}
+
+/// The answers of an operation that is always refused (with the reason).
+#[derive(Debug, IntoResponses)]
+pub enum RefusedErrors {
+    /// Always: the message says what to do instead.
+    #[response(status = 400)]
+    BadRequest(ErrorEnvelope),
+    /// No valid API token.
+    #[response(status = 401)]
+    Unauthenticated(ErrorEnvelope),
+    /// The API token has the `read` scope.
+    #[response(status = 403)]
+    Forbidden(ErrorEnvelope),
+    /// The account (or the application) does not exist.
+    #[response(status = 404)]
+    NotFound(ErrorEnvelope),
+}
+
 /// The errors of a list.
 #[derive(Debug, IntoResponses)]
 pub enum ListErrors {
