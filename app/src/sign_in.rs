@@ -68,22 +68,69 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// A portal's OAuth settings (its Access application's `oauth_configuration` and session).
+/// How a portal signs people in: its Access application's settings, every default resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthSettings {
+pub struct SignInSettings {
+    /// Whether MCP clients may use the portal's OAuth authorization server.
+    pub oauth_enabled: bool,
     pub access_token_lifetime: TimeDelta,
-    /// How long a grant lives, refreshes included, and a browser session.
+    /// How long a grant lives, refreshes included.
     pub session_duration: TimeDelta,
+    /// How long a browser session of the portal's pages lives.
+    pub browser_session_duration: TimeDelta,
     pub dynamic_client_registration: DcrSettings,
+    /// Whether the one-time-PIN provider exists and the portal allows it.
+    pub one_time_pin: bool,
+    /// The block page's message.
+    pub deny_message: String,
+    /// Where people no policy lets in are sent instead of the block page.
+    pub deny_url: Option<String>,
 }
 
-impl Default for OAuthSettings {
+impl Default for SignInSettings {
     fn default() -> Self {
-        OAuthSettings {
+        SignInSettings {
+            oauth_enabled: true,
             access_token_lifetime: TimeDelta::minutes(15),
             session_duration: TimeDelta::hours(24),
+            browser_session_duration: TimeDelta::hours(24),
             dynamic_client_registration: DcrSettings::default(),
+            one_time_pin: true,
+            deny_message: portico_core::domain::access_app::DEFAULT_DENY_MESSAGE.to_owned(),
+            deny_url: None,
         }
+    }
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+impl App {
+    /// How `portal` signs people in now (the defaults when it has no application yet).
+    pub fn sign_in_settings(&self, portal: &PortalId) -> SignInSettings {
+        self.read(|m| {
+            let Some(app) = m.access_apps.settings(portal) else {
+                return SignInSettings::default();
+            };
+            let pin = portico_core::domain::identity_provider::one_time_pin_id();
+            let dcr = &app.oauth.dynamic_client_registration;
+            SignInSettings {
+                oauth_enabled: app.oauth.enabled,
+                access_token_lifetime: delta(app.oauth.access_token_lifetime),
+                session_duration: delta(app.oauth.grant_session_duration),
+                browser_session_duration: delta(app.session_duration),
+                dynamic_client_registration: DcrSettings {
+                    enabled: dcr.enabled,
+                    allow_any_on_localhost: dcr.allow_any_on_localhost,
+                    allow_any_on_loopback: dcr.allow_any_on_loopback,
+                    allowed_uris: dcr.allowed_uris.clone(),
+                },
+                one_time_pin: m.identity_providers.get(&pin).is_some() && app.allows(&pin),
+                deny_message: app.custom_deny_message.clone(),
+                deny_url: app.custom_deny_url.clone(),
+            }
+        })
     }
 }
 
@@ -857,7 +904,7 @@ impl App {
         &self,
         request: AuthorizationRequest,
         user: GrantUser,
-        settings: &OAuthSettings,
+        settings: &SignInSettings,
         ip: Option<IpAddr>,
     ) -> Result<Secret, SignInError> {
         if !self.may_connect(&user, &request.portal_id, ip)? {
@@ -896,7 +943,7 @@ impl App {
         client_id: &str,
         redirect_uri: &str,
         code_verifier: &str,
-        settings: &OAuthSettings,
+        settings: &SignInSettings,
     ) -> Result<IssuedTokens, SignInError> {
         let code_hash = hash(code);
         let Some((grant_id, grant)) = self.read(|m| {
@@ -939,7 +986,7 @@ impl App {
         portal: &PortalId,
         refresh_token: &str,
         client_id: &str,
-        settings: &OAuthSettings,
+        settings: &SignInSettings,
         ip: Option<IpAddr>,
     ) -> Result<IssuedTokens, SignInError> {
         let refresh_hash = hash(refresh_token);

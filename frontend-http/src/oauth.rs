@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use portico_app::sign_in::{
-    AuthorizationRequest, ClientRegistration, IssuedTokens, OAuthSettings, SignInError,
+    AuthorizationRequest, ClientRegistration, IssuedTokens, SignInError, SignInSettings,
 };
 use portico_core::domain::grant::is_s256_challenge;
 use portico_core::domain::ids::PortalId;
@@ -104,9 +104,9 @@ impl PortalSite {
         canonical(resource).is_some_and(|r| Some(r) == canonical(&self.resource()))
     }
 
-    /// The portal's OAuth settings.
-    pub fn settings(&self) -> OAuthSettings {
-        OAuthSettings::default()
+    /// How the portal signs people in now (its Access application's settings).
+    pub fn settings(&self, state: &AppState) -> SignInSettings {
+        state.app.sign_in_settings(&self.portal_id)
     }
 }
 
@@ -129,6 +129,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(&format!("{prefix}/oauth/register"), web::post().to(register))
             .route(&format!("{prefix}/oauth/revoke"), web::post().to(revoke));
     }
+}
+
+/// Why a portal whose Access application turned OAuth off refuses MCP clients.
+const OAUTH_OFF: &str =
+    "MCP clients cannot sign in to this portal: its OAuth authorization server is turned off.";
+
+fn oauth_off() -> HttpResponse {
+    oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", OAUTH_OFF)
 }
 
 /// An OAuth error answer.
@@ -340,6 +348,9 @@ async fn authorize(
     params: web::Query<AuthorizeParams>,
 ) -> HttpResponse {
     let Some(site) = PortalSite::of(&req, &state) else { return no_portal() };
+    if !site.settings(&state).oauth_enabled {
+        return pages::render(StatusCode::FORBIDDEN, &MessagePage::error(&site, OAUTH_OFF));
+    }
     let verified = match verify(&site, &state, &params).await {
         Ok(v) => v,
         Err(refusal) => return refusal.into_response(),
@@ -405,6 +416,9 @@ fn tokens_response(tokens: IssuedTokens) -> HttpResponse {
 
 async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let Some(site) = PortalSite::of(&req, &state) else { return no_portal() };
+    if !site.settings(&state).oauth_enabled {
+        return oauth_off();
+    }
     let form = match read_form::<TokenForm>(&req, &body) {
         Ok(form) => form,
         Err(response) => return response,
@@ -431,7 +445,7 @@ async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -
             );
         }
     }
-    let settings = site.settings();
+    let settings = site.settings(&state);
     let ip = req.peer_addr().map(|a| a.ip());
     let result = match form.grant_type.as_deref() {
         Some("authorization_code") => {
@@ -485,6 +499,9 @@ struct RegistrationBody {
 
 async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let Some(site) = PortalSite::of(&req, &state) else { return no_portal() };
+    if !site.settings(&state).oauth_enabled {
+        return oauth_off();
+    }
     if body.len() > MAX_FORM_BYTES {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -509,7 +526,7 @@ async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes
         grant_types: parsed.grant_types.unwrap_or_default(),
         response_types: parsed.response_types.unwrap_or_default(),
     };
-    let settings = site.settings();
+    let settings = site.settings(&state);
     match state
         .app
         .register_client(&site.portal_id, registration, &settings.dynamic_client_registration)

@@ -24,8 +24,6 @@ use crate::state::AppState;
 pub const SESSION_COOKIE: &str = "portico_session";
 /// The CSRF cookie.
 pub const CSRF_COOKIE: &str = "portico_csrf";
-/// What a person no policy lets connect is told (the product's default).
-pub const DEFAULT_DENY_MESSAGE: &str = "That account does not have access";
 /// The longest form field read.
 const MAX_FIELD: usize = 4096;
 
@@ -192,6 +190,11 @@ pub fn login_page(
     next: &str,
     message: Option<&str>,
 ) -> HttpResponse {
+    if let Some(state) = req.app_data::<web::Data<AppState>>()
+        && !site.settings(state).one_time_pin
+    {
+        return no_method(site);
+    }
     let (csrf, new) = csrf_token(req, site);
     let next = safe_next(site, next);
     let page = LoginPage {
@@ -205,16 +208,35 @@ pub fn login_page(
     with_csrf(render(status, &page), new)
 }
 
-fn blocked(site: &PortalSite) -> HttpResponse {
+/// The block page with the portal's message, or a redirect to its `custom_deny_url`.
+fn blocked(state: &AppState, site: &PortalSite) -> HttpResponse {
+    let settings = site.settings(state);
+    if let Some(url) = settings.deny_url {
+        return HttpResponse::Found()
+            .insert_header((header::LOCATION, url))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish();
+    }
     render(
         StatusCode::FORBIDDEN,
         &MessagePage {
             portal_name: site.name.clone(),
             heading: "Access denied".to_owned(),
-            message: DEFAULT_DENY_MESSAGE.to_owned(),
+            message: settings.deny_message,
             link: None,
             link_text: String::new(),
         },
+    )
+}
+
+/// The page shown when the portal offers no sign-in method Portico can run.
+fn no_method(site: &PortalSite) -> HttpResponse {
+    render(
+        StatusCode::FORBIDDEN,
+        &MessagePage::error(
+            site,
+            "No sign-in method is available for this portal: its Access application does not allow the one-time PIN.",
+        ),
     )
 }
 
@@ -231,7 +253,7 @@ pub async fn continue_authorization(
     let ip = req.peer_addr().map(|a| a.ip());
     match state.app.may_connect(user, &site.portal_id, ip) {
         Ok(true) => {}
-        Ok(false) => return blocked(site),
+        Ok(false) => return blocked(state, site),
         Err(e) => {
             tracing::error!(error = %e, "access could not be decided");
             return HttpResponse::ServiceUnavailable().finish();
@@ -281,14 +303,14 @@ async fn issue_code(
 ) -> HttpResponse {
     let ip = req.peer_addr().map(|a| a.ip());
     let r = &verified.request;
-    match state.app.authorize_grant(r.clone(), user.clone(), &site.settings(), ip).await {
+    match state.app.authorize_grant(r.clone(), user.clone(), &site.settings(state), ip).await {
         Ok(code) => oauth::redirect_to_client(
             &r.redirect_uri,
             &[("code", &code.0)],
             verified.state.as_deref(),
             site,
         ),
-        Err(SignInError::AccessDenied(_)) => blocked(site),
+        Err(SignInError::AccessDenied(_)) => blocked(state, site),
         Err(e) => {
             tracing::error!(error = %e, "an authorization code could not be issued");
             render(
@@ -346,6 +368,9 @@ async fn send_pin(
     let Some(site) = PortalSite::of(&req, &state) else { return not_found() };
     if !csrf_ok(&req, &form.csrf) || form.email.len() > MAX_FIELD {
         return bad_form(&site);
+    }
+    if !site.settings(&state).one_time_pin {
+        return no_method(&site);
     }
     let ip = req.peer_addr().map(|a| a.ip());
     match state.app.send_one_time_pin(&site.portal_id, &site.name, &form.email, ip).await {
@@ -435,15 +460,15 @@ async fn check_pin(
                 .app
                 .record_failure(&site.portal_id, Some(&email), SignInFailure::AccessDenied, ip)
                 .await;
-            return blocked(&site);
+            return blocked(&state, &site);
         }
         Err(e) => {
             tracing::error!(error = %e, "access could not be decided");
             return HttpResponse::ServiceUnavailable().finish();
         }
     }
-    let settings = site.settings();
-    match state.app.sign_in(&site.portal_id, user, ip, settings.session_duration).await {
+    let settings = site.settings(&state);
+    match state.app.sign_in(&site.portal_id, user, ip, settings.browser_session_duration).await {
         Ok(cookie_value) => {
             let mut session = cookie(&site, &req, SESSION_COOKIE, cookie_value.0);
             session.set_same_site(SameSite::Lax);
@@ -552,7 +577,7 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
                 .collect::<Vec<_>>(),
         )
     });
-    let Some(servers) = servers else { return blocked(&site) };
+    let Some(servers) = servers else { return blocked(&state, &site) };
     let mcp_url = site.resource();
     let key = site.portal_id.to_string();
     let remote_config = serde_json::to_string_pretty(&serde_json::json!({

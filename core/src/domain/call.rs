@@ -83,6 +83,9 @@ impl CallStatus {
 pub struct PortalRequestHandled {
     /// `PortalID`.
     pub portal_id: PortalId,
+    /// `PortalAUD`: the audience tag of the portal's Access application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal_aud: Option<String>,
     /// `Method`.
     pub method: AuditedMethod,
     /// `ServerID`: the upstream the name resolved to, if it resolved.

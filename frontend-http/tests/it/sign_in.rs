@@ -846,3 +846,112 @@ async fn a_metadata_document_that_names_another_client_or_sits_on_a_private_addr
         "{body}"
     );
 }
+
+/// Replaces the sign-in settings of portal `team`'s Access application.
+async fn set_access_app(app: &TestApp, settings: Value) {
+    let id = portico_core::domain::access_app::access_app_id(
+        &portico_core::domain::ids::PortalId::parse("team").unwrap(),
+    );
+    let mut body = json!({"type": "mcp_portal"});
+    for (k, v) in settings.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    app.put(&app.api(&format!("/access/apps/{id}")), body).await.ok();
+}
+
+#[actix_web::test]
+async fn the_portal_s_access_application_sets_lifetimes_registration_and_the_block_page() {
+    let s = setup().await;
+    set_access_app(&s.app, json!({
+        "custom_deny_message": "Ask the platform team for access.",
+        "oauth_configuration": {
+            "enabled": true,
+            "dynamic_client_registration": {"enabled": true, "allow_any_on_localhost": false, "allow_any_on_loopback": true, "allowed_uris": ["https://app.example.com/oauth/*"]},
+            "grant": {"access_token_lifetime": "5m"},
+        },
+    }))
+    .await;
+    // Registration follows the portal's rules.
+    assert_eq!(
+        register(&s.app, "team", "http://localhost:6274/cb").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        register(&s.app, "team", "https://app.example.com/oauth/callback").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        register(&s.app, "team", "https://app.example.com/oauthx").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // The access token lives as long as the portal says.
+    let mut browser = Browser::default();
+    let (client_id, code) = code_for(&s, &mut browser, "hana@example.com").await;
+    let (_, tokens) = redeem(&s.app, &client_id, &code).await;
+    assert_eq!(tokens["expires_in"], 300, "{tokens}");
+    // The block page has the portal's message.
+    let mut other = Browser::default();
+    let page = sign_in(&s, &mut other, "/portals/team/", "ivan@elsewhere.test").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("Ask the platform team for access."), "{}", page.body);
+    // ... or sends people to the portal's own page.
+    set_access_app(&s.app, json!({"custom_deny_url": "https://help.example.com/denied"})).await;
+    let mut third = Browser::default();
+    let login = third.get(&s.app, "/portals/team/").await;
+    let csrf = third.csrf();
+    let pin_page = third
+        .post_form(
+            &s.app,
+            "/portals/team/login",
+            &[
+                ("csrf", &csrf),
+                ("next", &field(&login.body, "next")),
+                ("email", "judy@elsewhere.test"),
+            ],
+        )
+        .await;
+    let denied = third
+        .post_form(
+            &s.app,
+            "/portals/team/login/pin",
+            &[
+                ("csrf", &csrf),
+                ("next", "/portals/team/"),
+                ("challenge", &field(&pin_page.body, "challenge")),
+                ("email", "judy@elsewhere.test"),
+                ("code", &s.outbox.last_code()),
+            ],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FOUND);
+    assert_eq!(denied.location.as_deref(), Some("https://help.example.com/denied"));
+}
+
+#[actix_web::test]
+async fn a_portal_can_turn_off_oauth_and_the_one_time_pin() {
+    let s = setup().await;
+    let (_, client) = register(&s.app, "team", REDIRECT).await;
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    set_access_app(&s.app, json!({"oauth_configuration": {"enabled": false}})).await;
+    let (status, body) = register(&s.app, "team", REDIRECT).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unauthorized_client")),
+        "{body}"
+    );
+    let mut browser = Browser::default();
+    assert_eq!(
+        browser.get(&s.app, &authorize_url(&client_id, &[])).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Only an OpenID Connect provider allowed: no PIN sign-in.
+    let idp = s.app.post(&s.app.api("/access/identity_providers"), json!({
+        "name": "Corp SSO", "type": "oidc",
+        "config": {"client_id": "portico", "client_secret": "s3cret", "auth_url": "https://sso.example.com/auth", "token_url": "https://sso.example.com/token", "certs_url": "https://sso.example.com/jwks"}
+    })).await.ok();
+    set_access_app(&s.app, json!({"allowed_idps": [idp["id"]]})).await;
+    let page = browser.get(&s.app, "/portals/team/login").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("No sign-in method is available"), "{}", page.body);
+}

@@ -67,8 +67,15 @@ impl<'a> Audit<'a> {
             AuditedMethod::PromptsGet => (None, Some(self.name), None),
             AuditedMethod::ResourcesRead => (None, None, Some(self.name)),
         };
+        let portal_aud = gateway
+            .models
+            .read()
+            .access_apps
+            .settings(&self.caller.portal_id)
+            .map(|settings| settings.aud);
         let event = PortalRequestHandled {
             portal_id: self.caller.portal_id.clone(),
+            portal_aud,
             method: self.method,
             server_id: self.server.map(|(id, _)| id.clone()),
             server_url: self.server.map(|(_, url)| url.to_owned()),
