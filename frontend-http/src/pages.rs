@@ -340,6 +340,45 @@ fn not_found() -> HttpResponse {
     oauth::oauth_error(StatusCode::NOT_FOUND, "not_found", "no portal is served here")
 }
 
+/// The page where the PIN sent to `email` is entered (`400` with `message` after a wrong one).
+fn pin_page(
+    req: &HttpRequest,
+    site: &PortalSite,
+    next: &str,
+    challenge: &str,
+    email: &str,
+    message: Option<&str>,
+) -> HttpResponse {
+    let (csrf, new) = csrf_token(req, site);
+    let next = safe_next(site, next);
+    let page = PinPage {
+        portal_name: &site.name,
+        action: site.path("/login/pin"),
+        csrf: &csrf,
+        next: &next,
+        challenge,
+        email,
+        message,
+    };
+    let status = if message.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    with_csrf(render(status, &page), new)
+}
+
+/// The portal a form was posted to, once its CSRF token checked out and its fields are within
+/// their bounds (`bounded`); the refusal otherwise.
+fn form_site(
+    req: &HttpRequest,
+    state: &AppState,
+    csrf: &str,
+    bounded: bool,
+) -> Result<PortalSite, HttpResponse> {
+    let site = PortalSite::of(req, state).ok_or_else(not_found)?;
+    if !csrf_ok(req, csrf) || !bounded {
+        return Err(bad_form(&site));
+    }
+    Ok(site)
+}
+
 fn bad_form(site: &PortalSite) -> HttpResponse {
     render(
         StatusCode::BAD_REQUEST,
@@ -365,29 +404,18 @@ async fn send_pin(
     state: web::Data<AppState>,
     form: web::Form<EmailForm>,
 ) -> HttpResponse {
-    let Some(site) = PortalSite::of(&req, &state) else { return not_found() };
-    if !csrf_ok(&req, &form.csrf) || form.email.len() > MAX_FIELD {
-        return bad_form(&site);
-    }
+    let site = match form_site(&req, &state, &form.csrf, form.email.len() <= MAX_FIELD) {
+        Ok(site) => site,
+        Err(refusal) => return refusal,
+    };
     if !site.settings(&state).one_time_pin {
         return no_method(&site);
     }
     let ip = req.peer_addr().map(|a| a.ip());
     match state.app.send_one_time_pin(&site.portal_id, &site.name, &form.email, ip).await {
         Ok(challenge) => {
-            let (csrf, new) = csrf_token(&req, &site);
             let email = sign_in::normalize_email(&form.email).unwrap_or_default();
-            let next = safe_next(&site, &form.next);
-            let page = PinPage {
-                portal_name: &site.name,
-                action: site.path("/login/pin"),
-                csrf: &csrf,
-                next: &next,
-                challenge: &challenge,
-                email: &email,
-                message: None,
-            };
-            with_csrf(render(StatusCode::OK, &page), new)
+            pin_page(&req, &site, &form.next, &challenge, &email, None)
         }
         Err(SignInError::App(e)) => {
             tracing::error!(error = %e, "a one-time PIN could not be sent");
@@ -421,28 +449,19 @@ async fn check_pin(
     state: web::Data<AppState>,
     form: web::Form<PinForm>,
 ) -> HttpResponse {
-    let Some(site) = PortalSite::of(&req, &state) else { return not_found() };
-    if !csrf_ok(&req, &form.csrf) || form.code.len() > 16 || form.challenge.len() > 64 {
-        return bad_form(&site);
-    }
+    let bounded = form.code.len() <= 16 && form.challenge.len() <= 64;
+    let site = match form_site(&req, &state, &form.csrf, bounded) {
+        Ok(site) => site,
+        Err(refusal) => return refusal,
+    };
     let ip = req.peer_addr().map(|a| a.ip());
     let email =
         match state.app.verify_one_time_pin(&site.portal_id, &form.challenge, &form.code, ip).await
         {
             Ok(email) => email,
             Err(SignInError::Pin { reason: SignInFailure::WrongCode, message }) => {
-                let (csrf, new) = csrf_token(&req, &site);
-                let next = safe_next(&site, &form.next);
-                let page = PinPage {
-                    portal_name: &site.name,
-                    action: site.path("/login/pin"),
-                    csrf: &csrf,
-                    next: &next,
-                    challenge: &form.challenge,
-                    email: &form.email,
-                    message: Some(&message),
-                };
-                return with_csrf(render(StatusCode::BAD_REQUEST, &page), new);
+                let (challenge, email) = (&form.challenge, &form.email);
+                return pin_page(&req, &site, &form.next, challenge, email, Some(&message));
             }
             Err(e) => return login_page(&req, &site, &form.next, Some(&e.to_string())),
         };
@@ -507,10 +526,10 @@ async fn consent(
     state: web::Data<AppState>,
     form: web::Form<ConsentForm>,
 ) -> HttpResponse {
-    let Some(site) = PortalSite::of(&req, &state) else { return not_found() };
-    if !csrf_ok(&req, &form.csrf) {
-        return bad_form(&site);
-    }
+    let site = match form_site(&req, &state, &form.csrf, true) {
+        Ok(site) => site,
+        Err(refusal) => return refusal,
+    };
     let verified = match oauth::verify(&site, &state, &form.params).await {
         Ok(v) => v,
         Err(refusal) => return refusal.into_response(),
@@ -613,10 +632,10 @@ async fn logout(
     state: web::Data<AppState>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    let Some(site) = PortalSite::of(&req, &state) else { return not_found() };
-    if !csrf_ok(&req, &form.csrf) {
-        return bad_form(&site);
-    }
+    let site = match form_site(&req, &state, &form.csrf, true) {
+        Ok(site) => site,
+        Err(refusal) => return refusal,
+    };
     if let Some(cookie_value) = req.cookie(SESSION_COOKIE) {
         if let Err(e) = state.app.sign_out(&site.portal_id, cookie_value.value()).await {
             tracing::error!(error = %e, "sign-out failed");
