@@ -160,8 +160,8 @@ async def consent_and_get_tokens(page: Page, gateway, client: OAuthClient, email
     await page.goto(auth.url)
     await sign_in(page, gateway.portico, email)
     assert await heading(page) == "Allow Browser Test Client?"
-    text = await page.locator("main").inner_text()
-    assert f"Browser Test Client at 127.0.0.1 wants to use portal Portal team as you ({email})" in text
+    shown = await page.locator("main").inner_text()
+    assert f"Browser Test Client at 127.0.0.1 wants to use portal Portal team as you ({email})" in shown
     async with page.expect_navigation(url=f"{client.callback.url}**"):
         await page.get_by_role("button", name="Allow").click()
     assert await heading(page) == "Back at the client"
