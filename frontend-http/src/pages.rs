@@ -111,18 +111,58 @@ struct HomePage<'a> {
 
 /// Renders `page` with `status`, never cached or framed.
 pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
+    render_returning_to(status, page, None)
+}
+
+/// Renders `page`, whose form may end at the client's `redirect_uri` (see
+/// [`content_security_policy`]).
+fn render_returning_to(
+    status: StatusCode,
+    page: &impl Template,
+    redirect_uri: Option<&str>,
+) -> HttpResponse {
     match page.render() {
         Ok(html) => HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header(("X-Frame-Options", "DENY"))
-            .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"))
+            .insert_header(("Content-Security-Policy", content_security_policy(redirect_uri)))
             .body(html),
         Err(e) => {
             tracing::error!(error = %e, "a page did not render");
             HttpResponse::InternalServerError().finish()
         }
     }
+}
+
+/// The pages' `Content-Security-Policy`. Their forms post to the portal only, but browsers check
+/// `form-action` on every redirect that follows a form submission too, and the forms of an
+/// authorization (the PIN page, the consent page) end in a redirect to the client's
+/// `redirect_uri`: that URI's origin (its scheme, for an application's own scheme) is allowed
+/// as well, or the browser would stop the sign-in at its last step.
+fn content_security_policy(redirect_uri: Option<&str>) -> String {
+    let client = redirect_uri.and_then(form_source).map(|s| format!(" {s}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'{client}; frame-ancestors 'none'"
+    )
+}
+
+/// The CSP source naming `redirect_uri`: its origin for http(s), else its scheme.
+fn form_source(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    match url.scheme() {
+        "http" | "https" => url.has_host().then(|| url.origin().ascii_serialization()),
+        // INVARIANT: a parsed scheme is `[a-z][a-z0-9+.-]*`, which cannot break the header.
+        scheme => Some(format!("{scheme}:")),
+    }
+}
+
+/// The redirect URI of the authorization request that `next` (a path of the portal) goes back
+/// to, once its client and redirect URI are verified; `None` for any other `next`.
+async fn client_redirect_of(site: &PortalSite, state: &AppState, next: &str) -> Option<String> {
+    let query = next.strip_prefix(&site.path("/oauth/authorize?"))?;
+    let params: AuthorizeParams = serde_urlencoded::from_str(query).ok()?;
+    oauth::verify(site, state, &params).await.ok().map(|v| v.request.redirect_uri)
 }
 
 fn cookie_path(site: &PortalSite) -> String {
@@ -291,7 +331,7 @@ pub async fn continue_authorization(
         csrf: &csrf,
         params,
     };
-    with_csrf(render(StatusCode::OK, &page), new)
+    with_csrf(render_returning_to(StatusCode::OK, &page, Some(&verified.request.redirect_uri)), new)
 }
 
 async fn issue_code(
@@ -341,8 +381,9 @@ fn not_found() -> HttpResponse {
 }
 
 /// The page where the PIN sent to `email` is entered (`400` with `message` after a wrong one).
-fn pin_page(
+async fn pin_page(
     req: &HttpRequest,
+    state: &AppState,
     site: &PortalSite,
     next: &str,
     challenge: &str,
@@ -361,7 +402,9 @@ fn pin_page(
         message,
     };
     let status = if message.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    with_csrf(render(status, &page), new)
+    // After the PIN of an authorization, the browser goes on to the client's redirect URI.
+    let client = client_redirect_of(site, state, &next).await;
+    with_csrf(render_returning_to(status, &page, client.as_deref()), new)
 }
 
 /// The portal a form was posted to, once its CSRF token checked out and its fields are within
@@ -415,7 +458,7 @@ async fn send_pin(
     match state.app.send_one_time_pin(&site.portal_id, &site.name, &form.email, ip).await {
         Ok(challenge) => {
             let email = sign_in::normalize_email(&form.email).unwrap_or_default();
-            pin_page(&req, &site, &form.next, &challenge, &email, None)
+            pin_page(&req, &state, &site, &form.next, &challenge, &email, None).await
         }
         Err(SignInError::App(e)) => {
             tracing::error!(error = %e, "a one-time PIN could not be sent");
@@ -461,7 +504,8 @@ async fn check_pin(
             Ok(email) => email,
             Err(SignInError::Pin { reason: SignInFailure::WrongCode, message }) => {
                 let (challenge, email) = (&form.challenge, &form.email);
-                return pin_page(&req, &site, &form.next, challenge, email, Some(&message));
+                return pin_page(&req, &state, &site, &form.next, challenge, email, Some(&message))
+                    .await;
             }
             Err(e) => return login_page(&req, &site, &form.next, Some(&e.to_string())),
         };
@@ -656,4 +700,23 @@ async fn logout(
     });
     let _ = response.add_cookie(&gone);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_source;
+
+    #[test]
+    fn a_redirect_uri_is_allowed_by_its_origin_or_its_scheme() {
+        let cases = [
+            ("http://127.0.0.1:33418/callback", Some("http://127.0.0.1:33418")),
+            ("https://app.example/cb?x=1", Some("https://app.example")),
+            ("http://localhost:8080/oauth/callback", Some("http://localhost:8080")),
+            ("cursor://anysphere.cursor-retrieval/oauth/callback", Some("cursor:")),
+            ("not a url", None),
+        ];
+        for (uri, source) in cases {
+            assert_eq!(form_source(uri).as_deref(), source, "{uri}");
+        }
+    }
 }

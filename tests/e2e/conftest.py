@@ -10,6 +10,7 @@ Environment:
   PORTICO_TEST_POSTGRES_URL   a PostgreSQL server whose user may create databases
   PORTICO_SKIP_POSTGRES=1     run the SQLite half only
   PORTICO_SKIP_PEERS=1        skip the tests that need the Node MCP peers (see mcp_peers.py)
+                              or the browser (PORTICO_CHROMIUM, see browser.py)
 
 No test passes without running: without PostgreSQL or the peers the tests that need them fail,
 unless the variable above says to skip them, and any other skip or xfail is turned into a
@@ -38,6 +39,8 @@ import pytest
 import skips
 # The real MCP peers (upstream servers, the MCP client, the Node tools): fixtures of this suite.
 from mcp_peers import everything_http, everything_sse, node_peers, pyserver  # noqa: F401
+# The real browser (Debian's Chromium, driven by Playwright): a fixture of this suite.
+from browser import chromium  # noqa: F401
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0

@@ -6,14 +6,15 @@ Upstreams, each a real process on a free port, started per test and killed at te
   - `pyserver`: `tests/e2e/upstream/pyserver.py`, on the official MCP Python SDK (`/mcp`).
 
 Clients: `mcp_client(url, headers)`, the official MCP Python SDK's `Client` over streamable
-HTTP with extra HTTP headers; `node_peers`, the paths of Node 22, the MCP Inspector and the
-conformance suite.
+HTTP with extra HTTP headers; `node_peers`, the paths of Node 22, the MCP Inspector, the
+conformance suite and `mcp-remote`.
 
 The Node peers come from `tests/peers`; `scripts/test` installs them and sets:
   PORTICO_TEST_SERVER_EVERYTHING  the `mcp-server-everything` bin
   PORTICO_NODE22                  a Node 22 binary (the one every Node peer runs on)
   PORTICO_MCP_INSPECTOR           the `mcp-inspector` bin script
   PORTICO_MCP_CONFORMANCE         the `conformance` bin script
+  PORTICO_MCP_REMOTE              the `mcp-remote` bin script
 The tests that need them fail when one is absent, unless PORTICO_SKIP_PEERS=1 (`skips.py`).
 """
 
@@ -106,6 +107,7 @@ class NodePeers:
     server_everything: str
     inspector: str
     conformance: str
+    mcp_remote: str
 
 
 _ENV = {
@@ -113,6 +115,7 @@ _ENV = {
     "server_everything": "PORTICO_TEST_SERVER_EVERYTHING",
     "inspector": "PORTICO_MCP_INSPECTOR",
     "conformance": "PORTICO_MCP_CONFORMANCE",
+    "mcp_remote": "PORTICO_MCP_REMOTE",
 }
 
 

@@ -49,6 +49,8 @@ struct Browser {
 struct Page {
     status: StatusCode,
     location: Option<String>,
+    /// The `Content-Security-Policy`.
+    csp: Option<String>,
     body: String,
 }
 
@@ -72,10 +74,12 @@ impl Browser {
             }
         }
         let status = response.status();
-        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        let header =
+            |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        let (location, csp) = (header("location"), header("content-security-policy"));
         let body =
             String::from_utf8_lossy(&actix_web::test::read_body(response).await).into_owned();
-        Page { status, location, body }
+        Page { status, location, csp, body }
     }
 
     async fn get(&mut self, app: &TestApp, path: &str) -> Page {
@@ -626,6 +630,54 @@ async fn forms_need_their_csrf_token_and_redirects_stay_on_the_portal() {
         )
         .await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+}
+
+/// Browsers check `form-action` on each redirect after a form is sent: the forms whose answer
+/// ends at the client (the PIN page of an authorization, the consent page) allow its origin,
+/// and the others only the portal (Chromium stopped the consent's redirect to the client when
+/// every page allowed `'self'` alone).
+#[actix_web::test]
+async fn the_pages_of_an_authorization_let_the_browser_return_to_the_client() {
+    const PORTAL_ONLY: &str =
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+    const AND_CLIENT: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http://127.0.0.1:33418; frame-ancestors 'none'";
+    let s = setup().await;
+    let (status, client) = register(&s.app, "team", REDIRECT).await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    let client_id = client["client_id"].as_str().unwrap();
+    for (start, expected) in
+        [(authorize_url(client_id, &[]), AND_CLIENT), ("/portals/team/".to_owned(), PORTAL_ONLY)]
+    {
+        let mut browser = Browser::default();
+        let login = browser.get(&s.app, &start).await;
+        assert_eq!(login.csp.as_deref(), Some(PORTAL_ONLY), "the sign-in form answers with a page");
+        let next = field(&login.body, "next");
+        let csrf = browser.csrf();
+        let form = [("csrf", csrf.as_str()), ("next", &next), ("email", "fay@example.com")];
+        let pin_page = browser.post_form(&s.app, "/portals/team/login", &form).await;
+        assert_eq!(pin_page.status, StatusCode::OK, "{}", pin_page.body);
+        assert_eq!(pin_page.csp.as_deref(), Some(expected), "from {start}");
+        let challenge = field(&pin_page.body, "challenge");
+        let wrong = if s.outbox.last_code() == "000000" { "111111" } else { "000000" };
+        let mut form = vec![("csrf", csrf.as_str()), ("next", &next), ("challenge", &challenge)];
+        form.extend([("email", "fay@example.com"), ("code", wrong)]);
+        let again = browser.post_form(&s.app, "/portals/team/login/pin", &form).await;
+        assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+        assert_eq!(again.csp.as_deref(), Some(expected), "a wrong PIN, from {start}");
+    }
+    let mut browser = Browser::default();
+    let consent =
+        sign_in(&s, &mut browser, &authorize_url(client_id, &[]), "fay@example.com").await;
+    assert!(consent.body.contains("wants to use portal"), "{}", consent.body);
+    assert_eq!(consent.csp.as_deref(), Some(AND_CLIENT));
+    // A `next` naming a redirect URI the client did not register allows nothing more.
+    let forged = authorize_url(client_id, &[("redirect_uri", "https://evil.example/cb")]);
+    let mut browser = Browser::default();
+    browser.get(&s.app, "/portals/team/login").await;
+    let csrf = browser.csrf();
+    let form = [("csrf", csrf.as_str()), ("next", &forged), ("email", "fay@example.com")];
+    let pin_page = browser.post_form(&s.app, "/portals/team/login", &form).await;
+    assert_eq!(pin_page.csp.as_deref(), Some(PORTAL_ONLY));
 }
 
 #[actix_web::test]
