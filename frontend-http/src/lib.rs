@@ -66,9 +66,11 @@ pub fn create_app(
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::render))
+        // The admin API's scope before the portals' pages: actix tries routes in order, so
+        // admin requests do not pay for matching the sign-in routes first.
+        .service(web::scope("/client/v4").configure(api::routes).default_service(web::to(no_route)))
         .configure(oauth::routes)
         .configure(pages::routes)
-        .service(web::scope("/client/v4").configure(api::routes).default_service(web::to(no_route)))
         .default_service(web::to(no_route))
 }
 
