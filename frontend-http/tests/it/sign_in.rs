@@ -1007,3 +1007,57 @@ async fn a_portal_can_turn_off_oauth_and_the_one_time_pin() {
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(page.body.contains("No sign-in method is available"), "{}", page.body);
 }
+
+#[actix_web::test]
+async fn a_session_stays_bound_to_the_person_who_opened_it() {
+    let s = setup().await;
+    let mut first = Browser::default();
+    let (client_id, code) = code_for(&s, &mut first, "kim@example.com").await;
+    let (_, kim) = redeem(&s.app, &client_id, &code).await;
+    let mut second = Browser::default();
+    let consent_free =
+        sign_in(&s, &mut second, &authorize_url(&client_id, &[]), "lee@example.com").await;
+    assert_eq!(
+        consent_free.status,
+        StatusCode::OK,
+        "lee is asked for consent: {}",
+        consent_free.body
+    );
+    let mut form: Vec<(String, String)> = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "code_challenge",
+        "code_challenge_method",
+        "resource",
+        "state",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), field(&consent_free.body, k)))
+    .collect();
+    form.push(("csrf".into(), second.csrf()));
+    form.push(("decision".into(), "allow".into()));
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let redirect = second.post_form(&s.app, "/portals/team/consent", &pairs).await;
+    let lee_code = query_param(&redirect.location.unwrap(), "code").unwrap();
+    let (_, lee) = redeem(&s.app, &client_id, &lee_code).await;
+
+    let opened = mcp_initialize(&s.app, "team", kim["access_token"].as_str()).await;
+    assert_eq!(opened.status(), StatusCode::OK);
+    let session = opened.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
+    let list = |token: String| {
+        TestRequest::post()
+            .uri("/portals/team/mcp")
+            .insert_header(("Host", "localhost:8080"))
+            .insert_header(("Accept", "application/json, text/event-stream"))
+            .insert_header(("Mcp-Session-Id", session.clone()))
+            .insert_header(("MCP-Protocol-Version", "2025-11-25"))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .set_json(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+    };
+    let as_kim = s.app.send(list(kim["access_token"].as_str().unwrap().to_owned())).await;
+    assert!(as_kim.text.contains("portal_list_servers"), "kim lists the tools: {}", as_kim.text);
+    let as_lee = s.app.send(list(lee["access_token"].as_str().unwrap().to_owned())).await;
+    assert!(as_lee.text.contains("this session belongs to another caller"), "{}", as_lee.text);
+    assert!(!as_lee.text.contains("portal_list_servers"));
+}
