@@ -30,9 +30,9 @@ use portico_core::domain::grant::{
 };
 use portico_core::domain::ids::PortalId;
 use portico_core::domain::sign_in::{
-    BrowserSessionCommand, ConsentGiven, OAuthClientRegistered, SignInFailed, SignInFailure,
-    UserSignedIn, browser_session_stream, check_redirect_uri, consent_stream, is_loopback_host,
-    oauth_client_stream,
+    BrowserSessionCommand, ConsentGiven, OAuthClientCommand, OAuthClientRegistered,
+    OAuthClientState, SignInFailed, SignInFailure, UserSignedIn, browser_session_stream,
+    check_redirect_uri, consent_stream, is_loopback_host, oauth_client_stream,
 };
 use portico_core::{Actor, Event, EventMetadata, ExpectedVersion, NewEvent};
 use portico_policies::{Principal, RequestContext};
@@ -773,29 +773,94 @@ impl App {
                 "response type `{t}` is not supported: only `code`"
             )));
         }
-        let client_id = new_id()?;
         let client = OAuthClientRegistered {
-            client_id: client_id.clone(),
+            client_id: new_id()?,
             portal_id: portal.clone(),
             client_name: registration.client_name.unwrap_or_else(|| "MCP client".to_owned()),
             redirect_uris: registration.redirect_uris,
             client_uri: registration.client_uri,
+            pre_registered: false,
         };
-        let registered = client.clone();
-        self.execute(&oauth_client_stream(&client_id), &Actor::system("oauth"), |m| {
-            let state = m.sign_ins.client(&client_id).map_or_else(Default::default, |c| {
-                portico_core::domain::sign_in::OAuthClientState::fold([
-                    Event::OAuthClientRegistered(c.clone()),
-                ])
-            });
-            decide(&state, client, &())
+        self.execute_client(client.clone(), &Actor::system("oauth")).await?;
+        Ok(client)
+    }
+
+    /// Registers a public client at `portal` as an admin: any valid redirect URIs, whatever the
+    /// portal's rules for dynamic registration.
+    pub async fn pre_register_client(
+        &self,
+        portal: &PortalId,
+        client_name: String,
+        redirect_uris: Vec<String>,
+        actor: &Actor,
+    ) -> Result<OAuthClientRegistered, AppError> {
+        if self.read(|m| m.portals.get(portal).is_none()) {
+            return Err(DomainError::NotFound { kind: "portal", id: portal.to_string() }.into());
+        }
+        let client = OAuthClientRegistered {
+            client_id: new_id()?,
+            portal_id: portal.clone(),
+            client_name,
+            redirect_uris,
+            client_uri: None,
+            pre_registered: true,
+        };
+        self.execute_client(client.clone(), actor).await.map_err(|e| match e {
+            SignInError::App(e) => e,
+            SignInError::InvalidRedirectUri(m) | SignInError::InvalidClientMetadata(m) => {
+                AppError::Invalid(m)
+            }
+            other => AppError::Invalid(other.to_string()),
+        })?;
+        Ok(client)
+    }
+
+    /// Removes a registered client of `portal` and revokes every grant it holds.
+    pub async fn remove_client(
+        &self,
+        portal: &PortalId,
+        client_id: &str,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
+        let state = self.read(|m| {
+            m.sign_ins
+                .client(client_id)
+                .filter(|c| &c.portal_id == portal)
+                .map(|c| OAuthClientState::fold([Event::OAuthClientRegistered(c.clone())]))
+        });
+        let Some(state) = state else {
+            return Err(
+                DomainError::NotFound { kind: "OAuth client", id: client_id.to_owned() }.into()
+            );
+        };
+        self.execute(&oauth_client_stream(client_id), actor, |_| {
+            decide(&state, OAuthClientCommand::Remove, &())
+        })
+        .await?;
+        let grants: Vec<String> =
+            self.read(|m| m.grants.of_client(client_id).map(str::to_owned).collect());
+        for id in grants {
+            self.execute_grant(&id, GrantCommand::Revoke(RevokeReason::ClientRemoved), actor)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn execute_client(
+        &self,
+        client: OAuthClientRegistered,
+        actor: &Actor,
+    ) -> Result<(), SignInError> {
+        let client_id = client.client_id.clone();
+        self.execute(&oauth_client_stream(&client_id), actor, |_| {
+            decide(&OAuthClientState::default(), OAuthClientCommand::Register(client), &())
         })
         .await
         .map_err(|e| match e {
             AppError::Rule(rule) => SignInError::from(rule),
             other => SignInError::App(other),
         })?;
-        Ok(registered)
+        Ok(())
     }
 
     /// The resource (RFC 8707) the grant of this code or refresh token was issued for.

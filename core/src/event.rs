@@ -27,7 +27,8 @@ use crate::domain::service_token::{
     ServiceTokenCreated, ServiceTokenDeleted, ServiceTokenRotated, ServiceTokenUpdated,
 };
 use crate::domain::sign_in::{
-    ConsentGiven, OAuthClientRegistered, SignInFailed, UserSignedIn, UserSignedOut,
+    ConsentGiven, OAuthClientRegistered, OAuthClientRemoved, SignInFailed, UserSignedIn,
+    UserSignedOut,
 };
 
 /// Declares the [`Event`] enum from one list of variants (each wraps the payload struct of the
@@ -98,6 +99,7 @@ events!(
     UserSignedOut,
     SignInFailed,
     OAuthClientRegistered,
+    OAuthClientRemoved,
     ConsentGiven,
     IdentityProviderCreated,
     IdentityProviderUpdated,

@@ -9,6 +9,7 @@ pub mod cedar;
 pub mod envelope;
 pub mod error;
 pub mod identity_providers;
+pub mod oauth_clients;
 pub mod openapi;
 pub mod portals;
 pub mod servers;
@@ -56,6 +57,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(cedar::routes)
     .configure(authorize::routes)
     .configure(users::routes)
+    .configure(oauth_clients::routes)
     .route("/accounts/{account_id}/audit_logs", web::get().to(audit_logs::list))
     .route("/openapi.json", web::get().to(openapi::serve));
 }

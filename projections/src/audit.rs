@@ -114,6 +114,7 @@ fn classify(event: &Event) -> Option<(AuditAction, ResourceType, &str)> {
         | Event::UserSignedOut(_)
         | Event::SignInFailed(_)
         | Event::OAuthClientRegistered(_)
+        | Event::OAuthClientRemoved(_)
         | Event::ConsentGiven(_) => None,
         // Their resource ids are not strings in the event: see `classify_owned`.
         Event::IdentityProviderCreated(_)
@@ -218,6 +219,7 @@ fn next_value(
         | Event::UserSignedOut(_)
         | Event::SignInFailed(_)
         | Event::OAuthClientRegistered(_)
+        | Event::OAuthClientRemoved(_)
         | Event::ConsentGiven(_) => current,
         Event::ServerCredentialSet(e) => {
             with(current, json!({ format!("{}_version", e.credential.field()): e.version }))

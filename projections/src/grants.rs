@@ -76,6 +76,14 @@ impl Grants {
             .flat_map(|ids| ids.iter().map(String::as_str))
     }
 
+    /// The ids of the grants issued to `client_id`.
+    pub fn of_client<'a>(&'a self, client_id: &'a str) -> impl Iterator<Item = &'a str> {
+        self.by_id
+            .iter()
+            .filter(move |(_, s)| s.grant.as_ref().is_some_and(|g| g.client_id == client_id))
+            .map(|(id, _)| id.as_str())
+    }
+
     /// The ids of the grants `user_id` holds at any portal.
     pub fn of_user_anywhere<'a>(&'a self, user_id: &'a str) -> impl Iterator<Item = &'a str> {
         self.by_user

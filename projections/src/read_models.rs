@@ -93,6 +93,7 @@ impl Projection for ReadModels {
             | Event::UserSignedOut(_)
             | Event::SignInFailed(_)
             | Event::OAuthClientRegistered(_)
+            | Event::OAuthClientRemoved(_)
             | Event::ConsentGiven(_) => {
                 self.sign_ins.apply(event);
                 return;

@@ -41,6 +41,14 @@ impl SignIns {
         self.clients.get(client_id)
     }
 
+    /// The registered clients of `portal`.
+    pub fn clients_of<'a>(
+        &'a self,
+        portal: &'a PortalId,
+    ) -> impl Iterator<Item = &'a OAuthClientRegistered> {
+        self.clients.values().filter(move |c| &c.portal_id == portal)
+    }
+
     /// The state of browser session `id` for deciding a command.
     pub fn session_state(&self, id: &str) -> BrowserSessionState {
         self.sessions.get(id).cloned().unwrap_or_default()
@@ -100,6 +108,9 @@ impl Projection for SignIns {
         match &recorded.event {
             Event::OAuthClientRegistered(e) => {
                 self.clients.insert(e.client_id.clone(), e.clone());
+            }
+            Event::OAuthClientRemoved(e) => {
+                self.clients.remove(&e.client_id);
             }
             Event::ConsentGiven(e) => {
                 self.consents.insert((e.user_id.clone(), e.client_id.clone(), e.portal_id.clone()));

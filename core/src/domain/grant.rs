@@ -98,6 +98,8 @@ pub enum RevokeReason {
     RefreshReplayed,
     /// The policies no longer let the person connect to the portal.
     AccessLost,
+    /// An admin removed the client.
+    ClientRemoved,
 }
 
 /// The grant ended; none of its tokens works any more.

@@ -103,6 +103,22 @@ pub struct OAuthClientRegistered {
     pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub client_uri: Option<String>,
+    /// Registered by an admin through the admin API (not dynamically by the client).
+    #[serde(default)]
+    pub pre_registered: bool,
+}
+
+/// An admin removed a registered client; its grants are revoked with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClientRemoved {
+    pub client_id: String,
+}
+
+/// What may be asked of a registered client.
+#[derive(Debug, Clone)]
+pub enum OAuthClientCommand {
+    Register(OAuthClientRegistered),
+    Remove,
 }
 
 /// A person let a client use a portal as them.
@@ -178,6 +194,7 @@ impl Aggregate for BrowserSessionState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthClientState {
     pub client: Option<OAuthClientRegistered>,
+    pub removed: bool,
     pub version: u64,
 }
 
@@ -215,17 +232,32 @@ pub fn is_loopback_host(url: &url::Url) -> bool {
 }
 
 impl Aggregate for OAuthClientState {
-    type Command = OAuthClientRegistered;
+    type Command = OAuthClientCommand;
     type Services = ();
 
     fn apply(&mut self, event: &Event) {
-        if let Event::OAuthClientRegistered(e) = event {
-            self.client = Some(e.clone());
-            self.version += 1;
+        match event {
+            Event::OAuthClientRegistered(e) => self.client = Some(e.clone()),
+            Event::OAuthClientRemoved(_) => self.removed = true,
+            _ => return,
         }
+        self.version += 1;
     }
 
-    fn decide(&self, c: OAuthClientRegistered, _: &()) -> Result<Vec<Event>, DomainError> {
+    fn decide(&self, command: OAuthClientCommand, _: &()) -> Result<Vec<Event>, DomainError> {
+        let c = match command {
+            OAuthClientCommand::Register(c) => c,
+            OAuthClientCommand::Remove => {
+                return match &self.client {
+                    Some(c) if !self.removed => {
+                        Ok(vec![Event::OAuthClientRemoved(OAuthClientRemoved {
+                            client_id: c.client_id.clone(),
+                        })])
+                    }
+                    _ => Err(DomainError::NotFound { kind: "OAuth client", id: String::new() }),
+                };
+            }
+        };
         if self.client.is_some() {
             return Err(DomainError::AlreadyExists { kind: "OAuth client", id: c.client_id });
         }
@@ -318,21 +350,25 @@ mod tests {
             client_name: "Inspector".into(),
             redirect_uris: vec!["http://localhost:6274/oauth/callback".into()],
             client_uri: None,
+            pre_registered: false,
         };
         let state = OAuthClientState::default();
-        let events = state.decide(client.clone(), &()).unwrap();
+        let events = state.decide(OAuthClientCommand::Register(client.clone()), &()).unwrap();
         let state = OAuthClientState::fold(&events);
         assert!(matches!(
-            state.decide(client.clone(), &()),
+            state.decide(OAuthClientCommand::Register(client.clone()), &()),
             Err(DomainError::AlreadyExists { .. })
         ));
         let none = OAuthClientRegistered { redirect_uris: vec![], ..client.clone() };
-        assert!(OAuthClientState::default().decide(none, &()).is_err());
+        assert!(
+            OAuthClientState::default().decide(OAuthClientCommand::Register(none), &()).is_err()
+        );
         let bad = OAuthClientRegistered {
             redirect_uris: vec!["http://evil.example/cb".into()],
             ..client
         };
-        let error = OAuthClientState::default().decide(bad, &()).unwrap_err();
+        let error =
+            OAuthClientState::default().decide(OAuthClientCommand::Register(bad), &()).unwrap_err();
         assert!(error.to_string().starts_with("invalid `redirect_uris[0]`"), "{error}");
     }
 }

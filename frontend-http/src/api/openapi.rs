@@ -17,7 +17,7 @@ pub use schemas::*;
 use super::envelope::ErrorEnvelope;
 use super::error::ApiError;
 use super::{
-    access_apps, audit_logs, authorize, cedar, identity_providers, portals, servers,
+    access_apps, audit_logs, authorize, cedar, identity_providers, oauth_clients, portals, servers,
     service_tokens, users,
 };
 
@@ -66,6 +66,9 @@ changes need the `edit` scope.";
         authorize::visibility,
         users::list,
         users::revoke_user,
+        oauth_clients::list,
+        oauth_clients::create,
+        oauth_clients::delete,
         identity_providers::list,
         identity_providers::create,
         identity_providers::read,

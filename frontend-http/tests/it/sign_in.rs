@@ -1061,3 +1061,84 @@ async fn a_session_stays_bound_to_the_person_who_opened_it() {
     assert!(as_lee.text.contains("this session belongs to another caller"), "{}", as_lee.text);
     assert!(!as_lee.text.contains("portal_list_servers"));
 }
+
+#[actix_web::test]
+async fn admins_pre_register_clients_and_removing_one_ends_its_access() {
+    let s = setup().await;
+    let clients = format!("{}/team/oauth_clients", s.app.portals());
+    // An https redirect URI, which dynamic registration refuses by default.
+    let redirect = "https://app.example.com/oauth/callback";
+    assert_eq!(register(&s.app, "team", redirect).await.0, StatusCode::BAD_REQUEST);
+    let created = s
+        .app
+        .post(&clients, json!({"client_name": "Team app", "redirect_uris": [REDIRECT, redirect]}))
+        .await
+        .ok();
+    assert_eq!(created["pre_registered"], true);
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let (_, dynamic) = register(&s.app, "team", "http://127.0.0.1:5/cb").await;
+    let listed = s.app.get(&clients).await.ok();
+    let mut ids: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut expected = vec![client_id.as_str(), dynamic["client_id"].as_str().unwrap()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // Bad input is a 400 that changes nothing; a read token cannot write.
+    let before = s.app.events().await.len();
+    for body in [
+        json!({"client_name": "x", "redirect_uris": []}),
+        json!({"client_name": "x", "redirect_uris": ["javascript:alert(1)"]}),
+        json!({"client_name": "", "redirect_uris": [REDIRECT]}),
+        json!({"client_name": "x", "redirect_uris": [REDIRECT], "client_secret": "no"}),
+    ] {
+        assert_eq!(
+            s.app.post(&clients, body.clone()).await.status,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+    let reader =
+        s.app.create_token("reader", portico_core::domain::account::TokenScope::Read).await;
+    let refused = s
+        .app
+        .request(
+            actix_web::http::Method::POST,
+            &clients,
+            Some(&reader),
+            Some(json!({"client_name": "x", "redirect_uris": [REDIRECT]})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.app.events().await.len(),
+        before + 1,
+        "only the read token's creation was recorded"
+    );
+    assert_eq!(
+        s.app
+            .post(
+                &format!("{}/ghost/oauth_clients", s.app.portals()),
+                json!({"client_name": "x", "redirect_uris": [REDIRECT]})
+            )
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The pre-registered client signs a person in, then is removed: its tokens stop working.
+    let mut browser = Browser::default();
+    let (_, code) = code_for_client(&s, &mut browser, "mia@example.com", &client_id).await;
+    let (_, tokens) = redeem(&s.app, &client_id, &code).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(mcp_initialize(&s.app, "team", Some(&access)).await.status(), StatusCode::OK);
+    s.app.delete(&format!("{clients}/{client_id}")).await.ok();
+    assert_eq!(
+        mcp_initialize(&s.app, "team", Some(&access)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(s.app.delete(&format!("{clients}/{client_id}")).await.status, StatusCode::NOT_FOUND);
+    let page = browser.get(&s.app, &authorize_url(&client_id, &[])).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "a removed client cannot start a sign-in");
+}
