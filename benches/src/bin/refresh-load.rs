@@ -100,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
     actix_web::rt::spawn(server);
 
     let url = format!("http://127.0.0.1:{port}/portals/team/oauth/token");
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
