@@ -53,6 +53,8 @@ pub const PINS_PER_IP: usize = 20;
 pub const RATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// The most PIN challenges kept at once (expired ones are dropped first).
 pub const MAX_CHALLENGES: usize = 10_000;
+/// How many clients one IP address may register per [`RATE_WINDOW`].
+pub const REGISTRATIONS_PER_IP: usize = 20;
 /// The identity provider of one-time PINs.
 pub const ONE_TIME_PIN_IDP: &str = "onetimepin";
 /// The longest email address accepted (RFC 5321's path limit).
@@ -202,6 +204,9 @@ pub enum SignInError {
     /// RFC 7591 `invalid_client_metadata`.
     #[error("{0}")]
     InvalidClientMetadata(String),
+    /// Too many requests from one address: retry later.
+    #[error("{0}")]
+    RateLimited(String),
     /// A wrong, expired or locked one-time PIN, or too many asked.
     #[error("{message}")]
     Pin { reason: SignInFailure, message: String },
@@ -411,6 +416,8 @@ struct PinState {
     challenges: HashMap<String, Challenge>,
     sent_to: HashMap<String, VecDeque<Instant>>,
     sent_from: HashMap<IpAddr, VecDeque<Instant>>,
+    /// Dynamic client registrations by address (each one is an event: bounded like PINs).
+    registered_from: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
 impl Default for OneTimePins {
@@ -740,7 +747,17 @@ impl App {
         portal: &PortalId,
         registration: ClientRegistration,
         settings: &DcrSettings,
+        ip: Option<IpAddr>,
     ) -> Result<OAuthClientRegistered, SignInError> {
+        if let Some(ip) = ip {
+            let mut state = self.pins.lock();
+            if !within_limit(&mut state.registered_from, ip, REGISTRATIONS_PER_IP, Instant::now()) {
+                return Err(SignInError::RateLimited(
+                    "too many client registrations from this address; retry in a few minutes"
+                        .to_owned(),
+                ));
+            }
+        }
         if !settings.enabled {
             return Err(SignInError::InvalidClientMetadata(
                 "dynamic client registration is disabled for this portal".to_owned(),

@@ -386,6 +386,15 @@ fn sign_in_error(e: SignInError) -> HttpResponse {
             (StatusCode::BAD_REQUEST, "invalid_client_metadata")
         }
         SignInError::Pin { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+        SignInError::RateLimited(_) => {
+            let mut response = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                &e.to_string(),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            return response;
+        }
         SignInError::App(app) => {
             tracing::error!(error = %app, "an OAuth request failed");
             return oauth_error(
@@ -529,7 +538,12 @@ async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes
     let settings = site.settings(&state);
     match state
         .app
-        .register_client(&site.portal_id, registration, &settings.dynamic_client_registration)
+        .register_client(
+            &site.portal_id,
+            registration,
+            &settings.dynamic_client_registration,
+            req.peer_addr().map(|a| a.ip()),
+        )
         .await
     {
         Ok(client) => {

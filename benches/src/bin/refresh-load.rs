@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             },
             &Default::default(),
+            None,
         )
         .await?;
     let settings = SignInSettings::default();

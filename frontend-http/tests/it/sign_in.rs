@@ -1142,3 +1142,32 @@ async fn admins_pre_register_clients_and_removing_one_ends_its_access() {
     let page = browser.get(&s.app, &authorize_url(&client_id, &[])).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "a removed client cannot start a sign-in");
 }
+
+#[actix_web::test]
+async fn one_address_may_register_only_so_many_clients() {
+    let s = setup().await;
+    let from = |ip: &str| {
+        TestRequest::post()
+            .uri("/portals/team/oauth/register")
+            .insert_header(("Host", "localhost:8080"))
+            .peer_addr(format!("{ip}:40000").parse().unwrap())
+            .set_json(json!({"client_name": "c", "redirect_uris": [REDIRECT]}))
+    };
+    for i in 0..portico_app::sign_in::REGISTRATIONS_PER_IP {
+        assert_eq!(
+            s.app.send(from("192.0.2.7")).await.status,
+            StatusCode::CREATED,
+            "registration {i}"
+        );
+    }
+    let before = s.app.events().await.len();
+    let limited = s.app.respond(from("192.0.2.7")).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(s.app.events().await.len(), before, "a refused registration records nothing");
+    assert_eq!(
+        s.app.send(from("192.0.2.8")).await.status,
+        StatusCode::CREATED,
+        "another address is not limited"
+    );
+}
