@@ -2,7 +2,7 @@
 //! the browser to the provider (the login page's button, or instant auth), and the provider
 //! sends it back to `<portal>/login/oidc/callback`. The login is bound to the browser that
 //! started it by the `portico_oidc` cookie (`HttpOnly`, `SameSite=Lax`: the provider's redirect
-//! back is a top-level navigation), which the callback removes.
+//! back is a top-level navigation; it lives as long as a pending login).
 
 use actix_web::cookie::SameSite;
 use actix_web::http::StatusCode;
@@ -114,7 +114,9 @@ pub async fn callback(
         browser_binding: binding.as_ref().map(|c| c.value()),
     };
     let ip = req.peer_addr().map(|a| a.ip());
-    let mut response = match state.app.finish_oidc_login(&site.portal_id, answer, ip).await {
+    // The binding cookie is left to expire: removing it on a refused callback would let anyone
+    // who makes the browser open a forged callback URL end the person's real login.
+    match state.app.finish_oidc_login(&site.portal_id, answer, ip).await {
         Ok(signed) => signed_in(&req, &state, &site, signed.user, &signed.next).await,
         Err(SignInError::App(e)) => {
             tracing::error!(error = %e, "an OpenID Connect sign-in could not finish");
@@ -136,9 +138,5 @@ pub async fn callback(
                 link_text: "Sign in again".to_owned(),
             },
         ),
-    };
-    let mut gone = cookie(&site, &req, BINDING_COOKIE, String::new());
-    gone.make_removal();
-    let _ = response.add_cookie(&gone);
-    response
+    }
 }
