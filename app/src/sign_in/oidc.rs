@@ -469,7 +469,10 @@ fn token_error(
             format!("token endpoint: {}", r)
         }
         openidconnect::RequestTokenError::Request(e) => format!("token endpoint: {e}"),
-        openidconnect::RequestTokenError::Parse(e, _) => format!("token endpoint answer: {e}"),
+        // The path only: a parse error's message may quote a value of the answer (a token).
+        openidconnect::RequestTokenError::Parse(e, _) => {
+            format!("token endpoint answer: unexpected value at `{}`", e.path())
+        }
         openidconnect::RequestTokenError::Other(e) => format!("token endpoint: {e}"),
     }
 }
