@@ -56,6 +56,8 @@ pub struct App {
     pub pins: sign_in::OneTimePins,
     /// Client ID Metadata Documents fetched lately.
     pub cimd_cache: sign_in::CimdCache,
+    /// OpenID Connect logins waiting for the provider's answer.
+    pub oidc_logins: sign_in::oidc::OidcLogins,
 }
 
 impl App {
@@ -83,6 +85,7 @@ impl App {
             gateway,
             pins: Default::default(),
             cimd_cache: Default::default(),
+            oidc_logins: Default::default(),
         })
     }
 

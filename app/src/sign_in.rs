@@ -11,6 +11,9 @@
 //!   check of the MCP endpoint. Every code, token, cookie and PIN is random, handed out once
 //!   and stored only as its SHA-256.
 //!
+//! - OpenID Connect login ([`oidc`]): the authorization code flow with an `oidc` identity
+//!   provider, its pending logins in memory like the PIN challenges.
+//!
 //! Cedar's `connect` is asked at every authorization, every refresh and (by the MCP endpoint)
 //! every request, so a policy change takes effect at once.
 
@@ -28,6 +31,7 @@ use portico_core::domain::grant::{
     AuthorizeGrant, CODE_LIFETIME, GrantAuthorized, GrantCommand, GrantUser, RedeemCode,
     RefreshGrant, RevokeReason, grant_stream,
 };
+use portico_core::domain::identity_provider::{IdentityProviderId, IdentityProviderType};
 use portico_core::domain::ids::PortalId;
 use portico_core::domain::sign_in::{
     BrowserSessionCommand, ConsentGiven, OAuthClientCommand, OAuthClientRegistered,
@@ -40,6 +44,8 @@ use sha2::{Digest, Sha256};
 
 use crate::api_tokens::hash;
 use crate::{App, AppError, decide};
+
+pub mod oidc;
 
 /// How long a one-time PIN is valid.
 pub const PIN_LIFETIME: Duration = Duration::from_secs(10 * 60);
@@ -83,6 +89,11 @@ pub struct SignInSettings {
     pub dynamic_client_registration: DcrSettings,
     /// Whether the one-time-PIN provider exists and the portal allows it.
     pub one_time_pin: bool,
+    /// The providers the login page offers, oldest first (the one-time PIN among them when
+    /// [`Self::one_time_pin`]).
+    pub providers: Vec<LoginProvider>,
+    /// Instant auth: the login page goes straight to the only provider.
+    pub auto_redirect: bool,
     /// The block page's message.
     pub deny_message: String,
     /// Where people no policy lets in are sent instead of the block page.
@@ -98,6 +109,8 @@ impl Default for SignInSettings {
             browser_session_duration: TimeDelta::hours(24),
             dynamic_client_registration: DcrSettings::default(),
             one_time_pin: true,
+            providers: Vec::new(),
+            auto_redirect: false,
             deny_message: portico_core::domain::access_app::DEFAULT_DENY_MESSAGE.to_owned(),
             deny_url: None,
         }
@@ -108,12 +121,28 @@ fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
+/// A provider a login page offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginProvider {
+    pub id: IdentityProviderId,
+    /// Shown on the login page.
+    pub name: String,
+    pub kind: IdentityProviderType,
+}
+
 impl App {
     /// How `portal` signs people in now (the defaults when it has no application yet).
     pub fn sign_in_settings(&self, portal: &PortalId) -> SignInSettings {
         self.read(|m| {
-            let Some(app) = m.access_apps.settings(portal) else {
-                return SignInSettings::default();
+            let app = m.access_apps.settings(portal);
+            let providers: Vec<LoginProvider> = m
+                .identity_providers
+                .iter()
+                .filter(|p| app.as_ref().is_none_or(|app| app.allows(&p.id)))
+                .map(|p| LoginProvider { id: p.id, name: p.name.clone(), kind: p.provider_type() })
+                .collect();
+            let Some(app) = app else {
+                return SignInSettings { providers, ..SignInSettings::default() };
             };
             let pin = portico_core::domain::identity_provider::one_time_pin_id();
             let dcr = &app.oauth.dynamic_client_registration;
@@ -129,6 +158,8 @@ impl App {
                     allowed_uris: dcr.allowed_uris.clone(),
                 },
                 one_time_pin: m.identity_providers.get(&pin).is_some() && app.allows(&pin),
+                auto_redirect: app.auto_redirect_to_identity && providers.len() == 1,
+                providers,
                 deny_message: app.custom_deny_message.clone(),
                 deny_url: app.custom_deny_url.clone(),
             }
@@ -210,6 +241,10 @@ pub enum SignInError {
     /// A wrong, expired or locked one-time PIN, or too many asked.
     #[error("{message}")]
     Pin { reason: SignInFailure, message: String },
+    /// An OpenID Connect sign-in failed at or with the identity provider (the message is safe
+    /// to show; the cause was logged).
+    #[error("{0}")]
+    IdentityProvider(String),
     /// Storage or a bug: the frontend answers `server_error` / 5xx.
     #[error(transparent)]
     App(#[from] AppError),

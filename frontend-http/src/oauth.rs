@@ -385,7 +385,9 @@ fn sign_in_error(e: SignInError) -> HttpResponse {
         SignInError::InvalidClientMetadata(_) => {
             (StatusCode::BAD_REQUEST, "invalid_client_metadata")
         }
-        SignInError::Pin { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+        SignInError::Pin { .. } | SignInError::IdentityProvider(_) => {
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        }
         SignInError::RateLimited(_) => {
             let mut response = oauth_error(
                 StatusCode::TOO_MANY_REQUESTS,

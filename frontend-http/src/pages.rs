@@ -1,4 +1,5 @@
-//! The pages people see: sign-in with a one-time PIN, consent, the block page, and the portal's
+//! The pages people see: sign-in (the providers a portal offers: a one-time PIN form, a
+//! button per OpenID Connect provider, [`oidc`]; or straight to the only one), consent, the block page, and the portal's
 //! home page (who is signed in, their servers, the MCP URL, sign-out). Server-rendered HTML
 //! (askama templates in `templates/`), no JavaScript.
 //!
@@ -14,11 +15,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use portico_app::sign_in::{self, SignInError};
 use portico_core::domain::grant::GrantUser;
+use portico_core::domain::identity_provider::IdentityProviderType;
 use portico_core::domain::sign_in::{SignInFailure, UserSignedIn};
 use serde::Deserialize;
 
 use crate::oauth::{self, AuthorizeParams, PortalSite, Verified};
 use crate::state::AppState;
+
+mod oidc;
 
 /// The browser session cookie.
 pub const SESSION_COOKIE: &str = "portico_session";
@@ -34,6 +38,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(&format!("{prefix}/login"), web::get().to(login))
             .route(&format!("{prefix}/login"), web::post().to(send_pin))
             .route(&format!("{prefix}/login/pin"), web::post().to(check_pin))
+            .route(&format!("{prefix}/login/oidc"), web::get().to(oidc::start))
+            .route(&format!("{prefix}/login/oidc/callback"), web::get().to(oidc::callback))
             .route(&format!("{prefix}/consent"), web::post().to(consent))
             .route(&format!("{prefix}/logout"), web::post().to(logout));
     }
@@ -66,6 +72,10 @@ impl MessagePage {
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     portal_name: &'a str,
+    /// Whether the one-time-PIN form is shown.
+    pin: bool,
+    /// The OpenID Connect providers: name and the link that starts signing in with it.
+    providers: Vec<(String, String)>,
     action: String,
     csrf: &'a str,
     next: &'a str,
@@ -223,22 +233,37 @@ fn safe_next(site: &PortalSite, next: &str) -> String {
     if ok { next.to_owned() } else { home }
 }
 
-/// The sign-in page, which comes back to `next`.
+/// The sign-in page, which comes back to `next`: the providers the portal offers, or (instant
+/// auth, and no `message` to show) straight to its only OpenID Connect provider.
 pub fn login_page(
     req: &HttpRequest,
     site: &PortalSite,
     next: &str,
     message: Option<&str>,
 ) -> HttpResponse {
-    if let Some(state) = req.app_data::<web::Data<AppState>>()
-        && !site.settings(state).one_time_pin
-    {
+    let settings = req.app_data::<web::Data<AppState>>().map(|state| site.settings(state));
+    let providers = settings.as_ref().map(|s| s.providers.clone()).unwrap_or_default();
+    let pin = settings.as_ref().is_none_or(|s| s.one_time_pin);
+    let oidc: Vec<_> = providers.iter().filter(|p| p.kind == IdentityProviderType::Oidc).collect();
+    if !pin && oidc.is_empty() {
         return no_method(site);
     }
-    let (csrf, new) = csrf_token(req, site);
     let next = safe_next(site, next);
+    if let (Some(state), Some(settings), [only], None) =
+        (req.app_data::<web::Data<AppState>>(), &settings, oidc.as_slice(), message)
+        && settings.auto_redirect
+        && !pin
+    {
+        return oidc::redirect_to_provider(req, state, site, &only.id, &next);
+    }
+    let (csrf, new) = csrf_token(req, site);
     let page = LoginPage {
         portal_name: &site.name,
+        pin,
+        providers: oidc
+            .iter()
+            .map(|p| (p.name.clone(), oidc::start_link(site, &p.id, &next)))
+            .collect(),
         action: site.path("/login"),
         csrf: &csrf,
         next: &next,
@@ -275,7 +300,7 @@ fn no_method(site: &PortalSite) -> HttpResponse {
         StatusCode::FORBIDDEN,
         &MessagePage::error(
             site,
-            "No sign-in method is available for this portal: its Access application does not allow the one-time PIN.",
+            "No sign-in method is available for this portal: its Access application allows no identity provider that exists.",
         ),
     )
 }
@@ -516,39 +541,53 @@ async fn check_pin(
         idp: sign_in::ONE_TIME_PIN_IDP.to_owned(),
         groups: Vec::new(),
     };
+    signed_in(&req, &state, &site, user, &form.next).await
+}
+
+/// A person proved who they are: the block page if no policy lets them connect to the portal
+/// (recorded as a failed sign-in), else a browser session and on to `next`.
+async fn signed_in(
+    req: &HttpRequest,
+    state: &AppState,
+    site: &PortalSite,
+    user: GrantUser,
+    next: &str,
+) -> HttpResponse {
+    let ip = req.peer_addr().map(|a| a.ip());
     match state.app.may_connect(&user, &site.portal_id, ip) {
         Ok(true) => {}
         Ok(false) => {
             state
                 .app
-                .record_failure(&site.portal_id, Some(&email), SignInFailure::AccessDenied, ip)
+                .record_failure(&site.portal_id, Some(&user.email), SignInFailure::AccessDenied, ip)
                 .await;
-            return blocked(&state, &site);
+            return blocked(state, site);
         }
         Err(e) => {
             tracing::error!(error = %e, "access could not be decided");
             return HttpResponse::ServiceUnavailable().finish();
         }
     }
-    let settings = site.settings(&state);
+    let settings = site.settings(state);
     match state.app.sign_in(&site.portal_id, user, ip, settings.browser_session_duration).await {
         Ok(cookie_value) => {
-            let mut session = cookie(&site, &req, SESSION_COOKIE, cookie_value.0);
+            let mut session = cookie(site, req, SESSION_COOKIE, cookie_value.0);
             session.set_same_site(SameSite::Lax);
             session.set_max_age(actix_web::cookie::time::Duration::seconds(
                 settings.session_duration.num_seconds(),
             ));
             HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, safe_next(&site, &form.next)))
+                .insert_header((header::LOCATION, safe_next(site, next)))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
                 .cookie(session)
                 .finish()
         }
         Err(e) => {
             tracing::error!(error = %e, "a session could not be started");
             login_page(
-                &req,
-                &site,
-                &form.next,
+                req,
+                site,
+                next,
                 Some("The sign-in could not be completed; try again shortly."),
             )
         }

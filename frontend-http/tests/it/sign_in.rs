@@ -997,15 +997,48 @@ async fn a_portal_can_turn_off_oauth_and_the_one_time_pin() {
         StatusCode::FORBIDDEN
     );
 
-    // Only an OpenID Connect provider allowed: no PIN sign-in.
+    // Only an OpenID Connect provider allowed: its button, no PIN sign-in.
     let idp = s.app.post(&s.app.api("/access/identity_providers"), json!({
         "name": "Corp SSO", "type": "oidc",
         "config": {"client_id": "portico", "client_secret": "s3cret", "auth_url": "https://sso.example.com/auth", "token_url": "https://sso.example.com/token", "certs_url": "https://sso.example.com/jwks"}
     })).await.ok();
     set_access_app(&s.app, json!({"allowed_idps": [idp["id"]]})).await;
     let page = browser.get(&s.app, "/portals/team/login").await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert!(page.body.contains("No sign-in method is available"), "{}", page.body);
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Sign in with Corp SSO"), "{}", page.body);
+    let start = format!("/portals/team/login/oidc?idp={}", idp["id"].as_str().unwrap());
+    assert!(page.body.contains(&start), "{}", page.body);
+    assert!(!page.body.contains("name=\"email\""), "{}", page.body);
+}
+
+#[actix_web::test]
+async fn instant_auth_sends_the_browser_to_the_only_provider_with_state_nonce_and_pkce() {
+    let s = setup().await;
+    let idp = s.app.post(&s.app.api("/access/identity_providers"), json!({
+        "name": "Corp SSO", "type": "oidc",
+        "config": {"client_id": "portico", "client_secret": "s3cret", "auth_url": "https://sso.example.com/auth", "token_url": "https://sso.example.com/token", "certs_url": "https://sso.example.com/jwks", "pkce_enabled": true}
+    })).await.ok();
+    set_access_app(&s.app, json!({"allowed_idps": [idp["id"]], "auto_redirect_to_identity": true}))
+        .await;
+    let mut browser = Browser::default();
+    let page = browser.get(&s.app, "/portals/team/").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let location = url::Url::parse(page.location.as_deref().unwrap()).unwrap();
+    assert_eq!(location.origin().ascii_serialization(), "https://sso.example.com");
+    assert_eq!(location.path(), "/auth");
+    let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(query["response_type"], "code");
+    assert_eq!(query["client_id"], "portico");
+    assert!(query["redirect_uri"].ends_with("/portals/team/login/oidc/callback"), "{query:?}");
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert!(query["scope"].split(' ').any(|s| s == "openid"), "{query:?}");
+    assert!(query["state"].len() >= 32 && query["nonce"].len() >= 32, "{query:?}");
+
+    // A callback whose state Portico never issued signs no one in.
+    let callback = format!("/portals/team/login/oidc/callback?state={}x&code=abc", query["state"]);
+    let refused = browser.get(&s.app, &callback).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("unknown or expired"), "{}", refused.body);
 }
 
 #[actix_web::test]

@@ -92,18 +92,46 @@ pub async fn fetch_json(
     max_bytes: usize,
     timeout: Duration,
 ) -> Result<serde_json::Value, FetchError> {
-    policy.check_literal_host(url)?;
-    let client = upstream_client(policy, timeout).map_err(|e| FetchError::Failed(e.to_string()))?;
     let shown = ssrf::redact_url(url);
-    let fetch = async {
+    let request = http::Request::get(url.as_str())
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| FetchError::Failed(format!("`{shown}` is not a valid request: {e}")))?;
+    let response = send(policy, request, max_bytes, timeout).await?;
+    if !response.status().is_success() {
+        return Err(FetchError::Failed(format!("`{shown}` answered {}", response.status())));
+    }
+    serde_json::from_slice(response.body())
+        .map_err(|e| FetchError::Failed(format!("`{shown}` is not JSON: {e}")))
+}
+
+/// Sends one small HTTP request through the SSRF guard (the same resolver and policy as
+/// upstream connections, no redirects, no proxy) and reads the whole answer, whatever its
+/// status, within `timeout` and `max_bytes`. This is the HTTP client of Portico's calls to
+/// identity providers (the OpenID Connect library's requests are handed to it as they are).
+pub async fn send(
+    policy: UpstreamPolicy,
+    request: http::Request<Vec<u8>>,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<http::Response<Vec<u8>>, FetchError> {
+    let url = url::Url::parse(&request.uri().to_string())
+        .map_err(|e| FetchError::Failed(format!("not a URL: {e}")))?;
+    policy.check_literal_host(&url)?;
+    let client = upstream_client(policy, timeout).map_err(|e| FetchError::Failed(e.to_string()))?;
+    let shown = ssrf::redact_url(&url);
+    let (parts, body) = request.into_parts();
+    let exchange = async {
         let mut response = client
-            .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
+            .request(parts.method, url.clone())
+            .headers(parts.headers)
+            .body(body)
             .send()
             .await
-            .map_err(|e| FetchError::Failed(format!("`{shown}` could not be fetched: {e}")))?;
-        if !response.status().is_success() {
-            return Err(FetchError::Failed(format!("`{shown}` answered {}", response.status())));
+            .map_err(|e| FetchError::Failed(format!("`{shown}` could not be reached: {e}")))?;
+        let mut answer = http::Response::builder().status(response.status());
+        if let Some(headers) = answer.headers_mut() {
+            headers.extend(response.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response
@@ -118,10 +146,9 @@ pub async fn fetch_json(
             }
             body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| FetchError::Failed(format!("`{shown}` is not JSON: {e}")))
+        answer.body(body).map_err(|e| FetchError::Failed(format!("`{shown}`: {e}")))
     };
-    tokio::time::timeout(timeout, fetch)
+    tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| FetchError::Failed(format!("`{shown}` did not answer within {timeout:?}")))?
 }
