@@ -1204,3 +1204,46 @@ async fn one_address_may_register_only_so_many_clients() {
         "another address is not limited"
     );
 }
+
+#[actix_web::test]
+async fn a_refresh_after_the_person_lost_connect_is_refused_and_ends_the_grant() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let (client_id, code) = code_for(&s, &mut browser, "nora@example.com").await;
+    let (_, tokens) = redeem(&s.app, &client_id, &code).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    // The only policy that let her connect goes away.
+    s.app.delete(&s.app.api("/cedar/policies/example-connects")).await.ok();
+    assert_eq!(
+        mcp_initialize(&s.app, "team", Some(&access)).await.status(),
+        StatusCode::FORBIDDEN,
+        "connect is checked on every request"
+    );
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+        ("client_id", client_id.as_str()),
+    ];
+    let (status, body) = token(&s.app, "team", &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(body["error_description"].as_str().unwrap().contains("no longer"), "{body}");
+    let revoked = s.app.events().await.iter().any(|e| {
+        matches!(&e.event, portico_core::Event::GrantRevoked(r) if r.reason == portico_core::domain::grant::RevokeReason::AccessLost)
+    });
+    assert!(revoked, "the grant was revoked for lost access");
+    // Even with a policy back, the grant stays ended.
+    s.app.post(
+        &s.app.api("/cedar/policies"),
+        json!({"id": "example-connects-again", "name": "again", "policy":
+            r#"permit(principal is Portico::User, action == Portico::Action::"connect", resource);"#}),
+    )
+    .await
+    .ok();
+    let (_, again) = token(&s.app, "team", &form).await;
+    assert_eq!(again["error"], "invalid_grant");
+}
