@@ -264,6 +264,26 @@ async fn code_for(s: &Setup, browser: &mut Browser, email: &str) -> (String, Str
     code_for_client(s, browser, email, &client_id).await
 }
 
+/// Submits the consent form of `page` with "allow".
+async fn allow(s: &Setup, browser: &mut Browser, page: &Page) -> Page {
+    let mut form: Vec<(String, String)> = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "code_challenge",
+        "code_challenge_method",
+        "resource",
+        "state",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), field(&page.body, k)))
+    .collect();
+    form.push(("csrf".into(), browser.csrf()));
+    form.push(("decision".into(), "allow".into()));
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    browser.post_form(&s.app, "/portals/team/consent", &pairs).await
+}
+
 /// Through sign-in and consent to a code for `client_id`.
 async fn code_for_client(
     s: &Setup,
@@ -276,22 +296,7 @@ async fn code_for_client(
     assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
     assert!(consent.body.contains("wants to use portal"), "{}", consent.body);
     assert!(consent.body.contains("127.0.0.1"), "the redirect host is shown: {}", consent.body);
-    let mut form: Vec<(String, String)> = [
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "code_challenge",
-        "code_challenge_method",
-        "resource",
-        "state",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), field(&consent.body, k)))
-    .collect();
-    form.push(("csrf".into(), browser.csrf()));
-    form.push(("decision".into(), "allow".into()));
-    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let redirect = browser.post_form(&s.app, "/portals/team/consent", &pairs).await;
+    let redirect = allow(s, browser, &consent).await;
     assert_eq!(redirect.status, StatusCode::FOUND, "{}", redirect.body);
     let location = redirect.location.unwrap();
     assert!(location.starts_with(REDIRECT), "{location}");
@@ -1056,22 +1061,7 @@ async fn a_session_stays_bound_to_the_person_who_opened_it() {
         "lee is asked for consent: {}",
         consent_free.body
     );
-    let mut form: Vec<(String, String)> = [
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "code_challenge",
-        "code_challenge_method",
-        "resource",
-        "state",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), field(&consent_free.body, k)))
-    .collect();
-    form.push(("csrf".into(), second.csrf()));
-    form.push(("decision".into(), "allow".into()));
-    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let redirect = second.post_form(&s.app, "/portals/team/consent", &pairs).await;
+    let redirect = allow(&s, &mut second, &consent_free).await;
     let lee_code = query_param(&redirect.location.unwrap(), "code").unwrap();
     let (_, lee) = redeem(&s.app, &client_id, &lee_code).await;
 
