@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # MCP data-plane load: `tools/call echo` straight to a local upstream and through a portal, side
-# by side, at 1 and 64 connections; `tools/list` of a portal with 80 servers and 4,000 tools;
+# by side, at 1 and 64 connections, through the portal both with a service token and with a
+# person's OAuth access token (obtained by signing in over HTTP: registration, PIN, consent); `tools/list` of a portal with 80 servers and 4,000 tools;
 # portico's peak RSS with 1,000 open sessions; a CPU profile of the through-portal call path;
 # and a check that every call through the portal was audited.
 #
@@ -182,6 +183,45 @@ run portal-c64 64 "$portal_lua" "$portal"
 [ -n "$profile" ] && wait "$profile" || true
 audit_check portal-c64 "$before"
 
+# --- The same calls as a person (an OAuth access token) ------------------------------------------
+# Signs in over HTTP as a browser would: register a client, the authorization request with PKCE,
+# the sign-in form, the PIN from portico's log (no SMTP server here), consent, the token request.
+admin -X POST "$base/cedar/policies" -d '{"name":"bench people","policy":"permit(principal is Portico::User, action, resource);"}' >/dev/null
+site="http://127.0.0.1:$port/portals/calls"
+redirect="http://127.0.0.1:9/callback"
+jar=$work/cookies
+urlenc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+field() { python3 -c 'import html, re, sys; print(html.unescape(re.search(r"name=\"%s\" value=\"([^\"]*)\"" % sys.argv[1], sys.stdin.read()).group(1)))' "$1"; }
+oauth_client=$(curl -sSf -X POST "$site/oauth/register" -H 'Content-Type: application/json' \
+  -d "{\"client_name\":\"bench\",\"redirect_uris\":[\"$redirect\"]}" | json 'd["client_id"]')
+verifier=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
+challenge=$(python3 -c 'import base64, hashlib, sys; print(base64.urlsafe_b64encode(hashlib.sha256(sys.argv[1].encode()).digest()).rstrip(b"=").decode())' "$verifier")
+authorize="$site/oauth/authorize?response_type=code&client_id=$oauth_client&redirect_uri=$(urlenc "$redirect")&code_challenge=$challenge&code_challenge_method=S256&state=bench&resource=$(urlenc "$site/mcp")"
+page=$(curl -sSf -c "$jar" -b "$jar" "$authorize")
+csrf=$(field csrf <<<"$page")
+next=$(field next <<<"$page")
+page=$(curl -sSf -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" --data-urlencode "next=$next" --data-urlencode "email=bench@example.com" "$site/login")
+pin_challenge=$(field challenge <<<"$page")
+sleep 0.2
+pin=$(grep -o 'to=bench@example.com.*code=[0-9]*' "$work/portico.log" | tail -1 | grep -o '[0-9]*$')
+after_pin=$(curl -sS -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" \
+  --data-urlencode "next=$next" --data-urlencode "challenge=$pin_challenge" \
+  --data-urlencode "email=bench@example.com" --data-urlencode "code=$pin" "$site/login/pin")
+page=$(curl -sSf -c "$jar" -b "$jar" "$after_pin")
+consent=(--data-urlencode "csrf=$csrf" --data-urlencode "decision=allow")
+for name in response_type client_id redirect_uri code_challenge code_challenge_method resource state; do
+  consent+=(--data-urlencode "$name=$(field "$name" <<<"$page")")
+done
+back=$(curl -sS -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" "${consent[@]}" "$site/consent")
+code=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.parse_qs(urllib.parse.urlparse(sys.argv[1]).query)["code"][0])' "$back")
+user_token=$(curl -sSf "$site/oauth/token" --data-urlencode grant_type=authorization_code --data-urlencode "code=$code" \
+  --data-urlencode "redirect_uri=$redirect" --data-urlencode "client_id=$oauth_client" --data-urlencode "code_verifier=$verifier" \
+  | json 'd["access_token"]')
+$client sessions "$portal" $wrk_sessions --header "Authorization: Bearer $user_token" >"$work/user-sessions"
+user_lua=$(make_lua user bench_echo "$work/user-sessions" ", [\"Authorization\"] = \"Bearer $user_token\"")
+before=$(events); run user-c1 1 "$user_lua" "$portal"; audit_check user-c1 "$before"
+before=$(events); run user-c64 64 "$user_lua" "$portal"; audit_check user-c64 "$before"
+
 # --- tools/list ---------------------------------------------------------------------------------
 list_session=$($client sessions "$catalog" 1 "${cred[@]}")
 list=$($client list "$catalog" "$list_session" 200 "${cred[@]}")
@@ -201,18 +241,19 @@ echo
 echo "tools/call echo, ${duration}s per run (2 cores shared by wrk, portico and the upstream)"
 printf '%-8s %-12s %10s %10s %10s %8s\n' target connections req/s p50_ms p99_ms errors
 for c in 1 64; do
-  for t in direct portal; do
+  for t in direct portal user; do
     read -r _ rps p50 p99 _ errors socket <<<"${result[$t-c$c]}"
     printf '%-8s %-12s %10s %10s %10s %8s\n' $t $c "$rps" "$(ms "$p50")" "$(ms "$p99")" $((errors + socket))
   done
   read -r _ _ dp50 dp99 _ <<<"${result[direct-c$c]}"
   read -r _ _ pp50 pp99 _ <<<"${result[portal-c$c]}"
-  echo "   portal adds at c=$c: p50 +$(ms $((pp50 - dp50))) ms, p99 +$(ms $((pp99 - dp99))) ms"
+  read -r _ _ up50 up99 _ <<<"${result[user-c$c]}"
+  echo "   portal adds at c=$c: p50 +$(ms $((pp50 - dp50))) ms, p99 +$(ms $((pp99 - dp99))) ms (service token); p50 +$(ms $((up50 - dp50))) ms, p99 +$(ms $((up99 - dp99))) ms (a person's token)"
 done
 echo "tools/list (first page of 500 of 4,002 tools), 1 connection: $list_rps req/s, p50 $(ms "$list_p50") ms, p99 $(ms "$list_p99") ms"
 echo "tools/list (every page, sequential walks): $list"
 echo "portico memory with $rss_sessions sessions: VmRSS $rss_after kB (was $rss_before kB), VmHWM $hwm_after kB"
-for run in portal-c1 portal-c64; do
+for run in portal-c1 portal-c64 user-c1 user-c64; do
   read -r got requests errors sent <<<"${audited[$run]}"
   echo "audit $run: $got PortalRequestHandled events for $requests answered requests ($errors errors) and $sent sent"
 done
