@@ -11,11 +11,13 @@
 //!   settings.
 //! - [`api_tokens`], [`account`]: the admin API's own tokens and the first-start bootstrap.
 //! - [`sign_in`]: people signing in to portals, and the OAuth authorization server.
+//! - [`clock`]: the time expiries are decided by.
 //! - [`error`]: what can go wrong, in terms a frontend maps to its own protocol.
 
 pub mod access_apps;
 pub mod account;
 pub mod api_tokens;
+pub mod clock;
 pub mod error;
 pub mod identity_providers;
 pub mod policies;
@@ -58,6 +60,8 @@ pub struct App {
     pub cimd_cache: sign_in::CimdCache,
     /// OpenID Connect logins waiting for the provider's answer.
     pub oidc_logins: sign_in::oidc::OidcLogins,
+    /// The time expiries are decided by.
+    pub clock: clock::Clock,
 }
 
 impl App {
@@ -86,6 +90,7 @@ impl App {
             pins: Default::default(),
             cimd_cache: Default::default(),
             oidc_logins: Default::default(),
+            clock: Default::default(),
         })
     }
 

@@ -5,7 +5,6 @@
 //! one wins, on every log backend. A write that fails after its claim releases the claim again;
 //! a delete or rename releases the old hostname once the portal's event is in.
 
-use chrono::Utc;
 use portico_core::Actor;
 use portico_core::domain::hostname::{HostnameClaim, HostnameCommand, hostname_stream};
 use portico_core::domain::ids::PortalId;
@@ -125,7 +124,7 @@ impl App {
             let command = HostnameCommand::Claim {
                 hostname: hostname.to_owned(),
                 portal_id: id.clone(),
-                now: Utc::now(),
+                now: self.clock.now(),
             };
             match self.execute_claim(&stream, command, actor).await {
                 // Lost a race with another claim: decide again against the winner's claim.

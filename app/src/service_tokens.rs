@@ -2,7 +2,6 @@
 //! `CF-Access-Client-Secret`). The client secret is generated here from the OS random source,
 //! handed back once (on create and on each rotate), and stored only as its SHA-256.
 
-use chrono::Utc;
 use portico_core::Actor;
 use portico_core::domain::DomainError;
 use portico_core::domain::service_token::{
@@ -58,7 +57,7 @@ impl App {
         actor: &Actor,
     ) -> Result<CreatedServiceToken, AppError> {
         let duration = duration.unwrap_or_else(|| DEFAULT_DURATION.to_owned());
-        let expires_at = TokenLifetime::parse(&duration)?.expires_at(Utc::now());
+        let expires_at = TokenLifetime::parse(&duration)?.expires_at(self.clock.now());
         let id = new_token_id()?;
         let client_id = format!("{}.access", crate::random_hex::<16>()?);
         let (client_secret, secret_hash) = new_secret()?;
@@ -87,7 +86,7 @@ impl App {
         let Some(token) = token else { return Err(not_found(id)) };
         let (duration, expires_at) = match duration {
             Some(duration) if duration != token.duration => {
-                let expires_at = TokenLifetime::parse(&duration)?.expires_at(Utc::now());
+                let expires_at = TokenLifetime::parse(&duration)?.expires_at(self.clock.now());
                 (duration, expires_at)
             }
             _ => (token.duration, token.expires_at),
@@ -123,7 +122,7 @@ impl App {
     pub async fn refresh_service_token(&self, id: &str, actor: &Actor) -> Result<(), AppError> {
         let token = self.read(|m| m.service_tokens.state(id).token);
         let Some(token) = token else { return Err(not_found(id)) };
-        let expires_at = TokenLifetime::parse(&token.duration)?.expires_at(Utc::now());
+        let expires_at = TokenLifetime::parse(&token.duration)?.expires_at(self.clock.now());
         let command = RefreshServiceToken { token_id: id.to_owned(), expires_at };
         self.execute_service_token(id, command.into(), actor).await
     }

@@ -544,6 +544,7 @@ pub fn principal_of(user: &GrantUser) -> Principal {
         name: user.name.clone(),
         idp: user.idp.clone(),
         groups: user.groups.clone(),
+        claims: user.claims.clone(),
     }
 }
 
@@ -686,7 +687,7 @@ impl App {
             portal_id: portal.clone(),
             user,
             ip: ip.map(|ip| ip.to_string()),
-            expires_at: Utc::now() + duration,
+            expires_at: self.clock.now() + duration,
         };
         self.execute(&browser_session_stream(&session_id), &actor, |m| {
             decide(
@@ -703,7 +704,7 @@ impl App {
     pub fn signed_in(&self, portal: &PortalId, cookie: &str) -> Option<UserSignedIn> {
         self.read(|m| {
             m.sign_ins
-                .live_session(&hash(cookie), Utc::now())
+                .live_session(&hash(cookie), self.clock.now())
                 .filter(|s| &s.portal_id == portal)
                 .cloned()
         })
@@ -751,7 +752,7 @@ impl App {
         let Some((user, sessions)) = self.read(|m| {
             let user = m.sign_ins.user_by_email(&email)?;
             let sessions: Vec<UserSignedIn> =
-                m.sign_ins.sessions_of_user(&user.id, Utc::now()).cloned().collect();
+                m.sign_ins.sessions_of_user(&user.id, self.clock.now()).cloned().collect();
             Some((user.clone(), sessions))
         }) else {
             return Ok(false);
@@ -1005,7 +1006,7 @@ impl App {
         ip: Option<IpAddr>,
     ) -> Result<bool, AppError> {
         let context = RequestContext::new(
-            Utc::now(),
+            self.clock.now(),
             ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
         );
         self.read(|m| self.authz.access(m, &principal_of(user), portal, &context))
@@ -1031,7 +1032,7 @@ impl App {
         }
         let code = new_secret("pc_")?;
         let grant_id = new_id()?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let actor = user_actor(&user);
         let grant = GrantAuthorized {
             grant_id: grant_id.clone(),
@@ -1078,7 +1079,7 @@ impl App {
             grant.grant.as_ref().map_or_else(|| Actor::system("oauth"), |g| user_actor(&g.user));
         let access = new_secret("pa_")?;
         let refresh = new_secret("pr_")?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let command = RedeemCode {
             code_hash,
             client_id: client_id.to_owned(),
@@ -1135,7 +1136,7 @@ impl App {
         }
         let access = new_secret("pa_")?;
         let refresh = new_secret("pr_")?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let command = RefreshGrant {
             refresh_token_hash: refresh_hash,
             client_id: client_id.to_owned(),
@@ -1178,7 +1179,7 @@ impl App {
     pub fn user_of_access_token(&self, token: &str, portal: &PortalId) -> Option<GrantUser> {
         let token_hash = hash(token);
         self.read(|m| {
-            let live = m.grants.live_access_token(&token_hash, Utc::now())?;
+            let live = m.grants.live_access_token(&token_hash, self.clock.now())?;
             (&live.grant.portal_id == portal).then(|| live.grant.user.clone())
         })
     }

@@ -59,6 +59,7 @@ fn grants() -> Grants {
                     name: format!("User {i}"),
                     idp: "onetimepin".into(),
                     groups: vec!["engineering".into()],
+                    claims: Default::default(),
                 },
                 session_expires_at: now + TimeDelta::hours(24),
             }),

@@ -166,6 +166,7 @@ fn principal() -> Principal {
         name: "User 0".into(),
         idp: "okta".into(),
         groups: vec!["g0".into(), "g5".into(), "g35".into(), "contractors".into()],
+        claims: Default::default(),
     }
 }
 

@@ -19,7 +19,6 @@ use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpResponse, web};
-use chrono::Utc;
 use portico_gateway::Gateway;
 use portico_gateway::session::{AdmittedView, PortalCaller, PortalSession};
 use portico_policies::Hidden;
@@ -171,7 +170,7 @@ fn admit(req: &ServiceRequest) -> Result<(PortalCaller, AdmittedView), HttpRespo
         }
     } else {
         let models = state.app.models.read();
-        match auth::authenticate_service_request(&models, req.request(), Utc::now()) {
+        match auth::authenticate_service_request(&models, req.request(), state.app.clock.now()) {
             Ok(principal) => principal,
             Err(ServiceAuthError::Missing) => return Err(refuse(&ServiceAuthError::Missing, None)),
             Err(error) => return Err(refuse(&error, Some("invalid token"))),

@@ -540,6 +540,7 @@ async fn check_pin(
         name: email.clone(),
         idp: sign_in::ONE_TIME_PIN_IDP.to_owned(),
         groups: Vec::new(),
+        claims: Default::default(),
     };
     signed_in(&req, &state, &site, user, &form.next).await
 }
@@ -655,7 +656,7 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     };
     let ip = req.peer_addr().map(|a| a.ip());
     let context = portico_policies::RequestContext::new(
-        chrono::Utc::now(),
+        state.app.clock.now(),
         ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
     );
     let principal = sign_in::principal_of(&session.user);

@@ -604,6 +604,7 @@ mod tests {
             name: "A".into(),
             idp: "okta".into(),
             groups: vec!["eng".into()],
+            claims: Default::default(),
         };
         let server = ServerFacts {
             id: "docs".into(),

@@ -6,7 +6,7 @@
 //! `Portico::ServiceToken::"<id>"`, `Portico::Portal::"<id>"`, `Portico::Server::"<id>"`,
 //! `Portico::Tool::"<server>/<name>"`, `Portico::Prompt::"<server>/<name>"`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -66,6 +66,10 @@ pub enum Principal {
         /// The names of the groups the identity provider puts them in.
         #[serde(default)]
         groups: Vec<String>,
+        /// Claims of the identity provider kept at sign-in (its `claims` setting): the
+        /// entity's tags, read with `principal.getTag("<claim>")`.
+        #[serde(default)]
+        claims: BTreeMap<String, String>,
     },
     /// A machine client.
     ServiceToken {
@@ -289,7 +293,7 @@ impl EntitiesBuilder {
     /// Adds the principal, and for a user each of its groups.
     pub fn principal(&mut self, principal: &Principal) -> Result<&mut Self, EntityError> {
         match principal {
-            Principal::User { id, email, name, idp, groups } => {
+            Principal::User { id, email, name, idp, groups, claims } => {
                 let mut parents = HashSet::new();
                 for group in groups {
                     let group_uid = uid(Type::Group, group)?;
@@ -305,7 +309,12 @@ impl EntitiesBuilder {
                     ("name", RestrictedExpression::new_string(name.clone())),
                     ("idp", RestrictedExpression::new_string(idp.clone())),
                 ]);
-                self.push(entity(uid(Type::User, id)?, attrs, parents)?);
+                let tags = claims.iter().map(|(claim, value)| {
+                    (claim.clone(), RestrictedExpression::new_string(value.clone()))
+                });
+                let user = Entity::new_with_tags(uid(Type::User, id)?, attrs, parents, tags)
+                    .map_err(|e| EntityError::Entities(e.to_string()))?;
+                self.push(user);
             }
             Principal::ServiceToken { id, name, client_id } => {
                 let attrs = attrs([
@@ -483,6 +492,7 @@ mod tests {
             name: "Alice".into(),
             idp: "okta".into(),
             groups: vec!["eng".into(), "oncall".into()],
+            claims: Default::default(),
         };
         builder.principal(&user).unwrap();
         builder.portal(&PortalFacts { id: "p".into(), hostname: "p.example.com".into() }).unwrap();

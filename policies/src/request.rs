@@ -167,6 +167,7 @@ mod tests {
             name: "Alice".into(),
             idp: "test".into(),
             groups: vec!["engineering".into()],
+            claims: Default::default(),
         }
     }
 
@@ -209,6 +210,33 @@ mod tests {
         assert!(allowed.allowed);
         assert_eq!(allowed.policy_ids, ["engineers-read-docs"]);
         assert!(!engine.decide(&ask(false)).unwrap().allowed);
+    }
+
+    #[test]
+    fn a_user_s_kept_claims_are_tags_policies_can_read() {
+        let engine = engine(&[(
+            "research-connects",
+            r#"permit(principal is Portico::User, action == Portico::Action::"connect", resource)
+               when { principal.hasTag("department") && principal.getTag("department") == "research" };"#,
+        )]);
+        let ask = |claims: &[(&str, &str)]| {
+            let Principal::User { id, email, name, idp, groups, .. } = alice() else {
+                unreachable!()
+            };
+            let claims = claims.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            Request {
+                principal: Principal::User { id, email, name, idp, groups, claims },
+                action: Action::Connect,
+                resource: Resource::Portal(PortalFacts {
+                    id: "main".into(),
+                    hostname: "main.example.com".into(),
+                }),
+                context: context(),
+            }
+        };
+        assert!(engine.decide(&ask(&[("department", "research")])).unwrap().allowed);
+        assert!(!engine.decide(&ask(&[("department", "sales")])).unwrap().allowed);
+        assert!(!engine.decide(&ask(&[])).unwrap().allowed, "no tag: `hasTag` is false");
     }
 
     #[test]

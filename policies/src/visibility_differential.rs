@@ -238,6 +238,7 @@ fn visibility_gives_the_reference_answer() {
                 name: "U".into(),
                 idp: "okta".into(),
                 groups: (0..GROUPS).filter(|_| rng.chance(50)).map(|g| format!("g{g}")).collect(),
+                claims: Default::default(),
             }
         } else {
             Principal::ServiceToken { id: "t0".into(), name: "t".into(), client_id: "t0.x".into() }

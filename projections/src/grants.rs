@@ -183,6 +183,7 @@ mod tests {
                     name: "U".into(),
                     idp: "otp".into(),
                     groups: vec![],
+                    claims: Default::default(),
                 },
                 session_expires_at: t0() + TimeDelta::hours(1),
             }),

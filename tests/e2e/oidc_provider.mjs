@@ -3,12 +3,13 @@
 //
 //   PORTICO_OIDC_PROVIDER  the installed package's directory (scripts/test exports it)
 //   OIDC_TEST_CONFIG       JSON: {"port", "client": {"client_id", "client_secret",
-//                          "redirect_uris"}, "users": {"<id>": {"email", "name", "groups"}}}
+//                          "redirect_uris"}, "users": {"<id>": {"email", "name", "groups",
+//                          "department", "email_verified" (true when left out)}}}
 //
 // It issues ID tokens signed with its own keys (served at /jwks) for the authorization code
-// flow, requires PKCE, and puts the `email`, `name` and `groups` claims in the ID token. Its
-// sign-in page (the `interactions` of oidc-provider) is a plain form asking for a user id; the
-// consent step is skipped for the one client. Prints `ready <issuer>` once it listens.
+// flow, requires PKCE, and puts the `email`, `name`, `groups` and `department` claims in the ID
+// token. Its sign-in page (the `interactions` of oidc-provider) is a plain form asking for a user
+// id; the consent step is skipped for the one client. Prints `ready <issuer>` once it listens.
 
 import http from "node:http";
 import path from "node:path";
@@ -30,7 +31,7 @@ const provider = new Provider(issuer, {
     },
   ],
   scopes: ["openid", "email", "profile", "groups"],
-  claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"], groups: ["groups"] },
+  claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"], groups: ["groups", "department"] },
   // The scopes' claims go in the ID token, not only at the userinfo endpoint.
   conformIdTokenClaims: false,
   pkce: { required: () => true },
@@ -43,7 +44,14 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: user.email, email_verified: true, name: user.name, groups: user.groups };
+        return {
+          sub: id,
+          email: user.email,
+          email_verified: user.email_verified ?? true,
+          name: user.name,
+          groups: user.groups,
+          department: user.department,
+        };
       },
     };
   },

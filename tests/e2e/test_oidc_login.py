@@ -5,8 +5,10 @@ OpenID provider: `oidc-provider` from npm (tests/peers), started by the test wit
 Playwright drives Debian's Chromium (`browser.py`) from a portal's login page to the provider's
 sign-in form and back. The person's groups reach Cedar (policies on `Portico::Group::"..."` let
 them connect and see a server, which the home page lists); a person whose groups no policy
-names gets the block page; a callback whose `state` was tampered with is refused; with instant
-auth the login page goes straight to the provider.
+names gets the block page; an address the provider has not verified signs no one in; a callback
+whose `state` was tampered with is refused; with instant auth the login page goes straight to the
+provider. An MCP client gets its tokens for a person
+who signs in at the provider, and its calls are audited as that person.
 """
 
 from __future__ import annotations
@@ -26,12 +28,21 @@ import anyio
 import skips
 from browser import browser
 from conftest import free_port
-from test_mcp_portal import gateway, gateway_backend, portico_events  # noqa: F401
+from mcp_peers import mcp_client
+from test_mcp_portal import audit_events, gateway, gateway_backend, portico_events, text  # noqa: F401
+from test_pages import OAuthClient, callback  # noqa: F401
 
 START_TIMEOUT = 30.0
 USERS = {
-    "alice": {"email": "alice@example.com", "name": "Alice Example", "groups": ["engineers", "staff"]},
+    "alice": {
+        "email": "alice@example.com",
+        "name": "Alice Example",
+        "groups": ["engineers", "staff"],
+        "department": "research",
+    },
     "bob": {"email": "bob@example.com", "name": "Bob Example", "groups": ["sales"]},
+    # The provider says Mallory's address is not verified: it must not sign her in as its owner.
+    "mallory": {"email": "carol@example.com", "name": "Mallory", "groups": ["engineers"], "email_verified": False},
 }
 
 
@@ -127,6 +138,7 @@ def idp(team, provider) -> str:
             "certs_url": f"{provider.issuer}/jwks",
             "scopes": ["openid", "email", "profile", "groups"],
             "pkce_enabled": True,
+            "claims": ["department"],
         },
     )
     return created.id
@@ -195,6 +207,65 @@ def test_a_person_no_policy_lets_in_gets_the_block_page(team, provider, idp, chr
     assert events(team.portico, "UserSignedIn") == []
     (failed,) = events(team.portico, "SignInFailed")
     assert failed["reason"] == "access_denied" and failed["email"] == "bob@example.com", failed
+
+
+def test_an_address_the_provider_has_not_verified_signs_no_one_in(team, provider, idp, chromium):
+    async def check():
+        async with browser(chromium) as context:
+            page = await context.new_page()
+            await page.goto(home(team))
+            await page.get_by_role("link", name="Sign in with Test IdP").click()
+            await at_provider(page, provider, "mallory")
+            assert await heading(page) == "Sign-in stopped"
+            assert "has not verified your email address" in await page.locator("main").inner_text()
+            assert "portico_session" not in {c["name"] for c in await context.cookies()}
+
+    anyio.run(check)
+    assert events(team.portico, "UserSignedIn") == []
+    (failed,) = events(team.portico, "SignInFailed")
+    assert failed["reason"] == "identity_provider", failed
+
+
+def test_an_mcp_client_gets_tokens_for_a_person_signed_in_at_the_provider(team, provider, idp, chromium, callback):
+    client = OAuthClient(team, callback)
+    # A custom claim the provider keeps (`claims: ["department"]`) is a tag Cedar reads.
+    team.add_policy(
+        "research uses notes",
+        'permit (principal is Portico::User, action in Portico::Action::"use_server", '
+        'resource in Portico::Server::"notes") '
+        'when { principal.hasTag("department") && principal.getTag("department") == "research" };',
+    )
+
+    async def check():
+        async with browser(chromium) as context:
+            page = await context.new_page()
+            auth = client.authorization()
+            await page.goto(auth.url)
+            assert await heading(page) == "Sign in to Portal team"
+            await page.get_by_role("link", name="Sign in with Test IdP").click()
+            await at_provider(page, provider, "alice")
+            # Back from the provider, the authorization goes on where it stopped: consent.
+            assert await heading(page) == "Allow Browser Test Client?"
+            assert "as you (alice@example.com)" in await page.locator("main").inner_text()
+            async with page.expect_navigation(url=f"{callback.url}**"):
+                await page.get_by_role("button", name="Allow").click()
+        answer = callback.queries[-1]
+        assert answer["state"] == auth.state, answer
+        tokens = client.redeem(answer["code"], auth.verifier)
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        async with mcp_client(client.resource, headers) as session:
+            # The person's groups and claims decide what the client sees: `py` for engineers,
+            # `notes` for the research department.
+            tools = {t.name for t in (await session.list_tools()).tools}
+            assert {"py_echo", "notes_echo"} <= tools, tools
+            assert "hello" in text(await session.call_tool("py_echo", {"text": "hello"}))
+
+    anyio.run(check)
+    (call,) = [e for e in audit_events(team.portico) if e.get("method") == "tools/call"]
+    assert call["user_email"] == "alice@example.com", call
+    assert call["user_id"], call
+    (signed_in,) = events(team.portico, "UserSignedIn")
+    assert signed_in["user"]["claims"] == {"department": "research"}, signed_in
 
 
 def test_a_callback_with_a_tampered_state_is_refused(team, provider, idp):

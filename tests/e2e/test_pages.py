@@ -3,9 +3,10 @@
 
 A person signs in with a one-time PIN (read from Portico's log: no SMTP server is configured),
 sees the portal's home page with exactly the servers Cedar lets them use, allows or denies an
-OAuth client on the consent page, is shown the block page when no policy lets them connect, and
-signs out, which ends the access of the clients they allowed. Forms whose CSRF token was tampered
-with are refused, and one whole flow runs with JavaScript disabled.
+OAuth client on the consent page, is shown the block page when no policy lets them connect (with
+the portal's own message, or sent to its deny URL), and signs out, which ends the access of the
+clients they allowed. Forms whose CSRF token was tampered with are refused, and one whole flow
+runs with JavaScript disabled.
 
 The OAuth client is the test itself: it registers dynamically (RFC 7591), sends the browser to
 the authorization endpoint with PKCE S256, and its redirect URI is a real listener (`Callback`)
@@ -294,6 +295,54 @@ def test_a_person_no_policy_lets_connect_gets_the_block_page(team, chromium, cal
             await sign_in(page, gateway.portico, "mallory@elsewhere.test")
             assert await heading(page) == "Access denied"
             assert callback.queries == []
+
+    anyio.run(check)
+
+
+def test_the_block_page_shows_the_portal_s_own_message_or_sends_people_to_its_page(team, chromium):
+    gateway = team
+    applications = gateway.client.zero_trust.access.applications
+    (app,) = list(applications.list(account_id=gateway.account_id))
+    applications.update(
+        app.id,
+        account_id=gateway.account_id,
+        type="mcp_portal",
+        custom_deny_message="Ask the platform team for access to Team.",
+    )
+    help_desk = "https://help.example.test/denied"
+
+    async def check():
+        async with browser(chromium) as context:
+            page = await context.new_page()
+            await page.goto(f"{origin(gateway)}/portals/team/")
+            await sign_in(page, gateway.portico, "mallory@elsewhere.test")
+            assert await heading(page) == "Access denied"
+            shown = await page.locator("main").inner_text()
+            assert "Ask the platform team for access to Team." in shown, shown
+            assert "That account does not have access" not in shown, shown
+
+        applications.update(
+            app.id,
+            account_id=gateway.account_id,
+            type="mcp_portal",
+            custom_deny_message="Ask the platform team for access to Team.",
+            custom_deny_url=help_desk,
+        )
+        async with browser(chromium) as context:
+            # The deny URL's site does not exist here: the browser's request to it is answered
+            # by Playwright, so what is checked is where Portico sent the browser.
+            await context.route(
+                "https://help.example.test/**",
+                lambda route: route.fulfill(
+                    status=200, content_type="text/html", body="<!doctype html><title>Help</title><h1>Help desk</h1>"
+                ),
+            )
+            page = await context.new_page()
+            await page.goto(f"{origin(gateway)}/portals/team/")
+            await sign_in(page, gateway.portico, "mallory@elsewhere.test")
+            await page.wait_for_url(help_desk)
+            assert await heading(page) == "Help desk"
+            assert "portico_session" not in {c["name"] for c in await context.cookies()}
 
     anyio.run(check)
 

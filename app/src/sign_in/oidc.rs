@@ -5,15 +5,16 @@
 //! answers the provider's authorization URL; [`App::finish_oidc_login`] takes the pending login
 //! back by its `state` (once), exchanges the code at the provider's `token_url` with the client
 //! secret from the vault, verifies the ID token (signature against the `certs_url` keys,
-//! `iss`, `aud`, `exp`, `nonce`) and answers the person: email from `email_claim_name`, groups
-//! from `groups_claim_name`. Every request to the provider goes through the gateway's SSRF
+//! `iss`, `aud`, `exp`, `nonce`) and answers the person: email from `email_claim_name` (refused
+//! when the provider says `email_verified: false`), groups from `groups_claim_name`, and the
+//! custom claims the provider's `claims` setting names (Cedar tags on the user). Every request to the provider goes through the gateway's SSRF
 //! guard. The pending login is bound to the browser that started it (a cookie value whose hash
 //! it keeps), so a callback URL carried to another browser signs no one in there.
 //!
 //! The provider configuration has no issuer field (Cloudflare's shape), so the `iss` of an ID
 //! token must have the origin of `token_url`: the endpoint that handed the token over.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -54,6 +55,8 @@ pub const MAX_PROVIDER_ANSWER: usize = 256 * 1024;
 pub const MAX_GROUPS: usize = 256;
 /// The longest group name kept.
 pub const MAX_GROUP_LEN: usize = 256;
+/// The longest value kept of a custom claim.
+pub const MAX_CLAIM_VALUE_LEN: usize = 256;
 /// The path of the callback under a portal's base URL.
 pub const CALLBACK_PATH: &str = "/login/oidc/callback";
 
@@ -206,6 +209,27 @@ pub fn groups_of(claim: Option<&serde_json::Value>) -> Vec<String> {
     groups.dedup();
     groups.truncate(MAX_GROUPS);
     groups
+}
+
+/// The custom claims of `names` (the provider's `claims` setting) the ID token has, as strings:
+/// a string as it is, a number or a boolean in its JSON form. Other values (objects, arrays,
+/// null), values over [`MAX_CLAIM_VALUE_LEN`] and values with control characters are left out.
+pub fn kept_claims(
+    names: &[String],
+    token: &serde_json::Map<String, serde_json::Value>,
+) -> BTreeMap<String, String> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let value = match token.get(name)? {
+                serde_json::Value::String(s) => s.clone(),
+                v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => v.to_string(),
+                _ => return None,
+            };
+            let usable = value.len() <= MAX_CLAIM_VALUE_LEN && !value.chars().any(char::is_control);
+            usable.then(|| (name.clone(), value))
+        })
+        .collect()
 }
 
 /// Whether `iss` has the origin of the provider's `token_url` (the provider configuration
@@ -431,7 +455,18 @@ impl App {
         }
         let other = &claims.additional_claims().claims;
         let email = match config.email_claim_name.as_str() {
-            "email" => claims.email().map(|e| e.as_str().to_owned()),
+            "email" => {
+                // An address the provider itself says is unverified names nobody: whoever typed
+                // it in would pass policies written for its owner.
+                if claims.email_verified() == Some(false) {
+                    return Err(provider_error(
+                        &provider,
+                        "`email_verified` is false",
+                        "the identity provider has not verified your email address",
+                    ));
+                }
+                claims.email().map(|e| e.as_str().to_owned())
+            }
             name => other.get(name).and_then(|v| v.as_str()).map(str::to_owned),
         };
         let email = email.and_then(|e| normalize_email(&e).ok()).ok_or_else(|| {
@@ -448,12 +483,14 @@ impl App {
             .filter(|n| !n.trim().is_empty() && n.chars().count() <= 200)
             .unwrap_or_else(|| email.clone());
         let groups = groups_of(other.get(&config.groups_claim_name));
+        let kept = kept_claims(&config.claims, other);
         let user = GrantUser {
             id: oidc_user_id(&provider, claims.subject().as_str()),
             email,
             name,
             idp: provider.to_string(),
             groups,
+            claims: kept,
         };
         Ok(OidcSignIn { user, next: login.next })
     }
@@ -494,6 +531,28 @@ mod tests {
         assert_eq!(groups_of(Some(&json!(many))).len(), MAX_GROUPS);
         assert!(groups_of(Some(&json!(["x".repeat(MAX_GROUP_LEN + 1)]))).is_empty());
         assert!(groups_of(Some(&json!(["a\nb"]))).is_empty());
+    }
+
+    #[test]
+    fn named_claims_are_kept_as_strings_and_others_are_not() {
+        let token = json!({
+            "department": "research", "level": 3, "admin": false, "roles": ["a"],
+            "manager": null, "note": "a\nb", "long": "x".repeat(MAX_CLAIM_VALUE_LEN + 1),
+            "unnamed": "kept only when named",
+        });
+        let names: Vec<String> =
+            ["department", "level", "admin", "roles", "manager", "note", "long", "absent"]
+                .map(str::to_owned)
+                .into();
+        let kept = kept_claims(&names, token.as_object().unwrap());
+        assert_eq!(
+            kept,
+            BTreeMap::from([
+                ("admin".to_owned(), "false".to_owned()),
+                ("department".to_owned(), "research".to_owned()),
+                ("level".to_owned(), "3".to_owned()),
+            ])
+        );
     }
 
     #[test]

@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
             name: format!("User {i}"),
             idp: "onetimepin".into(),
             groups: Vec::new(),
+            claims: Default::default(),
         };
         let request = AuthorizationRequest {
             portal_id: portal.clone(),

@@ -11,6 +11,8 @@
 //! a rotated-away refresh token presented again ends the whole grant (OAuth 2.1 §4.1.2 and
 //! §4.3.1), so a stolen credential dies with the first legitimate use.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,10 @@ pub struct GrantUser {
     /// Their groups at sign-in (Cedar parents).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The claims their provider's `claims` setting names, as the ID token had them (Cedar
+    /// tags on the user).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
 }
 
 /// A person authorized a client; the code (by hash) waits to be redeemed.

@@ -269,6 +269,7 @@ fn principal_of(models: &ReadModels, query: &VisibilityQuery) -> Result<Principa
                 .filter(|g| !g.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            claims: Default::default(),
         }),
         Some(("service_token", id)) => {
             let record = models

@@ -1237,3 +1237,57 @@ async fn a_refresh_after_the_person_lost_connect_is_refused_and_ends_the_grant()
     let (_, again) = token(&s.app, "team", &form).await;
     assert_eq!(again["error"], "invalid_grant");
 }
+
+#[actix_web::test]
+async fn an_expired_access_token_is_refused_and_the_grant_ends_with_its_session() {
+    let s = setup().await;
+    set_access_app(
+        &s.app,
+        json!({"oauth_configuration": {"grant": {"access_token_lifetime": "5m", "session_duration": "1h"}}}),
+    )
+    .await;
+    let clock = &s.app.state.app.clock;
+    let mut browser = Browser::default();
+    let (client_id, code) = code_for(&s, &mut browser, "olga@example.com").await;
+    let (_, tokens) = redeem(&s.app, &client_id, &code).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(mcp_initialize(&s.app, "team", Some(&access)).await.status(), StatusCode::OK);
+
+    // Past its lifetime the access token is refused the way an unknown one is.
+    clock.advance(std::time::Duration::from_secs(5 * 60 + 1));
+    let expired = mcp_initialize(&s.app, "team", Some(&access)).await;
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    let challenge = expired.headers().get("www-authenticate").unwrap().to_str().unwrap().to_owned();
+    assert!(challenge.starts_with("Bearer resource_metadata="), "{challenge}");
+    assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+
+    // The refresh token still gets a new access token, which works.
+    let refresh = |token: &str| {
+        [
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", token.to_owned()),
+            ("client_id", client_id.clone()),
+        ]
+    };
+    let form = refresh(tokens["refresh_token"].as_str().unwrap());
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, fresh) = token(&s.app, "team", &form).await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    let fresh_access = fresh["access_token"].as_str().unwrap();
+    assert_eq!(mcp_initialize(&s.app, "team", Some(fresh_access)).await.status(), StatusCode::OK);
+
+    // Past the grant's session nothing of it works: neither the access token nor a refresh.
+    clock.advance(std::time::Duration::from_secs(60 * 60));
+    assert_eq!(
+        mcp_initialize(&s.app, "team", Some(fresh_access)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let form = refresh(fresh["refresh_token"].as_str().unwrap());
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, ended) = token(&s.app, "team", &form).await;
+    assert_eq!(
+        (status, ended["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{ended}"
+    );
+}

@@ -70,6 +70,7 @@ fn world(rng: &mut Rng) -> World {
             name: format!("User {u}"),
             idp: if rng.chance(50) { "okta".into() } else { "github".into() },
             groups,
+            claims: Default::default(),
         });
     }
     for t in 0..TOKENS {

@@ -37,6 +37,7 @@ fn authorized() -> GrantAuthorized {
             name: "Alice".into(),
             idp: "otp".into(),
             groups: vec!["engineering".into()],
+            claims: Default::default(),
         },
         session_expires_at: t0() + TimeDelta::hours(24),
     }

@@ -55,6 +55,7 @@ pub fn evaluate(engine: &PolicyEngine, case: &Case) -> anyhow::Result<Evaluation
             name: p.id.clone(),
             idp: "test".to_owned(),
             groups: p.groups.clone(),
+            claims: Default::default(),
         },
         PrincipalKind::ServiceToken => {
             if !p.groups.is_empty() {
