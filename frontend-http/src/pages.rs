@@ -157,11 +157,16 @@ fn content_security_policy(redirect_uri: Option<&str>) -> String {
     )
 }
 
-/// The CSP source naming `redirect_uri`: its origin for http(s), else its scheme.
+/// The CSP source naming `redirect_uri`: its origin for http(s), else its scheme. CSP's source
+/// grammar has no IPv6 literal (`http://[::1]:8080` is ignored as invalid, which would block
+/// the redirect), so a client on an IPv6 address is allowed by its scheme.
 fn form_source(redirect_uri: &str) -> Option<String> {
     let url = url::Url::parse(redirect_uri).ok()?;
     match url.scheme() {
-        "http" | "https" => url.has_host().then(|| url.origin().ascii_serialization()),
+        scheme @ ("http" | "https") => match url.host()? {
+            url::Host::Ipv6(_) => Some(format!("{scheme}:")),
+            _ => Some(url.origin().ascii_serialization()),
+        },
         // INVARIANT: a parsed scheme is `[a-z][a-z0-9+.-]*`, which cannot break the header.
         scheme => Some(format!("{scheme}:")),
     }
@@ -752,6 +757,7 @@ mod tests {
             ("http://127.0.0.1:33418/callback", Some("http://127.0.0.1:33418")),
             ("https://app.example/cb?x=1", Some("https://app.example")),
             ("http://localhost:8080/oauth/callback", Some("http://localhost:8080")),
+            ("http://[::1]:33418/callback", Some("http:")),
             ("cursor://anysphere.cursor-retrieval/oauth/callback", Some("cursor:")),
             ("not a url", None),
         ];

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -103,7 +104,7 @@ class Callback:
     """A real HTTP listener standing for an OAuth client's redirect URI: it answers every GET
     with a small page and keeps the query of each request to `/callback`."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.queries: list[dict[str, str]] = []
         received = self.queries
 
@@ -123,13 +124,17 @@ class Callback:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        self.server = Server((host, 0), Handler)
+        self.host = f"[{host}]" if ":" in host else host
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/callback"
+        return f"http://{self.host}:{self.server.server_address[1]}/callback"
 
     def close(self) -> None:
         self.server.shutdown()

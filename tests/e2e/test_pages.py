@@ -243,6 +243,34 @@ def test_consent_allowed_gives_the_client_a_code_that_calls_the_portal(team, chr
     assert call["user_email"] == ALICE, call
 
 
+def test_a_client_on_the_ipv6_loopback_gets_its_code_through_the_consent_form(team, chromium):
+    gateway = team
+    listener = Callback("::1")
+    try:
+        client = OAuthClient(gateway, listener)
+
+        async def check():
+            async with browser(chromium) as context:
+                page = await context.new_page()
+                auth = client.authorization()
+                await page.goto(auth.url)
+                await sign_in(page, gateway.portico, ALICE)
+                assert await heading(page) == "Allow Browser Test Client?"
+                # The consent form's answer redirects to `http://[::1]:<port>`, which the page's
+                # CSP `form-action` must let through.
+                async with page.expect_navigation(url=f"{listener.url}**"):
+                    await page.get_by_role("button", name="Allow").click()
+                assert await heading(page) == "Back at the client"
+                answer = listener.queries[-1]
+                assert answer["state"] == auth.state, answer
+                tokens = client.redeem(answer["code"], auth.verifier)
+                assert "py_echo" in await client.tool_names(tokens["access_token"])
+
+        anyio.run(check)
+    finally:
+        listener.close()
+
+
 def test_consent_denied_sends_the_client_access_denied_and_no_code(team, chromium, callback):
     gateway = team
     client = OAuthClient(gateway, callback)
