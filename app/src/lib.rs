@@ -37,6 +37,7 @@ use portico_core::vault::Vault;
 use portico_core::{Actor, Event, EventLog, EventMetadata, ExpectedVersion, NewEvent};
 use portico_gateway::authz::Authz;
 use portico_gateway::{Gateway, GatewayConfig};
+use portico_projections::call_log::CallLog;
 use portico_projections::{ProjectionRunner, ReadModels};
 
 pub use error::AppError;
@@ -62,6 +63,9 @@ pub struct App {
     pub oidc_logins: sign_in::oidc::OidcLogins,
     /// The time expiries are decided by.
     pub clock: clock::Clock,
+    /// Every call through a portal, indexed by portal and time (the logs API's read model).
+    pub calls: Arc<CallLog>,
+    calls_follower: tokio::task::AbortHandle,
 }
 
 impl App {
@@ -71,8 +75,10 @@ impl App {
         log: Arc<dyn EventLog>,
         vault: Arc<Vault>,
         models: Arc<ProjectionRunner<ReadModels>>,
+        calls: Arc<CallLog>,
         config: GatewayConfig,
     ) -> Arc<App> {
+        let calls_follower = calls.follow(Arc::clone(&log)).abort_handle();
         let authz: Arc<Authz> = Arc::default();
         let gateway = Gateway::start(
             Arc::clone(&log),
@@ -91,11 +97,14 @@ impl App {
             cimd_cache: Default::default(),
             oidc_logins: Default::default(),
             clock: Default::default(),
+            calls,
+            calls_follower,
         })
     }
 
     /// Lets go of the upstreams when the process stops (after the client sessions ended).
     pub async fn close(&self) {
+        self.calls_follower.abort();
         self.gateway.close().await;
     }
 

@@ -11,6 +11,7 @@ use portico_core::domain::account::AccountId;
 use portico_core::log::sqlite::{SqliteLog, SqliteOptions};
 use portico_core::vault::sqlite::SqliteVaultStore;
 use portico_core::vault::{KeySource, MasterKey, Vault};
+use portico_projections::call_log::CallLog;
 use portico_projections::{NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions};
 
 use crate::App;
@@ -49,7 +50,8 @@ pub async fn app_with(
     );
     let head = log.head_position().await?;
     models.wait_for(head, crate::WRITE_VISIBILITY_TIMEOUT).await?;
-    Ok((App::start(log, Arc::new(vault), models, gateway), boot.account_id))
+    let calls = Arc::new(CallLog::open(&dir.join("calls.db"))?);
+    Ok((App::start(log, Arc::new(vault), models, calls, gateway), boot.account_id))
 }
 
 /// An app on a fresh SQLite log in `dir`.

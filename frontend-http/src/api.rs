@@ -11,6 +11,7 @@ pub mod error;
 pub mod identity_providers;
 pub mod oauth_clients;
 pub mod openapi;
+pub mod portal_logs;
 pub mod portals;
 pub mod servers;
 pub mod service_tokens;
@@ -44,6 +45,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource(format!("{mcp}/portals"))
             .route(web::get().to(portals::list))
             .route(web::post().to(portals::create)),
+    )
+    .route(format!("{mcp}/portals/{{id}}/logs").as_str(), web::get().to(portal_logs::logs))
+    .route(
+        format!("{mcp}/portals/{{id}}/analytics").as_str(),
+        web::get().to(portal_logs::analytics),
     )
     .service(
         web::resource(format!("{mcp}/portals/{{id}}"))

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use portico_core::domain::account::TokenScope;
 use portico_core::log::Subscription;
 use portico_core::{Actor, RecordedEvent};
+use portico_projections::call_log::CallLog;
 use portico_projections::{
     Access, FileCheckpointStore, NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions,
 };
@@ -274,10 +275,16 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         sync_interval: config.sync_interval,
         scheduled_sync: true,
     };
+    // The call log (the logs API's read model) has a database of its own in the data
+    // directory, rebuilt from the event log whenever it is missing.
+    let calls_path = config.data_dir.join("calls.db");
+    let calls = CallLog::open(&calls_path)
+        .with_context(|| format!("cannot open the call log `{}`", calls_path.display()))?;
     let app = App::start(
         Arc::clone(&storage.log),
         Arc::clone(&storage.vault),
         Arc::clone(&models),
+        Arc::new(calls),
         gateway,
     );
     match &config.smtp_url {
@@ -385,7 +392,9 @@ async fn push_local(config: &Config, dir: &std::path::Path) -> anyhow::Result<us
     let head = storage.log.head_position().await?;
     models.wait_for(head, portico_app::WRITE_VISIBILITY_TIMEOUT).await?;
     let gateway = portico_gateway::GatewayConfig { scheduled_sync: false, ..Default::default() };
-    let app = App::start(storage.log, storage.vault, models, gateway);
+    // Nothing here reads calls: an empty call log in memory.
+    let calls = Arc::new(CallLog::in_memory()?);
+    let app = App::start(storage.log, storage.vault, models, calls, gateway);
     app.replace_policies(records, &Actor::system("cli")).await?;
     Ok(count)
 }

@@ -9,6 +9,7 @@ pub mod access;
 pub mod access_apps;
 pub mod aggregates;
 pub mod audit;
+pub mod call_log;
 pub mod catalog;
 pub mod checkpoint;
 pub mod grants;

@@ -109,7 +109,7 @@ pub struct AuditFilter {
     pub after: Option<Position>,
 }
 
-fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
+pub(crate) fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::new(Code::InvalidQuery, format!("invalid `{param}`: {message}"))
 }
 
@@ -121,7 +121,7 @@ fn one_of<T: WireEnum>(param: &str, value: &str) -> Result<T, ApiError> {
     })
 }
 
-fn parse_time(param: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(param: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -141,7 +141,7 @@ fn parse_time(param: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     ))
 }
 
-fn parse_number(param: &str, value: &str, min: u32, max: u32) -> Result<u32, ApiError> {
+pub(crate) fn parse_number(param: &str, value: &str, min: u32, max: u32) -> Result<u32, ApiError> {
     value.parse::<u32>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| {
         invalid(param, format!("`{}` is not an integer between {min} and {max}", truncate(value)))
     })
@@ -152,7 +152,7 @@ pub fn encode_cursor(position: Position) -> String {
     URL_SAFE_NO_PAD.encode(position.to_string())
 }
 
-fn decode_cursor(value: &str) -> Result<Position, ApiError> {
+pub(crate) fn decode_cursor(value: &str) -> Result<Position, ApiError> {
     let bad = || invalid("cursor", "not a cursor of this API; pass `result_info.cursor` as is");
     if value.len() > MAX_CURSOR_LEN {
         return Err(bad());

@@ -17,8 +17,8 @@ pub use schemas::*;
 use super::envelope::ErrorEnvelope;
 use super::error::ApiError;
 use super::{
-    access_apps, audit_logs, authorize, cedar, identity_providers, oauth_clients, portals, servers,
-    service_tokens, users,
+    access_apps, audit_logs, authorize, cedar, identity_providers, oauth_clients, portal_logs,
+    portals, servers, service_tokens, users,
 };
 
 /// The name of the bearer-token security scheme (also written in `security(...)` above).
@@ -48,6 +48,8 @@ changes need the `edit` scope.";
         portals::update,
         portals::delete,
         audit_logs::list,
+        portal_logs::logs,
+        portal_logs::analytics,
         service_tokens::list,
         service_tokens::create,
         service_tokens::read,
@@ -95,6 +97,7 @@ changes need the `edit` scope.";
         (name = "MCP servers", description = "Upstream MCP servers and their tool and prompt overrides"),
         (name = "MCP portals", description = "Portals: one MCP endpoint in front of several servers"),
         (name = "Cedar policies", description = "Who may use which portal, server, tool and prompt, as Cedar policies validated against the schema"),
+        (name = "Portal logs", description = "Every call through a portal, with filters and paging, and its figures per server over time"),
         (name = "Audit logs", description = "Admin changes: who changed what, when, before and after"),
         (name = "Service tokens", description = "Credentials of machine clients (`CF-Access-Client-Id` and `CF-Access-Client-Secret`)"),
         (name = "People", description = "The people who signed in to the portals, and ending their sessions"),

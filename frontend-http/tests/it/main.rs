@@ -15,6 +15,7 @@ mod identity_providers;
 mod live;
 mod metrics;
 mod openapi;
+mod portal_logs;
 mod prometheus;
 mod service_tokens;
 mod sign_in;

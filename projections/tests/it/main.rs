@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod call_log;
 mod replay;
 mod runner;
 mod scenario;
