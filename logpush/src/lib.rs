@@ -1,0 +1,15 @@
+//! Portico's Logpush library: the `mcp_portal_logs` records a job delivers, the job's `filter`
+//! and `output_options`, and the encoders that turn a batch of records into the bytes of one
+//! object. No I/O happens here: the worker (batching, checkpoints) and the destinations (S3,
+//! HTTP) sit above this crate and call it.
+
+pub mod dataset;
+pub mod filter;
+pub mod record;
+
+#[cfg(test)]
+mod testing;
+
+pub use dataset::{DATASET, Field, FieldType};
+pub use filter::{Filter, FilterError, MAX_FILTER_BYTES, MAX_FILTER_OPERATORS, Operator};
+pub use record::{McpPortalLog, Value};
