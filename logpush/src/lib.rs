@@ -5,11 +5,17 @@
 
 pub mod dataset;
 pub mod filter;
+pub mod options;
 pub mod record;
+pub mod template;
 
 #[cfg(test)]
 mod testing;
 
 pub use dataset::{DATASET, Field, FieldType};
 pub use filter::{Filter, FilterError, MAX_FILTER_BYTES, MAX_FILTER_OPERATORS, Operator};
+pub use options::{
+    OutputFormat, OutputOptions, OutputOptionsError, OutputType, TextLayout, TimestampFormat,
+};
 pub use record::{McpPortalLog, Value};
+pub use template::{Template, TemplateError};
