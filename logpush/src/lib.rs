@@ -1,0 +1,28 @@
+//! Portico's Logpush library: the `mcp_portal_logs` records a job delivers, the job's `filter`
+//! and `output_options`, and the encoders that turn a batch of records into the bytes of one
+//! object. No I/O happens here: the worker (batching, checkpoints) and the destinations (S3,
+//! HTTP) sit above this crate and call it.
+//!
+//! One batch of a job goes through it as:
+//! `RecordedEvent` -> [`McpPortalLog::from_recorded`] -> [`Filter::matches`] ->
+//! [`OutputFormat::samples`] -> [`Encoder::encode`] -> [`EncodedObject`] (body, content type,
+//! content encoding, extension, position range).
+
+pub mod dataset;
+pub mod encode;
+pub mod filter;
+pub mod options;
+pub mod record;
+pub mod template;
+
+#[cfg(test)]
+mod testing;
+
+pub use dataset::{DATASET, Field, FieldType};
+pub use encode::{EncodeError, EncodedObject, Encoder};
+pub use filter::{Filter, FilterError, MAX_FILTER_BYTES, MAX_FILTER_OPERATORS, Operator};
+pub use options::{
+    OutputFormat, OutputOptions, OutputOptionsError, OutputType, TextLayout, TimestampFormat,
+};
+pub use record::{McpPortalLog, Value};
+pub use template::{Template, TemplateError};
