@@ -121,22 +121,18 @@ struct HomePage<'a> {
 
 /// Renders `page` with `status`, never cached or framed.
 pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
-    render_returning_to(status, page, None)
+    render_returning_to(status, page, &[])
 }
 
-/// Renders `page`, whose form may end at the client's `redirect_uri` (see
-/// [`content_security_policy`]).
-fn render_returning_to(
-    status: StatusCode,
-    page: &impl Template,
-    redirect_uri: Option<&str>,
-) -> HttpResponse {
+/// Renders `page`, whose form may end at one of `targets`: the client's `redirect_uri`, the
+/// portal's deny URL (see [`content_security_policy`]).
+fn render_returning_to(status: StatusCode, page: &impl Template, targets: &[&str]) -> HttpResponse {
     match page.render() {
         Ok(html) => HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header(("X-Frame-Options", "DENY"))
-            .insert_header(("Content-Security-Policy", content_security_policy(redirect_uri)))
+            .insert_header(("Content-Security-Policy", content_security_policy(targets)))
             .body(html),
         Err(e) => {
             tracing::error!(error = %e, "a page did not render");
@@ -148,12 +144,14 @@ fn render_returning_to(
 /// The pages' `Content-Security-Policy`. Their forms post to the portal only, but browsers check
 /// `form-action` on every redirect that follows a form submission too, and the forms of an
 /// authorization (the PIN page, the consent page) end in a redirect to the client's
-/// `redirect_uri`: that URI's origin (its scheme, for an application's own scheme) is allowed
-/// as well, or the browser would stop the sign-in at its last step.
-fn content_security_policy(redirect_uri: Option<&str>) -> String {
-    let client = redirect_uri.and_then(form_source).map(|s| format!(" {s}")).unwrap_or_default();
+/// `redirect_uri`, and a refused sign-in in a redirect to the portal's `custom_deny_url`: the
+/// origin of each (its scheme, for an application's own scheme) is allowed as well, or the
+/// browser would stop the flow at its last step.
+fn content_security_policy(targets: &[&str]) -> String {
+    let sources: String =
+        targets.iter().filter_map(|t| form_source(t)).map(|s| format!(" {s}")).collect();
     format!(
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'{client}; frame-ancestors 'none'"
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'{sources}; frame-ancestors 'none'"
     )
 }
 
@@ -361,7 +359,11 @@ pub async fn continue_authorization(
         csrf: &csrf,
         params,
     };
-    with_csrf(render_returning_to(StatusCode::OK, &page, Some(&verified.request.redirect_uri)), new)
+    let deny_url = site.settings(state).deny_url;
+    let targets: Vec<&str> = std::iter::once(verified.request.redirect_uri.as_str())
+        .chain(deny_url.as_deref())
+        .collect();
+    with_csrf(render_returning_to(StatusCode::OK, &page, &targets), new)
 }
 
 async fn issue_code(
@@ -432,9 +434,12 @@ async fn pin_page(
         message,
     };
     let status = if message.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    // After the PIN of an authorization, the browser goes on to the client's redirect URI.
+    // After the PIN of an authorization, the browser goes on to the client's redirect URI; a
+    // person no policy lets in goes to the portal's deny URL, if it has one.
     let client = client_redirect_of(site, state, &next).await;
-    with_csrf(render_returning_to(status, &page, client.as_deref()), new)
+    let deny_url = site.settings(state).deny_url;
+    let targets: Vec<&str> = client.as_deref().into_iter().chain(deny_url.as_deref()).collect();
+    with_csrf(render_returning_to(status, &page, &targets), new)
 }
 
 /// The portal a form was posted to, once its CSRF token checked out and its fields are within
@@ -749,7 +754,21 @@ async fn logout(
 
 #[cfg(test)]
 mod tests {
-    use super::form_source;
+    use super::{content_security_policy, form_source};
+
+    #[test]
+    fn forms_may_end_at_the_client_and_at_the_deny_url() {
+        let csp = content_security_policy(&[
+            "http://127.0.0.1:4000/cb",
+            "https://help.example.com/denied",
+        ]);
+        assert!(
+            csp.contains("form-action 'self' http://127.0.0.1:4000 https://help.example.com;"),
+            "{csp}"
+        );
+        let alone = content_security_policy(&[]);
+        assert!(alone.contains("form-action 'self';"), "{alone}");
+    }
 
     #[test]
     fn a_redirect_uri_is_allowed_by_its_origin_or_its_scheme() {
