@@ -1,5 +1,6 @@
 //! The `portico` command line: `serve`, `token`, `events`, `policies`.
 
+pub mod logs;
 pub mod policies;
 
 use std::net::SocketAddr;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Policy-as-code: validate, test, push and pull Cedar policies.
     #[command(subcommand)]
     Policies(policies::PoliciesCommand),
+    /// The calls through the portals, for auditors: export a period to a file, or follow them.
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(config, args.demo).await,
         Command::Token(command) => token_command(config, command).await,
         Command::Events(args) => events(config, args).await,
+        Command::Logs(command) => logs::run(config, command).await,
         Command::Policies(_) => Ok(()),
     }
 }

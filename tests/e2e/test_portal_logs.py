@@ -1,14 +1,19 @@
 """The portal logs API, fed by real calls: the official MCP Python SDK calls tools through a
 portal in front of the Python SDK upstream, on SQLite and on PostgreSQL, and the logs API
 answers each call once, newest first, under the `mcp_portal_logs` field names, with its
-filters, its cursor and the analytics per server.
+filters, its cursor and the analytics per server. `portico logs export` writes the same calls to
+Parquet, NDJSON and CSV files, which DuckDB queries.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 
 import anyio
+import duckdb
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -102,3 +107,70 @@ def test_a_bad_query_is_a_400_naming_the_parameter(gateway, py_portal):
     assert answer.status_code == 400, answer.text
     assert "at most 1440" in answer.json()["errors"][0]["message"]
     assert get(gateway, "no-such-portal/logs").status_code == 404
+
+
+def export(gateway, tmp_path, fmt: str, *extra: str) -> str:
+    out = tmp_path / f"calls.{fmt}"
+    subprocess.run(
+        gateway.portico._global_args() + ["logs", "export", "--format", fmt, "--out", str(out), *extra],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, RUST_LOG="warn"),
+    )
+    return str(out)
+
+
+@BOTH_BACKENDS
+def test_an_export_holds_every_call_once_and_duckdb_queries_it(gateway, py_portal, tmp_path):
+    gateway.add_policy(
+        "no destructive calls",
+        f'forbid (principal == Portico::ServiceToken::"{py_portal.token.id}", '
+        'action == Portico::Action::"call_tool", resource) when { resource.destructiveHint };',
+    )
+
+    async def calls():
+        async with py_portal.client() as client:
+            for i in range(7):
+                await client.call_tool("py_echo", {"text": f"call {i}"})
+            for _ in range(2):
+                with pytest.raises(MCPError):
+                    await client.call_tool("py_delete_note", {"id": "1"})
+
+    anyio.run(calls)
+    logs = rows(gateway, py_portal.id, 9)
+    parquet = export(gateway, tmp_path, "parquet", "--portal", py_portal.id)
+    db = duckdb.connect()
+    # Typed columns: a UTC timestamp, a boolean, an integer.
+    types = dict(db.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{parquet}')").fetchall())
+    assert types["Datetime"] == "TIMESTAMPTZ_NS", types  # TIMESTAMP(ns, UTC)
+    assert types["Success"] == "BOOLEAN" and types["ServerResponseDurationMs"] == "BIGINT", types
+    assert set(types) == DATASET_FIELDS
+    # Every call once: the same sessions, tools and outcomes as the logs API.
+    exported = db.execute(f"SELECT ToolCallName, Success, UserID FROM '{parquet}' ORDER BY Datetime").fetchall()
+    assert len(exported) == 9
+    api = [(r["ToolCallName"], r["Success"], r["UserID"]) for r in reversed(logs)]
+    assert exported == api
+    # What an auditor asks: calls per user per day, and the denied ones.
+    per_day = db.execute(
+        f"SELECT UserID, date_trunc('day', Datetime) AS day, count(*) FROM '{parquet}' GROUP BY ALL"
+    ).fetchall()
+    assert [(u, n) for u, _, n in per_day] == [(py_portal.token.id, 9)]
+    denied = db.execute(f"SELECT count(*) FROM '{parquet}' WHERE NOT Success").fetchone()[0]
+    assert denied == 2
+    p95 = db.execute(
+        f"SELECT ServerID, quantile_cont(ServerResponseDurationMs, 0.95) FROM '{parquet}' "
+        "WHERE Success GROUP BY ServerID"
+    ).fetchall()
+    assert [server for server, _ in p95] == ["py"] and p95[0][1] is not None, p95
+
+    # NDJSON and CSV hold the same calls, with the fields asked for.
+    ndjson = export(gateway, tmp_path, "ndjson", "--fields", "Datetime,ToolCallName,Success")
+    lines = [json.loads(line) for line in open(ndjson) if line.strip()]
+    assert len(lines) == 9 and set(lines[0]) == {"Datetime", "ToolCallName", "Success"}, lines[0]
+    csv = export(gateway, tmp_path, "csv", "--fields", "ToolCallName,Success")
+    assert db.execute(f"SELECT count(*) FROM read_csv('{csv}', header=false)").fetchone()[0] == 9
+    # A period before the calls holds none of them.
+    empty = export(gateway, tmp_path, "ndjson", "--until", "2000-01-01")
+    assert open(empty).read() == ""

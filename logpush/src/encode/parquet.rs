@@ -124,23 +124,30 @@ impl ParquetEncoder {
             metadata
                 .push(KeyValue::new(METADATA_LAST_POSITION.to_owned(), last.position.to_string()));
         }
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_key_value_metadata(Some(metadata))
-            .build();
         // Parquet pages are about 1 MiB; a record is about 40 bytes once compressed.
         let capacity = 4096 + records.len() * 48;
-        let mut writer = ArrowWriter::try_new(
-            Vec::with_capacity(capacity),
-            self.schema.clone(),
-            Some(properties),
-        )?;
+        let mut writer = self.stream(Vec::with_capacity(capacity), metadata)?;
         // One Arrow batch per row group keeps memory at one row group's columns.
         for chunk in records.chunks(ROW_GROUP_ROWS) {
             writer.write(&self.record_batch(chunk)?)?;
         }
         Ok(writer.into_inner()?)
+    }
+
+    /// A Parquet file written to `out` a record batch at a time ([`Self::record_batch`]), with
+    /// `metadata` in its footer: for files larger than memory (an export). Close the writer to
+    /// finish the file.
+    pub fn stream<W: std::io::Write + Send>(
+        &self,
+        out: W,
+        metadata: Vec<KeyValue>,
+    ) -> Result<ArrowWriter<W>, EncodeError> {
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_key_value_metadata(Some(metadata))
+            .build();
+        Ok(ArrowWriter::try_new(out, self.schema.clone(), Some(properties))?)
     }
 
     fn column(&self, field: Field, records: &[McpPortalLog]) -> ArrayRef {
