@@ -296,7 +296,7 @@ async fn catch_up<P: Projection>(
 
 /// Publishes how far the projection is behind the log's head whenever either moves, until the
 /// log or the runner goes away.
-async fn report_lag(
+pub(crate) async fn report_lag(
     name: &'static str,
     mut head: watch::Receiver<Position>,
     mut position: watch::Receiver<Position>,
