@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Seconds between periodic syncs of every server [default: 7200].
     #[arg(long, env = "PORTICO_SYNC_INTERVAL")]
     pub sync_interval: Option<u64>,
+    /// Days of calls the portal logs API keeps (the event log keeps every call regardless; `0`
+    /// keeps them all) [default: 30].
+    #[arg(long, env = "PORTICO_CALL_LOG_RETENTION_DAYS")]
+    pub call_log_retention_days: Option<u64>,
     /// The SMTP server that mails one-time PINs (`smtp://[user:password@]host[:port]`, with
     /// `?tls=required` for STARTTLS, or `smtps://`); without one, PINs are written to the log.
     #[arg(long, env = "PORTICO_SMTP_URL", hide_env_values = true)]
@@ -184,6 +188,10 @@ impl Cli {
                     .unwrap_or(7200)
                     .max(60),
             ),
+            call_log_retention_days: serve
+                .and_then(|s| s.call_log_retention_days)
+                .or(file.call_log_retention_days)
+                .unwrap_or(30),
             durability,
             smtp_url: serve.and_then(|s| s.smtp_url.clone()).or(file.smtp_url),
             smtp_from: serve
@@ -284,7 +292,11 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     // directory, rebuilt from the event log whenever it is missing.
     let calls_path = config.data_dir.join("calls.db");
     let calls = CallLog::open(&calls_path)
-        .with_context(|| format!("cannot open the call log `{}`", calls_path.display()))?;
+        .with_context(|| format!("cannot open the call log `{}`", calls_path.display()))?
+        .with_retention(
+            (config.call_log_retention_days > 0)
+                .then(|| chrono::TimeDelta::days(config.call_log_retention_days as i64)),
+        );
     let app = App::start(
         Arc::clone(&storage.log),
         Arc::clone(&storage.vault),

@@ -37,6 +37,7 @@ pub struct FileConfig {
     pub upstream_connect_timeout_secs: Option<u64>,
     pub upstream_call_timeout_secs: Option<u64>,
     pub sync_interval_secs: Option<u64>,
+    pub call_log_retention_days: Option<u64>,
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
 }
@@ -74,6 +75,8 @@ pub struct Config {
     pub upstream_call_timeout: std::time::Duration,
     /// How often every server is synced again (default 2 h).
     pub sync_interval: std::time::Duration,
+    /// Days of calls the call log keeps (default 30; 0: all).
+    pub call_log_retention_days: u64,
     /// The SMTP server one-time PINs are mailed through (`None`: they are logged). May hold a
     /// password: never logged.
     pub smtp_url: Option<String>,
@@ -97,6 +100,7 @@ impl std::fmt::Debug for Config {
             .field("upstream_connect_timeout", &self.upstream_connect_timeout)
             .field("upstream_call_timeout", &self.upstream_call_timeout)
             .field("sync_interval", &self.sync_interval)
+            .field("call_log_retention_days", &self.call_log_retention_days)
             .finish()
     }
 }

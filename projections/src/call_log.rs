@@ -32,6 +32,8 @@ use uuid::Uuid;
 pub const MAX_ROWS: usize = 1000;
 /// The most buckets one analytics query covers.
 pub const MAX_BUCKETS: i64 = 1440;
+/// How often rows past the retention are removed.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Events read from the log at once while following it.
 const BATCH: usize = 2048;
 /// The wait before following the log again after a failure.
@@ -144,6 +146,8 @@ pub struct ServerBucket {
 pub struct CallLog {
     conn: Mutex<Connection>,
     position: watch::Sender<Position>,
+    /// How long rows are kept (`None`: for ever).
+    retention: Option<TimeDelta>,
 }
 
 const SCHEMA: &str = "
@@ -164,6 +168,7 @@ const SCHEMA: &str = "
     );
     CREATE INDEX IF NOT EXISTS calls_by_portal ON calls (portal_id, position);
     CREATE INDEX IF NOT EXISTS calls_by_portal_time ON calls (portal_id, recorded_us);
+    CREATE INDEX IF NOT EXISTS calls_by_time ON calls (recorded_us);
     CREATE TABLE IF NOT EXISTS followed (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         position INTEGER NOT NULL,
@@ -189,7 +194,33 @@ impl CallLog {
             .optional()?
             .unwrap_or(0);
         let (position, _) = watch::channel(position);
-        Ok(CallLog { conn: Mutex::new(conn), position })
+        Ok(CallLog { conn: Mutex::new(conn), position, retention: None })
+    }
+
+    /// Keeps rows for `retention` only (`None`: for ever): older ones are removed at start and
+    /// every hour while following. The event log keeps every call regardless.
+    pub fn with_retention(mut self, retention: Option<TimeDelta>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Removes the calls recorded before `before`; how many.
+    pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, CallLogError> {
+        let conn = self.conn();
+        Ok(conn.execute("DELETE FROM calls WHERE recorded_us < ?1", [before.timestamp_micros()])?)
+    }
+
+    /// Prunes by the retention, if there is one, off the async threads.
+    async fn prune_expired(self: &Arc<Self>) -> Result<(), CallLogError> {
+        let Some(retention) = self.retention else { return Ok(()) };
+        let calls = Arc::clone(self);
+        let removed = tokio::task::spawn_blocking(move || calls.prune(Utc::now() - retention))
+            .await
+            .map_err(|_| CallLogError::Stopped)??;
+        if removed > 0 {
+            tracing::info!(removed, "calls past the call log's retention removed");
+        }
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -226,9 +257,20 @@ impl CallLog {
 
     async fn follow_once(self: &Arc<Self>, log: Arc<dyn EventLog>) -> Result<(), CallLogError> {
         self.forget_if_foreign(log.as_ref()).await?;
+        self.prune_expired().await?;
         let mut subscription = Subscription::new(log, self.position()).with_batch(BATCH);
+        let mut next_prune = tokio::time::Instant::now() + PRUNE_INTERVAL;
         loop {
-            let mut events = vec![subscription.next().await?];
+            // A subscription's `next` loses nothing when it is dropped before it is ready.
+            let first = tokio::select! {
+                event = subscription.next() => event?,
+                () = tokio::time::sleep_until(next_prune) => {
+                    self.prune_expired().await?;
+                    next_prune = tokio::time::Instant::now() + PRUNE_INTERVAL;
+                    continue;
+                }
+            };
+            let mut events = vec![first];
             // Whatever else is already there goes in the same transaction.
             while events.len() < BATCH {
                 match futures_now(subscription.next()) {

@@ -311,3 +311,20 @@ fn time_bounds_and_analytics_per_server_and_bucket() {
     let rows = calls.query(&window).unwrap();
     assert_eq!(rows.iter().map(|r| r.call.duration_ms).collect::<Vec<_>>(), [9, 8, 7, 6, 5]);
 }
+
+#[test]
+fn pruning_removes_the_calls_recorded_before_a_time_and_no_other() {
+    let calls = CallLog::in_memory().unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let events: Vec<_> = (0..10u64)
+        .map(|day| {
+            let c = call("team", Some("docs"), "docs_a", None, CallStatus::Ok, day);
+            recorded(day + 1, t0 + TimeDelta::days(day as i64), c)
+        })
+        .collect();
+    calls.apply(&events).unwrap();
+    assert_eq!(calls.prune(t0 + TimeDelta::days(7)).unwrap(), 7);
+    let left: Vec<u64> = calls.query(&team()).unwrap().iter().map(|r| r.call.duration_ms).collect();
+    assert_eq!(left, [9, 8, 7]);
+    assert_eq!(calls.position(), 10, "pruning does not move the position");
+}
