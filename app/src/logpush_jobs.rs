@@ -8,6 +8,8 @@
 //! object (owner `logpush-job:{id}`, kind `destination_secrets`); the events carry the
 //! destination with their values masked. A secret sent back masked keeps the stored value.
 
+pub mod ownership;
+
 use std::collections::BTreeMap;
 
 use portico_core::domain::DomainError;
@@ -32,8 +34,15 @@ const RESERVE_ATTEMPTS: usize = 64;
 const DESTINATION_FIELD: &str = logpush_job::destination::FIELD;
 
 /// The checks of the Logpush library, and of ownership challenges.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogpushChecks;
+#[derive(Debug)]
+pub(crate) struct LogpushChecks {
+    /// `None` when the command sends no challenge (none is checked then).
+    ownership: Option<ownership::ChallengeVerifier>,
+}
+
+impl LogpushChecks {
+    const WITHOUT_CHALLENGE: LogpushChecks = LogpushChecks { ownership: None };
+}
 
 impl LogpushJobChecks for LogpushChecks {
     fn check_filter(&self, filter: &str) -> Result<(), String> {
@@ -54,11 +63,11 @@ impl LogpushJobChecks for LogpushChecks {
         parsed.validate().map(|_| ()).map_err(|e| (e.key, e.message))
     }
 
-    fn check_ownership_challenge(&self, _: &str, _: &str) -> Result<(), String> {
-        Err("Portico cannot issue ownership challenges yet (writing the challenge file to the \
-             bucket needs the S3 client of the Logpush worker, which is not there yet), so no \
-             challenge is valid; for now use an S3-compatible destination with `endpoint=`"
-            .to_owned())
+    fn check_ownership_challenge(&self, conf: &str, challenge: &str) -> Result<(), String> {
+        match &self.ownership {
+            Some(verifier) => verifier.verify(conf, challenge),
+            None => Err("is not an ownership challenge Portico issued".to_owned()),
+        }
     }
 }
 
@@ -105,16 +114,15 @@ impl App {
         let version = (!secrets.is_empty()).then_some(1);
         patch.destination =
             Some(DestinationInput { conf: destination.redacted(), secrets_version: version });
+        let checks = self.logpush_checks(&patch).await?;
         // Everything is checked against a job that does not exist yet before an id is reserved.
         let fresh = LogpushJobState::default();
-        decide(
-            &fresh,
-            CreateLogpushJob { job_id: LogpushJobId(1), patch: patch.clone() }.into(),
-            &LogpushChecks,
-        )?;
+        let check = CreateLogpushJob { job_id: LogpushJobId(1), patch: patch.clone() };
+        decide(&fresh, check.into(), &checks)?;
         let id = self.reserve_logpush_job_id(actor).await?;
         let command = CreateLogpushJob { job_id: id, patch }.into();
-        self.write_logpush_job(id, fresh, command, &secrets, version, actor).await?;
+        let new_secrets = version.map(|v| (&secrets, v));
+        self.write_logpush_job(id, fresh, command, &checks, new_secrets, actor).await?;
         Ok(id)
     }
 
@@ -162,12 +170,10 @@ impl App {
             patch.destination =
                 Some(DestinationInput { conf: destination.redacted(), secrets_version: version });
         }
+        let checks = self.logpush_checks(&patch).await?;
         let command = UpdateLogpushJob { job_id: id, patch }.into();
-        let (secrets, version) = match new_secrets {
-            Some((secrets, version)) => (secrets, Some(version)),
-            None => (Secrets::new(), None),
-        };
-        self.write_logpush_job(id, state, command, &secrets, version, actor).await?;
+        let new_secrets = new_secrets.as_ref().map(|(secrets, version)| (secrets, *version));
+        self.write_logpush_job(id, state, command, &checks, new_secrets, actor).await?;
         // The secrets the job no longer names go (a failure leaves ciphertext no event names).
         let now = self.read(|m| m.logpush_jobs.get(id).and_then(|r| r.destination_secrets()));
         if let Some(old) = current_ref.filter(|old| Some(old) != now.as_ref()) {
@@ -186,7 +192,7 @@ impl App {
     ) -> Result<(), AppError> {
         let command: LogpushJobCommand = DeleteLogpushJob { job_id: id }.into();
         self.execute(&logpush_job_stream(id), actor, |m| {
-            decide(&m.logpush_jobs.state(id), command, &LogpushChecks)
+            decide(&m.logpush_jobs.state(id), command, &LogpushChecks::WITHOUT_CHALLENGE)
         })
         .await?;
         if let Err(error) = self.vault.delete_owner(&vault_owner(id)).await {
@@ -201,6 +207,15 @@ impl App {
         secret: &SecretRef,
     ) -> Result<BTreeMap<String, SecretString>, AppError> {
         self.read_secrets(secret).await
+    }
+
+    /// The checks for `patch`: with the challenge verifier when it sends a challenge.
+    async fn logpush_checks(&self, patch: &LogpushJobPatch) -> Result<LogpushChecks, AppError> {
+        let ownership = match patch.ownership_challenge {
+            Some(_) => Some(self.challenge_verifier().await?),
+            None => None,
+        };
+        Ok(LogpushChecks { ownership })
     }
 
     /// Appends the next id to the counter stream, expecting the counter's version: of
@@ -231,21 +246,21 @@ impl App {
         ))
     }
 
-    /// Decides `command` against `state`, stores `secrets` under `version` (when there are
-    /// new ones), and appends; if anything fails after the rules passed, the stored secrets go.
+    /// Decides `command` against `state`, stores the new secrets (if any) under their version,
+    /// and appends; if anything fails after the rules passed, the stored secrets go.
     async fn write_logpush_job(
         &self,
         id: LogpushJobId,
         state: LogpushJobState,
         command: LogpushJobCommand,
-        secrets: &Secrets,
-        version: Option<u32>,
+        checks: &LogpushChecks,
+        new_secrets: Option<(&Secrets, u32)>,
         actor: &Actor,
     ) -> Result<(), AppError> {
-        let decided = decide(&state, command, &LogpushChecks)?;
+        let decided = decide(&state, command, checks)?;
         let mut staged = None;
         let result = async {
-            if let (false, Some(version)) = (secrets.is_empty(), version) {
+            if let Some((secrets, version)) = new_secrets {
                 staged = Some(self.stage_secrets(id, version, secrets).await?);
             }
             self.execute(&logpush_job_stream(id), actor, |_| Ok(decided)).await

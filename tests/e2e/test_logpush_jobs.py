@@ -123,3 +123,14 @@ def test_destinations_are_checked(logpush, account_id):
         account_id=account_id, destination_conf=DESTINATION
     )
     assert exists.exists is True
+
+
+def test_aws_s3_needs_an_ownership_challenge(logpush, account_id):
+    aws = "s3://mcp-logs/portico?region=eu-west-1"
+    checked = logpush.ownership.validate(
+        account_id=account_id, destination_conf=aws, ownership_challenge="forged.token.sig"
+    )
+    assert checked.valid is False
+    with pytest.raises(cloudflare.BadRequestError) as err:
+        logpush.jobs.create(account_id=account_id, destination_conf=aws, dataset="mcp_portal_logs")
+    assert_names_field(err, "ownership_challenge", "/ownership_challenge")

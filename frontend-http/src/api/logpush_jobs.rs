@@ -5,7 +5,9 @@
 //! The secret parameters of `destination_conf` (`access-key-id`, `secret-access-key`, every
 //! `header_*`) are stored in the vault by the application layer and answered as `**********`;
 //! sent back masked in an update, they keep the stored values. `ownership_challenge` is
-//! write-only. The ownership endpoints are not served yet (see `docs/logs.md`).
+//! write-only: Portico checks it was issued for the destination and has not expired;
+//! `ownership/validate` answers the same question. `POST ownership`, which writes a challenge to
+//! the bucket, is not served yet (see `docs/logs.md`).
 
 use actix_web::{HttpResponse, web};
 use portico_app::logpush_jobs::DestinationConf;
@@ -171,6 +173,21 @@ pub struct DestinationValidity {
     pub message: String,
 }
 
+/// A destination and the challenge to check for it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnershipBody {
+    #[schema(value_type = String)]
+    pub destination_conf: DestinationText,
+    pub ownership_challenge: String,
+}
+
+/// Whether the challenge is valid for the destination now.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OwnershipValidity {
+    pub valid: bool,
+}
+
 /// Whether a job pushes to this destination already.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DestinationExists {
@@ -198,6 +215,10 @@ envelope!(
     DestinationValidityResult { result: DestinationValidity }
 );
 envelope!(
+    /// The answer to an ownership challenge check.
+    OwnershipValidityResult { result: OwnershipValidity }
+);
+envelope!(
     /// The answer to "does a job push here already".
     DestinationExistsResult { result: DestinationExists }
 );
@@ -218,6 +239,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route(format!("{logpush}/datasets/{{dataset_id}}/fields").as_str(), web::get().to(fields))
     .route(format!("{logpush}/datasets/{{dataset_id}}/jobs").as_str(), web::get().to(dataset_jobs))
+    .route(format!("{logpush}/ownership/validate").as_str(), web::post().to(validate_ownership))
     .route(format!("{logpush}/validate/destination").as_str(), web::post().to(validate_destination))
     .route(
         format!("{logpush}/validate/destination/exists").as_str(),
@@ -485,4 +507,28 @@ pub async fn destination_exists(
     let exists =
         state.read(|m| m.logpush_jobs.iter().any(|r| r.job.settings.destination_conf == masked));
     Ok(DestinationExistsResult::ok(DestinationExists { exists }))
+}
+
+/// Whether an ownership challenge is valid for a destination now: issued by Portico for this
+/// destination (secrets masked) less than 7 days ago.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/logpush/ownership/validate",
+    tag = "Logpush jobs",
+    operation_id = "validate_logpush_ownership",
+    params(crate::api::openapi::AccountPath),
+    request_body = OwnershipBody,
+    responses((status = 200, description = "Whether the challenge is valid", body = OwnershipValidityResult), crate::api::openapi::ListErrors, crate::api::openapi::Unavailable),
+)]
+pub async fn validate_ownership(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<OwnershipBody>,
+) -> Result<HttpResponse, ApiError> {
+    let _ = caller;
+    state.check_account(&path)?;
+    let conf = DestinationConf::new(body.destination_conf.0);
+    let valid = state.app.ownership_challenge_is_valid(&conf, &body.ownership_challenge).await?;
+    Ok(OwnershipValidityResult::ok(OwnershipValidity { valid }))
 }

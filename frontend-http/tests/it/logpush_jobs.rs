@@ -217,7 +217,7 @@ async fn every_invalid_field_is_a_400_naming_it_that_records_nothing() {
         (
             set("destination_conf", json!("s3://mcp-logs/x?region=us-east-1")),
             "/ownership_challenge",
-            "AWS S3",
+            "is required for an AWS S3 destination",
         ),
         (set("name", json!("n".repeat(513))), "/name", "512"),
         (
@@ -346,4 +346,43 @@ async fn a_read_token_reads_but_does_not_write() {
         .error(StatusCode::FORBIDDEN);
     assert_eq!(snapshot(&app).await, before);
     app.get_as(&jobs(&app), None).await.expect(StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn aws_s3_needs_an_ownership_challenge_issued_for_its_destination() {
+    let app = TestApp::new().await;
+    let aws = "s3://mcp-logs/portico?region=eu-west-1";
+    let conf = portico_app::logpush_jobs::DestinationConf::new(aws.to_owned());
+    let challenge = app.state.app.issue_ownership_challenge(&conf).await.unwrap();
+    let other = portico_app::logpush_jobs::DestinationConf::new(
+        "s3://mcp-logs/elsewhere?region=eu-west-1".to_owned(),
+    );
+    let others = app.state.app.issue_ownership_challenge(&other).await.unwrap();
+
+    let validate = app.api("/logpush/ownership/validate");
+    let check =
+        |challenge: &str| json!({"destination_conf": aws, "ownership_challenge": challenge});
+    assert_eq!(app.post(&validate, check(&challenge)).await.ok(), json!({"valid": true}));
+    assert_eq!(app.post(&validate, check(&others)).await.ok(), json!({"valid": false}));
+    assert_eq!(app.post(&validate, check("forged.token.x")).await.ok(), json!({"valid": false}));
+
+    let create = |challenge: &str| json!({"dataset": "mcp_portal_logs", "destination_conf": aws, "ownership_challenge": challenge});
+    let before = snapshot(&app).await;
+    refused(
+        app.post(&jobs(&app), create(&others)).await,
+        "/ownership_challenge",
+        "another destination",
+    );
+    refused(
+        app.post(&jobs(&app), create("forged.token.x")).await,
+        "/ownership_challenge",
+        "issued",
+    );
+    assert_eq!(snapshot(&app).await, before);
+    let created = app.post(&jobs(&app), create(&challenge)).await;
+    assert!(!created.text.contains("ownership_challenge"), "write-only: {}", created.text);
+    assert_eq!(created.ok()["destination_conf"], aws);
+    // Seven days later the challenge has expired.
+    app.state.app.clock.advance(std::time::Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(app.post(&validate, check(&challenge)).await.ok(), json!({"valid": false}));
 }
