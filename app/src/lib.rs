@@ -9,6 +9,7 @@
 //! - [`servers`], [`portals`], [`service_tokens`], [`policies`]: the admin resources.
 //! - [`identity_providers`], [`access_apps`]: how people sign in, and each portal's sign-in
 //!   settings.
+//! - [`logpush_jobs`]: where the portal logs are pushed (the jobs; the worker comes later).
 //! - [`api_tokens`], [`account`]: the admin API's own tokens and the first-start bootstrap.
 //! - [`sign_in`]: people signing in to portals, and the OAuth authorization server.
 //! - [`clock`]: the time expiries are decided by.
@@ -20,6 +21,7 @@ pub mod api_tokens;
 pub mod clock;
 pub mod error;
 pub mod identity_providers;
+pub mod logpush_jobs;
 pub mod policies;
 pub mod portals;
 pub mod servers;

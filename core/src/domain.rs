@@ -15,6 +15,7 @@ pub mod grant;
 pub mod hostname;
 pub mod identity_provider;
 pub mod ids;
+pub mod logpush_job;
 pub mod overrides;
 pub mod policy;
 pub mod portal;

@@ -18,6 +18,10 @@ use crate::domain::hostname::{PortalHostnameClaimed, PortalHostnameReleased};
 use crate::domain::identity_provider::{
     IdentityProviderCreated, IdentityProviderDeleted, IdentityProviderUpdated,
 };
+use crate::domain::logpush_job::{
+    LogpushJobCreated, LogpushJobDeleted, LogpushJobDelivered, LogpushJobFailed,
+    LogpushJobIdReserved, LogpushJobUpdated,
+};
 use crate::domain::policy::{PolicyCreated, PolicyDeleted, PolicySetReplaced, PolicyUpdated};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
 use crate::domain::server::{
@@ -105,6 +109,12 @@ events!(
     IdentityProviderUpdated,
     IdentityProviderDeleted,
     AccessAppUpdated,
+    LogpushJobIdReserved,
+    LogpushJobCreated,
+    LogpushJobUpdated,
+    LogpushJobDeleted,
+    LogpushJobDelivered,
+    LogpushJobFailed,
 );
 
 impl Event {

@@ -9,6 +9,7 @@ pub mod cedar;
 pub mod envelope;
 pub mod error;
 pub mod identity_providers;
+pub mod logpush_jobs;
 pub mod oauth_clients;
 pub mod openapi;
 pub mod portal_logs;
@@ -60,6 +61,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(service_tokens::routes)
     .configure(identity_providers::routes)
     .configure(access_apps::routes)
+    .configure(logpush_jobs::routes)
     .configure(cedar::routes)
     .configure(authorize::routes)
     .configure(users::routes)

@@ -54,6 +54,13 @@ macro_rules! fields {
                 }
             }
 
+            /// What the field holds, as the dataset's field list describes it.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(Field::$variant => $doc,)*
+                }
+            }
+
             /// The field's type.
             pub fn field_type(self) -> FieldType {
                 match self {

@@ -40,6 +40,7 @@ portico_core::wire_enum! {
         ServiceToken = "service_token",
         IdentityProvider = "identity_provider",
         AccessApplication = "access_application",
+        LogpushJob = "logpush_job",
     }
 }
 
@@ -115,12 +116,18 @@ fn classify(event: &Event) -> Option<(AuditAction, ResourceType, &str)> {
         | Event::SignInFailed(_)
         | Event::OAuthClientRegistered(_)
         | Event::OAuthClientRemoved(_)
-        | Event::ConsentGiven(_) => None,
+        | Event::ConsentGiven(_)
+        | Event::LogpushJobIdReserved(_)
+        | Event::LogpushJobDelivered(_)
+        | Event::LogpushJobFailed(_) => None,
         // Their resource ids are not strings in the event: see `classify_owned`.
         Event::IdentityProviderCreated(_)
         | Event::IdentityProviderUpdated(_)
         | Event::IdentityProviderDeleted(_)
-        | Event::AccessAppUpdated(_) => None,
+        | Event::AccessAppUpdated(_)
+        | Event::LogpushJobCreated(_)
+        | Event::LogpushJobUpdated(_)
+        | Event::LogpushJobDeleted(_) => None,
     }
 }
 
@@ -128,7 +135,7 @@ fn classify(event: &Event) -> Option<(AuditAction, ResourceType, &str)> {
 /// from its portal's).
 fn classify_owned(event: &Event) -> Option<(AuditAction, ResourceType, String)> {
     use AuditAction::{Create, Delete, Update};
-    use ResourceType::{AccessApplication, IdentityProvider};
+    use ResourceType::{AccessApplication, IdentityProvider, LogpushJob};
     match event {
         Event::IdentityProviderCreated(e) => {
             Some((Create, IdentityProvider, e.identity_provider_id.to_string()))
@@ -142,6 +149,9 @@ fn classify_owned(event: &Event) -> Option<(AuditAction, ResourceType, String)> 
         Event::AccessAppUpdated(e) => {
             Some((Update, AccessApplication, access_app_id(&e.portal_id).to_string()))
         }
+        Event::LogpushJobCreated(e) => Some((Create, LogpushJob, e.job_id.to_string())),
+        Event::LogpushJobUpdated(e) => Some((Update, LogpushJob, e.job_id.to_string())),
+        Event::LogpushJobDeleted(e) => Some((Delete, LogpushJob, e.job_id.to_string())),
         _ => classify(event).map(|(action, kind, id)| (action, kind, id.to_owned())),
     }
 }
@@ -220,7 +230,15 @@ fn next_value(
         | Event::SignInFailed(_)
         | Event::OAuthClientRegistered(_)
         | Event::OAuthClientRemoved(_)
-        | Event::ConsentGiven(_) => current,
+        | Event::ConsentGiven(_)
+        | Event::LogpushJobIdReserved(_) => current,
+        // The worker's reports change the job's status, not its settings.
+        Event::LogpushJobDelivered(_) | Event::LogpushJobFailed(_) => current,
+        Event::LogpushJobCreated(e) => with(
+            Some(json!({"id": e.job_id, "dataset": e.dataset, "kind": e.kind})),
+            to_value(&e.settings),
+        ),
+        Event::LogpushJobUpdated(e) => with(current, to_value(&e.settings)),
         Event::ServerCredentialSet(e) => {
             with(current, json!({ format!("{}_version", e.credential.field()): e.version }))
         }
@@ -285,7 +303,8 @@ fn next_value(
         | Event::PortalRemoved(_)
         | Event::ApiTokenRevoked(_)
         | Event::ServiceTokenDeleted(_)
-        | Event::IdentityProviderDeleted(_) => None,
+        | Event::IdentityProviderDeleted(_)
+        | Event::LogpushJobDeleted(_) => None,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod checkpoint;
 pub mod grants;
 pub mod identity_providers;
+pub mod logpush_jobs;
 pub mod metrics;
 pub mod policies;
 pub mod portal_views;
@@ -34,6 +35,7 @@ pub use catalog::{CatalogServer, ServerCatalog};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
 pub use grants::{Grants, LiveGrant};
 pub use identity_providers::{IdentityProviderRecord, IdentityProviders};
+pub use logpush_jobs::{LogpushJobRecord, LogpushJobs};
 pub use policies::PolicyCatalog;
 pub use portal_views::{
     EffectiveOverride, PortalRecord, PortalServerView, PortalView, PortalViews,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::access_apps::AccessApps;
 use crate::grants::Grants;
 use crate::identity_providers::IdentityProviders;
+use crate::logpush_jobs::LogpushJobs;
 use crate::portal_views::PortalRecord;
 use crate::service_tokens::ServiceTokens;
 use crate::sign_ins::SignIns;
@@ -38,6 +39,9 @@ pub struct ReadModels {
     /// The Access application of every portal.
     #[serde(default)]
     pub access_apps: AccessApps,
+    /// The Logpush jobs of the account.
+    #[serde(default)]
+    pub logpush_jobs: LogpushJobs,
     /// The position of the last event that changed what a portal shows (everything but the
     /// calls through portals): the data plane watches it to tell sessions their lists changed.
     #[serde(default)]
@@ -74,7 +78,8 @@ impl Projection for ReadModels {
         + Grants::VERSION
         + SignIns::VERSION
         + IdentityProviders::VERSION
-        + AccessApps::VERSION;
+        + AccessApps::VERSION
+        + LogpushJobs::VERSION;
 
     fn apply(&mut self, event: &RecordedEvent) {
         use portico_core::Event;
@@ -96,6 +101,18 @@ impl Projection for ReadModels {
             | Event::OAuthClientRemoved(_)
             | Event::ConsentGiven(_) => {
                 self.sign_ins.apply(event);
+                return;
+            }
+            // Logpush jobs change no portal's contents either (and the worker reports every
+            // delivery): only their own read model and the audit trail see them.
+            Event::LogpushJobIdReserved(_)
+            | Event::LogpushJobCreated(_)
+            | Event::LogpushJobUpdated(_)
+            | Event::LogpushJobDeleted(_)
+            | Event::LogpushJobDelivered(_)
+            | Event::LogpushJobFailed(_) => {
+                self.logpush_jobs.apply(event);
+                self.audit.apply(event);
                 return;
             }
             _ => {}

@@ -25,6 +25,10 @@ use super::identity_provider::{
     IdentityProviderState, IdentityProviderUsage, UpdateIdentityProvider,
 };
 use super::ids::{PortalId, ServerId};
+use super::logpush_job::{
+    CreateLogpushJob, DeleteLogpushJob, LogpushJobChecks, LogpushJobCommand, LogpushJobIds,
+    LogpushJobState, RecordLogpushDelivery, ReserveLogpushJobId, UpdateLogpushJob,
+};
 use super::policy::{
     CreatePolicy, DeletePolicy, PolicyCommand, PolicyRecord, PolicyRejection, PolicySetState,
     PolicyValidator, ReplacePolicies, UpdatePolicy,
@@ -127,6 +131,34 @@ impl Default for TestServices {
     }
 }
 
+/// Logpush checks for the tests: a filter or output options are refused when they hold
+/// `"bad"`, and the only valid ownership challenge is `valid-challenge`.
+pub(crate) struct TestLogpushChecks;
+
+impl LogpushJobChecks for TestLogpushChecks {
+    fn check_filter(&self, filter: &str) -> Result<(), String> {
+        if filter.contains("bad") { Err("`where`: bad filter".into()) } else { Ok(()) }
+    }
+
+    fn check_output_options(&self, options: &serde_json::Value) -> Result<(), (String, String)> {
+        if options.to_string().contains("bad") {
+            Err(("field_names[0]".into(), "bad field".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_ownership_challenge(&self, _: &str, challenge: &str) -> Result<(), String> {
+        if challenge == "valid-challenge" { Ok(()) } else { Err("is not valid".into()) }
+    }
+}
+
+impl FromTestServices for dyn LogpushJobChecks {
+    fn pick(_: &TestServices) -> &Self {
+        &TestLogpushChecks
+    }
+}
+
 /// A policy validator that accepts every text.
 struct AcceptAll;
 
@@ -210,6 +242,9 @@ commands!(GrantState: GrantCommand, AuthorizeGrant, RedeemCode, RefreshGrant);
 commands!(IdentityProviderState: IdentityProviderCommand, CreateIdentityProvider,
     UpdateIdentityProvider, DeleteIdentityProvider);
 commands!(AccessAppState: AccessAppCommand, UpdateAccessApp);
+commands!(LogpushJobState: LogpushJobCommand, CreateLogpushJob, UpdateLogpushJob,
+    DeleteLogpushJob, RecordLogpushDelivery);
+commands!(LogpushJobIds: ReserveLogpushJobId);
 
 /// What `decide` returned.
 #[derive(Debug)]

@@ -17,8 +17,8 @@ pub use schemas::*;
 use super::envelope::ErrorEnvelope;
 use super::error::ApiError;
 use super::{
-    access_apps, audit_logs, authorize, cedar, identity_providers, oauth_clients, portal_logs,
-    portals, servers, service_tokens, users,
+    access_apps, audit_logs, authorize, cedar, identity_providers, logpush_jobs, oauth_clients,
+    portal_logs, portals, servers, service_tokens, users,
 };
 
 /// The name of the bearer-token security scheme (also written in `security(...)` above).
@@ -81,6 +81,16 @@ changes need the `edit` scope.";
         access_apps::read,
         access_apps::update,
         access_apps::delete,
+        logpush_jobs::list,
+        logpush_jobs::create,
+        logpush_jobs::read,
+        logpush_jobs::update,
+        logpush_jobs::delete,
+        logpush_jobs::dataset_jobs,
+        logpush_jobs::fields,
+        logpush_jobs::validate_ownership,
+        logpush_jobs::validate_destination,
+        logpush_jobs::destination_exists,
     ),
     components(schemas(
         ErrorEnvelope,
@@ -103,6 +113,7 @@ changes need the `edit` scope.";
         (name = "People", description = "The people who signed in to the portals, and ending their sessions"),
         (name = "Identity providers", description = "How people sign in: the one-time PIN provider and OpenID Connect providers"),
         (name = "Access applications", description = "The sign-in settings of each portal: allowed identity providers, session, block page, OAuth client registration and token lifetimes"),
+        (name = "Logpush jobs", description = "Where the portals' logs (`mcp_portal_logs`) are pushed: S3-compatible stores, HTTP endpoints and Splunk, secrets kept in the vault"),
     )
 )]
 pub struct ApiDoc;

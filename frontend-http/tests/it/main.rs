@@ -13,6 +13,7 @@ mod authorize;
 mod cedar_api;
 mod identity_providers;
 mod live;
+mod logpush_jobs;
 mod metrics;
 mod openapi;
 mod portal_logs;

@@ -74,8 +74,16 @@ async fn the_document_is_openapi_3_1_with_a_bearer_scheme() {
             for status in ["200", "401", "404"] {
                 assert!(statuses.iter().any(|s| *s == status), "{method} {path}: {statuses:?}");
             }
-            // `authorize` is a question, not a write: POST for its body, but read-only.
-            let writes = method != "get" && op["operationId"] != "authorize_cedar_request";
+            // `authorize` and the destination checks are questions, not writes: POST for their
+            // bodies, but read-only.
+            let questions = [
+                "authorize_cedar_request",
+                "validate_logpush_destination",
+                "logpush_destination_exists",
+                "validate_logpush_ownership",
+            ];
+            let writes =
+                method != "get" && !questions.contains(&op["operationId"].as_str().unwrap());
             if writes {
                 for status in ["400", "403", "409", "503"] {
                     assert!(statuses.iter().any(|s| *s == status), "{method} {path}: {status}");
@@ -91,10 +99,10 @@ async fn the_document_is_openapi_3_1_with_a_bearer_scheme() {
             }
         }
     }
-    assert_eq!(operations, 45);
+    assert_eq!(operations, 55);
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 45, "operation ids are unique");
+    assert_eq!(ids.len(), 55, "operation ids are unique");
 }
 
 /// Every documented operation reaches a handler (which asks for a token), none is a stray path.
@@ -103,8 +111,13 @@ async fn every_documented_operation_is_routed() {
     let app = TestApp::new().await;
     let doc = document(&app).await;
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let uri =
-            format!("/client/v4{}", path.replace("{account_id}", ACCOUNT_ID).replace("{id}", "x"));
+        let uri = format!(
+            "/client/v4{}",
+            path.replace("{account_id}", ACCOUNT_ID)
+                .replace("{id}", "x")
+                .replace("{job_id}", "1")
+                .replace("{dataset_id}", "mcp_portal_logs")
+        );
         for method in item.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = (method == Method::POST || method == Method::PUT).then(|| json!({}));

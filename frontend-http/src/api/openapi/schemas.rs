@@ -76,6 +76,28 @@ pub struct AccessAppPath {
     id: String,
 }
 
+/// A Logpush job in the path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "actix extracts the path as a tuple; this describes it")]
+pub struct LogpushJobPath {
+    /// The account's id: 32 hexadecimal characters.
+    account_id: String,
+    /// The job's id: a positive integer.
+    job_id: u64,
+}
+
+/// A Logpush dataset in the path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "actix extracts the path as a tuple; this describes it")]
+pub struct DatasetPath {
+    /// The account's id: 32 hexadecimal characters.
+    account_id: String,
+    /// The dataset: `mcp_portal_logs`.
+    dataset_id: String,
+}
+
 /// The answers of an operation that is always refused (with the reason).
 #[derive(Debug, IntoResponses)]
 pub enum RefusedErrors {
