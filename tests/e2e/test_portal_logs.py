@@ -50,13 +50,18 @@ def rows(gateway, portal: str, want: int, **params) -> list[dict]:
         time.sleep(0.05)
 
 
-@BOTH_BACKENDS
-def test_every_call_through_the_portal_is_one_row_newest_first(gateway, py_portal):
+def forbid_destructive_calls(gateway, portal) -> None:
+    """A policy that denies the portal's token every destructive tool (`py_delete_note`)."""
     gateway.add_policy(
         "no destructive calls",
-        f'forbid (principal == Portico::ServiceToken::"{py_portal.token.id}", '
+        f'forbid (principal == Portico::ServiceToken::"{portal.token.id}", '
         'action == Portico::Action::"call_tool", resource) when { resource.destructiveHint };',
     )
+
+
+@BOTH_BACKENDS
+def test_every_call_through_the_portal_is_one_row_newest_first(gateway, py_portal):
+    forbid_destructive_calls(gateway, py_portal)
 
     async def calls():
         async with py_portal.client() as client:
@@ -124,11 +129,7 @@ def export(gateway, tmp_path, fmt: str, *extra: str) -> str:
 
 @BOTH_BACKENDS
 def test_an_export_holds_every_call_once_and_duckdb_queries_it(gateway, py_portal, tmp_path):
-    gateway.add_policy(
-        "no destructive calls",
-        f'forbid (principal == Portico::ServiceToken::"{py_portal.token.id}", '
-        'action == Portico::Action::"call_tool", resource) when { resource.destructiveHint };',
-    )
+    forbid_destructive_calls(gateway, py_portal)
 
     async def calls():
         async with py_portal.client() as client:
