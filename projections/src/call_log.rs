@@ -34,6 +34,9 @@ pub const MAX_ROWS: usize = 1000;
 pub const MAX_BUCKETS: i64 = 1440;
 /// How often rows past the retention are removed.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long the follower waits after a call before writing, so that one transaction holds the
+/// calls of that moment rather than one each (the logs API lags the log by about this much).
+const COALESCE: Duration = Duration::from_millis(50);
 /// Events read from the log at once while following it.
 const BATCH: usize = 2048;
 /// The wait before following the log again after a failure.
@@ -270,14 +273,11 @@ impl CallLog {
                     continue;
                 }
             };
+            // Whatever else is there after a moment goes in the same transaction.
+            tokio::time::sleep(COALESCE).await;
             let mut events = vec![first];
-            // Whatever else is already there goes in the same transaction.
-            while events.len() < BATCH {
-                match futures_now(subscription.next()) {
-                    Some(event) => events.push(event?),
-                    None => break,
-                }
-            }
+            events.extend(subscription.drain_buffered());
+            events.extend(subscription.next_batch().await?);
             let calls = Arc::clone(self);
             tokio::task::spawn_blocking(move || calls.apply(&events))
                 .await
@@ -509,16 +509,6 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Polls `future` once: its output if it is ready now.
-fn futures_now<F: std::future::Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let waker = std::task::Waker::noop();
-    match future.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
-        std::task::Poll::Ready(output) => Some(output),
-        std::task::Poll::Pending => None,
     }
 }
 
