@@ -7,6 +7,11 @@
     mcp_client.py list URL SESSION ITERATIONS [--header ...]
         Walks every page of tools/list ITERATIONS times on one keep-alive connection and prints
         the tool count, pages per walk, and p50/p99 of one whole walk and of one page, in ms.
+    mcp_client.py calls URL SESSIONS SECONDS TOOL ARGUMENTS_JSON [--header ...]
+        Opens SESSIONS sessions, each on its own connection and thread, as the official SDKs
+        do (initialize, notifications/initialized, then requests with Mcp-Session-Id and
+        MCP-Protocol-Version), and repeats `tools/call` of TOOL on each for SECONDS; prints one
+        JSON line: calls, errors, req_s, p50_ms, p99_ms.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import http.client
 import json
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -74,13 +80,59 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def calls(url: str, headers: list[str], sessions: int, seconds: float, tool: str, arguments: dict) -> None:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    # A session that fails to open breaks the barrier instead of hanging the others.
+    ready = threading.Barrier(sessions + 1, timeout=60)
+    deadline = [0.0]
+
+    def run() -> None:
+        client = Client(url, headers)
+        session = client.open_session() or None
+        mine, failed, i = [], 0, 0
+        ready.wait()
+        while time.monotonic() < deadline[0]:
+            i += 1
+            body = {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                    "params": {"name": tool, "arguments": arguments}}  # fmt: skip
+            started = time.perf_counter()
+            try:
+                message, _ = client.post(body, session)
+                ok = message is not None and "result" in message
+            except RuntimeError:
+                ok = False
+            mine.append((time.perf_counter() - started) * 1000)
+            failed += not ok
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=run) for _ in range(sessions)]
+    for thread in threads:
+        thread.start()
+    deadline[0] = time.monotonic() + seconds
+    ready.wait()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({
+        "calls": len(latencies), "errors": errors[0], "req_s": round(len(latencies) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 50), 3), "p99_ms": round(percentile(latencies, 99), 3),
+    }))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["sessions", "list"])
+    parser.add_argument("command", choices=["sessions", "list", "calls"])
     parser.add_argument("url")
     parser.add_argument("args", nargs="*")
     parser.add_argument("--header", action="append", default=[])
     options = parser.parse_args()
+    if options.command == "calls":
+        sessions, seconds, tool, arguments = options.args
+        calls(options.url, options.header, int(sessions), float(seconds), tool, json.loads(arguments))
+        return
     client = Client(options.url, options.header)
     if options.command == "sessions":
         for _ in range(int(options.args[0])):
