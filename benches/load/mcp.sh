@@ -27,40 +27,18 @@ cargo build --release --locked -p portico --bin portico -p portico-benches --bin
 target=${CARGO_TARGET_DIR:-target}/release
 client="python3 benches/load/mcp_client.py"
 
-work=$(mktemp -d)
-data=$work/data
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 did not come up" >&2; exit 1; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# shellcheck source=benches/load/lib.sh
+. benches/load/lib.sh
 
 echo_port=$(free_port)
 catalog_port=$(free_port)
-port=$(free_port)
 "$target/mcp-upstream" --listen "127.0.0.1:$echo_port" >/dev/null &
 pids+=($!)
 "$target/mcp-upstream" --listen "127.0.0.1:$catalog_port" --tools 49 >/dev/null &
 pids+=($!)
-token=BenchToken0123456789abcdefghijklmnopqrst
-account=0123456789abcdef0123456789abcdef
-RUST_LOG=warn PORTICO_ADMIN_TOKEN=$token "$target/portico" --data-dir "$data" serve \
-  --listen "127.0.0.1:$port" --account-id $account --allow-private-upstreams >"$work/portico.log" 2>&1 &
-portico=$!
-pids+=($portico)
+start_portico "$target/portico"
 wait_http "http://127.0.0.1:$echo_port/mcp"
 wait_http "http://127.0.0.1:$catalog_port/mcp"
-wait_http "http://127.0.0.1:$port/healthz"
-
-base="http://127.0.0.1:$port/client/v4/accounts/$account"
-api="$base/access/ai-controls/mcp"
-admin() { curl -sSf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
 
 # Servers: `bench` (echo upstream) and `cat-00` ... `cat-79` (the 50-tool upstream).
 admin -X POST "$api/servers" -d "{\"id\":\"bench\",\"name\":\"Bench\",\"hostname\":\"http://127.0.0.1:$echo_port/mcp\",\"auth_type\":\"unauthenticated\"}" >/dev/null

@@ -1,0 +1,36 @@
+# Shared by the load scripts (sourced, not run): a work directory that is removed on exit with
+# every process started into `pids`, free ports, waiting for an HTTP endpoint, reading a JSON
+# field, and a Portico on a fresh data directory with its admin API helpers.
+
+work=$(mktemp -d)
+data=$work/data
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 did not come up" >&2; exit 1; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+token=BenchToken0123456789abcdefghijklmnopqrst
+account=0123456789abcdef0123456789abcdef
+
+# start_portico BINARY: `portico serve` on a free port over $data (embedded SQLite, upstreams on
+# loopback allowed), once it answers; sets `port`, `portico` (its pid), `base` and `api`.
+start_portico() {
+  port=$(free_port)
+  RUST_LOG=warn PORTICO_ADMIN_TOKEN=$token "$1" --data-dir "$data" serve \
+    --listen "127.0.0.1:$port" --account-id $account --allow-private-upstreams >"$work/portico.log" 2>&1 &
+  portico=$!
+  pids+=($portico)
+  wait_http "http://127.0.0.1:$port/healthz"
+  base="http://127.0.0.1:$port/client/v4/accounts/$account"
+  api="$base/access/ai-controls/mcp"
+}
+
+admin() { curl -sSf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
