@@ -53,11 +53,7 @@ done
 
 admin -X POST "$api/servers" -d "{\"id\":\"ev\",\"name\":\"Everything\",\"hostname\":\"http://127.0.0.1:$upstream_port/mcp\",\"auth_type\":\"unauthenticated\"}" >/dev/null
 admin -X POST "$api/portals" -d '{"id":"compare","name":"Compare","hostname":"compare.example.com","servers":[{"server_id":"ev","on_behalf":false}]}' >/dev/null
-created=$(admin -X POST "$base/access/service_tokens" -d '{"name":"compare"}')
-token_id=$(json 'd["result"]["id"]' <<<"$created")
-client_id=$(json 'd["result"]["client_id"]' <<<"$created")
-client_secret=$(json 'd["result"]["client_secret"]' <<<"$created")
-admin -X POST "$base/cedar/policies" -d "{\"name\":\"compare\",\"policy\":\"permit(principal == Portico::ServiceToken::\\\"$token_id\\\", action, resource);\"}" >/dev/null
+service_token compare
 for _ in $(seq 300); do
   status=$(admin "$api/servers/ev" | json 'd["result"]["status"]')
   [ "$status" = waiting ] || break

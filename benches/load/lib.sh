@@ -34,3 +34,14 @@ start_portico() {
 }
 
 admin() { curl -sSf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
+
+# service_token NAME: a service token a policy lets do everything; sets `token_id`, `client_id`
+# and `client_secret`.
+service_token() {
+  local created
+  created=$(admin -X POST "$base/access/service_tokens" -d "{\"name\":\"$1\"}")
+  token_id=$(json 'd["result"]["id"]' <<<"$created")
+  client_id=$(json 'd["result"]["client_id"]' <<<"$created")
+  client_secret=$(json 'd["result"]["client_secret"]' <<<"$created")
+  admin -X POST "$base/cedar/policies" -d "{\"name\":\"$1\",\"policy\":\"permit(principal == Portico::ServiceToken::\\\"$token_id\\\", action, resource);\"}" >/dev/null
+}

@@ -49,11 +49,7 @@ done
 admin -X POST "$api/portals" -d '{"id":"calls","name":"Calls","hostname":"calls.example.com","servers":[{"server_id":"bench","on_behalf":false}]}' >/dev/null
 servers=$(for id in $catalog_ids; do printf '{"server_id":"%s","on_behalf":false},' "$id"; done)
 admin -X POST "$api/portals" -d "{\"id\":\"catalog\",\"name\":\"Catalog\",\"hostname\":\"catalog.example.com\",\"servers\":[${servers%,}]}" >/dev/null
-created=$(admin -X POST "$base/access/service_tokens" -d '{"name":"bench"}')
-token_id=$(json 'd["result"]["id"]' <<<"$created")
-client_id=$(json 'd["result"]["client_id"]' <<<"$created")
-client_secret=$(json 'd["result"]["client_secret"]' <<<"$created")
-admin -X POST "$base/cedar/policies" -d "{\"name\":\"bench\",\"policy\":\"permit(principal == Portico::ServiceToken::\\\"$token_id\\\", action, resource);\"}" >/dev/null
+service_token bench
 for id in bench $catalog_ids; do
   for _ in $(seq 300); do
     status=$(admin "$api/servers/$id" | json 'd["result"]["status"]')
