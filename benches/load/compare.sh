@@ -54,12 +54,7 @@ done
 admin -X POST "$api/servers" -d "{\"id\":\"ev\",\"name\":\"Everything\",\"hostname\":\"http://127.0.0.1:$upstream_port/mcp\",\"auth_type\":\"unauthenticated\"}" >/dev/null
 admin -X POST "$api/portals" -d '{"id":"compare","name":"Compare","hostname":"compare.example.com","servers":[{"server_id":"ev","on_behalf":false}]}' >/dev/null
 service_token compare
-for _ in $(seq 300); do
-  status=$(admin "$api/servers/ev" | json 'd["result"]["status"]')
-  [ "$status" = waiting ] || break
-  sleep 0.1
-done
-[ "$status" = ready ] || { echo "the upstream is $status, not ready" >&2; tail -20 "$work/portico.log" >&2; exit 1; }
+wait_ready ev
 
 direct="http://127.0.0.1:$upstream_port/mcp"
 portal="http://127.0.0.1:$port/portals/compare/mcp"

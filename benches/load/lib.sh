@@ -45,3 +45,14 @@ service_token() {
   client_secret=$(json 'd["result"]["client_secret"]' <<<"$created")
   admin -X POST "$base/cedar/policies" -d "{\"name\":\"$1\",\"policy\":\"permit(principal == Portico::ServiceToken::\\\"$token_id\\\", action, resource);\"}" >/dev/null
 }
+
+# wait_ready ID: waits for server ID's first sync; stops the script unless it is `ready`.
+wait_ready() {
+  local status
+  for _ in $(seq 300); do
+    status=$(admin "$api/servers/$1" | json 'd["result"]["status"]')
+    [ "$status" = waiting ] || break
+    sleep 0.1
+  done
+  [ "$status" = ready ] || { echo "server $1 is $status, not ready" >&2; tail -20 "$work/portico.log" >&2; exit 1; }
+}

@@ -51,12 +51,7 @@ servers=$(for id in $catalog_ids; do printf '{"server_id":"%s","on_behalf":false
 admin -X POST "$api/portals" -d "{\"id\":\"catalog\",\"name\":\"Catalog\",\"hostname\":\"catalog.example.com\",\"servers\":[${servers%,}]}" >/dev/null
 service_token bench
 for id in bench $catalog_ids; do
-  for _ in $(seq 300); do
-    status=$(admin "$api/servers/$id" | json 'd["result"]["status"]')
-    [ "$status" = waiting ] || break
-    sleep 0.1
-  done
-  [ "$status" = ready ] || { echo "server $id is $status, not ready" >&2; tail -20 "$work/portico.log" >&2; exit 1; }
+  wait_ready "$id"
 done
 echo "== set-up: 81 servers ready, portals calls (1 server) and catalog (80 servers x 50 tools)"
 
