@@ -15,6 +15,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, TimeDelta, Utc};
 use portico_core::domain::call::AuditedMethod;
 use portico_core::domain::ids::PortalId;
+use portico_logpush::McpPortalLog;
 use portico_projections::call_log::{
     BucketWidth, CallLog, CallLogError, CallQuery, CallRecord, MAX_BUCKETS, MAX_ROWS, ServerBucket,
 };
@@ -171,7 +172,7 @@ pub struct PortalLog {
     #[serde(rename = "ServerID")]
     pub server_id: Option<String>,
     /// Time spent waiting on the upstream, in milliseconds.
-    pub server_response_duration_ms: Option<u64>,
+    pub server_response_duration_ms: Option<i64>,
     #[serde(rename = "ServerURL")]
     pub server_url: Option<String>,
     #[serde(rename = "SessionID")]
@@ -197,28 +198,30 @@ pub struct PortalLog {
 }
 
 impl PortalLog {
+    /// The dataset's fields as Logpush writes them ([`McpPortalLog`]), then Portico's own.
     fn of(record: CallRecord) -> Self {
+        let row = McpPortalLog::from_call(record.position, record.recorded_at, &record.call);
         let call = record.call;
         PortalLog {
-            client_country: None,
-            client_ip: call.client_ip,
-            colo_code: None,
-            datetime: rfc3339(record.recorded_at),
-            error: call.error,
-            method: call.method.as_str(),
-            portal_aud: call.portal_aud,
-            portal_id: call.portal_id.to_string(),
-            prompt_get_name: call.prompt_get_name,
-            resource_read_uri: call.resource_read_uri,
-            server_aud: None,
-            server_id: call.server_id.map(|s| s.to_string()),
-            server_response_duration_ms: call.server_response_duration_ms,
-            server_url: call.server_url,
-            session_id: call.session_id,
-            success: call.status.success(),
-            tool_call_name: call.tool_call_name,
-            user_email: call.user_email,
-            user_id: call.user_id,
+            client_country: row.client_country,
+            client_ip: row.client_ip,
+            colo_code: row.colo_code,
+            datetime: rfc3339(row.datetime),
+            error: row.error,
+            method: row.method.as_str(),
+            portal_aud: row.portal_aud,
+            portal_id: row.portal_id,
+            prompt_get_name: row.prompt_get_name,
+            resource_read_uri: row.resource_read_uri,
+            server_aud: row.server_aud,
+            server_id: row.server_id,
+            server_response_duration_ms: row.server_response_duration_ms,
+            server_url: row.server_url,
+            session_id: row.session_id,
+            success: row.success,
+            tool_call_name: row.tool_call_name,
+            user_email: row.user_email,
+            user_id: row.user_id,
             event_id: record.event_id.to_string(),
             status: call.status.as_str(),
             policy_ids: call.policies,
