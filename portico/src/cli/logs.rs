@@ -95,18 +95,23 @@ pub async fn run(config: Config, command: LogsCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The output format of `args`, checked as a Logpush job's `output_options` are.
-fn output_format(args: &ExportArgs) -> anyhow::Result<OutputFormat> {
-    let output_type = match args.format {
+/// The output format of `format` with `fields` (all when `None`) and, for text, NDJSON or CSV
+/// `timestamp_format`, checked as a Logpush job's `output_options` are.
+fn output_format(
+    format: Format,
+    fields: Option<Vec<String>>,
+    timestamp_format: &str,
+) -> anyhow::Result<OutputFormat> {
+    let output_type = match format {
         Format::Parquet => "parquet",
         Format::Ndjson => "ndjson",
         Format::Csv => "csv",
     };
     let options = OutputOptions {
-        field_names: args.fields.clone(),
+        field_names: fields,
         output_type: Some(output_type.to_owned()),
         // Parquet has its own timestamp type.
-        timestamp_format: (args.format != Format::Parquet).then(|| args.timestamp_format.clone()),
+        timestamp_format: (format != Format::Parquet).then(|| timestamp_format.to_owned()),
         ..Default::default()
     };
     let format = options.validate().map_err(|e| {
@@ -167,7 +172,7 @@ async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
     if let (Some(since), Some(until)) = (args.since, args.until) {
         anyhow::ensure!(since < until, "--until must be later than --since");
     }
-    let format = output_format(&args)?;
+    let format = output_format(args.format, args.fields.clone(), &args.timestamp_format)?;
     let storage = Storage::open(&config).await?;
     let head = storage.log.head_position().await?;
     let out: Box<dyn Write + Send> = if args.out.as_os_str() == "-" {
@@ -210,16 +215,7 @@ async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
 }
 
 async fn tail(config: Config, args: TailArgs) -> anyhow::Result<()> {
-    let format = output_format(&ExportArgs {
-        dataset: DATASET.to_owned(),
-        since: None,
-        until: None,
-        portal: None,
-        format: Format::Ndjson,
-        fields: None,
-        timestamp_format: "rfc3339".to_owned(),
-        out: PathBuf::from("-"),
-    })?;
+    let format = output_format(Format::Ndjson, None, "rfc3339")?;
     let storage = Storage::open(&config).await?;
     let start = if args.since_seconds == 0 { storage.log.head_position().await? } else { 0 };
     let since = Utc::now() - chrono::TimeDelta::seconds(i64::try_from(args.since_seconds)?);
