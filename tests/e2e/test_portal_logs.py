@@ -38,8 +38,8 @@ def get(gateway, path: str, **params) -> httpx.Response:
 
 
 def rows(gateway, portal: str, want: int, **params) -> list[dict]:
-    """The logs of `portal`, once `want` rows are there (the call log follows the event log a
-    few milliseconds behind)."""
+    """The logs of `portal`, once `want` rows are there (the call log follows the event log
+    50 ms or so behind)."""
     deadline = time.monotonic() + 30
     while True:
         answer = get(gateway, f"{portal}/logs", **params)

@@ -4,7 +4,7 @@
 //! per time bucket.
 //!
 //! Both read the call log ([`CallLog`]), a read model indexed by portal and time that follows
-//! the event log a few milliseconds behind it. Each row carries the 19 fields of the
+//! the event log about 50 ms behind it. Each row carries the 19 fields of the
 //! `mcp_portal_logs` dataset under the dataset's names, so a row of this API and a record
 //! pushed by Logpush read the same, plus what Portico adds: how the call ended (`Status`), the
 //! policies that decided it and the time spent in the portal.
