@@ -19,8 +19,8 @@ use crate::domain::identity_provider::{
     IdentityProviderCreated, IdentityProviderDeleted, IdentityProviderUpdated,
 };
 use crate::domain::logpush_job::{
-    LogpushJobCreated, LogpushJobDeleted, LogpushJobDelivered, LogpushJobFailed,
-    LogpushJobIdReserved, LogpushJobUpdated,
+    LogpushJobBatchPlanned, LogpushJobCreated, LogpushJobDeleted, LogpushJobDelivered,
+    LogpushJobFailed, LogpushJobIdReserved, LogpushJobUpdated,
 };
 use crate::domain::policy::{PolicyCreated, PolicyDeleted, PolicySetReplaced, PolicyUpdated};
 use crate::domain::portal::{PortalAdded, PortalRemoved, PortalUpdated};
@@ -115,6 +115,7 @@ events!(
     LogpushJobDeleted,
     LogpushJobDelivered,
     LogpushJobFailed,
+    LogpushJobBatchPlanned,
 );
 
 impl Event {

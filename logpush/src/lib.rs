@@ -1,18 +1,21 @@
 //! Portico's Logpush library: the `mcp_portal_logs` records a job delivers, the job's `filter`
-//! and `output_options`, and the encoders that turn a batch of records into the bytes of one
-//! object. No I/O happens here: the worker (batching, checkpoints) and the destinations (S3,
-//! HTTP) sit above this crate and call it.
+//! and `output_options`, the encoders that turn a batch of records into the bytes of one
+//! object, the batches ([`batch`]) and the destinations ([`sink`]: S3, HTTP, Splunk). The
+//! worker that follows the log, plans batches and records deliveries is the application's
+//! (`portico-app`), which holds the log and the vault.
 //!
 //! One batch of a job goes through it as:
 //! `RecordedEvent` -> [`McpPortalLog::from_recorded`] -> [`Filter::matches`] ->
 //! [`OutputFormat::samples`] -> [`Encoder::encode`] -> [`EncodedObject`] (body, content type,
 //! content encoding, extension, position range).
 
+pub mod batch;
 pub mod dataset;
 pub mod encode;
 pub mod filter;
 pub mod options;
 pub mod record;
+pub mod sink;
 pub mod template;
 
 #[cfg(test)]

@@ -115,6 +115,30 @@ impl McpPortalLog {
         }
     }
 
+    /// About how many bytes the row takes as text: what a batch's bytes limit counts.
+    pub fn estimated_size(&self) -> usize {
+        const FIXED: usize = 160; // names, quotes, the timestamp, the numbers and the booleans
+        let text = |v: &Option<String>| v.as_deref().map_or(0, str::len);
+        FIXED
+            + [
+                &self.client_ip,
+                &self.error,
+                &self.portal_aud,
+                &self.prompt_get_name,
+                &self.resource_read_uri,
+                &self.server_id,
+                &self.server_url,
+                &self.session_id,
+                &self.tool_call_name,
+                &self.user_email,
+            ]
+            .into_iter()
+            .map(text)
+            .sum::<usize>()
+            + self.portal_id.len()
+            + self.user_id.len()
+    }
+
     /// The value of `field` in this row.
     pub fn value(&self, field: Field) -> Value<'_> {
         fn text(value: &Option<String>) -> Value<'_> {
@@ -150,49 +174,19 @@ impl McpPortalLog {
 mod tests {
     use chrono::TimeZone;
     use portico_core::domain::call::CallStatus;
-    use portico_core::domain::ids::{PortalId, ServerId};
+    use portico_core::domain::ids::ServerId;
     use portico_core::domain::server::ServerRemoved;
-    use portico_core::{Actor, CorrelationId};
-    use uuid::Uuid;
 
     use super::*;
     use crate::dataset::FieldType;
+    use crate::testing::{handled, recorded_at};
 
     fn call() -> PortalRequestHandled {
-        PortalRequestHandled {
-            portal_id: PortalId::parse("main").unwrap(),
-            portal_aud: Some("aud-1".into()),
-            method: AuditedMethod::ToolsCall,
-            server_id: Some(ServerId::parse("github").unwrap()),
-            server_url: Some("https://mcp.example.com/mcp".into()),
-            tool_call_name: Some("github_search".into()),
-            prompt_get_name: None,
-            resource_read_uri: None,
-            upstream_name: Some("search".into()),
-            session_id: Some("s-1".into()),
-            client_ip: Some("192.0.2.7".into()),
-            user_id: "u-1".into(),
-            user_email: Some("ada@example.com".into()),
-            status: CallStatus::ToolError,
-            error: Some("tool reported an error".into()),
-            policies: vec!["p1".into()],
-            duration_ms: 12,
-            server_response_duration_ms: Some(9),
-        }
+        handled(CallStatus::ToolError)
     }
 
     fn recorded(event: Event) -> RecordedEvent {
-        RecordedEvent {
-            position: 42,
-            stream_id: "calls-main".into(),
-            stream_version: 3,
-            event_id: Uuid::nil(),
-            recorded_at: Utc.timestamp_opt(1_700_000_000, 5).unwrap(),
-            actor: Actor::system("test"),
-            correlation_id: CorrelationId(Uuid::nil()),
-            schema_version: 1,
-            event,
-        }
+        recorded_at(42, event)
     }
 
     #[test]

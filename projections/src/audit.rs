@@ -119,7 +119,8 @@ fn classify(event: &Event) -> Option<(AuditAction, ResourceType, &str)> {
         | Event::ConsentGiven(_)
         | Event::LogpushJobIdReserved(_)
         | Event::LogpushJobDelivered(_)
-        | Event::LogpushJobFailed(_) => None,
+        | Event::LogpushJobFailed(_)
+        | Event::LogpushJobBatchPlanned(_) => None,
         // Their resource ids are not strings in the event: see `classify_owned`.
         Event::IdentityProviderCreated(_)
         | Event::IdentityProviderUpdated(_)
@@ -233,7 +234,9 @@ fn next_value(
         | Event::ConsentGiven(_)
         | Event::LogpushJobIdReserved(_) => current,
         // The worker's reports change the job's status, not its settings.
-        Event::LogpushJobDelivered(_) | Event::LogpushJobFailed(_) => current,
+        Event::LogpushJobDelivered(_)
+        | Event::LogpushJobFailed(_)
+        | Event::LogpushJobBatchPlanned(_) => current,
         Event::LogpushJobCreated(e) => with(
             Some(json!({"id": e.job_id, "dataset": e.dataset, "kind": e.kind})),
             to_value(&e.settings),

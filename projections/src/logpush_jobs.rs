@@ -75,7 +75,7 @@ impl LogpushJobs {
 
 impl Projection for LogpushJobs {
     const NAME: &'static str = "logpush_jobs";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, recorded: &RecordedEvent) {
         let event = &recorded.event;
@@ -89,6 +89,7 @@ impl Projection for LogpushJobs {
             Event::LogpushJobDeleted(e) => e.job_id,
             Event::LogpushJobDelivered(e) => e.job_id,
             Event::LogpushJobFailed(e) => e.job_id,
+            Event::LogpushJobBatchPlanned(e) => e.job_id,
             // Other events are not Logpush jobs'.
             _ => return,
         };
@@ -187,7 +188,11 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
         jobs.apply(&recorded(
             4,
-            Event::LogpushJobDelivered(LogpushJobDelivered { job_id: id, last_complete: at }),
+            Event::LogpushJobDelivered(LogpushJobDelivered {
+                job_id: id,
+                last_complete: at,
+                batch: None,
+            }),
         ));
         let record = jobs.get(id).unwrap();
         assert!(record.job.settings.enabled);

@@ -110,7 +110,8 @@ impl Projection for ReadModels {
             | Event::LogpushJobUpdated(_)
             | Event::LogpushJobDeleted(_)
             | Event::LogpushJobDelivered(_)
-            | Event::LogpushJobFailed(_) => {
+            | Event::LogpushJobFailed(_)
+            | Event::LogpushJobBatchPlanned(_) => {
                 self.logpush_jobs.apply(event);
                 self.audit.apply(event);
                 return;

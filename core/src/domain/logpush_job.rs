@@ -26,6 +26,7 @@ use serde_json::Value;
 use super::DomainError;
 use super::ids::truncate_for_message;
 use crate::event::Event;
+use crate::log::Position;
 use crate::vault::SecretRef;
 
 pub use destination::{Destination, MASKED_SECRET};
@@ -140,11 +141,40 @@ pub struct LogpushJobDeleted {
     pub job_id: LogpushJobId,
 }
 
+/// The worker fixed the next batch of a job: every event at log positions `first..=last` (the
+/// ones the job's dataset, filter and sampling keep) goes into one object named after that
+/// range. Until the batch is delivered it is the job's only batch, and a retry (after a failure
+/// or a crash) sends the same range again, under the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogpushJobBatchPlanned {
+    pub job_id: LogpushJobId,
+    pub first: Position,
+    pub last: Position,
+}
+
 /// A batch of a job reached its destination (the worker's report).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogpushJobDelivered {
     pub job_id: LogpushJobId,
     pub last_complete: DateTime<Utc>,
+    /// The batch the destination acknowledged; the job's checkpoint moves to its `last`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<DeliveredBatch>,
+}
+
+/// What a delivered batch held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredBatch {
+    pub first: Position,
+    pub last: Position,
+    /// How many records the object holds (0: the range held none the job keeps, and no object
+    /// was written).
+    pub records: u64,
+    /// The size of the object as sent, in bytes.
+    pub bytes: u64,
+    /// The object's name (its key, for an object store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
 }
 
 /// A batch of a job could not be delivered (the worker's report). The message never holds a
@@ -203,11 +233,23 @@ pub struct DeleteLogpushJob {
     pub job_id: LogpushJobId,
 }
 
-/// Record the outcome of a delivery: `Ok(at)` a success, `Err((at, message))` a failure.
+/// Record the outcome of a delivery: `Ok((at, batch))` a success (of the planned batch, which
+/// `batch` must match), `Err((at, message))` a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordLogpushDelivery {
     pub job_id: LogpushJobId,
-    pub outcome: Result<DateTime<Utc>, (DateTime<Utc>, String)>,
+    pub outcome: DeliveryOutcome,
+}
+
+/// How a delivery went: `Ok((at, batch))` or `Err((at, message))`.
+pub type DeliveryOutcome = Result<(DateTime<Utc>, Option<DeliveredBatch>), (DateTime<Utc>, String)>;
+
+/// Fix the next batch of a job: log positions `first..=last`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanLogpushBatch {
+    pub job_id: LogpushJobId,
+    pub first: Position,
+    pub last: Position,
 }
 
 /// A command on one job's stream.
@@ -217,6 +259,7 @@ pub enum LogpushJobCommand {
     Update(UpdateLogpushJob),
     Delete(DeleteLogpushJob),
     RecordDelivery(RecordLogpushDelivery),
+    PlanBatch(PlanLogpushBatch),
 }
 
 macro_rules! command_from {
@@ -233,7 +276,8 @@ command_from!(
     Create(CreateLogpushJob),
     Update(UpdateLogpushJob),
     Delete(DeleteLogpushJob),
-    RecordDelivery(RecordLogpushDelivery)
+    RecordDelivery(RecordLogpushDelivery),
+    PlanBatch(PlanLogpushBatch)
 );
 
 /// The checks that belong to the Logpush library (which depends on this crate) or to the
@@ -264,6 +308,12 @@ pub struct LogpushJob {
     pub last_error: Option<DateTime<Utc>>,
     /// The last failure's message; cleared by a success.
     pub error_message: Option<String>,
+    /// The job's checkpoint: the last log position of the last delivered batch.
+    #[serde(default)]
+    pub delivered_through: Option<Position>,
+    /// The batch planned and not delivered yet (`first`, `last`).
+    #[serde(default)]
+    pub planned: Option<(Position, Position)>,
 }
 
 /// The state of one job's stream. `Default` is a stream without events.
@@ -289,6 +339,8 @@ impl LogpushJobState {
                     last_complete: None,
                     last_error: None,
                     error_message: None,
+                    delivered_through: None,
+                    planned: None,
                 });
                 self.note_secrets(&e.settings);
             }
@@ -299,10 +351,19 @@ impl LogpushJobState {
                 self.note_secrets(&e.settings);
             }
             Event::LogpushJobDeleted(_) => self.job = None,
+            Event::LogpushJobBatchPlanned(e) => {
+                if let Some(job) = &mut self.job {
+                    job.planned = Some((e.first, e.last));
+                }
+            }
             Event::LogpushJobDelivered(e) => {
                 if let Some(job) = &mut self.job {
                     job.last_complete = Some(e.last_complete);
                     job.error_message = None;
+                    if let Some(batch) = &e.batch {
+                        job.delivered_through = Some(batch.last);
+                        job.planned = None;
+                    }
                 }
             }
             Event::LogpushJobFailed(e) => {
@@ -403,12 +464,54 @@ pub fn decide(
             existing(state, c.job_id)?;
             Ok(vec![Event::LogpushJobDeleted(LogpushJobDeleted { job_id: c.job_id })])
         }
+        LogpushJobCommand::PlanBatch(c) => {
+            let job = existing(state, c.job_id)?;
+            if job.planned == Some((c.first, c.last)) {
+                return Ok(Vec::new());
+            }
+            if let Some((first, last)) = job.planned {
+                return Err(DomainError::invalid(
+                    "batch",
+                    format!(
+                        "Logpush job {} already has batch {first}-{last} planned and not delivered",
+                        c.job_id
+                    ),
+                ));
+            }
+            let after = job.delivered_through.unwrap_or(0);
+            if c.first <= after || c.last < c.first {
+                return Err(DomainError::invalid(
+                    "batch",
+                    format!(
+                        "batch {}-{} of Logpush job {} does not follow its checkpoint {after}",
+                        c.first, c.last, c.job_id
+                    ),
+                ));
+            }
+            Ok(vec![Event::LogpushJobBatchPlanned(LogpushJobBatchPlanned {
+                job_id: c.job_id,
+                first: c.first,
+                last: c.last,
+            })])
+        }
         LogpushJobCommand::RecordDelivery(c) => {
-            existing(state, c.job_id)?;
+            let job = existing(state, c.job_id)?;
+            if let Ok((_, Some(batch))) = &c.outcome {
+                if job.planned != Some((batch.first, batch.last)) {
+                    return Err(DomainError::invalid(
+                        "batch",
+                        format!(
+                            "batch {}-{} of Logpush job {} is not its planned batch",
+                            batch.first, batch.last, c.job_id
+                        ),
+                    ));
+                }
+            }
             Ok(vec![match c.outcome {
-                Ok(at) => Event::LogpushJobDelivered(LogpushJobDelivered {
+                Ok((at, batch)) => Event::LogpushJobDelivered(LogpushJobDelivered {
                     job_id: c.job_id,
                     last_complete: at,
+                    batch,
                 }),
                 Err((at, message)) => Event::LogpushJobFailed(LogpushJobFailed {
                     job_id: c.job_id,

@@ -27,7 +27,8 @@ use super::identity_provider::{
 use super::ids::{PortalId, ServerId};
 use super::logpush_job::{
     CreateLogpushJob, DeleteLogpushJob, LogpushJobChecks, LogpushJobCommand, LogpushJobIds,
-    LogpushJobState, RecordLogpushDelivery, ReserveLogpushJobId, UpdateLogpushJob,
+    LogpushJobState, PlanLogpushBatch, RecordLogpushDelivery, ReserveLogpushJobId,
+    UpdateLogpushJob,
 };
 use super::policy::{
     CreatePolicy, DeletePolicy, PolicyCommand, PolicyRecord, PolicyRejection, PolicySetState,
@@ -243,7 +244,7 @@ commands!(IdentityProviderState: IdentityProviderCommand, CreateIdentityProvider
     UpdateIdentityProvider, DeleteIdentityProvider);
 commands!(AccessAppState: AccessAppCommand, UpdateAccessApp);
 commands!(LogpushJobState: LogpushJobCommand, CreateLogpushJob, UpdateLogpushJob,
-    DeleteLogpushJob, RecordLogpushDelivery);
+    DeleteLogpushJob, RecordLogpushDelivery, PlanLogpushBatch);
 commands!(LogpushJobIds: ReserveLogpushJobId);
 
 /// What `decide` returned.

@@ -143,6 +143,25 @@ impl Destination {
         self.params.iter().find(|p| p.name == name).map(|p| p.value.as_str())
     }
 
+    /// `bucket/path` of an `s3` destination, `host[:port]/path` of the others.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The address split at its first `/`: the bucket (or `host[:port]`) and the path (`""`
+    /// when there is none).
+    pub fn split_address(&self) -> (&str, &str) {
+        self.address.split_once('/').unwrap_or((&self.address, ""))
+    }
+
+    /// The parameters that are not secrets, as written (still URL-encoded), in their order.
+    pub fn public_params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params
+            .iter()
+            .filter(|p| !is_secret_param(&p.name))
+            .map(|p| (p.name.as_str(), p.raw.as_str()))
+    }
+
     /// Whether creating a job to this destination needs an ownership challenge: AWS S3 does;
     /// an S3-compatible store (`endpoint=`), HTTP and Splunk do not.
     pub fn needs_ownership_challenge(&self) -> bool {

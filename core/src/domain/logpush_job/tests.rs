@@ -262,7 +262,7 @@ fn deliveries_and_failures_are_folded_into_the_job() {
         .when(RecordLogpushDelivery { job_id: ID, outcome: Err((at, "503 from S3".into())) })
         .then_accept();
     let delivered = given([created()])
-        .when(RecordLogpushDelivery { job_id: ID, outcome: Ok(at) })
+        .when(RecordLogpushDelivery { job_id: ID, outcome: Ok((at, None)) })
         .then_accept();
     let mut state = LogpushJobState::default();
     for event in [created()].iter().chain(&failed) {
@@ -273,6 +273,54 @@ fn deliveries_and_failures_are_folded_into_the_job() {
     let job = state.job.unwrap();
     assert_eq!((job.last_complete, job.last_error, job.error_message), (Some(at), Some(at), None));
     assert_eq!(state.stream_version, 3);
+}
+
+#[test]
+fn a_batch_is_planned_after_the_checkpoint_and_delivered_as_planned() {
+    let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let plan = |first, last| PlanLogpushBatch { job_id: ID, first, last };
+    let planned = |first, last| {
+        Event::LogpushJobBatchPlanned(LogpushJobBatchPlanned { job_id: ID, first, last })
+    };
+    let batch = |first, last| DeliveredBatch {
+        first,
+        last,
+        records: 3,
+        bytes: 100,
+        object: Some(format!("logs/{first}-{last}_7.parquet")),
+    };
+    let delivered = |first, last| {
+        Event::LogpushJobDelivered(LogpushJobDelivered {
+            job_id: ID,
+            last_complete: at,
+            batch: Some(batch(first, last)),
+        })
+    };
+    given([created()]).when(plan(10, 20)).then_expect([planned(10, 20)]);
+    // Planning the same batch again changes nothing; another batch waits for this one.
+    given([created(), planned(10, 20)]).when(plan(10, 20)).then_expect([]);
+    let error = given([created(), planned(10, 20)]).when(plan(21, 30)).then_expect_invalid("batch");
+    assert!(error.contains("already has batch 10-20 planned"), "{error}");
+    // A delivery must be of the planned batch.
+    let deliver = |first, last| RecordLogpushDelivery {
+        job_id: ID,
+        outcome: Ok((at, Some(batch(first, last)))),
+    };
+    let error =
+        given([created(), planned(10, 20)]).when(deliver(10, 25)).then_expect_invalid("batch");
+    assert!(error.contains("is not its planned batch"), "{error}");
+    given([created(), planned(10, 20)]).when(deliver(10, 20)).then_expect([delivered(10, 20)]);
+    // The next batch starts after the checkpoint.
+    let history = [created(), planned(10, 20), delivered(10, 20)];
+    let error = given(history.clone()).when(plan(15, 30)).then_expect_invalid("batch");
+    assert!(error.contains("does not follow its checkpoint 20"), "{error}");
+    given(history.clone()).when(plan(21, 30)).then_expect([planned(21, 30)]);
+    let mut state = LogpushJobState::default();
+    for event in &history {
+        state.apply(event);
+    }
+    let job = state.job.unwrap();
+    assert_eq!((job.delivered_through, job.planned), (Some(20), None));
 }
 
 #[test]
