@@ -1,5 +1,5 @@
 //! Logpush jobs: create, change and delete the jobs that push the account's `mcp_portal_logs`
-//! to S3-compatible stores and HTTP endpoints (the worker that delivers them comes later).
+//! to S3-compatible stores and HTTP endpoints; [`worker`] delivers them.
 //!
 //! A create checks everything first (an invalid request records nothing, not even an id),
 //! then reserves the next numeric id on the counter stream, stores the destination's secrets in
@@ -9,6 +9,7 @@
 //! destination with their values masked. A secret sent back masked keeps the stored value.
 
 pub mod ownership;
+pub mod worker;
 
 use std::collections::BTreeMap;
 

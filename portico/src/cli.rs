@@ -95,6 +95,14 @@ pub struct ServeArgs {
     /// keeps them all) [default: 30].
     #[arg(long, env = "PORTICO_CALL_LOG_RETENTION_DAYS")]
     pub call_log_retention_days: Option<u64>,
+    /// Seconds a Logpush batch collects records when its job sets no
+    /// `max_upload_interval_seconds` [default: 30].
+    #[arg(long, env = "PORTICO_LOGPUSH_INTERVAL")]
+    pub logpush_interval: Option<u64>,
+    /// The longest wait, in seconds, before a Logpush batch that failed is sent again (the wait
+    /// starts at 1 s and doubles) [default: 300].
+    #[arg(long, env = "PORTICO_LOGPUSH_MAX_RETRY_WAIT")]
+    pub logpush_max_retry_wait: Option<u64>,
     /// The SMTP server that mails one-time PINs (`smtp://[user:password@]host[:port]`, with
     /// `?tls=required` for STARTTLS, or `smtps://`); without one, PINs are written to the log.
     #[arg(long, env = "PORTICO_SMTP_URL", hide_env_values = true)]
@@ -192,6 +200,22 @@ impl Cli {
                 .and_then(|s| s.call_log_retention_days)
                 .or(file.call_log_retention_days)
                 .unwrap_or(30),
+            logpush: portico_app::logpush_jobs::worker::LogpushConfig {
+                default_interval: std::time::Duration::from_secs(
+                    serve
+                        .and_then(|s| s.logpush_interval)
+                        .or(file.logpush_interval_secs)
+                        .unwrap_or(30)
+                        .clamp(1, 300),
+                ),
+                max_backoff: std::time::Duration::from_secs(
+                    serve
+                        .and_then(|s| s.logpush_max_retry_wait)
+                        .or(file.logpush_max_retry_wait_secs)
+                        .unwrap_or(300)
+                        .clamp(1, 3600),
+                ),
+            },
             durability,
             smtp_url: serve.and_then(|s| s.smtp_url.clone()).or(file.smtp_url),
             smtp_from: serve
@@ -312,6 +336,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             "no SMTP server is configured (--smtp-url): one-time sign-in PINs are written to this log"
         ),
     }
+    let logpush = app.start_logpush(config.logpush);
     let mut state = AppState::new(Arc::clone(&app), boot.account_id.clone());
     if demo {
         state.extra_routes = Some(crate::demo::upstream_routes(state.shutdown.clone()));
@@ -367,6 +392,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         handle.stop(true).await;
     });
     server.await?;
+    logpush.abort();
     // In-flight requests have finished; everything they acknowledged is committed. Save the
     // read models so the next start does not replay.
     if let Err(error) = models.checkpoint() {

@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub upstream_call_timeout_secs: Option<u64>,
     pub sync_interval_secs: Option<u64>,
     pub call_log_retention_days: Option<u64>,
+    pub logpush_interval_secs: Option<u64>,
+    pub logpush_max_retry_wait_secs: Option<u64>,
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
 }
@@ -77,6 +79,8 @@ pub struct Config {
     pub sync_interval: std::time::Duration,
     /// Days of calls the call log keeps (default 30; 0: all).
     pub call_log_retention_days: u64,
+    /// The Logpush worker's settings.
+    pub logpush: portico_app::logpush_jobs::worker::LogpushConfig,
     /// The SMTP server one-time PINs are mailed through (`None`: they are logged). May hold a
     /// password: never logged.
     pub smtp_url: Option<String>,
@@ -101,6 +105,7 @@ impl std::fmt::Debug for Config {
             .field("upstream_call_timeout", &self.upstream_call_timeout)
             .field("sync_interval", &self.sync_interval)
             .field("call_log_retention_days", &self.call_log_retention_days)
+            .field("logpush", &self.logpush)
             .finish()
     }
 }

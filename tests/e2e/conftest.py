@@ -125,6 +125,8 @@ class Portico:
         self.clients: list[cloudflare.Cloudflare] = []
         # Extra arguments of `portico serve` (say, `--allow-private-upstreams`).
         self.serve_args: list[str] = []
+        # Extra environment of `portico serve`.
+        self.env: dict[str, str] = {}
 
     @property
     def base_url(self) -> str:
@@ -138,7 +140,7 @@ class Portico:
 
     def start(self) -> None:
         assert self.process is None, "already running"
-        env = dict(os.environ, PORTICO_ADMIN_TOKEN=self.admin_token, RUST_LOG="warn")
+        env = dict(os.environ, PORTICO_ADMIN_TOKEN=self.admin_token, RUST_LOG="warn", **self.env)
         self.stdout = []
         stderr = open(self.stderr_path, "a")
         self.process = subprocess.Popen(

@@ -1,7 +1,7 @@
 """Logpush jobs through the official Cloudflare SDK: `client.logpush.jobs`,
 `client.logpush.datasets` and `client.logpush.validate`, against the real `portico serve` on
-SQLite and PostgreSQL. Nothing is delivered yet (the worker comes later): these tests cover the
-jobs' admin API, and that a destination's secrets are masked and never stored in the clear."""
+SQLite and PostgreSQL: the jobs' admin API, and that a destination's secrets are masked and never
+stored in the clear. Delivery is test_logpush_delivery.py's."""
 
 from __future__ import annotations
 

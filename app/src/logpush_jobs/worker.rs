@@ -1,0 +1,408 @@
+//! The Logpush worker: delivers the batches of every enabled job, inside `portico serve`.
+//!
+//! A supervisor starts one task per enabled job and restarts it when the job's settings change
+//! (or stops it when the job is disabled or deleted). A job's task repeats:
+//!
+//! 1. **Plan.** If the job has a planned batch, that is the batch. Otherwise it follows the log
+//!    after the job's checkpoint (the last delivered position, or the job's creation) with a
+//!    subscription, feeding every event to a [`BatchBuilder`] until the first of the job's
+//!    limits (records, bytes, interval since the first record), and records the range as
+//!    planned ([`PlanLogpushBatch`]): from then on that range is the batch, whatever happens.
+//! 2. **Deliver.** It reads exactly that range of the log, keeps the records the job's filter
+//!    and sampling keep, encodes them and sends the object, named after the range, to the
+//!    destination. Only once the destination acknowledged it does the job's checkpoint move
+//!    ([`RecordLogpushDelivery`] with the batch). A failure is recorded (`last_error`,
+//!    `error_message`) and the same batch is sent again after a backoff that doubles up to
+//!    [`LogpushConfig::max_backoff`]; a success clears `error_message`.
+//!
+//! After a crash, the planned batch is rebuilt from the same range of the log: the same
+//! records, encoded to the same bytes, under the same name. An object store overwrites the
+//! object with itself; an HTTP receiver gets the same `Idempotency-Key` again. Every record is
+//! in exactly one batch, since batches follow each other without gaps or overlaps.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use portico_core::domain::logpush_job::{
+    DeliveredBatch, Destination, LogpushJob, LogpushJobId, LogpushJobSettings, PlanLogpushBatch,
+    RecordLogpushDelivery, logpush_job_stream,
+};
+use portico_core::log::Subscription;
+use portico_core::{Actor, Position, RecordedEvent};
+use portico_gateway::ssrf::UpstreamPolicy;
+use portico_gateway::transport::http_client;
+use portico_logpush::batch::{BatchBuilder, Limits, Selection, records_of};
+use portico_logpush::sink::{self, Clients, Delivery, HttpSend, PlainHttp, Sink};
+use portico_logpush::{Encoder, Filter, OutputOptions};
+
+use super::LogpushChecks;
+use crate::{App, AppError, decide};
+
+/// The worker's settings (`portico serve` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogpushConfig {
+    /// The batch interval of jobs that set no `max_upload_interval_seconds` (default 30 s).
+    pub default_interval: Duration,
+    /// The longest wait before a failed batch is sent again (default 5 min).
+    pub max_backoff: Duration,
+}
+
+impl Default for LogpushConfig {
+    fn default() -> Self {
+        LogpushConfig {
+            default_interval: portico_logpush::batch::DEFAULT_MAX_INTERVAL,
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How often the supervisor looks for jobs to start, stop or restart.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
+/// The first wait after a failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// How long one request to a destination may take (an object may be up to 1 GB).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// The largest answer read from a destination.
+const MAX_ANSWER: usize = 1024 * 1024;
+/// How many events are read from the log at a time when a batch is rebuilt.
+const READ_PAGE: usize = 1_000;
+/// How many times a report is recorded again when a concurrent change of the job's stream
+/// (an admin's update) made its append conflict.
+const REPORT_ATTEMPTS: usize = 5;
+
+/// The actor of the worker's reports.
+fn worker() -> Actor {
+    Actor::system("logpush")
+}
+
+impl App {
+    /// Starts the Logpush worker; it runs until the returned task is aborted.
+    pub fn start_logpush(self: &Arc<Self>, config: LogpushConfig) -> tokio::task::JoinHandle<()> {
+        let app = Arc::clone(self);
+        tokio::spawn(supervise(app, config))
+    }
+}
+
+async fn supervise(app: Arc<App>, config: LogpushConfig) {
+    let policy = app.gateway.upstreams.config().policy;
+    let clients = match PlainHttp::new(REQUEST_TIMEOUT) {
+        Ok(plain) => {
+            Clients { guarded: Arc::new(GuardedHttp { policy }), aws_credentials: Arc::new(plain) }
+        }
+        Err(error) => {
+            tracing::error!(%error, "the Logpush worker cannot start: no HTTP client");
+            return;
+        }
+    };
+    let mut running: HashMap<LogpushJobId, (LogpushJobSettings, tokio::task::JoinHandle<()>)> =
+        HashMap::new();
+    loop {
+        let enabled: Vec<(LogpushJobId, LogpushJobSettings)> = app.read(|m| {
+            m.logpush_jobs
+                .iter()
+                .filter(|r| r.job.settings.enabled)
+                .map(|r| (r.id(), r.job.settings.clone()))
+                .collect()
+        });
+        running.retain(|id, (settings, task)| {
+            let current = enabled.iter().any(|(i, s)| i == id && s == settings);
+            if !current {
+                // A batch cut off mid-upload is planned: the next run sends it again.
+                task.abort();
+            }
+            current && !task.is_finished()
+        });
+        for (id, settings) in enabled {
+            if let std::collections::hash_map::Entry::Vacant(entry) = running.entry(id) {
+                let job = JobRunner {
+                    app: Arc::clone(&app),
+                    id,
+                    settings: settings.clone(),
+                    config,
+                    clients: clients.clone(),
+                };
+                entry.insert((settings, tokio::spawn(job.run())));
+            }
+        }
+        tokio::time::sleep(SUPERVISE_EVERY).await;
+    }
+}
+
+/// Portico's SSRF-guarded client, as the sinks' [`HttpSend`].
+#[derive(Debug)]
+struct GuardedHttp {
+    policy: UpstreamPolicy,
+}
+
+#[async_trait::async_trait]
+impl HttpSend for GuardedHttp {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, String> {
+        http_client::send(self.policy, request, MAX_ANSWER, REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// One job's task.
+struct JobRunner {
+    app: Arc<App>,
+    id: LogpushJobId,
+    settings: LogpushJobSettings,
+    config: LogpushConfig,
+    clients: Clients,
+}
+
+/// What a job delivers with, built once per run of its task.
+struct Pipeline {
+    sink: Box<dyn Sink>,
+    selection: Selection,
+    encoder: Encoder,
+    limits: Limits,
+}
+
+/// Why an attempt ended.
+#[derive(Debug)]
+enum Failure {
+    /// The job is gone: its task ends.
+    Stop,
+    /// The attempt failed: the failure is recorded and the work tried again after a backoff.
+    Retry(String),
+}
+
+impl Failure {
+    fn retry(message: String) -> Failure {
+        Failure::Retry(message)
+    }
+
+    fn log(error: portico_core::LogError) -> Failure {
+        Failure::Retry(format!("the event log could not be read: {error}"))
+    }
+}
+
+impl JobRunner {
+    async fn run(self) {
+        let mut backoff = FIRST_BACKOFF;
+        let mut pipeline = None;
+        loop {
+            let result = match &pipeline {
+                Some(pipeline) => self.round(pipeline).await,
+                None => self.pipeline().await.map(|built| pipeline = Some(built)),
+            };
+            let message = match result {
+                Ok(()) => {
+                    backoff = FIRST_BACKOFF;
+                    continue;
+                }
+                Err(Failure::Stop) => return,
+                Err(Failure::Retry(message)) => message,
+            };
+            tracing::warn!(job_id = %self.id, error = %message, retry_in = ?backoff, "Logpush delivery failed");
+            let failed =
+                RecordLogpushDelivery { job_id: self.id, outcome: Err((Utc::now(), message)) };
+            if let Err(Failure::Stop) = self.report(failed).await {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    /// The job's sink, selection, encoder and limits.
+    async fn pipeline(&self) -> Result<Pipeline, Failure> {
+        let settings = &self.settings;
+        let destination = Destination::parse(&settings.destination_conf)
+            .map_err(|e| Failure::retry(format!("the destination is not valid: {e}")))?;
+        let secrets = match settings.destination_secrets(self.id) {
+            Some(secret) => self
+                .app
+                .logpush_destination_secrets(&secret)
+                .await
+                .map_err(|e| Failure::retry(format!("the destination's secrets: {e}")))?,
+            None => Default::default(),
+        };
+        let sink =
+            sink::open(&destination, &secrets, &self.clients).await.map_err(Failure::retry)?;
+        let filter = Filter::parse_optional(settings.filter.as_deref())
+            .map_err(|e| Failure::retry(format!("the filter is not valid: {e}")))?;
+        let options: OutputOptions = match &settings.output_options {
+            Some(options) => serde_json::from_value(options.clone())
+                .map_err(|e| Failure::retry(format!("output_options: {e}")))?,
+            None => OutputOptions::default(),
+        };
+        let format = options
+            .validate()
+            .map_err(|e| Failure::retry(format!("output_options.{}: {}", e.key, e.message)))?;
+        let limits = Limits::of_job(
+            settings.max_upload_records,
+            settings.max_upload_bytes,
+            settings.max_upload_interval_seconds,
+            self.config.default_interval,
+        );
+        Ok(Pipeline {
+            sink,
+            selection: Selection { job_id: self.id.0, filter, format: format.clone() },
+            encoder: Encoder::new(format, self.id.0),
+            limits,
+        })
+    }
+
+    /// Plans the next batch if none is planned, and delivers the planned one.
+    async fn round(&self, pipeline: &Pipeline) -> Result<(), Failure> {
+        let Some(job) = self.app.read(|m| m.logpush_jobs.get(self.id).map(|r| r.job.clone()))
+        else {
+            return Err(Failure::Stop);
+        };
+        let (first, last) = match job.planned {
+            Some(planned) => planned,
+            None => {
+                let after = self.checkpoint(&job).await?;
+                let (first, last) = self.fill(pipeline, after).await?;
+                self.report(PlanLogpushBatch { job_id: self.id, first, last }).await?;
+                (first, last)
+            }
+        };
+        self.deliver(pipeline, first, last).await
+    }
+
+    /// The last position delivered, or the job's creation.
+    async fn checkpoint(&self, job: &LogpushJob) -> Result<Position, Failure> {
+        if let Some(through) = job.delivered_through {
+            return Ok(through);
+        }
+        let stream = logpush_job_stream(self.id);
+        let created = self.app.log.read_stream(&stream, 1, 1).await.map_err(Failure::log)?;
+        created.first().map(|e| e.position).ok_or(Failure::Stop)
+    }
+
+    /// Follows the log after `after` until a batch is full; its range.
+    async fn fill(
+        &self,
+        pipeline: &Pipeline,
+        after: Position,
+    ) -> Result<(Position, Position), Failure> {
+        let mut subscription = Subscription::new(Arc::clone(&self.app.log), after);
+        let mut batch = BatchBuilder::new(pipeline.limits, after + 1);
+        loop {
+            let events = match batch.deadline() {
+                Some(deadline) => tokio::select! {
+                    events = subscription.next_batch() => events.map_err(Failure::log)?,
+                    () = tokio::time::sleep_until(deadline) => break,
+                },
+                None => subscription.next_batch().await.map_err(Failure::log)?,
+            };
+            let mut full = false;
+            for event in &events {
+                let kept = pipeline.selection.keep(event);
+                batch.push(event, kept.as_ref());
+                if batch.is_full() || batch.is_long_and_empty() {
+                    full = true;
+                    break;
+                }
+            }
+            if full {
+                break;
+            }
+        }
+        batch.range().ok_or_else(|| Failure::retry("a batch ended with no event".to_owned()))
+    }
+
+    /// Sends the planned batch `first..=last` and moves the checkpoint past it.
+    async fn deliver(
+        &self,
+        pipeline: &Pipeline,
+        first: Position,
+        last: Position,
+    ) -> Result<(), Failure> {
+        let events = self.read_range(first, last).await?;
+        let records = records_of(&pipeline.selection, &events);
+        drop(events);
+        let batch = match records.first() {
+            None => DeliveredBatch { first, last, records: 0, bytes: 0, object: None },
+            Some(head) => {
+                let object = pipeline
+                    .encoder
+                    .encode(&records)
+                    .map_err(|e| Failure::retry(format!("the batch could not be encoded: {e}")))?;
+                let delivery = Delivery {
+                    job_id: self.id.0,
+                    first,
+                    last,
+                    date: head.datetime.date_naive(),
+                    records: &records,
+                    format: &pipeline.selection.format,
+                    object: &object,
+                };
+                let name = pipeline.sink.deliver(&delivery).await.map_err(Failure::retry)?;
+                tracing::info!(job_id = %self.id, first, last, records = records.len(), bytes = object.body.len(), object = %name, "Logpush batch delivered");
+                metrics::counter!("portico_logpush_records_delivered_total", "job" => self.id.to_string())
+                    .increment(records.len() as u64);
+                delivery.report(name)
+            }
+        };
+        let at = Utc::now();
+        self.report(RecordLogpushDelivery { job_id: self.id, outcome: Ok((at, Some(batch))) }).await
+    }
+
+    /// The events at positions `first..=last`.
+    async fn read_range(
+        &self,
+        first: Position,
+        last: Position,
+    ) -> Result<Vec<RecordedEvent>, Failure> {
+        let mut events = Vec::new();
+        let mut after = first - 1;
+        while after < last {
+            let page = self.app.log.read_all(after, READ_PAGE).await.map_err(Failure::log)?;
+            let Some(end) = page.last().map(|e| e.position) else {
+                return Err(Failure::retry(format!(
+                    "the log ends at {after}, before the batch's last position {last}"
+                )));
+            };
+            events.extend(page.into_iter().take_while(|e| e.position <= last));
+            after = end;
+        }
+        Ok(events)
+    }
+
+    /// Records one of the worker's reports on the job's stream.
+    async fn report(
+        &self,
+        command: impl Into<portico_core::domain::logpush_job::LogpushJobCommand> + Clone,
+    ) -> Result<(), Failure> {
+        let stream = logpush_job_stream(self.id);
+        for _ in 0..REPORT_ATTEMPTS {
+            let command = command.clone().into();
+            let result = self
+                .app
+                .execute(&stream, &worker(), |m| {
+                    decide(
+                        &m.logpush_jobs.state(self.id),
+                        command,
+                        &LogpushChecks::WITHOUT_CHALLENGE,
+                    )
+                })
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                // An admin changed the job meanwhile: decide again on its new state.
+                Err(AppError::Conflict(_)) => continue,
+                Err(AppError::Rule(portico_core::domain::DomainError::NotFound { .. })) => {
+                    return Err(Failure::Stop);
+                }
+                Err(error) => {
+                    return Err(Failure::retry(format!(
+                        "the report could not be recorded: {error}"
+                    )));
+                }
+            }
+        }
+        Err(Failure::retry(
+            "the job's stream kept changing; the report will be recorded again".to_owned(),
+        ))
+    }
+}

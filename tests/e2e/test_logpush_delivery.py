@@ -1,0 +1,356 @@
+"""Logpush delivery, end to end: jobs created with the official Cloudflare SDK push the calls
+of a portal (the official MCP Python SDK calling the Python SDK upstream) to moto's S3 server
+(`moto_server`, reached by Portico's AWS SDK through `endpoint=`) and to an HTTPS sink of this
+suite (its certificate issued by trustme, trusted by Portico through `SSL_CERT_FILE`). The
+objects are read back with boto3 and DuckDB: every call arrives exactly once, through a
+destination outage and through `portico serve` killed with SIGKILL at random points.
+
+Portico runs with `--logpush-interval 1` (a batch closes one second after its first record)
+and `--logpush-max-retry-wait 2`, so these tests take seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import http.server
+import json
+import os
+import random
+import re
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import anyio
+import boto3
+import duckdb
+import pytest
+import trustme
+
+from conftest import free_port
+from test_mcp_portal import gateway, gateway_backend, py_portal, text  # noqa: F401
+
+pytestmark = pytest.mark.serve_args("--logpush-interval", "1", "--logpush-max-retry-wait", "2")
+
+KEY_ID = "e2e-moto-key-id"
+SECRET = "e2e-moto-secret-9c1d"
+SINK_TOKEN = "e2e-sink-token-5e2a"
+BUCKET = "mcp-logs"
+# Object names: `{path with {DATE} replaced}/{first}-{last}_{job}.{extension}`.
+OBJECT_NAME = re.compile(r"^logs/(\d{8})/(\d+)-(\d+)_(\d+)\.(parquet|log\.gz|csv\.gz)$")
+
+
+class Moto:
+    """`moto_server` on a free port; its state lives in memory and goes when it stops."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = Path(sys.executable).with_name("moto_server")
+        self.process = subprocess.Popen(
+            [str(binary), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1)
+                self.s3().create_bucket(Bucket=BUCKET)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("moto_server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def s3(self):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=KEY_ID,
+            aws_secret_access_key=SECRET,
+        )
+
+    def objects(self) -> dict[str, bytes]:
+        s3 = self.s3()
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+        return {key: s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys}
+
+    def destination(self) -> str:
+        return (
+            f"s3://{BUCKET}/logs/{{DATE}}?region=us-east-1&endpoint={self.endpoint}"
+            f"&access-key-id={KEY_ID}&secret-access-key={SECRET}"
+        )
+
+
+@pytest.fixture
+def moto():
+    server = Moto()
+    server.start()
+    yield server
+    server.stop()
+
+
+class Sink:
+    """An HTTPS endpoint that keeps every POST and answers `status`."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        self.ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        self.status = 200
+        self.posts: list[dict] = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                sink.posts.append({"status": sink.status, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                self.send_response(sink.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(context)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def accepted(self) -> list[dict]:
+        return [p for p in self.posts if p["status"] == 200]
+
+
+@pytest.fixture
+def sink(tmp_path):
+    server = Sink(tmp_path)
+    yield server
+    server.server.shutdown()
+
+
+def call_echo(portal, texts: list[str]) -> None:
+    async def calls():
+        async with portal.client() as client:
+            for t in texts:
+                assert text(await client.call_tool("py_echo", {"text": t})) == t
+
+    anyio.run(calls)
+
+
+def job_of(gateway, job_id):
+    return gateway.client.logpush.jobs.get(job_id, account_id=gateway.account_id)
+
+
+def wait_for(what: str, check, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def parquet_rows(objects: dict[str, bytes], tmp_path: Path) -> list[dict]:
+    """Every row of the Parquet objects, through DuckDB, with the object it came from."""
+    rows = []
+    for i, (key, body) in enumerate(sorted(objects.items())):
+        path = tmp_path / f"object-{i}.parquet"
+        path.write_bytes(body)
+        result = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
+        columns = result.columns
+        rows += [dict(zip(columns, row), _object=key) for row in result.fetchall()]
+    return rows
+
+
+def assert_ranges_do_not_overlap(keys) -> None:
+    ranges = sorted((int(m[2]), int(m[3])) for m in map(OBJECT_NAME.match, keys))
+    for (_, last), (first, _) in zip(ranges, ranges[1:]):
+        assert first > last, f"objects overlap: {ranges}"
+
+
+def test_calls_reach_s3_as_parquet_exactly_once_and_duckdb_reads_them(gateway, py_portal, moto, tmp_path):
+    job = gateway.client.logpush.jobs.create(
+        account_id=gateway.account_id,
+        destination_conf=moto.destination(),
+        dataset="mcp_portal_logs",
+        enabled=True,
+        name="to-moto",
+        output_options={"output_type": "parquet"},
+    )
+    texts = [f"parquet {i}" for i in range(25)]
+    call_echo(py_portal, texts)
+
+    objects = wait_for(
+        "25 records in the bucket",
+        lambda: (o := moto.objects()) and len(parquet_rows(o, tmp_path)) >= 25 and o,
+    )
+    rows = parquet_rows(objects, tmp_path)
+    for key in objects:
+        match = OBJECT_NAME.match(key)
+        assert match, key
+        assert match[4] == str(job.id) and match[5] == "parquet"
+        # `{DATE}` is the day of the object's first record.
+        first_record = min(r["Datetime"] for r in rows if r["_object"] == key)
+        assert match[1] == first_record.astimezone(datetime.timezone.utc).strftime("%Y%m%d"), key
+    assert_ranges_do_not_overlap(objects)
+    assert len(rows) == 25, rows
+    assert sorted(r["ToolCallName"] for r in rows) == ["py_echo"] * 25
+    assert all(r["Success"] is True and r["PortalID"] == py_portal.id for r in rows)
+    assert all(r["UserID"] == py_portal.token.id and r["ServerID"] == "py" for r in rows)
+
+    # Typed columns, as auditors query them.
+    first = tmp_path / "object-0.parquet"
+    types = {r[0]: r[1] for r in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{first}')").fetchall()}
+    assert types["Datetime"] == "TIMESTAMPTZ_NS", types  # TIMESTAMP(ns, UTC)
+    assert types["Success"] == "BOOLEAN" and types["ServerResponseDurationMs"] == "BIGINT"
+    metadata = dict(
+        (k.decode(), v.decode())
+        for k, v in duckdb.sql(f"SELECT key, value FROM parquet_kv_metadata('{first}')").fetchall()
+    )
+    assert metadata.get("portico.dataset") == "mcp_portal_logs", metadata
+    assert metadata.get("portico.job_id") == str(job.id), metadata
+
+    read = wait_for("last_complete", lambda: (j := job_of(gateway, job.id)).last_complete and j)
+    assert read.error_message is None
+    # The worker's reports never put the destination's secrets anywhere.
+    assert SECRET not in gateway.portico.log_tail(10_000)
+
+
+def test_an_https_sink_gets_gzipped_ndjson_with_its_headers_through_an_outage(
+    gateway, py_portal, sink
+):
+    # Portico trusts the sink's CA (and only through this setting).
+    gateway.portico.stop()
+    gateway.portico.env = {"SSL_CERT_FILE": str(sink.ca_file)}
+    gateway.portico.start()
+    gateway.client = gateway.portico.client()
+    job = gateway.client.logpush.jobs.create(
+        account_id=gateway.account_id,
+        destination_conf=f"https://127.0.0.1:{sink.port}/ingest?tag=mcp&header_Authorization=Bearer%20{SINK_TOKEN}",
+        dataset="mcp_portal_logs",
+        enabled=True,
+    )
+    call_echo(py_portal, [f"before {i}" for i in range(5)])
+    wait_for("the first batch", sink.accepted)
+
+    # The sink refuses for a while; calls go on.
+    sink.status = 503
+    call_echo(py_portal, [f"during {i}" for i in range(7)])
+    failing = wait_for("error_message", lambda: (j := job_of(gateway, job.id)).error_message and j)
+    assert "503" in failing.error_message and SINK_TOKEN not in failing.error_message
+    assert failing.last_error is not None
+    sink.status = 200
+
+    def delivered():
+        records = [
+            json.loads(line)
+            for post in sink.accepted()
+            for line in gzip.decompress(post["body"]).decode().splitlines()
+        ]
+        return len(records) >= 12 and records
+
+    records = wait_for("every record after the outage", delivered)
+    calls = sorted(r["ToolCallName"] for r in records)
+    assert calls == ["py_echo"] * 12, records
+    # Each batch was accepted once: no record twice.
+    keys = [p["headers"]["idempotency-key"] for p in sink.accepted()]
+    assert len(keys) == len(set(keys)), keys
+    # A refused batch was sent again under the same key.
+    refused = {p["headers"]["idempotency-key"] for p in sink.posts if p["status"] == 503}
+    assert refused and refused <= set(keys)
+    for post in sink.posts:
+        assert post["path"] == "/ingest?tag=mcp"
+        assert post["headers"]["authorization"] == f"Bearer {SINK_TOKEN}"
+        assert post["headers"]["content-encoding"] == "gzip"
+        assert post["headers"]["content-type"] == "application/x-ndjson"
+    read = wait_for("the error cleared", lambda: (j := job_of(gateway, job.id)).error_message is None and j)
+    assert read.last_complete is not None
+    assert SINK_TOKEN not in gateway.portico.log_tail(10_000)
+
+
+def test_an_s3_outage_loses_nothing(gateway, py_portal, moto, tmp_path):
+    job = gateway.client.logpush.jobs.create(
+        account_id=gateway.account_id,
+        destination_conf=moto.destination(),
+        dataset="mcp_portal_logs",
+        enabled=True,
+        output_options={"output_type": "parquet"},
+    )
+    call_echo(py_portal, [f"a {i}" for i in range(4)])
+    kept = dict(wait_for("the first batch", moto.objects))
+    # The S3 server goes away (with what it held: it keeps objects in memory, so the test keeps
+    # what was delivered before).
+    moto.stop()
+    call_echo(py_portal, [f"b {i}" for i in range(6)])
+    failing = wait_for("error_message", lambda: (j := job_of(gateway, job.id)).error_message and j)
+    assert "could not be reached" in failing.error_message or "failed" in failing.error_message
+    moto.start()
+    kept.update(wait_for("the batches held back", moto.objects))
+    rows = wait_for(
+        "every record",
+        lambda: (o := {**kept, **moto.objects()}) and len(r := parquet_rows(o, tmp_path)) >= 10 and r,
+    )
+    assert len(rows) == 10, rows
+    assert_ranges_do_not_overlap({**kept, **moto.objects()})
+    wait_for("the error cleared", lambda: job_of(gateway, job.id).error_message is None)
+
+
+def test_sigkill_at_random_points_loses_and_doubles_nothing(gateway, py_portal, moto, tmp_path):
+    job = gateway.client.logpush.jobs.create(
+        account_id=gateway.account_id,
+        destination_conf=moto.destination(),
+        dataset="mcp_portal_logs",
+        enabled=True,
+        output_options={"output_type": "ndjson"},
+    )
+    rng = random.Random(os.environ.get("PORTICO_E2E_SEED", "logpush-crash"))
+    sent = 0
+    for round_ in range(8):
+        texts = [f"crash {round_} {i}" for i in range(rng.randint(3, 12))]
+        call_echo(py_portal, texts)
+        sent += len(texts)
+        # Kill it somewhere in the batch's second of collecting, its planning or its upload.
+        time.sleep(rng.uniform(0.2, 2.5))
+        gateway.portico.kill()
+        gateway.portico.start()
+
+    def records():
+        objects = moto.objects()
+        lines = [
+            json.loads(line)
+            for body in objects.values()
+            for line in gzip.decompress(body).decode().splitlines()
+        ]
+        return len(lines) >= sent and (objects, lines)
+
+    objects, lines = wait_for(f"{sent} records", records, timeout=90)
+    assert len(lines) == sent, f"{len(lines)} records for {sent} calls"
+    # Every call once: its session and time identify it.
+    identities = [(r["SessionID"], r["Datetime"]) for r in lines]
+    assert len(set(identities)) == sent
+    assert all(OBJECT_NAME.match(k) for k in objects), list(objects)
+    assert_ranges_do_not_overlap(objects)
+    assert job_of(gateway, job.id).last_complete is not None
