@@ -233,6 +233,18 @@ def test_calls_reach_s3_as_parquet_exactly_once_and_duckdb_reads_them(gateway, p
     assert metadata.get("portico.dataset") == "mcp_portal_logs", metadata
     assert metadata.get("portico.job_id") == str(job.id), metadata
 
+    # docs/logs.md's query over the downloaded objects.
+    downloaded = tmp_path / "download"
+    for key, body in objects.items():
+        target = downloaded / key.removeprefix("logs/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+    per_day = duckdb.sql(
+        "SELECT UserEmail, date_trunc('day', Datetime) AS day, count(*) AS calls "
+        f"FROM read_parquet('{downloaded}/*/*.parquet') GROUP BY ALL ORDER BY day"
+    ).fetchall()
+    assert sum(row[2] for row in per_day) == 25, per_day
+
     read = wait_for("last_complete", lambda: (j := job_of(gateway, job.id)).last_complete and j)
     assert read.error_message is None
     # The worker's reports never put the destination's secrets anywhere.

@@ -171,3 +171,92 @@ fn splunk_events(delivery: &Delivery<'_>, sourcetype: Option<&str>) -> Result<Ve
     }
     gzip.finish().map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::encode::{Encoder, text::gunzip};
+    use crate::testing::tool_call;
+
+    /// Keeps the requests it is given and answers `status`: the sink's transport, so that the
+    /// request the sink builds can be read (no Splunk server runs here).
+    #[derive(Debug)]
+    struct Recorder {
+        status: u16,
+        requests: Mutex<Vec<::http::Request<Vec<u8>>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl HttpSend for Recorder {
+        async fn send(
+            &self,
+            request: ::http::Request<Vec<u8>>,
+        ) -> Result<::http::Response<Vec<u8>>, String> {
+            self.requests.lock().unwrap().push(request);
+            Ok(::http::Response::builder().status(self.status).body(b"busy".to_vec()).unwrap())
+        }
+    }
+
+    async fn deliver(
+        conf: &str,
+        status: u16,
+    ) -> (Result<String, String>, ::http::Request<Vec<u8>>) {
+        let destination = Destination::parse(conf).unwrap();
+        let secrets = destination.secrets();
+        let recorder = Arc::new(Recorder { status, requests: Mutex::default() });
+        let sink = HttpSink::open(&destination, &secrets, recorder.clone()).unwrap();
+        let format = OutputFormat::default();
+        let records = [tool_call()];
+        let object = Encoder::new(format.clone(), 3).encode(&records).unwrap();
+        let delivery = Delivery {
+            job_id: 3,
+            first: 5,
+            last: 9,
+            date: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            records: &records,
+            format: &format,
+            object: &object,
+        };
+        let result = sink.deliver(&delivery).await;
+        let request = recorder.requests.lock().unwrap().pop().unwrap();
+        (result, request)
+    }
+
+    #[tokio::test]
+    async fn splunk_gets_hec_events_with_its_channel_and_token() {
+        let (result, request) = deliver(
+            "splunk://hec.example.com:8088?channel=chan-1&sourcetype=mcp&header_Authorization=Splunk%20tok",
+            200,
+        )
+        .await;
+        assert_eq!(result.unwrap(), "5-9_3.log.gz");
+        assert_eq!(request.uri(), "https://hec.example.com:8088/services/collector/event");
+        let headers = request.headers();
+        assert_eq!(headers["authorization"], "Splunk tok");
+        assert_eq!(headers["x-splunk-request-channel"], "chan-1");
+        assert_eq!(headers["content-encoding"], "gzip");
+        assert_eq!(headers["idempotency-key"], "portico-logpush-3-5-9");
+        let body = String::from_utf8(gunzip(request.body()).unwrap()).unwrap();
+        let event: serde_json::Value = serde_json::from_str(body.trim_end()).unwrap();
+        assert_eq!(event["sourcetype"], "mcp");
+        assert_eq!(event["time"], 1_772_368_200.0);
+        assert_eq!(event["event"]["ToolCallName"], "github_search_issues");
+        assert_eq!(event["event"]["Success"], false);
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_is_quoted_without_the_secret_headers() {
+        let (result, request) =
+            deliver("https://siem.example.com/in?tag=a&header_X-Token=hush", 503).await;
+        let message = result.unwrap_err();
+        assert_eq!(message, "`siem.example.com/in` answered 503 Service Unavailable: busy");
+        assert_eq!(request.uri(), "https://siem.example.com/in?tag=a");
+        assert_eq!(request.headers()["x-token"], "hush");
+        assert_eq!(request.headers()["content-type"], "application/x-ndjson");
+    }
+}
