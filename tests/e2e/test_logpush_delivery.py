@@ -33,7 +33,7 @@ import pytest
 import trustme
 
 from conftest import free_port
-from test_mcp_portal import gateway, gateway_backend, py_portal, text  # noqa: F401
+from test_mcp_portal import BOTH_BACKENDS, gateway, gateway_backend, py_portal, text  # noqa: F401
 
 pytestmark = pytest.mark.serve_args("--logpush-interval", "1", "--logpush-max-retry-wait", "2")
 
@@ -191,6 +191,7 @@ def assert_ranges_do_not_overlap(keys) -> None:
         assert first > last, f"objects overlap: {ranges}"
 
 
+@BOTH_BACKENDS
 def test_calls_reach_s3_as_parquet_exactly_once_and_duckdb_reads_them(gateway, py_portal, moto, tmp_path):
     job = gateway.client.logpush.jobs.create(
         account_id=gateway.account_id,
@@ -330,6 +331,7 @@ def test_an_s3_outage_loses_nothing(gateway, py_portal, moto, tmp_path):
     wait_for("the error cleared", lambda: job_of(gateway, job.id).error_message is None)
 
 
+@BOTH_BACKENDS
 def test_sigkill_at_random_points_loses_and_doubles_nothing(gateway, py_portal, moto, tmp_path):
     job = gateway.client.logpush.jobs.create(
         account_id=gateway.account_id,
