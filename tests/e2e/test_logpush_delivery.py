@@ -158,6 +158,17 @@ def call_echo(portal, texts: list[str]) -> None:
     anyio.run(calls)
 
 
+def create_job(gateway, destination: str, **fields):
+    """An enabled `mcp_portal_logs` job, created with the official SDK."""
+    return gateway.client.logpush.jobs.create(
+        account_id=gateway.account_id,
+        destination_conf=destination,
+        dataset="mcp_portal_logs",
+        enabled=True,
+        **fields,
+    )
+
+
 def job_of(gateway, job_id):
     return gateway.client.logpush.jobs.get(job_id, account_id=gateway.account_id)
 
@@ -193,14 +204,7 @@ def assert_ranges_do_not_overlap(keys) -> None:
 
 @BOTH_BACKENDS
 def test_calls_reach_s3_as_parquet_exactly_once_and_duckdb_reads_them(gateway, py_portal, moto, tmp_path):
-    job = gateway.client.logpush.jobs.create(
-        account_id=gateway.account_id,
-        destination_conf=moto.destination(),
-        dataset="mcp_portal_logs",
-        enabled=True,
-        name="to-moto",
-        output_options={"output_type": "parquet"},
-    )
+    job = create_job(gateway, moto.destination(), name="to-moto", output_options={"output_type": "parquet"})
     texts = [f"parquet {i}" for i in range(25)]
     call_echo(py_portal, texts)
 
@@ -260,12 +264,8 @@ def test_an_https_sink_gets_gzipped_ndjson_with_its_headers_through_an_outage(
     gateway.portico.env = {"SSL_CERT_FILE": str(sink.ca_file)}
     gateway.portico.start()
     gateway.client = gateway.portico.client()
-    job = gateway.client.logpush.jobs.create(
-        account_id=gateway.account_id,
-        destination_conf=f"https://127.0.0.1:{sink.port}/ingest?tag=mcp&header_Authorization=Bearer%20{SINK_TOKEN}",
-        dataset="mcp_portal_logs",
-        enabled=True,
-    )
+    destination = f"https://127.0.0.1:{sink.port}/ingest?tag=mcp&header_Authorization=Bearer%20{SINK_TOKEN}"
+    job = create_job(gateway, destination)
     call_echo(py_portal, [f"before {i}" for i in range(5)])
     wait_for("the first batch", sink.accepted)
 
@@ -305,13 +305,7 @@ def test_an_https_sink_gets_gzipped_ndjson_with_its_headers_through_an_outage(
 
 
 def test_an_s3_outage_loses_nothing(gateway, py_portal, moto, tmp_path):
-    job = gateway.client.logpush.jobs.create(
-        account_id=gateway.account_id,
-        destination_conf=moto.destination(),
-        dataset="mcp_portal_logs",
-        enabled=True,
-        output_options={"output_type": "parquet"},
-    )
+    job = create_job(gateway, moto.destination(), output_options={"output_type": "parquet"})
     call_echo(py_portal, [f"a {i}" for i in range(4)])
     kept = dict(wait_for("the first batch", moto.objects))
     # The S3 server goes away (with what it held: it keeps objects in memory, so the test keeps
@@ -333,13 +327,7 @@ def test_an_s3_outage_loses_nothing(gateway, py_portal, moto, tmp_path):
 
 @BOTH_BACKENDS
 def test_sigkill_at_random_points_loses_and_doubles_nothing(gateway, py_portal, moto, tmp_path):
-    job = gateway.client.logpush.jobs.create(
-        account_id=gateway.account_id,
-        destination_conf=moto.destination(),
-        dataset="mcp_portal_logs",
-        enabled=True,
-        output_options={"output_type": "ndjson"},
-    )
+    job = create_job(gateway, moto.destination(), output_options={"output_type": "ndjson"})
     rng = random.Random(os.environ.get("PORTICO_E2E_SEED", "logpush-crash"))
     sent = 0
     for round_ in range(8):
