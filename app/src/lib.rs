@@ -9,7 +9,8 @@
 //! - [`servers`], [`portals`], [`service_tokens`], [`policies`]: the admin resources.
 //! - [`identity_providers`], [`access_apps`]: how people sign in, and each portal's sign-in
 //!   settings.
-//! - [`logpush_jobs`]: where the portal logs are pushed (the jobs; the worker comes later).
+//! - [`logpush_jobs`]: where the portal logs are pushed: the jobs, their ownership challenges,
+//!   and the worker that delivers them.
 //! - [`api_tokens`], [`account`]: the admin API's own tokens and the first-start bootstrap.
 //! - [`sign_in`]: people signing in to portals, and the OAuth authorization server.
 //! - [`clock`]: the time expiries are decided by.

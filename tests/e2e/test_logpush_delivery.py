@@ -28,6 +28,7 @@ from pathlib import Path
 
 import anyio
 import boto3
+import cloudflare
 import duckdb
 import pytest
 import trustme
@@ -356,3 +357,31 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(gateway, py_portal, 
     assert all(OBJECT_NAME.match(k) for k in objects), list(objects)
     assert_ranges_do_not_overlap(objects)
     assert job_of(gateway, job.id).last_complete is not None
+
+
+def test_an_ownership_challenge_is_written_to_the_bucket_and_validates(gateway, moto):
+    logpush = gateway.client.logpush
+    written = logpush.ownership.create(account_id=gateway.account_id, destination_conf=moto.destination())
+    assert re.fullmatch(r"logs/\d{8}/ownership-challenge-[0-9a-f]{8}\.txt", written.filename), written
+    assert written.valid is True
+    # Only who reads the bucket gets the token.
+    token = moto.s3().get_object(Bucket=BUCKET, Key=written.filename)["Body"].read().decode()
+    check = logpush.ownership.validate(
+        account_id=gateway.account_id, destination_conf=moto.destination(), ownership_challenge=token
+    )
+    assert check.valid is True
+    # Another destination's challenge is not this one's.
+    other = moto.destination().replace("/logs/", "/elsewhere/")
+    check = logpush.ownership.validate(
+        account_id=gateway.account_id, destination_conf=other, ownership_challenge=token
+    )
+    assert check.valid is False
+    # HTTPS destinations need none; a bucket that does not exist is a clear error.
+    with pytest.raises(cloudflare.BadRequestError) as refused:
+        logpush.ownership.create(account_id=gateway.account_id, destination_conf="https://siem.example.com/in")
+    assert "`s3` destinations only" in str(refused.value)
+    with pytest.raises(cloudflare.BadRequestError) as refused:
+        logpush.ownership.create(
+            account_id=gateway.account_id, destination_conf=moto.destination().replace(BUCKET, "no-such-bucket")
+        )
+    assert "NoSuchBucket" in str(refused.value) and SECRET not in str(refused.value)

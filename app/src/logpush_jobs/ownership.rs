@@ -7,10 +7,9 @@
 //! bytes Portico keeps in its vault (owner [`KEY_OWNER`], kind [`KEY_KIND`], version 1), made the
 //! first time a challenge is issued.
 //!
-//! Cloudflare writes the challenge to `ownership-challenge.txt` in the bucket, so that only the
-//! bucket's owner can read it. That write needs the S3 client of the Logpush worker, which is
-//! not there yet: [`App::issue_ownership_challenge`] makes the token, and the worker will write
-//! it; until then no client can get one and AWS S3 destinations are refused.
+//! As Cloudflare does, [`App::write_ownership_challenge`] writes the challenge into the bucket
+//! (`<path>/ownership-challenge-<8 hex digits>.txt`), so that only who can read the bucket gets
+//! it; [`App::issue_ownership_challenge`] makes the token.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,6 +19,10 @@ use portico_core::domain::logpush_job::Destination;
 use portico_core::vault::{SecretString, VaultError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use portico_core::domain::DomainError;
+use portico_core::domain::logpush_job::destination::{DATE_PLACEHOLDER, Scheme};
+use portico_logpush::sink::s3::S3Sink;
 
 use super::DestinationConf;
 use crate::{App, AppError};
@@ -102,8 +105,7 @@ fn fingerprint(conf: &str) -> String {
 }
 
 impl App {
-    /// A challenge for `destination_conf`, valid for [`CHALLENGE_LIFETIME`] (the Logpush
-    /// worker will write it to the bucket; see the module's documentation).
+    /// A challenge for `destination_conf`, valid for [`CHALLENGE_LIFETIME`].
     pub async fn issue_ownership_challenge(
         &self,
         destination_conf: &DestinationConf,
@@ -123,6 +125,43 @@ impl App {
         let mut mac = mac(&key).map_err(AppError::internal)?;
         mac.update(signed.as_bytes());
         Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())))
+    }
+
+    /// Writes a new challenge for an `s3` destination into its bucket, as
+    /// `<path>/ownership-challenge-<8 hex digits>.txt` (`{DATE}` is today), with the keys the
+    /// destination gives or the AWS default credential chain: only who can read the bucket
+    /// gets the token. Returns the object's key.
+    pub async fn write_ownership_challenge(
+        &self,
+        destination_conf: &DestinationConf,
+    ) -> Result<String, AppError> {
+        let destination = Destination::parse(destination_conf.0.expose_secret())?;
+        if destination.scheme() != Scheme::S3 {
+            return Err(AppError::Rule(DomainError::InvalidField {
+                field: "destination_conf".to_owned(),
+                message: "ownership challenges are written to `s3` destinations only; HTTP and \
+                          Splunk destinations need none"
+                    .to_owned(),
+            }));
+        }
+        let challenge = self.issue_ownership_challenge(destination_conf).await?;
+        let clients = super::worker::clients(self).map_err(AppError::unavailable)?;
+        let sink = S3Sink::open(&destination, &destination.secrets(), &clients)
+            .await
+            .map_err(AppError::unavailable)?;
+        let today = self.clock.now().format("%Y%m%d").to_string();
+        let dir = sink.path().replace(DATE_PLACEHOLDER, &today);
+        let mut suffix = [0u8; 4];
+        getrandom::getrandom(&mut suffix).map_err(AppError::internal)?;
+        let file = format!("ownership-challenge-{}.txt", hex::encode(suffix));
+        let key = match dir.trim_matches('/') {
+            "" => file,
+            dir => format!("{dir}/{file}"),
+        };
+        sink.put(&key, "text/plain; charset=utf-8", challenge.into_bytes())
+            .await
+            .map_err(|e| AppError::Invalid(format!("the challenge could not be written: {e}")))?;
+        Ok(key)
     }
 
     /// Whether `challenge` is valid for `destination_conf` now (`ownership/validate`).

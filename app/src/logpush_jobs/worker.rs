@@ -85,12 +85,19 @@ impl App {
     }
 }
 
-async fn supervise(app: Arc<App>, config: LogpushConfig) {
+/// The HTTP clients of the destinations: the gateway's SSRF-guarded one, and a plain one for
+/// the AWS default credential chain.
+pub(crate) fn clients(app: &App) -> Result<Clients, String> {
     let policy = app.gateway.upstreams.config().policy;
-    let clients = match PlainHttp::new(REQUEST_TIMEOUT) {
-        Ok(plain) => {
-            Clients { guarded: Arc::new(GuardedHttp { policy }), aws_credentials: Arc::new(plain) }
-        }
+    Ok(Clients {
+        guarded: Arc::new(GuardedHttp { policy }),
+        aws_credentials: Arc::new(PlainHttp::new(REQUEST_TIMEOUT)?),
+    })
+}
+
+async fn supervise(app: Arc<App>, config: LogpushConfig) {
+    let clients = match clients(&app) {
+        Ok(clients) => clients,
         Err(error) => {
             tracing::error!(%error, "the Logpush worker cannot start: no HTTP client");
             return;

@@ -6,8 +6,8 @@
 //! `header_*`) are stored in the vault by the application layer and answered as `**********`;
 //! sent back masked in an update, they keep the stored values. `ownership_challenge` is
 //! write-only: Portico checks it was issued for the destination and has not expired;
-//! `ownership/validate` answers the same question. `POST ownership`, which writes a challenge to
-//! the bucket, is not served yet (see `docs/logs.md`).
+//! `ownership/validate` answers the same question. `POST ownership` writes a new challenge into
+//! an `s3` destination's bucket and answers the object's name.
 
 use actix_web::{HttpResponse, web};
 use portico_app::logpush_jobs::DestinationConf;
@@ -182,6 +182,15 @@ pub struct OwnershipBody {
     pub ownership_challenge: String,
 }
 
+/// Where a new ownership challenge was written.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OwnershipChallengeWritten {
+    /// The object's key in the bucket: `<path>/ownership-challenge-<8 hex digits>.txt`.
+    pub filename: String,
+    pub message: String,
+    pub valid: bool,
+}
+
 /// Whether the challenge is valid for the destination now.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OwnershipValidity {
@@ -215,6 +224,10 @@ envelope!(
     DestinationValidityResult { result: DestinationValidity }
 );
 envelope!(
+    /// The answer to an ownership challenge request.
+    OwnershipChallengeResult { result: OwnershipChallengeWritten }
+);
+envelope!(
     /// The answer to an ownership challenge check.
     OwnershipValidityResult { result: OwnershipValidity }
 );
@@ -239,6 +252,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route(format!("{logpush}/datasets/{{dataset_id}}/fields").as_str(), web::get().to(fields))
     .route(format!("{logpush}/datasets/{{dataset_id}}/jobs").as_str(), web::get().to(dataset_jobs))
+    .route(format!("{logpush}/ownership").as_str(), web::post().to(write_ownership))
     .route(format!("{logpush}/ownership/validate").as_str(), web::post().to(validate_ownership))
     .route(format!("{logpush}/validate/destination").as_str(), web::post().to(validate_destination))
     .route(
@@ -507,6 +521,35 @@ pub async fn destination_exists(
     let exists =
         state.read(|m| m.logpush_jobs.iter().any(|r| r.job.settings.destination_conf == masked));
     Ok(DestinationExistsResult::ok(DestinationExists { exists }))
+}
+
+/// Writes a new ownership challenge into an `s3` destination's bucket (with the keys the
+/// destination gives, or the AWS default credential chain): only who can read the bucket can
+/// send the token back in `ownership_challenge`. Needs the `edit` scope.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/logpush/ownership",
+    tag = "Logpush jobs",
+    operation_id = "write_logpush_ownership_challenge",
+    params(crate::api::openapi::AccountPath),
+    request_body = DestinationBody,
+    responses((status = 200, description = "The challenge's object", body = OwnershipChallengeResult), crate::api::openapi::WriteErrors, crate::api::openapi::Unavailable),
+)]
+pub async fn write_ownership(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<DestinationBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_edit()?;
+    state.check_account(&path)?;
+    let conf = DestinationConf::new(body.destination_conf.0);
+    let filename = state.app.write_ownership_challenge(&conf).await?;
+    Ok(OwnershipChallengeResult::ok(OwnershipChallengeWritten {
+        filename,
+        message: String::new(),
+        valid: true,
+    }))
 }
 
 /// Whether an ownership challenge is valid for a destination now: issued by Portico for this

@@ -88,6 +88,7 @@ changes need the `edit` scope.";
         logpush_jobs::delete,
         logpush_jobs::dataset_jobs,
         logpush_jobs::fields,
+        logpush_jobs::write_ownership,
         logpush_jobs::validate_ownership,
         logpush_jobs::validate_destination,
         logpush_jobs::destination_exists,

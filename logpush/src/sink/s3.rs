@@ -101,19 +101,29 @@ impl S3Sink {
         })
     }
 
-    async fn put(&self, key: &str, delivery: &Delivery<'_>) -> Result<(), String> {
-        let object = delivery.object;
+    /// The destination's path, with `{DATE}` as given (object names replace it).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Writes one object `key` (under the bucket) with `body`; returns its `s3://` name.
+    pub async fn put(
+        &self,
+        key: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<String, String> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type(object.content_type)
+            .content_type(content_type)
             .set_server_side_encryption(self.sse.clone())
-            .body(ByteStream::from(object.body.clone()))
+            .body(ByteStream::from(body))
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| self.error("PutObject", key, e))
+            .map_err(|e| self.error("PutObject", key, e))?;
+        Ok(format!("s3://{}/{key}", self.bucket))
     }
 
     async fn put_multipart(&self, key: &str, delivery: &Delivery<'_>) -> Result<(), String> {
@@ -217,11 +227,11 @@ impl S3Sink {
 impl Sink for S3Sink {
     async fn deliver(&self, delivery: &Delivery<'_>) -> Result<String, String> {
         let key = object_name(&self.path, delivery);
-        if delivery.object.body.len() > MULTIPART_THRESHOLD {
-            self.put_multipart(&key, delivery).await?;
-        } else {
-            self.put(&key, delivery).await?;
+        let object = delivery.object;
+        if object.body.len() <= MULTIPART_THRESHOLD {
+            return self.put(&key, object.content_type, object.body.clone()).await;
         }
+        self.put_multipart(&key, delivery).await?;
         Ok(format!("s3://{}/{key}", self.bucket))
     }
 }
