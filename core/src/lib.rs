@@ -6,6 +6,7 @@
 
 pub mod domain;
 pub mod event;
+pub mod lease;
 pub mod log;
 pub mod metrics;
 pub mod upcast;
@@ -13,8 +14,11 @@ pub mod vault;
 pub mod wire;
 
 pub use event::{Actor, CorrelationId, Event, EventMetadata, NewEvent, RecordedEvent};
+pub use lease::{LeaseError, Leases, LocalLeases};
 pub use log::{AppendError, Durability, EventLog, ExpectedVersion, LogError, Position};
 pub use vault::{KeySource, MasterKey, SecretRef, SecretString, Vault, VaultError, VaultStore};
 
+#[cfg(test)]
+mod test_postgres;
 #[cfg(feature = "testing")]
 pub mod testing;

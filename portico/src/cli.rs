@@ -336,7 +336,8 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             "no SMTP server is configured (--smtp-url): one-time sign-in PINs are written to this log"
         ),
     }
-    let logpush = app.start_logpush(config.logpush);
+    let logpush =
+        app.start_logpush(config.logpush, Arc::clone(&storage.leases), storage.instance_id.clone());
     let mut state = AppState::new(Arc::clone(&app), boot.account_id.clone());
     if demo {
         state.extra_routes = Some(crate::demo::upstream_routes(state.shutdown.clone()));
@@ -384,6 +385,9 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     actix_web::rt::spawn(async move {
         stop_signal().await;
         tracing::info!("stopping");
+        // First the Logpush worker, which gives its leases up while the database connections
+        // (some opened on the HTTP workers' threads) still run.
+        logpush.stop().await;
         shutdown.cancel();
         // The upstream connections too: an upstream client reopens its event stream when the
         // upstream ends it, which (the demo's upstream being served here) would hold the stop
@@ -392,7 +396,6 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         handle.stop(true).await;
     });
     server.await?;
-    logpush.abort();
     // In-flight requests have finished; everything they acknowledged is committed. Save the
     // read models so the next start does not replay.
     if let Err(error) = models.checkpoint() {

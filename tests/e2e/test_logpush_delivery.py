@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import shutil
 import ssl
 import subprocess
 import sys
@@ -33,8 +34,16 @@ import duckdb
 import pytest
 import trustme
 
-from conftest import free_port
-from test_mcp_portal import BOTH_BACKENDS, gateway, gateway_backend, py_portal, text  # noqa: F401
+from conftest import Portico, free_port
+from test_mcp_portal import (  # noqa: F401
+    BOTH_BACKENDS,
+    Gateway,
+    Portal,
+    gateway,
+    gateway_backend,
+    py_portal,
+    text,
+)
 
 pytestmark = pytest.mark.serve_args("--logpush-interval", "1", "--logpush-max-retry-wait", "2")
 
@@ -385,3 +394,113 @@ def test_an_ownership_challenge_is_written_to_the_bucket_and_validates(gateway, 
             account_id=gateway.account_id, destination_conf=moto.destination().replace(BUCKET, "no-such-bucket")
         )
     assert "NoSuchBucket" in str(refused.value) and SECRET not in str(refused.value)
+
+
+def records_delivered(portico: Portico, job_id) -> int:
+    """How many of the job's records this instance delivered, from its `/metrics`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{portico.port}/metrics", timeout=10) as r:
+        scraped = r.read().decode()
+    pattern = rf'^portico_logpush_records_delivered_total{{job="{job_id}"}} (\d+)$'
+    match = re.search(pattern, scraped, re.MULTILINE)
+    return int(match[1]) if match else 0
+
+
+def ndjson_records(posts: list[dict]) -> list[dict]:
+    return [
+        json.loads(line)
+        for post in posts
+        for line in gzip.decompress(post["body"]).decode().splitlines()
+    ]
+
+
+@pytest.mark.parametrize("gateway_backend", ["postgres"], indirect=True)
+def test_two_instances_on_postgres_run_a_job_once_and_hand_it_over_when_one_dies(
+    gateway, py_portal, sink, tmp_path_factory
+):
+    # Two instances on one database, each with its own data directory and the same master key;
+    # both trust the HTTPS sink, whose idempotency keys show every batch that was sent.
+    first = gateway.portico
+    first.stop()
+    first.env = {"SSL_CERT_FILE": str(sink.ca_file)}
+    first.start()
+    gateway.client = first.client()
+    second = Portico(tmp_path_factory.mktemp("second") / "data", first.database_url)
+    second.account_id, second.admin_token = first.account_id, first.admin_token
+    second.serve_args, second.env = list(first.serve_args), dict(first.env)
+    second.data_dir.mkdir(parents=True)
+    shutil.copy(first.data_dir / "master.key", second.data_dir / "master.key")
+    second.start()
+    try:
+        job = create_job(gateway, f"https://127.0.0.1:{sink.port}/ingest")
+        call_echo(py_portal, [f"both up {i}" for i in range(10)])
+        wait_for("10 records", lambda: len(ndjson_records(sink.accepted())) >= 10)
+        # Give the other instance several lease checks in which it could have run the job.
+        time.sleep(4)
+        delivered = {p.port: records_delivered(p, job.id) for p in (first, second)}
+        assert sorted(delivered.values()) == [0, 10], delivered
+        runner, survivor = (first, second) if delivered[first.port] else (second, first)
+        keys = [p["headers"]["idempotency-key"] for p in sink.posts]
+        assert len(keys) == len(set(keys)), f"a batch was sent twice: {keys}"
+
+        # The instance running the job dies; calls go on through the other, which takes the job
+        # over once the lease expires (15 s) and resumes from the checkpoint.
+        runner.kill()
+        after = Portal(Gateway(survivor), py_portal.id, py_portal.token)
+        call_echo(after, [f"one left {i}" for i in range(8)])
+        wait_for("18 records", lambda: len(ndjson_records(sink.accepted())) >= 18, timeout=90)
+        time.sleep(2)
+        records = ndjson_records(sink.accepted())
+        identities = [(r["SessionID"], r["Datetime"]) for r in records]
+        assert len(identities) == 18 and len(set(identities)) == 18, records
+        assert records_delivered(survivor, job.id) == 8
+        assert job_of(Gateway(survivor), job.id).last_complete is not None
+    finally:
+        if second.process is not None:
+            code = second.stop()
+            assert code == 0, f"the second portico exited with {code}:\n{second.log_tail()}"
+        second.kill()
+
+
+def lease_holders(portico: Portico) -> list[str]:
+    """The `portico_leases` rows of the instance's database: `name holder` for unexpired ones."""
+    psql = shutil.which("psql") or sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))[-1]
+    sql = "SELECT name || ' ' || holder FROM portico_leases WHERE expires_at > clock_timestamp()"
+    out = subprocess.run(
+        [str(psql), "--no-psqlrc", "-tA", "-d", portico.database_url, "-c", sql],
+        check=True, capture_output=True, text=True, timeout=30,
+    ).stdout
+    return out.strip().splitlines()
+
+
+@pytest.mark.parametrize("gateway_backend", ["postgres"], indirect=True)
+def test_a_stopping_instance_gives_its_leases_up_for_the_next_one(gateway, py_portal, moto, tmp_path_factory):
+    first = gateway.portico
+    job = create_job(gateway, moto.destination(), output_options={"output_type": "ndjson"})
+    call_echo(py_portal, [f"alone {i}" for i in range(3)])
+    wait_for("the first batch", moto.objects)
+    instance = (first.data_dir / "instance-id").read_text().strip()
+    assert lease_holders(first) == [f"logpush-job:{job.id} {instance}"]
+
+    # A graceful stop gives the lease up, so that another instance need not wait for it to
+    # expire.
+    assert first.stop() == 0
+    assert lease_holders(first) == []
+    second = Portico(tmp_path_factory.mktemp("second") / "data", first.database_url)
+    second.account_id, second.admin_token = first.account_id, first.admin_token
+    second.serve_args = list(first.serve_args)
+    second.data_dir.mkdir(parents=True)
+    shutil.copy(first.data_dir / "master.key", second.data_dir / "master.key")
+    second.start()
+    try:
+        after = Portal(Gateway(second), py_portal.id, py_portal.token)
+        call_echo(after, [f"handed over {i}" for i in range(4)])
+        wait_for("the second instance's batch", lambda: records_delivered(second, job.id) == 4)
+        lines = [line for body in moto.objects().values() for line in gzip.decompress(body).splitlines()]
+        assert len(lines) == 7, lines
+        other = (second.data_dir / "instance-id").read_text().strip()
+        assert other != instance
+        assert lease_holders(second) == [f"logpush-job:{job.id} {other}"]
+    finally:
+        if second.process is not None:
+            assert second.stop() == 0, second.log_tail()
+        second.kill()

@@ -1,7 +1,11 @@
 //! The Logpush worker: delivers the batches of every enabled job, inside `portico serve`.
 //!
-//! A supervisor starts one task per enabled job and restarts it when the job's settings change
-//! (or stops it when the job is disabled or deleted). A job's task repeats:
+//! A supervisor starts one task per enabled job whose lease this instance holds, and restarts
+//! it when the job's settings change (or stops it when the job is disabled or deleted, or its
+//! lease is lost). With PostgreSQL and several instances, the lease ([`portico_core::lease`])
+//! gives each job to exactly one instance at a time: it is renewed every few seconds, given up
+//! when the instance stops, and taken over by another instance [`LEASE_TTL`] after an instance
+//! died. A job's task repeats:
 //!
 //! 1. **Plan.** If the job has a planned batch, that is the batch. Otherwise it follows the log
 //!    after the job's checkpoint (the last delivered position, or the job's creation) with a
@@ -22,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use portico_core::domain::logpush_job::{
@@ -30,7 +34,7 @@ use portico_core::domain::logpush_job::{
     RecordLogpushDelivery, logpush_job_stream,
 };
 use portico_core::log::Subscription;
-use portico_core::{Actor, Position, RecordedEvent};
+use portico_core::{Actor, Leases, Position, RecordedEvent};
 use portico_gateway::ssrf::UpstreamPolicy;
 use portico_gateway::transport::http_client;
 use portico_logpush::batch::{BatchBuilder, Limits, Selection, records_of};
@@ -60,6 +64,14 @@ impl Default for LogpushConfig {
 
 /// How often the supervisor looks for jobs to start, stop or restart.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
+/// How long a job's lease lives without renewal: how long the other instances wait before
+/// they take a job over from an instance that died without giving its leases up.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+/// How often the supervisor renews its leases and tries to take those of jobs nobody runs.
+const CHECK_LEASES_EVERY: Duration = Duration::from_secs(3);
+/// How long before its lease expires an instance stops a job whose lease it could not renew,
+/// so that it has stopped before another instance can take the job.
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
 /// The first wait after a failure.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// How long one request to a destination may take (an object may be up to 1 GB).
@@ -78,11 +90,49 @@ fn worker() -> Actor {
 }
 
 impl App {
-    /// Starts the Logpush worker; it runs until the returned task is aborted.
-    pub fn start_logpush(self: &Arc<Self>, config: LogpushConfig) -> tokio::task::JoinHandle<()> {
-        let app = Arc::clone(self);
-        tokio::spawn(supervise(app, config))
+    /// Starts the Logpush worker. It runs the jobs whose lease `holder` (this instance) holds in
+    /// `leases` (every job, with [`portico_core::LocalLeases`]) until [`LogpushWorker::stop`].
+    pub fn start_logpush(
+        self: &Arc<Self>,
+        config: LogpushConfig,
+        leases: Arc<dyn Leases>,
+        holder: String,
+    ) -> LogpushWorker {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let supervisor = Supervisor {
+            app: Arc::clone(self),
+            config,
+            leases,
+            holder,
+            held: HashMap::new(),
+            running: HashMap::new(),
+        };
+        LogpushWorker { stop, task: tokio::spawn(supervisor.run(stopped)) }
     }
+}
+
+/// The running Logpush worker of an instance.
+#[derive(Debug)]
+pub struct LogpushWorker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LogpushWorker {
+    /// Stops every job's task and gives up this instance's leases, so that another instance
+    /// takes the jobs over at once rather than after [`LEASE_TTL`]. A batch cut off mid-upload
+    /// stays planned; whoever runs the job next sends it again.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::warn!(%error, "the Logpush worker did not stop cleanly");
+        }
+    }
+}
+
+/// The name of a job's lease.
+fn lease_name(id: LogpushJobId) -> String {
+    format!("logpush-job:{id}")
 }
 
 /// The HTTP clients of the destinations: the gateway's SSRF-guarded one, and a plain one for
@@ -95,45 +145,122 @@ pub(crate) fn clients(app: &App) -> Result<Clients, String> {
     })
 }
 
-async fn supervise(app: Arc<App>, config: LogpushConfig) {
-    let clients = match clients(&app) {
-        Ok(clients) => clients,
-        Err(error) => {
-            tracing::error!(%error, "the Logpush worker cannot start: no HTTP client");
-            return;
-        }
-    };
-    let mut running: HashMap<LogpushJobId, (LogpushJobSettings, tokio::task::JoinHandle<()>)> =
-        HashMap::new();
-    loop {
-        let enabled: Vec<(LogpushJobId, LogpushJobSettings)> = app.read(|m| {
-            m.logpush_jobs
-                .iter()
-                .filter(|r| r.job.settings.enabled)
-                .map(|r| (r.id(), r.job.settings.clone()))
-                .collect()
-        });
-        running.retain(|id, (settings, task)| {
-            let current = enabled.iter().any(|(i, s)| i == id && s == settings);
-            if !current {
-                // A batch cut off mid-upload is planned: the next run sends it again.
-                task.abort();
+/// Starts, stops and restarts the jobs' tasks, and keeps their leases.
+struct Supervisor {
+    app: Arc<App>,
+    config: LogpushConfig,
+    leases: Arc<dyn Leases>,
+    /// This instance's name in the leases.
+    holder: String,
+    /// The jobs whose lease this instance holds, with the moment it must stop running them
+    /// unless the lease is renewed.
+    held: HashMap<LogpushJobId, Instant>,
+    running: HashMap<LogpushJobId, (LogpushJobSettings, tokio::task::JoinHandle<()>)>,
+}
+
+impl Supervisor {
+    async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let clients = match clients(&self.app) {
+            Ok(clients) => clients,
+            Err(error) => {
+                tracing::error!(%error, "the Logpush worker cannot start: no HTTP client");
+                return;
             }
-            current && !task.is_finished()
-        });
-        for (id, settings) in enabled {
-            if let std::collections::hash_map::Entry::Vacant(entry) = running.entry(id) {
-                let job = JobRunner {
-                    app: Arc::clone(&app),
-                    id,
-                    settings: settings.clone(),
-                    config,
-                    clients: clients.clone(),
-                };
-                entry.insert((settings, tokio::spawn(job.run())));
+        };
+        let mut leases_checked: Option<Instant> = None;
+        loop {
+            let enabled: Vec<(LogpushJobId, LogpushJobSettings)> = self.app.read(|m| {
+                m.logpush_jobs
+                    .iter()
+                    .filter(|r| r.job.settings.enabled)
+                    .map(|r| (r.id(), r.job.settings.clone()))
+                    .collect()
+            });
+            if leases_checked.is_none_or(|at| at.elapsed() >= CHECK_LEASES_EVERY) {
+                leases_checked = Some(Instant::now());
+                self.check_leases(&enabled).await;
+            }
+            let now = Instant::now();
+            self.held.retain(|id, until| {
+                let valid = *until > now;
+                if !valid {
+                    tracing::warn!(job_id = %id, "the lease of a Logpush job could not be renewed in time; this instance stops running it");
+                }
+                valid
+            });
+            let held = &self.held;
+            self.running.retain(|id, (settings, task)| {
+                let current =
+                    held.contains_key(id) && enabled.iter().any(|(i, s)| i == id && s == settings);
+                if !current {
+                    // A batch cut off mid-upload is planned: the next run sends it again.
+                    task.abort();
+                }
+                current && !task.is_finished()
+            });
+            for (id, settings) in enabled {
+                if !self.held.contains_key(&id) {
+                    continue;
+                }
+                if let std::collections::hash_map::Entry::Vacant(entry) = self.running.entry(id) {
+                    let job = JobRunner {
+                        app: Arc::clone(&self.app),
+                        id,
+                        settings: settings.clone(),
+                        config: self.config,
+                        clients: clients.clone(),
+                    };
+                    entry.insert((settings, tokio::spawn(job.run())));
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SUPERVISE_EVERY) => {}
+                _ = stop.changed() => break,
             }
         }
-        tokio::time::sleep(SUPERVISE_EVERY).await;
+        for (_, (_, task)) in self.running.drain() {
+            task.abort();
+        }
+        for (id, _) in std::mem::take(&mut self.held) {
+            self.release(id).await;
+        }
+    }
+
+    /// Takes or renews the lease of every enabled job, and gives up those of jobs no longer
+    /// enabled.
+    async fn check_leases(&mut self, enabled: &[(LogpushJobId, LogpushJobSettings)]) {
+        let gone: Vec<LogpushJobId> =
+            self.held.keys().filter(|id| !enabled.iter().any(|(i, _)| i == *id)).copied().collect();
+        for id in gone {
+            self.held.remove(&id);
+            self.release(id).await;
+        }
+        for (id, _) in enabled {
+            let asked = Instant::now();
+            match self.leases.hold(&lease_name(*id), &self.holder, LEASE_TTL).await {
+                Ok(true) => {
+                    if self.held.insert(*id, asked + LEASE_TTL - LEASE_MARGIN).is_none() {
+                        tracing::info!(job_id = %id, holder = %self.holder, "this instance runs the Logpush job");
+                    }
+                }
+                Ok(false) => {
+                    if self.held.remove(id).is_some() {
+                        tracing::warn!(job_id = %id, "another instance took the Logpush job over");
+                    }
+                }
+                // Keep running until the lease would expire: the next check may renew it.
+                Err(error) => {
+                    tracing::warn!(job_id = %id, %error, "could not renew a Logpush job's lease");
+                }
+            }
+        }
+        metrics::gauge!("portico_logpush_jobs_held").set(self.held.len() as f64);
+    }
+
+    async fn release(&self, id: LogpushJobId) {
+        if let Err(error) = self.leases.release(&lease_name(id), &self.holder).await {
+            tracing::warn!(job_id = %id, %error, "could not give up a Logpush job's lease");
+        }
     }
 }
 
@@ -182,10 +309,6 @@ enum Failure {
 }
 
 impl Failure {
-    fn retry(message: String) -> Failure {
-        Failure::Retry(message)
-    }
-
     fn log(error: portico_core::LogError) -> Failure {
         Failure::Retry(format!("the event log could not be read: {error}"))
     }
@@ -223,27 +346,27 @@ impl JobRunner {
     async fn pipeline(&self) -> Result<Pipeline, Failure> {
         let settings = &self.settings;
         let destination = Destination::parse(&settings.destination_conf)
-            .map_err(|e| Failure::retry(format!("the destination is not valid: {e}")))?;
+            .map_err(|e| Failure::Retry(format!("the destination is not valid: {e}")))?;
         let secrets = match settings.destination_secrets(self.id) {
             Some(secret) => self
                 .app
                 .logpush_destination_secrets(&secret)
                 .await
-                .map_err(|e| Failure::retry(format!("the destination's secrets: {e}")))?,
+                .map_err(|e| Failure::Retry(format!("the destination's secrets: {e}")))?,
             None => Default::default(),
         };
         let sink =
-            sink::open(&destination, &secrets, &self.clients).await.map_err(Failure::retry)?;
+            sink::open(&destination, &secrets, &self.clients).await.map_err(Failure::Retry)?;
         let filter = Filter::parse_optional(settings.filter.as_deref())
-            .map_err(|e| Failure::retry(format!("the filter is not valid: {e}")))?;
+            .map_err(|e| Failure::Retry(format!("the filter is not valid: {e}")))?;
         let options: OutputOptions = match &settings.output_options {
             Some(options) => serde_json::from_value(options.clone())
-                .map_err(|e| Failure::retry(format!("output_options: {e}")))?,
+                .map_err(|e| Failure::Retry(format!("output_options: {e}")))?,
             None => OutputOptions::default(),
         };
         let format = options
             .validate()
-            .map_err(|e| Failure::retry(format!("output_options.{}: {}", e.key, e.message)))?;
+            .map_err(|e| Failure::Retry(format!("output_options.{}: {}", e.key, e.message)))?;
         let limits = Limits::of_job(
             settings.max_upload_records,
             settings.max_upload_bytes,
@@ -315,7 +438,7 @@ impl JobRunner {
                 break;
             }
         }
-        batch.range().ok_or_else(|| Failure::retry("a batch ended with no event".to_owned()))
+        batch.range().ok_or_else(|| Failure::Retry("a batch ended with no event".to_owned()))
     }
 
     /// Sends the planned batch `first..=last` and moves the checkpoint past it.
@@ -334,7 +457,7 @@ impl JobRunner {
                 let object = pipeline
                     .encoder
                     .encode(&records)
-                    .map_err(|e| Failure::retry(format!("the batch could not be encoded: {e}")))?;
+                    .map_err(|e| Failure::Retry(format!("the batch could not be encoded: {e}")))?;
                 let delivery = Delivery {
                     job_id: self.id.0,
                     first,
@@ -344,7 +467,7 @@ impl JobRunner {
                     format: &pipeline.selection.format,
                     object: &object,
                 };
-                let name = pipeline.sink.deliver(&delivery).await.map_err(Failure::retry)?;
+                let name = pipeline.sink.deliver(&delivery).await.map_err(Failure::Retry)?;
                 tracing::info!(job_id = %self.id, first, last, records = records.len(), bytes = object.body.len(), object = %name, "Logpush batch delivered");
                 metrics::counter!("portico_logpush_records_delivered_total", "job" => self.id.to_string())
                     .increment(records.len() as u64);
@@ -366,7 +489,7 @@ impl JobRunner {
         while after < last {
             let page = self.app.log.read_all(after, READ_PAGE).await.map_err(Failure::log)?;
             let Some(end) = page.last().map(|e| e.position) else {
-                return Err(Failure::retry(format!(
+                return Err(Failure::Retry(format!(
                     "the log ends at {after}, before the batch's last position {last}"
                 )));
             };
@@ -402,13 +525,13 @@ impl JobRunner {
                     return Err(Failure::Stop);
                 }
                 Err(error) => {
-                    return Err(Failure::retry(format!(
+                    return Err(Failure::Retry(format!(
                         "the report could not be recorded: {error}"
                     )));
                 }
             }
         }
-        Err(Failure::retry(
+        Err(Failure::Retry(
             "the job's stream kept changing; the report will be recorded again".to_owned(),
         ))
     }

@@ -141,85 +141,41 @@ impl VaultStore for PostgresVaultStore {
 mod tests {
     use std::sync::Arc;
 
-    use tokio_postgres::NoTls;
-
     use super::*;
+    use crate::test_postgres::{TestSchema, test_url};
     use crate::vault::conformance;
     use crate::vault::{KeySource, MasterKey, Vault};
 
-    /// The server to test against, or `None` when PostgreSQL tests are explicitly skipped.
-    fn test_url() -> Option<String> {
-        if let Ok(url) = std::env::var("PORTICO_TEST_POSTGRES_URL") {
-            return Some(url);
-        }
-        if std::env::var("PORTICO_SKIP_POSTGRES").as_deref() == Ok("1") {
-            eprintln!("skipped: PostgreSQL vault test (PORTICO_SKIP_POSTGRES=1)");
-            return None;
-        }
-        panic!(
-            "PORTICO_TEST_POSTGRES_URL is not set: point it at a PostgreSQL server \
-             (e.g. postgres://postgres@127.0.0.1:5434/postgres) or set PORTICO_SKIP_POSTGRES=1 \
-             to skip the PostgreSQL vault tests"
-        );
+    async fn vault_schema(url: &str) -> TestSchema {
+        TestSchema::create(url, "vault_test").await
     }
 
-    /// A fresh schema on the test server, dropped by [`TestSchema::drop_schema`].
-    struct TestSchema {
-        admin: tokio_postgres::Client,
-        name: String,
-        pool: Pool,
-    }
-
-    impl TestSchema {
-        async fn create(url: &str) -> TestSchema {
-            let (admin, connection) = tokio_postgres::connect(url, NoTls)
-                .await
-                .unwrap_or_else(|e| panic!("cannot connect to PORTICO_TEST_POSTGRES_URL: {e}"));
-            tokio::spawn(connection);
-            let mut suffix = [0u8; 8];
-            getrandom::getrandom(&mut suffix).unwrap();
-            let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-            let name = format!("vault_test_{suffix}");
-            admin.batch_execute(&format!("CREATE SCHEMA {name}")).await.unwrap();
-            let mut config: tokio_postgres::Config = url.parse().unwrap();
-            config.options(format!("-csearch_path={name}"));
-            let manager = deadpool_postgres::Manager::new(config, NoTls);
-            let pool = Pool::builder(manager).max_size(8).build().unwrap();
-            TestSchema { admin, name, pool }
-        }
-
-        async fn store(&self) -> Arc<dyn VaultStore> {
-            Arc::new(PostgresVaultStore::open(self.pool.clone()).await.unwrap())
-        }
-
-        async fn drop_schema(self) {
-            self.pool.close();
-            self.admin.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name)).await.unwrap();
-        }
+    async fn store(schema: &TestSchema) -> Arc<dyn VaultStore> {
+        Arc::new(PostgresVaultStore::open(schema.pool.clone()).await.unwrap())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_suite() {
         let Some(url) = test_url() else { return };
-        let schema = TestSchema::create(&url).await;
-        conformance::run_all(|| schema.store()).await;
+        let schema = vault_schema(&url).await;
+        conformance::run_all(|| store(&schema)).await;
         schema.drop_schema().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn racing_first_opens_agree() {
         let Some(url) = test_url() else { return };
-        let schema = TestSchema::create(&url).await;
-        conformance::racing_first_opens(|| schema.store()).await;
+        let schema = vault_schema(&url).await;
+        conformance::racing_first_opens(|| store(&schema)).await;
         schema.drop_schema().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tampered_row_does_not_decrypt() {
         let Some(url) = test_url() else { return };
-        let schema = TestSchema::create(&url).await;
+        let schema = vault_schema(&url).await;
         let vault =
-            Vault::open(MasterKey::from_bytes([1; 32]), KeySource::Config, schema.store().await)
+            Vault::open(MasterKey::from_bytes([1; 32]), KeySource::Config, store(&schema).await)
                 .await
                 .unwrap();
         let secret = vault.put("server:x", "auth_credentials", &"Bearer abc".into()).await.unwrap();
