@@ -22,7 +22,7 @@ use portico_core::domain::logpush_job::{
 };
 use portico_core::vault::{SecretRef, SecretString, VaultError};
 use portico_core::{Actor, Event};
-use portico_logpush::{Filter, OutputOptions};
+use portico_logpush::{Dataset, Filter, OutputOptions};
 use serde_json::Value;
 
 use crate::{App, AppError, decide};
@@ -33,6 +33,12 @@ const RESERVE_ATTEMPTS: usize = 64;
 
 /// The field of the destination's errors.
 const DESTINATION_FIELD: &str = logpush_job::destination::FIELD;
+
+/// The library's dataset named `name` (the domain checks the name before it asks).
+pub(crate) fn dataset_of(name: &str) -> Result<Dataset, String> {
+    Dataset::from_name(name)
+        .ok_or_else(|| format!("`{name}` is not a dataset; the datasets are {}", Dataset::list()))
+}
 
 /// The checks of the Logpush library, and of ownership challenges.
 #[derive(Debug)]
@@ -46,11 +52,12 @@ impl LogpushChecks {
 }
 
 impl LogpushJobChecks for LogpushChecks {
-    fn check_filter(&self, filter: &str) -> Result<(), String> {
-        Filter::parse(filter).map(|_| ()).map_err(|e| e.to_string())
+    fn check_filter(&self, dataset: &str, filter: &str) -> Result<(), String> {
+        Filter::parse_for(dataset_of(dataset)?, filter).map(|_| ()).map_err(|e| e.to_string())
     }
 
-    fn check_output_options(&self, options: &Value) -> Result<(), (String, String)> {
+    fn check_output_options(&self, dataset: &str, options: &Value) -> Result<(), (String, String)> {
+        let dataset = dataset_of(dataset).map_err(|message| (String::new(), message))?;
         let parsed: OutputOptions = serde_json::from_value(options.clone()).map_err(|e| {
             let message = e.to_string();
             // serde names an unknown key as "unknown field `x`, expected one of ...".
@@ -61,7 +68,7 @@ impl LogpushJobChecks for LogpushChecks {
                 .unwrap_or_default();
             (key, message)
         })?;
-        parsed.validate().map(|_| ()).map_err(|e| (e.key, e.message))
+        parsed.validate_for(dataset).map(|_| ()).map_err(|e| (e.key, e.message))
     }
 
     fn check_ownership_challenge(&self, conf: &str, challenge: &str) -> Result<(), String> {
@@ -327,7 +334,9 @@ fn masked_without_value(name: &str) -> AppError {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_domain_and_the_library_name_the_same_dataset() {
+    fn the_domain_and_the_library_name_the_same_datasets() {
         assert_eq!(portico_core::domain::logpush_job::DATASET, portico_logpush::DATASET);
+        let library: Vec<&str> = portico_logpush::Dataset::ALL.iter().map(|d| d.name()).collect();
+        assert_eq!(portico_core::domain::logpush_job::DATASETS.to_vec(), library);
     }
 }

@@ -81,6 +81,10 @@ fn records() -> Vec<McpPortalLog> {
                 tool_call_name: (kind > 1).then(|| format!("{server_id}_tool_{}", rng.below(25))),
                 user_email: Some(format!("user{user}@example.com")),
                 user_id: format!("3c1f0a9e-{user:04}-4000-8000-00000000{user:04}"),
+                event_id: format!("0190a3c4-{:04x}-7000-8000-{:012x}", i % 65_536, i),
+                status: if failed { "timeout" } else { "ok" },
+                policy_ids: format!(r#"["allow-{server_id}"]"#),
+                duration_ms: 1 + rng.below(2_100) as i64,
             }
         })
         .collect()

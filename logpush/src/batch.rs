@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use portico_core::{Position, RecordedEvent};
 
+use crate::audit::AuditLogRecord;
+use crate::dataset::Dataset;
 use crate::filter::Filter;
 use crate::options::OutputFormat;
-use crate::record::McpPortalLog;
+use crate::record::{McpPortalLog, Record, Row};
 
 /// `max_upload_records` when a job sets none (the product's default).
 pub const DEFAULT_MAX_RECORDS: usize = 100_000;
@@ -54,22 +56,31 @@ impl Limits {
     }
 }
 
-/// What a job keeps of the log: its dataset's records that pass its filter and sampling.
+/// What a job keeps of the log: the records of its dataset (`format.dataset`) that pass its
+/// filter and sampling.
 #[derive(Debug, Clone)]
 pub struct Selection {
     pub job_id: u64,
     pub filter: Option<Filter>,
     pub format: OutputFormat,
+    /// The account (`OwnerID` of `audit_logs` rows).
+    pub owner_id: String,
 }
 
 impl Selection {
-    /// The record of `event`, if the job keeps it.
-    pub fn keep(&self, event: &RecordedEvent) -> Option<McpPortalLog> {
-        let record = McpPortalLog::from_recorded(event)?;
+    /// The record of `event`, if the job keeps it. An `audit_logs` record's `OldValue` and
+    /// `NewValue` are not filled yet ([`crate::audit::fill_values`]).
+    pub fn keep(&self, event: &RecordedEvent) -> Option<Record> {
+        let record = match self.format.dataset {
+            Dataset::McpPortalLogs => Record::Call(McpPortalLog::from_recorded(event)?),
+            Dataset::AuditLogs => {
+                Record::Audit(AuditLogRecord::from_recorded(event, &self.owner_id)?)
+            }
+        };
         if self.filter.as_ref().is_some_and(|f| !f.matches(&record)) {
             return None;
         }
-        self.format.samples(self.job_id, record.position).then_some(record)
+        self.format.samples(self.job_id, record.position()).then_some(record)
     }
 }
 
@@ -77,7 +88,7 @@ impl Selection {
 pub fn records_of<'a>(
     selection: &Selection,
     events: impl IntoIterator<Item = &'a RecordedEvent>,
-) -> Vec<McpPortalLog> {
+) -> Vec<Record> {
     events.into_iter().filter_map(|e| selection.keep(e)).collect()
 }
 
@@ -100,7 +111,7 @@ impl BatchBuilder {
     }
 
     /// Takes the next event of the log and whether the job keeps it.
-    pub fn push(&mut self, event: &RecordedEvent, kept: Option<&McpPortalLog>) {
+    pub fn push(&mut self, event: &RecordedEvent, kept: Option<&impl Row>) {
         self.last = Some(event.position);
         if let Some(record) = kept {
             self.records += 1;
@@ -142,6 +153,10 @@ mod tests {
     use super::*;
     use crate::testing::{call_event, other_event};
 
+    fn selection(filter: Option<Filter>) -> Selection {
+        Selection { job_id: 1, filter, format: OutputFormat::default(), owner_id: "acct".into() }
+    }
+
     fn limits(records: usize) -> Limits {
         Limits { max_records: records, max_bytes: 1 << 30, max_interval: Duration::from_secs(30) }
     }
@@ -170,7 +185,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_batch_covers_every_event_fed_and_fills_at_the_first_limit() {
-        let selection = Selection { job_id: 1, filter: None, format: OutputFormat::default() };
+        let selection = selection(None);
         let mut batch = BatchBuilder::new(limits(2), 5);
         assert_eq!((batch.range(), batch.deadline()), (None, None));
         let other = other_event(5);
@@ -206,22 +221,20 @@ mod tests {
     fn the_filter_and_sampling_decide_what_is_kept() {
         let filter =
             Filter::parse(r#"{"where":{"key":"Success","operator":"eq","value":false}}"#).unwrap();
-        let selection =
-            Selection { job_id: 1, filter: Some(filter), format: OutputFormat::default() };
         let events = [call_event(1), other_event(2), call_event(3)];
         // The test calls succeed: the filter keeps none of them.
-        assert!(records_of(&selection, &events).is_empty());
-        let all = Selection { job_id: 1, filter: None, format: OutputFormat::default() };
-        let kept: Vec<_> = records_of(&all, &events).iter().map(|r| r.position).collect();
+        assert!(records_of(&selection(Some(filter)), &events).is_empty());
+        let kept: Vec<_> =
+            records_of(&selection(None), &events).iter().map(Row::position).collect();
         assert_eq!(kept, [1, 3]);
     }
 
     #[test]
     fn a_long_range_without_records_is_reported() {
         let mut batch = BatchBuilder::new(limits(10), 1);
-        batch.push(&other_event(MAX_EMPTY_RANGE - 1), None);
+        batch.push(&other_event(MAX_EMPTY_RANGE - 1), None::<&Record>);
         assert!(!batch.is_long_and_empty());
-        batch.push(&other_event(MAX_EMPTY_RANGE), None);
+        batch.push(&other_event(MAX_EMPTY_RANGE), None::<&Record>);
         assert!(batch.is_long_and_empty());
     }
 }

@@ -12,7 +12,7 @@ pub mod text;
 use portico_core::Position;
 
 use crate::options::{OutputFormat, OutputType};
-use crate::record::McpPortalLog;
+use crate::record::Row;
 
 /// Why a batch could not be encoded.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +53,9 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder of `format` for job `job_id` (recorded in Parquet files' metadata).
     pub fn new(format: OutputFormat, job_id: u64) -> Encoder {
-        let parquet = (format.output_type == OutputType::Parquet)
-            .then(|| parquet::ParquetEncoder::new(&format.fields, format.redact_log4j));
+        let parquet = (format.output_type == OutputType::Parquet).then(|| {
+            parquet::ParquetEncoder::new(format.dataset, &format.fields, format.redact_log4j)
+        });
         Encoder { format, job_id, parquet }
     }
 
@@ -64,8 +65,9 @@ impl Encoder {
     }
 
     /// Encodes `records`, in the order given, into one object.
-    pub fn encode(&self, records: &[McpPortalLog]) -> Result<EncodedObject, EncodeError> {
-        let positions = records.first().zip(records.last()).map(|(a, b)| (a.position, b.position));
+    pub fn encode(&self, records: &[impl Row]) -> Result<EncodedObject, EncodeError> {
+        let positions =
+            records.first().zip(records.last()).map(|(a, b)| (a.position(), b.position()));
         let (body, content_type, content_encoding, extension) = match &self.parquet {
             Some(encoder) => {
                 let body = encoder.encode(records, self.job_id)?;

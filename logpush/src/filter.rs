@@ -26,8 +26,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 
-use crate::dataset::{Field, FieldType};
-use crate::record::{McpPortalLog, Value};
+use crate::dataset::{Dataset, Field, FieldType};
+use crate::record::{Row, Value};
 
 /// The longest filter accepted, in bytes.
 pub const MAX_FILTER_BYTES: usize = 1000;
@@ -118,13 +118,14 @@ impl Operator {
 
     /// Whether the operator applies to a field of type `ty`.
     fn applies_to(self, ty: FieldType) -> bool {
-        match self.positive().0 {
-            Operator::Eq | Operator::In => true,
-            Operator::Lt | Operator::Leq | Operator::Gt | Operator::Geq => {
-                matches!(ty, FieldType::Int | FieldType::Timestamp)
+        ty != FieldType::Json
+            && match self.positive().0 {
+                Operator::Eq | Operator::In => true,
+                Operator::Lt | Operator::Leq | Operator::Gt | Operator::Geq => {
+                    matches!(ty, FieldType::Int | FieldType::Timestamp)
+                }
+                _ => ty == FieldType::String,
             }
-            _ => ty == FieldType::String,
-        }
     }
 }
 
@@ -146,18 +147,14 @@ pub enum FilterError {
     TooManyOperators { count: usize },
     #[error("`{path}`: {message}")]
     Invalid { path: String, message: String },
-    #[error("`{path}`: unknown field `{name}`; the fields of mcp_portal_logs are {}", field_list())]
-    UnknownField { path: String, name: String },
+    #[error("`{path}`: unknown field `{name}`; the fields of {dataset} are {}", dataset.field_list())]
+    UnknownField { path: String, name: String, dataset: Dataset },
     #[error("`{path}`: unknown operator `{name}`; the operators are {}", operator_list())]
     UnknownOperator { path: String, name: String },
     #[error("`{path}`: operator `{operator}` does not apply to `{field}`, a {field_type} field")]
     OperatorNotForField { path: String, operator: Operator, field: Field, field_type: &'static str },
     #[error("`{path}`: `{field}` {expected}")]
     WrongValue { path: String, field: Field, expected: &'static str },
-}
-
-fn field_list() -> String {
-    Field::ALL.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
 }
 
 fn operator_list() -> String {
@@ -187,8 +184,13 @@ enum Scalar {
 }
 
 impl Filter {
-    /// Parses and validates a filter string.
+    /// Parses and validates a filter string over the fields of `mcp_portal_logs`.
     pub fn parse(filter: &str) -> Result<Filter, FilterError> {
+        Filter::parse_for(Dataset::McpPortalLogs, filter)
+    }
+
+    /// Parses and validates a filter string over the fields of `dataset`.
+    pub fn parse_for(dataset: Dataset, filter: &str) -> Result<Filter, FilterError> {
         if filter.len() > MAX_FILTER_BYTES {
             return Err(FilterError::TooLong { len: filter.len() });
         }
@@ -198,7 +200,7 @@ impl Filter {
             return Err(invalid("filter", "must be an object `{\"where\": ...}`"));
         };
         let root = match only_key(&top, "filter", &["where"])? {
-            ("where", expr) => parse_expr(expr, "where".to_owned())?,
+            ("where", expr) => parse_expr(dataset, expr, "where".to_owned())?,
             _ => return Err(invalid("filter", "must be an object `{\"where\": ...}`")),
         };
         let operators = root.operators();
@@ -209,16 +211,19 @@ impl Filter {
     }
 
     /// The job's filter from its optional `filter` string: none when absent or empty.
-    pub fn parse_optional(filter: Option<&str>) -> Result<Option<Filter>, FilterError> {
+    pub fn parse_optional(
+        dataset: Dataset,
+        filter: Option<&str>,
+    ) -> Result<Option<Filter>, FilterError> {
         match filter {
             None => Ok(None),
             Some(text) if text.trim().is_empty() => Ok(None),
-            Some(text) => Filter::parse(text).map(Some),
+            Some(text) => Filter::parse_for(dataset, text).map(Some),
         }
     }
 
     /// Whether `record` passes the filter (is delivered).
-    pub fn matches(&self, record: &McpPortalLog) -> bool {
+    pub fn matches(&self, record: &impl Row) -> bool {
         self.root.eval(record)
     }
 
@@ -250,7 +255,7 @@ fn only_key<'a>(
     }
 }
 
-fn parse_expr(json: &Json, path: String) -> Result<Expr, FilterError> {
+fn parse_expr(dataset: Dataset, json: &Json, path: String) -> Result<Expr, FilterError> {
     let Json::Object(object) = json else {
         return Err(invalid(&path, "must be an object: a comparison, `and` or `or`"));
     };
@@ -266,14 +271,18 @@ fn parse_expr(json: &Json, path: String) -> Result<Expr, FilterError> {
         let exprs = items
             .iter()
             .enumerate()
-            .map(|(i, item)| parse_expr(item, format!("{path}[{i}]")))
+            .map(|(i, item)| parse_expr(dataset, item, format!("{path}[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(if key == "and" { Expr::And(exprs) } else { Expr::Or(exprs) });
     }
-    parse_comparison(object, &path)
+    parse_comparison(dataset, object, &path)
 }
 
-fn parse_comparison(object: &Map<String, Json>, path: &str) -> Result<Expr, FilterError> {
+fn parse_comparison(
+    dataset: Dataset,
+    object: &Map<String, Json>,
+    path: &str,
+) -> Result<Expr, FilterError> {
     if let Some(key) = object.keys().find(|k| !matches!(k.as_str(), "key" | "operator" | "value")) {
         return Err(invalid(
             path,
@@ -292,8 +301,11 @@ fn parse_comparison(object: &Map<String, Json>, path: &str) -> Result<Expr, Filt
     let Json::String(name) = member("key")? else {
         return Err(invalid(&key_path, "must be a field name"));
     };
-    let field = Field::from_name(name)
-        .ok_or_else(|| FilterError::UnknownField { path: key_path, name: name.clone() })?;
+    let field = dataset.field(name).ok_or_else(|| FilterError::UnknownField {
+        path: key_path,
+        name: name.clone(),
+        dataset,
+    })?;
     let op_path = format!("{path}.operator");
     let Json::String(op_name) = member("operator")? else {
         return Err(invalid(&op_path, "must be an operator name"));
@@ -361,6 +373,8 @@ fn scalar(
             Json::Bool(b) => Ok(Scalar::Bool(*b)),
             _ => Err(wrong("is a boolean field; expected `true` or `false`")),
         },
+        // INVARIANT: no operator applies to a JSON field, so parsing stopped before.
+        FieldType::Json => Err(wrong("is an object field; filters cannot compare it")),
         FieldType::Timestamp => json
             .as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
@@ -380,7 +394,7 @@ impl Expr {
         }
     }
 
-    fn eval(&self, record: &McpPortalLog) -> bool {
+    fn eval(&self, record: &impl Row) -> bool {
         match self {
             Expr::And(exprs) => exprs.iter().all(|e| e.eval(record)),
             Expr::Or(exprs) => exprs.iter().any(|e| e.eval(record)),

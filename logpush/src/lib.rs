@@ -1,4 +1,5 @@
-//! Portico's Logpush library: the `mcp_portal_logs` records a job delivers, the job's `filter`
+//! Portico's Logpush library: the records a job delivers (`mcp_portal_logs` calls and
+//! `audit_logs` admin changes), the job's `filter`
 //! and `output_options`, the encoders that turn a batch of records into the bytes of one
 //! object, the batches ([`batch`]) and the destinations ([`sink`]: S3, HTTP, Splunk). The
 //! worker that follows the log, plans batches and records deliveries is the application's
@@ -9,6 +10,7 @@
 //! [`OutputFormat::samples`] -> [`Encoder::encode`] -> [`EncodedObject`] (body, content type,
 //! content encoding, extension, position range).
 
+pub mod audit;
 pub mod batch;
 pub mod dataset;
 pub mod encode;
@@ -21,11 +23,12 @@ pub mod template;
 #[cfg(test)]
 mod testing;
 
-pub use dataset::{DATASET, Field, FieldType};
+pub use audit::{AuditLogRecord, fill_values};
+pub use dataset::{DATASET, Dataset, Field, FieldType};
 pub use encode::{EncodeError, EncodedObject, Encoder};
 pub use filter::{Filter, FilterError, MAX_FILTER_BYTES, MAX_FILTER_OPERATORS, Operator};
 pub use options::{
     OutputFormat, OutputOptions, OutputOptionsError, OutputType, TextLayout, TimestampFormat,
 };
-pub use record::{McpPortalLog, Value};
+pub use record::{McpPortalLog, Record, Row, Value};
 pub use template::{Template, TemplateError};

@@ -19,7 +19,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use portico_core::Position;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::Field;
+use crate::dataset::{Dataset, Field};
 use crate::template::Template;
 
 /// The longest prefix, suffix or delimiter accepted, in bytes.
@@ -190,7 +190,9 @@ pub struct TextLayout {
 /// Validated output options with their defaults applied: what the encoders follow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputFormat {
-    /// The fields written, in this order (never empty, no duplicates).
+    /// The dataset of the records.
+    pub dataset: Dataset,
+    /// The fields written, in this order (never empty, no duplicates, all of the dataset).
     pub fields: Vec<Field>,
     pub output_type: OutputType,
     pub timestamp_format: TimestampFormat,
@@ -206,7 +208,8 @@ impl Default for OutputFormat {
     /// Every field as `ndjson` with the API's defaults: what empty `output_options` give.
     fn default() -> Self {
         OutputFormat {
-            fields: Field::ALL.to_vec(),
+            dataset: Dataset::McpPortalLogs,
+            fields: Dataset::McpPortalLogs.fields(),
             output_type: OutputType::Ndjson,
             timestamp_format: TimestampFormat::UnixNano,
             sample_rate: 1.0,
@@ -233,9 +236,14 @@ fn csv_layout() -> TextLayout {
 }
 
 impl OutputOptions {
-    /// Checks the options and applies the defaults of their output type.
+    /// Checks the options for `mcp_portal_logs` and applies the defaults of their output type.
     pub fn validate(&self) -> Result<OutputFormat, OutputOptionsError> {
-        let fields = self.fields()?;
+        self.validate_for(Dataset::McpPortalLogs)
+    }
+
+    /// Checks the options for `dataset` and applies the defaults of their output type.
+    pub fn validate_for(&self, dataset: Dataset) -> Result<OutputFormat, OutputOptionsError> {
+        let fields = self.fields(dataset)?;
         let output_type = match self.output_type.as_deref() {
             None => OutputType::default(),
             Some(name) => OutputType::from_name(name).ok_or_else(|| {
@@ -270,8 +278,9 @@ impl OutputOptions {
                 "applies to the `http_requests` dataset only",
             ));
         }
-        let layout = self.layout(output_type)?;
+        let layout = self.layout(dataset, output_type)?;
         Ok(OutputFormat {
+            dataset,
             fields,
             output_type,
             timestamp_format,
@@ -281,9 +290,9 @@ impl OutputOptions {
         })
     }
 
-    fn fields(&self) -> Result<Vec<Field>, OutputOptionsError> {
+    fn fields(&self, dataset: Dataset) -> Result<Vec<Field>, OutputOptionsError> {
         let Some(names) = &self.field_names else {
-            return Ok(Field::ALL.to_vec());
+            return Ok(dataset.fields());
         };
         if names.is_empty() {
             return Err(OutputOptionsError::new("field_names", "must name at least one field"));
@@ -291,12 +300,12 @@ impl OutputOptions {
         let mut fields = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
             let key = format!("field_names[{i}]");
-            let field = Field::from_name(name).ok_or_else(|| {
+            let field = dataset.field(name).ok_or_else(|| {
                 OutputOptionsError::new(
                     &key,
                     format!(
-                        "unknown field `{name}`; the fields of mcp_portal_logs are {}",
-                        Field::ALL.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+                        "unknown field `{name}`; the fields of {dataset} are {}",
+                        dataset.field_list()
                     ),
                 )
             })?;
@@ -308,7 +317,11 @@ impl OutputOptions {
         Ok(fields)
     }
 
-    fn layout(&self, output_type: OutputType) -> Result<TextLayout, OutputOptionsError> {
+    fn layout(
+        &self,
+        dataset: Dataset,
+        output_type: OutputType,
+    ) -> Result<TextLayout, OutputOptionsError> {
         let keys = [
             ("batch_prefix", &self.batch_prefix),
             ("batch_suffix", &self.batch_suffix),
@@ -342,7 +355,7 @@ impl OutputOptions {
         let record_template = match self.record_template.as_deref() {
             None | Some("") => None,
             Some(text) => Some(
-                Template::parse(text)
+                Template::parse_for(dataset, text)
                     .map_err(|e| OutputOptionsError::new("record_template", e.to_string()))?,
             ),
         };

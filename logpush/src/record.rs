@@ -1,7 +1,10 @@
-//! One row of `mcp_portal_logs`, built from a recorded [`PortalRequestHandled`] event.
+//! The rows a job delivers: [`Record`], one of a dataset's rows, and [`McpPortalLog`], one row of
+//! `mcp_portal_logs`, built from a recorded [`PortalRequestHandled`] event (the rows of
+//! `audit_logs` are in [`crate::audit`]). Every row shows its fields through [`Row`].
 //!
-//! The row holds the dataset's 19 fields with their dataset types, plus the log position of the
-//! event it came from (not a dataset field: the worker names objects after position ranges, and
+//! A `mcp_portal_logs` row holds the dataset's 19 fields with their dataset types, Portico's own
+//! (`EventID`, `Status`, `PolicyIDs`, `DurationMs`), plus the log position of the event it came
+//! from (not a dataset field: the worker names objects after position ranges, and
 //! sampling is decided by position so that re-encoding a batch gives the same object).
 //!
 //! A field the event has no value for is `None` and is written as a null: `ClientCountry`,
@@ -12,7 +15,57 @@ use chrono::{DateTime, Utc};
 use portico_core::domain::call::{AuditedMethod, PortalRequestHandled};
 use portico_core::{Event, Position, RecordedEvent};
 
+use crate::audit::AuditLogRecord;
 use crate::dataset::Field;
+
+/// What the encoders, filters and batches need of a row.
+pub trait Row {
+    /// The global log position of the event the row was built from.
+    fn position(&self) -> Position;
+    /// When the row's event was recorded (`{DATE}` of an object's name is its first row's).
+    fn datetime(&self) -> DateTime<Utc>;
+    /// The value of `field` (`Null` for a field of another dataset).
+    fn value(&self, field: Field) -> Value<'_>;
+    /// About how many bytes the row takes as text: what a batch's bytes limit counts.
+    fn estimated_size(&self) -> usize;
+}
+
+/// One row of a job's dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Call(McpPortalLog),
+    Audit(AuditLogRecord),
+}
+
+impl Row for Record {
+    fn position(&self) -> Position {
+        match self {
+            Record::Call(r) => r.position,
+            Record::Audit(r) => r.position,
+        }
+    }
+
+    fn datetime(&self) -> DateTime<Utc> {
+        match self {
+            Record::Call(r) => r.datetime,
+            Record::Audit(r) => r.when,
+        }
+    }
+
+    fn value(&self, field: Field) -> Value<'_> {
+        match self {
+            Record::Call(r) => r.value(field),
+            Record::Audit(r) => r.value(field),
+        }
+    }
+
+    fn estimated_size(&self) -> usize {
+        match self {
+            Record::Call(r) => r.estimated_size(),
+            Record::Audit(r) => r.estimated_size(),
+        }
+    }
+}
 
 /// One row of `mcp_portal_logs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +110,14 @@ pub struct McpPortalLog {
     pub user_email: Option<String>,
     /// `UserID`.
     pub user_id: String,
+    /// `EventID` (Portico's).
+    pub event_id: String,
+    /// `Status` (Portico's).
+    pub status: &'static str,
+    /// `PolicyIDs` (Portico's): a JSON list of strings.
+    pub policy_ids: String,
+    /// `DurationMs` (Portico's).
+    pub duration_ms: i64,
 }
 
 /// The value of one field of a row, borrowed from it.
@@ -68,6 +129,8 @@ pub enum Value<'a> {
     Int(i64),
     Bool(bool),
     Timestamp(DateTime<Utc>),
+    /// A JSON value, as its compact text.
+    Json(&'a str),
 }
 
 impl McpPortalLog {
@@ -75,19 +138,25 @@ impl McpPortalLog {
     /// event (admin changes are not part of this dataset).
     pub fn from_recorded(recorded: &RecordedEvent) -> Option<McpPortalLog> {
         match &recorded.event {
-            Event::PortalRequestHandled(call) => {
-                Some(McpPortalLog::from_call(recorded.position, recorded.recorded_at, call))
-            }
+            Event::PortalRequestHandled(call) => Some(McpPortalLog::from_call(
+                recorded.position,
+                &recorded.event_id,
+                recorded.recorded_at,
+                call,
+            )),
             _ => None,
         }
     }
 
-    /// The row of a call event recorded at `position` and time `recorded_at`.
+    /// The row of a call event `event_id` recorded at `position` and time `recorded_at`.
     pub fn from_call(
         position: Position,
+        event_id: &uuid::Uuid,
         recorded_at: DateTime<Utc>,
         call: &PortalRequestHandled,
     ) -> McpPortalLog {
+        // Saturate the impossible (durations above 292 million years).
+        let millis = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
         McpPortalLog {
             position,
             client_country: None,
@@ -102,21 +171,32 @@ impl McpPortalLog {
             resource_read_uri: call.resource_read_uri.clone(),
             server_aud: None,
             server_id: call.server_id.as_ref().map(ToString::to_string),
-            // Durations above i64::MAX ms (292 million years) cannot happen; saturate anyway.
-            server_response_duration_ms: call
-                .server_response_duration_ms
-                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+            server_response_duration_ms: call.server_response_duration_ms.map(millis),
             server_url: call.server_url.clone(),
             session_id: call.session_id.clone(),
             success: call.success(),
             tool_call_name: call.tool_call_name.clone(),
             user_email: call.user_email.clone(),
             user_id: call.user_id.clone(),
+            event_id: event_id.to_string(),
+            status: call.status.as_str(),
+            // INVARIANT: a list of strings always serializes.
+            policy_ids: serde_json::to_string(&call.policies).unwrap_or_else(|_| "[]".to_owned()),
+            duration_ms: millis(call.duration_ms),
         }
     }
+}
 
-    /// About how many bytes the row takes as text: what a batch's bytes limit counts.
-    pub fn estimated_size(&self) -> usize {
+impl Row for McpPortalLog {
+    fn position(&self) -> Position {
+        self.position
+    }
+
+    fn datetime(&self) -> DateTime<Utc> {
+        self.datetime
+    }
+
+    fn estimated_size(&self) -> usize {
         const FIXED: usize = 160; // names, quotes, the timestamp, the numbers and the booleans
         let text = |v: &Option<String>| v.as_deref().map_or(0, str::len);
         FIXED
@@ -139,8 +219,7 @@ impl McpPortalLog {
             + self.user_id.len()
     }
 
-    /// The value of `field` in this row.
-    pub fn value(&self, field: Field) -> Value<'_> {
+    fn value(&self, field: Field) -> Value<'_> {
         fn text(value: &Option<String>) -> Value<'_> {
             value.as_deref().map_or(Value::Null, Value::Str)
         }
@@ -166,6 +245,11 @@ impl McpPortalLog {
             Field::ToolCallName => text(&self.tool_call_name),
             Field::UserEmail => text(&self.user_email),
             Field::UserId => Value::Str(&self.user_id),
+            Field::EventId => Value::Str(&self.event_id),
+            Field::Status => Value::Str(self.status),
+            Field::PolicyIds => Value::Json(&self.policy_ids),
+            Field::DurationMs => Value::Int(self.duration_ms),
+            _ => Value::Null,
         }
     }
 }
@@ -214,6 +298,13 @@ mod tests {
         assert_eq!(row.value(Field::Success), Value::Bool(false));
         assert_eq!(row.value(Field::Error), Value::Str("tool reported an error"));
         assert_eq!(row.value(Field::ServerResponseDurationMs), Value::Int(9));
+        // Portico's own fields.
+        assert_eq!(row.value(Field::EventId), Value::Str("00000000-0000-0000-0000-000000000000"));
+        assert_eq!(row.value(Field::Status), Value::Str("tool_error"));
+        assert_eq!(row.value(Field::PolicyIds), Value::Json(r#"["p1"]"#));
+        assert_eq!(row.value(Field::DurationMs), Value::Int(12));
+        // A field of another dataset has no value here.
+        assert_eq!(row.value(Field::ActorEmail), Value::Null);
         for absent in [Field::ClientCountry, Field::ColoCode, Field::ServerAud] {
             assert_eq!(row.value(absent), Value::Null);
         }
@@ -221,7 +312,7 @@ mod tests {
 
     #[test]
     fn every_value_has_its_fields_type() {
-        let row = McpPortalLog::from_call(1, Utc::now(), &call());
+        let row = McpPortalLog::from_call(1, &uuid::Uuid::nil(), Utc::now(), &call());
         for field in Field::ALL {
             let ok = matches!(
                 (row.value(field), field.field_type()),
@@ -230,6 +321,7 @@ mod tests {
                     | (Value::Int(_), FieldType::Int)
                     | (Value::Bool(_), FieldType::Bool)
                     | (Value::Timestamp(_), FieldType::Timestamp)
+                    | (Value::Json(_), FieldType::Json)
             );
             assert!(ok, "{field} has a value of the wrong type");
         }

@@ -26,7 +26,7 @@ use portico_core::vault::SecretString;
 
 use crate::encode::EncodedObject;
 use crate::options::OutputFormat;
-use crate::record::McpPortalLog;
+use crate::record::Record;
 
 /// Sends one HTTP request and reads the whole answer, whatever its status. The error is a
 /// message that names no secret (it may name the host).
@@ -48,7 +48,7 @@ pub struct Delivery<'a> {
     /// The day of the batch's first record: what `{DATE}` becomes.
     pub date: NaiveDate,
     /// The records, as the job's format keeps them (Splunk's events are built from them).
-    pub records: &'a [McpPortalLog],
+    pub records: &'a [Record],
     pub format: &'a OutputFormat,
     /// The encoded object (the body of S3 objects and HTTP posts).
     pub object: &'a EncodedObject,
@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn objects_are_named_after_their_range_under_the_dated_path() {
         let format = OutputFormat::default();
-        let object = Encoder::new(format.clone(), 7).encode(&[]).unwrap();
+        let object = Encoder::new(format.clone(), 7).encode(&[] as &[Record]).unwrap();
         let delivery = Delivery {
             job_id: 7,
             first: 120,

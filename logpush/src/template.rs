@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::dataset::Field;
+use crate::dataset::{Dataset, Field};
 
 /// A parsed record template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +38,13 @@ pub struct TemplateError {
 }
 
 impl Template {
-    /// Parses a template.
+    /// Parses a template over the fields of `mcp_portal_logs`.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        Template::parse_for(Dataset::McpPortalLogs, text)
+    }
+
+    /// Parses a template over the fields of `dataset`.
+    pub fn parse_for(dataset: Dataset, text: &str) -> Result<Template, TemplateError> {
         let mut parts: Vec<Part> = Vec::new();
         let push_text = |parts: &mut Vec<Part>, s: &str| {
             if s.is_empty() {
@@ -54,7 +59,7 @@ impl Template {
         while let Some(found) = text[rest..].find("{{") {
             let open = rest + found;
             push_text(&mut parts, &text[rest..open]);
-            let (part, end) = parse_action(text, open)?;
+            let (part, end) = parse_action(dataset, text, open)?;
             match part {
                 Some(Part::Text(s)) => push_text(&mut parts, &s),
                 Some(field) => parts.push(field),
@@ -77,7 +82,11 @@ fn error(offset: usize, message: impl Into<String>) -> TemplateError {
 }
 
 /// The action that starts at `open` (at `{{`), and the offset just past its `}}`.
-fn parse_action(text: &str, open: usize) -> Result<(Option<Part>, usize), TemplateError> {
+fn parse_action(
+    dataset: Dataset,
+    text: &str,
+    open: usize,
+) -> Result<(Option<Part>, usize), TemplateError> {
     let start = open + 2;
     let body = &text[start..];
     if let Some(comment) = body.strip_prefix("/*") {
@@ -91,8 +100,9 @@ fn parse_action(text: &str, open: usize) -> Result<(Option<Part>, usize), Templa
         let len =
             name.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(name.len());
         let name = &name[..len];
-        let field = Field::from_name(name)
-            .ok_or_else(|| error(at, format!("unknown field `{name}` in `{{{{ .{name} }}}}`")))?;
+        let field = dataset.field(name).ok_or_else(|| {
+            error(at, format!("unknown field `{name}` of {dataset} in `{{{{ .{name} }}}}`"))
+        })?;
         at += 1 + len;
         Part::Field(field)
     } else if inner.starts_with('"') {
@@ -236,7 +246,10 @@ mod tests {
     fn unsupported_actions_are_refused_by_name() {
         for (template, expected) in [
             ("{{ if .Success }}x{{ end }}", "unsupported action `{{ if .Success }}`: a record"),
-            ("{{ .RayID }}", "unknown field `RayID` in `{{ .RayID }}` at byte 3"),
+            (
+                "{{ .RayID }}",
+                "unknown field `RayID` of mcp_portal_logs in `{{ .RayID }}` at byte 3",
+            ),
             ("{{ .ClientIP | printf }}", "expected `}}` after the action at byte 13"),
             ("{{ .ClientIP ", "unclosed action: `{{` without `}}` at byte 0"),
             ("{{/* no end }}", "unclosed comment at byte 0"),

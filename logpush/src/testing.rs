@@ -84,5 +84,9 @@ pub(crate) fn tool_call() -> McpPortalLog {
         tool_call_name: Some("github_search_issues".into()),
         user_email: Some("ada@example.com".into()),
         user_id: "user-1".into(),
+        event_id: "0190a3c4-0000-7000-8000-000000000007".into(),
+        status: "timeout",
+        policy_ids: r#"["allow-github"]"#.into(),
+        duration_ms: 251,
     }
 }

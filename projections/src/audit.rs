@@ -162,21 +162,26 @@ impl Projection for AuditTrail {
     const VERSION: u32 = 2;
 
     fn apply(&mut self, recorded: &RecordedEvent) {
-        let Some((action, resource_type, resource_id)) = classify_owned(&recorded.event) else {
-            return;
-        };
-        self.entries.push(AuditEntry {
-            id: recorded.event_id,
-            position: recorded.position,
-            when: recorded.recorded_at,
-            actor: recorded.actor.clone(),
-            action,
-            resource_type,
-            resource_id,
-            stream_id: recorded.stream_id.clone(),
-            stream_version: recorded.stream_version,
-        });
+        if let Some(entry) = audit_entry(recorded) {
+            self.entries.push(entry);
+        }
     }
+}
+
+/// The entry of `recorded`, if it is an admin change.
+pub fn audit_entry(recorded: &RecordedEvent) -> Option<AuditEntry> {
+    let (action, resource_type, resource_id) = classify_owned(&recorded.event)?;
+    Some(AuditEntry {
+        id: recorded.event_id,
+        position: recorded.position,
+        when: recorded.recorded_at,
+        actor: recorded.actor.clone(),
+        action,
+        resource_type,
+        resource_id,
+        stream_id: recorded.stream_id.clone(),
+        stream_version: recorded.stream_version,
+    })
 }
 
 /// The value of resource `resource_id` before and after the last of `events` (its stream, from

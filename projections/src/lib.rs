@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 pub use access::{Access, TokenRecord};
 pub use access_apps::{AccessAppRecord, AccessAppSettings, AccessApps, OAuthSettings};
 pub use aggregates::Aggregates;
-pub use audit::{AuditAction, AuditEntry, AuditTrail, ResourceType, resource_values};
+pub use audit::{AuditAction, AuditEntry, AuditTrail, ResourceType, audit_entry, resource_values};
 pub use catalog::{CatalogServer, ServerCatalog};
 pub use checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, NoCheckpoints};
 pub use grants::{Grants, LiveGrant};

@@ -168,12 +168,12 @@ def call_echo(portal, texts: list[str]) -> None:
     anyio.run(calls)
 
 
-def create_job(gateway, destination: str, **fields):
-    """An enabled `mcp_portal_logs` job, created with the official SDK."""
+def create_job(gateway, destination: str, dataset: str = "mcp_portal_logs", **fields):
+    """An enabled job (of `mcp_portal_logs` unless told), created with the official SDK."""
     return gateway.client.logpush.jobs.create(
         account_id=gateway.account_id,
         destination_conf=destination,
-        dataset="mcp_portal_logs",
+        dataset=dataset,
         enabled=True,
         **fields,
     )
@@ -504,3 +504,73 @@ def test_a_stopping_instance_gives_its_leases_up_for_the_next_one(gateway, py_po
         if second.process is not None:
             assert second.stop() == 0, second.log_tail()
         second.kill()
+
+
+def test_admin_changes_reach_s3_as_audit_logs_with_their_values(gateway, moto, tmp_path):
+    job = create_job(
+        gateway,
+        moto.destination(),
+        dataset="audit_logs",
+        output_options={"output_type": "parquet", "field_names": [
+            "When", "ID", "ActionType", "ActorID", "ActorType", "Interface", "ResourceType",
+            "ResourceID", "OldValue", "NewValue", "OwnerID", "Metadata", "EventType",
+        ]},
+    )
+    servers = gateway.servers
+    servers.create(
+        account_id=gateway.account_id, id="audited", name="Before",
+        hostname="https://mcp.example.com/mcp", auth_type="unauthenticated",
+    )
+    servers.update("audited", account_id=gateway.account_id, name="After")
+    servers.delete("audited", account_id=gateway.account_id)
+
+    def changes():
+        objects = moto.objects()
+        rows = [r for r in parquet_rows(objects, tmp_path) if r["ResourceID"] == "audited"]
+        return len(rows) >= 3 and (objects, rows)
+
+    objects, rows = wait_for("the three changes of the server", changes)
+    assert all(OBJECT_NAME.match(k) and k.endswith(f"_{job.id}.parquet") for k in objects), list(objects)
+    rows.sort(key=lambda r: r["When"])
+    assert [r["ActionType"] for r in rows] == ["create", "update", "delete"]
+    assert {(r["ResourceType"], r["ActorType"], r["Interface"], r["OwnerID"]) for r in rows} == {
+        ("mcp_server", "api_token", "API", gateway.account_id)
+    }
+    create, update, delete = rows
+    # Values before and after, as the audit-log API shows them: JSON text in Parquet.
+    assert create["OldValue"] is None and json.loads(create["NewValue"])["name"] == "Before"
+    assert json.loads(update["OldValue"])["name"] == "Before"
+    assert json.loads(update["NewValue"])["name"] == "After"
+    assert json.loads(delete["OldValue"])["name"] == "After" and delete["NewValue"] is None
+    assert json.loads(update["Metadata"])["event_type"] == update["EventType"] == "ServerUpdated"
+    # The same entries as the audit-log API.
+    api = gateway.client.get(
+        f"/accounts/{gateway.account_id}/audit_logs",
+        cast_to=object,
+        options={"params": {"resource.id": "audited", "direction": "asc"}},
+    )
+    assert [e["id"] for e in api["result"]] == [r["ID"] for r in rows]
+    assert [e.get("newValueJson") for e in api["result"]] == [
+        r["NewValue"] and json.loads(r["NewValue"]) for r in rows
+    ]
+    # The job starts after its own creation; the server's syncs are not admin changes.
+    assert {r["ResourceID"] for r in parquet_rows(objects, tmp_path)} == {"audited"}
+
+    # `portico logs export` writes the same rows.
+    out = tmp_path / "audit.ndjson"
+    subprocess.run(
+        gateway.portico._global_args()
+        + ["logs", "export", "--dataset", "audit_logs", "--format", "ndjson", "--out", str(out)],
+        check=True, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, RUST_LOG="warn"),
+    )
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    audited = [r for r in exported if r["ResourceID"] == "audited"]
+    assert [r["ID"] for r in audited] == [r["ID"] for r in rows]
+    # NDJSON writes the values as JSON objects, not text.
+    assert audited[1]["NewValue"]["name"] == "After" and audited[0]["OldValue"] is None
+    assert set(exported[0]) == {
+        "ActionResult", "ActionType", "ActorEmail", "ActorID", "ActorIP", "ActorType", "ID",
+        "Interface", "Metadata", "NewValue", "OldValue", "OwnerID", "ResourceID", "ResourceType",
+        "When",
+    }

@@ -80,10 +80,14 @@ def test_a_job_life_with_its_secrets_masked(portico, logpush, account_id):
                 assert SECRET.encode() not in raw and KEY_ID.encode() not in raw, name
 
 
-def test_the_dataset_lists_its_fields(logpush, account_id):
+def test_each_dataset_lists_its_fields(logpush, account_id):
     fields = logpush.datasets.fields.get("mcp_portal_logs", account_id=account_id)
-    assert len(fields) == 19
+    # The product's 19, then Portico's own 4.
+    assert len(fields) == 23
     assert "ToolCallName" in fields and "ServerResponseDurationMs" in fields
+    assert fields["PolicyIDs"].startswith("Portico: ")
+    audit = logpush.datasets.fields.get("audit_logs", account_id=account_id)
+    assert len(audit) == 18 and "ActorEmail" in audit and "ToolCallName" not in audit
     with pytest.raises(cloudflare.BadRequestError) as err:
         logpush.datasets.fields.get("http_requests", account_id=account_id)
     assert_names_field(err, "dataset_id", "/dataset_id")

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use portico_core::domain::account::{ACCOUNT_STREAM, AccountState};
 use portico_core::domain::logpush_job::{
     DeliveredBatch, Destination, LogpushJob, LogpushJobId, LogpushJobSettings, PlanLogpushBatch,
     RecordLogpushDelivery, logpush_job_stream,
@@ -39,9 +40,9 @@ use portico_gateway::ssrf::UpstreamPolicy;
 use portico_gateway::transport::http_client;
 use portico_logpush::batch::{BatchBuilder, Limits, Selection, records_of};
 use portico_logpush::sink::{self, Clients, Delivery, HttpSend, PlainHttp, Sink};
-use portico_logpush::{Encoder, Filter, OutputOptions};
+use portico_logpush::{Encoder, Filter, OutputOptions, Row, fill_values};
 
-use super::LogpushChecks;
+use super::{LogpushChecks, dataset_of};
 use crate::{App, AppError, decide};
 
 /// The worker's settings (`portico serve` flags).
@@ -357,7 +358,17 @@ impl JobRunner {
         };
         let sink =
             sink::open(&destination, &secrets, &self.clients).await.map_err(Failure::Retry)?;
-        let filter = Filter::parse_optional(settings.filter.as_deref())
+        let Some(dataset) =
+            self.app.read(|m| m.logpush_jobs.get(self.id).map(|r| r.job.dataset.clone()))
+        else {
+            return Err(Failure::Stop);
+        };
+        let dataset = dataset_of(&dataset).map_err(Failure::Retry)?;
+        let account: AccountState = crate::load(&*self.app.log, ACCOUNT_STREAM)
+            .await
+            .map_err(|e| Failure::Retry(format!("the account could not be read: {e}")))?;
+        let owner_id = account.account_id.map(|a| a.to_string()).unwrap_or_default();
+        let filter = Filter::parse_optional(dataset, settings.filter.as_deref())
             .map_err(|e| Failure::Retry(format!("the filter is not valid: {e}")))?;
         let options: OutputOptions = match &settings.output_options {
             Some(options) => serde_json::from_value(options.clone())
@@ -365,7 +376,7 @@ impl JobRunner {
             None => OutputOptions::default(),
         };
         let format = options
-            .validate()
+            .validate_for(dataset)
             .map_err(|e| Failure::Retry(format!("output_options.{}: {}", e.key, e.message)))?;
         let limits = Limits::of_job(
             settings.max_upload_records,
@@ -375,7 +386,7 @@ impl JobRunner {
         );
         Ok(Pipeline {
             sink,
-            selection: Selection { job_id: self.id.0, filter, format: format.clone() },
+            selection: Selection { job_id: self.id.0, filter, format: format.clone(), owner_id },
             encoder: Encoder::new(format, self.id.0),
             limits,
         })
@@ -449,8 +460,9 @@ impl JobRunner {
         last: Position,
     ) -> Result<(), Failure> {
         let events = self.read_range(first, last).await?;
-        let records = records_of(&pipeline.selection, &events);
+        let mut records = records_of(&pipeline.selection, &events);
         drop(events);
+        fill_values(&mut records, &*self.app.log).await.map_err(Failure::Retry)?;
         let batch = match records.first() {
             None => DeliveredBatch { first, last, records: 0, bytes: 0, object: None },
             Some(head) => {
@@ -462,7 +474,7 @@ impl JobRunner {
                     job_id: self.id.0,
                     first,
                     last,
-                    date: head.datetime.date_naive(),
+                    date: head.datetime().date_naive(),
                     records: &records,
                     format: &pipeline.selection.format,
                     object: &object,

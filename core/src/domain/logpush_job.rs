@@ -31,8 +31,10 @@ use crate::vault::SecretRef;
 
 pub use destination::{Destination, MASKED_SECRET};
 
-/// The only dataset a job may push (the Logpush library's `DATASET`).
+/// The default dataset (the Logpush library's `DATASET`).
 pub const DATASET: &str = "mcp_portal_logs";
+/// The datasets a job may push (the Logpush library's `Dataset::ALL`).
+pub const DATASETS: [&str; 2] = [DATASET, "audit_logs"];
 /// The longest job name, in characters (Cloudflare's limit).
 pub const MAX_NAME_LEN: usize = 512;
 /// The stream of the job id counter.
@@ -283,11 +285,12 @@ command_from!(
 /// The checks that belong to the Logpush library (which depends on this crate) or to the
 /// application (which holds the key of ownership challenges).
 pub trait LogpushJobChecks {
-    /// Checks a `filter` text; the error is the message, naming the place in the filter.
-    fn check_filter(&self, filter: &str) -> Result<(), String>;
-    /// Checks `output_options`; the error is the key at fault (`field_names[2]`) and the
-    /// message.
-    fn check_output_options(&self, options: &Value) -> Result<(), (String, String)>;
+    /// Checks a `filter` text over the fields of `dataset`; the error is the message, naming
+    /// the place in the filter.
+    fn check_filter(&self, dataset: &str, filter: &str) -> Result<(), String>;
+    /// Checks `output_options` for `dataset`; the error is the key at fault (`field_names[2]`)
+    /// and the message.
+    fn check_output_options(&self, dataset: &str, options: &Value) -> Result<(), (String, String)>;
     /// Checks that `challenge` is an ownership challenge issued for `destination_conf` (the
     /// masked text) and not expired.
     fn check_ownership_challenge(
@@ -430,7 +433,7 @@ pub fn decide(
                 frequency: None,
             };
             check_destination(destination, None, &patch, state, checks)?;
-            let settings = merge(empty, patch, checks)?;
+            let settings = merge(&dataset, empty, patch, checks)?;
             Ok(vec![Event::LogpushJobCreated(LogpushJobCreated {
                 job_id: c.job_id,
                 dataset,
@@ -442,7 +445,9 @@ pub fn decide(
             let current = existing(state, c.job_id)?;
             let patch = c.patch;
             if let Some(dataset) = patch.dataset.as_deref() {
-                check_dataset(dataset)?;
+                if check_dataset(dataset)? != current.dataset {
+                    return Err(DomainError::Immutable { field: "dataset" });
+                }
             }
             if let Some(kind) = patch.kind.as_deref() {
                 if check_kind(kind)? != current.kind {
@@ -454,7 +459,7 @@ pub fn decide(
             } else if patch.ownership_challenge.is_some() {
                 check_ownership_field(&patch)?;
             }
-            let settings = merge(current.settings.clone(), patch, checks)?;
+            let settings = merge(&current.dataset, current.settings.clone(), patch, checks)?;
             if settings == current.settings {
                 return Ok(Vec::new());
             }
@@ -531,11 +536,11 @@ fn existing(state: &LogpushJobState, id: LogpushJobId) -> Result<&LogpushJob, Do
 }
 
 fn dataset_message(problem: &str) -> String {
-    format!("{problem}; the only dataset is `{DATASET}`")
+    format!("{problem}; the datasets are `{}` and `{}`", DATASETS[0], DATASETS[1])
 }
 
 fn check_dataset(dataset: &str) -> Result<String, DomainError> {
-    if dataset == DATASET {
+    if DATASETS.contains(&dataset) {
         return Ok(dataset.to_owned());
     }
     Err(DomainError::invalid(
@@ -632,6 +637,7 @@ fn check_ownership_field(patch: &LogpushJobPatch) -> Result<(), DomainError> {
 
 /// The settings after `patch`, each field it names checked.
 fn merge(
+    dataset: &str,
     mut settings: LogpushJobSettings,
     patch: LogpushJobPatch,
     checks: &dyn LogpushJobChecks,
@@ -649,14 +655,16 @@ fn merge(
     if let Some(filter) = patch.filter {
         let filter = filter.filter(|f| !f.trim().is_empty());
         if let Some(text) = &filter {
-            checks.check_filter(text).map_err(|message| DomainError::invalid("filter", message))?;
+            checks
+                .check_filter(dataset, text)
+                .map_err(|message| DomainError::invalid("filter", message))?;
         }
         settings.filter = filter;
     }
     if let Some(options) = patch.output_options {
         let options = options.filter(|o| !o.is_null());
         if let Some(value) = &options {
-            checks.check_output_options(value).map_err(|(key, message)| {
+            checks.check_output_options(dataset, value).map_err(|(key, message)| {
                 let field = if key.is_empty() {
                     "output_options".to_owned()
                 } else {

@@ -137,11 +137,15 @@ impl Default for TestServices {
 pub(crate) struct TestLogpushChecks;
 
 impl LogpushJobChecks for TestLogpushChecks {
-    fn check_filter(&self, filter: &str) -> Result<(), String> {
+    fn check_filter(&self, _dataset: &str, filter: &str) -> Result<(), String> {
         if filter.contains("bad") { Err("`where`: bad filter".into()) } else { Ok(()) }
     }
 
-    fn check_output_options(&self, options: &serde_json::Value) -> Result<(), (String, String)> {
+    fn check_output_options(
+        &self,
+        _dataset: &str,
+        options: &serde_json::Value,
+    ) -> Result<(), (String, String)> {
         if options.to_string().contains("bad") {
             Err(("field_names[0]".into(), "bad field".into()))
         } else {

@@ -1,6 +1,6 @@
 //! `/accounts/{account_id}/logpush/...`: Logpush jobs in the shape of Cloudflare's Logpush API
 //! (the official SDKs' `logpush.jobs`, `logpush.datasets` and `logpush.validate` work against
-//! it), for the one dataset `mcp_portal_logs`.
+//! it), for the datasets `mcp_portal_logs` and `audit_logs`.
 //!
 //! The secret parameters of `destination_conf` (`access-key-id`, `secret-access-key`, every
 //! `header_*`) are stored in the vault by the application layer and answered as `**********`;
@@ -11,8 +11,8 @@
 
 use actix_web::{HttpResponse, web};
 use portico_app::logpush_jobs::DestinationConf;
-use portico_core::domain::logpush_job::{DATASET, Destination, LogpushJobId, LogpushJobPatch};
-use portico_logpush::Field;
+use portico_core::domain::logpush_job::{Destination, LogpushJobId, LogpushJobPatch};
+use portico_logpush::Dataset;
 use portico_projections::LogpushJobRecord;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -46,7 +46,8 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogpushJobBody {
-    /// `mcp_portal_logs`, the only dataset: required on create; it cannot change.
+    /// `mcp_portal_logs` (calls through portals) or `audit_logs` (admin changes): required on
+    /// create; it cannot change.
     #[serde(default)]
     pub dataset: Option<String>,
     /// `<scheme>://<address>?<params>` with the schemes `s3` (AWS S3, or S3-compatible with
@@ -266,19 +267,19 @@ fn parse_job_id(id: &str) -> Result<LogpushJobId, ApiError> {
     LogpushJobId::parse("job_id", id).map_err(ApiError::from)
 }
 
-/// The dataset of a path: only `mcp_portal_logs`; anything else is a 400 naming `dataset_id`.
-fn check_dataset(dataset: &str) -> Result<(), ApiError> {
-    if dataset == DATASET {
-        return Ok(());
-    }
-    Err(ApiError::field(
-        "dataset_id",
-        format!(
-            "invalid `dataset_id`: `{}` is not a dataset of Portico; the only dataset is \
-             `{DATASET}`",
-            crate::state::truncate(dataset)
-        ),
-    ))
+/// The dataset of a path: `mcp_portal_logs` or `audit_logs`; anything else is a 400 naming
+/// `dataset_id`.
+fn check_dataset(dataset: &str) -> Result<Dataset, ApiError> {
+    Dataset::from_name(dataset).ok_or_else(|| {
+        ApiError::field(
+            "dataset_id",
+            format!(
+                "invalid `dataset_id`: `{}` is not a dataset of Portico; the datasets are {}",
+                crate::state::truncate(dataset),
+                Dataset::list()
+            ),
+        )
+    })
 }
 
 fn object(state: &AppState, id: LogpushJobId) -> Result<LogpushJobObject, ApiError> {
@@ -377,9 +378,11 @@ pub async fn fields(
     let _ = caller;
     let (account, dataset) = path.into_inner();
     state.check_account(&account)?;
-    check_dataset(&dataset)?;
-    let fields =
-        Field::ALL.iter().map(|f| (f.name().to_owned(), f.description().to_owned())).collect();
+    let fields = check_dataset(&dataset)?
+        .all_fields()
+        .iter()
+        .map(|f| (f.name().to_owned(), f.description().to_owned()))
+        .collect();
     Ok(DatasetFieldsResult::ok(fields))
 }
 

@@ -200,7 +200,12 @@ pub struct PortalLog {
 impl PortalLog {
     /// The dataset's fields as Logpush writes them ([`McpPortalLog`]), then Portico's own.
     fn of(record: CallRecord) -> Self {
-        let row = McpPortalLog::from_call(record.position, record.recorded_at, &record.call);
+        let row = McpPortalLog::from_call(
+            record.position,
+            &record.event_id,
+            record.recorded_at,
+            &record.call,
+        );
         let call = record.call;
         PortalLog {
             client_country: row.client_country,

@@ -208,7 +208,12 @@ async fn every_invalid_field_is_a_400_naming_it_that_records_nothing() {
         (
             set("dataset", json!("http_requests")),
             "/dataset",
-            "the only dataset is `mcp_portal_logs`",
+            "the datasets are `mcp_portal_logs` and `audit_logs`",
+        ),
+        (
+            set("output_options", json!({"field_names": ["Datetime", "ActorEmail"]})),
+            "/output_options/field_names/1",
+            "the fields of mcp_portal_logs are",
         ),
         (without("destination_conf"), "/destination_conf", "is required"),
         (set("destination_conf", json!("gs://bucket/x")), "/destination_conf", "`gs`"),
@@ -282,13 +287,47 @@ async fn sixteen_concurrent_creates_get_sixteen_ids() {
 }
 
 #[actix_web::test]
-async fn the_dataset_has_its_nineteen_fields() {
+async fn each_dataset_lists_its_fields_and_portico_s_own() {
     let app = TestApp::new().await;
     let fields = app.get(&app.api("/logpush/datasets/mcp_portal_logs/fields")).await.ok();
     let fields = fields.as_object().unwrap();
-    assert_eq!(fields.len(), 19);
+    // The 19 fields of the product's dataset, and Portico's 4.
+    assert_eq!(fields.len(), 23);
     assert!(fields["ToolCallName"].as_str().unwrap().contains("tool name"));
     assert!(fields.contains_key("ClientIP") && fields.contains_key("ServerResponseDurationMs"));
+    assert!(fields["Status"].as_str().unwrap().starts_with("Portico: "));
+    let audit = app.get(&app.api("/logpush/datasets/audit_logs/fields")).await.ok();
+    let audit = audit.as_object().unwrap();
+    assert_eq!(audit.len(), 18);
+    assert!(audit.contains_key("ActorEmail") && audit.contains_key("NewValue"));
+    assert!(!audit.contains_key("ClientIP"));
+}
+
+#[actix_web::test]
+async fn an_audit_logs_job_takes_the_fields_of_its_dataset() {
+    let app = TestApp::new().await;
+    let audit = |options: Value| json!({"dataset": "audit_logs", "destination_conf": s3_conf(), "output_options": options});
+    let created = app
+        .post(&jobs(&app), audit(json!({"field_names": ["When", "ActorEmail", "NewValue"]})))
+        .await
+        .ok();
+    assert_eq!(created["dataset"], "audit_logs");
+    refused(
+        app.post(&jobs(&app), audit(json!({"field_names": ["When", "ToolCallName"]}))).await,
+        "/output_options/field_names/1",
+        "the fields of audit_logs are",
+    );
+    let on_values = json!({"dataset": "audit_logs", "destination_conf": s3_conf(),
+        "filter": r#"{"where":{"key":"NewValue","operator":"eq","value":null}}"#});
+    refused(app.post(&jobs(&app), on_values).await, "/filter", "object field");
+    // The dataset of a job does not change.
+    refused(
+        app.put(&job(&app, &created["id"]), json!({"dataset": "mcp_portal_logs"})).await,
+        "/dataset",
+        "cannot be changed",
+    );
+    let listed = app.get(&app.api("/logpush/datasets/audit_logs/jobs")).await.ok();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
 }
 
 #[actix_web::test]

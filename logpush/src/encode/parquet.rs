@@ -26,10 +26,10 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use crate::dataset::{DATASET, Field, FieldType};
+use crate::dataset::{Dataset, Field, FieldType};
 use crate::encode::EncodeError;
 use crate::options::unix_nanos;
-use crate::record::{McpPortalLog, Value};
+use crate::record::{Row, Value};
 
 /// Rows per row group: large enough for good compression and few footer entries, small enough
 /// that a reader (DuckDB, Athena) can split a full 1,000,000-record batch eight ways.
@@ -54,19 +54,48 @@ pub fn data_type(field: Field) -> DataType {
         FieldType::String if dictionary_encoded(field) => {
             DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
         }
-        FieldType::String => DataType::Utf8,
+        FieldType::String | FieldType::Json => DataType::Utf8,
     }
 }
 
+/// Whether a string column repeats its values enough to be dictionary-encoded (not ids).
 fn dictionary_encoded(field: Field) -> bool {
-    !matches!(field, Field::SessionId | Field::ResourceReadUri)
+    !matches!(
+        field,
+        Field::SessionId
+            | Field::ResourceReadUri
+            | Field::EventId
+            | Field::Id
+            | Field::CorrelationId
+    )
 }
 
 /// Whether every record has a value for `field`.
 pub fn non_nullable(field: Field) -> bool {
     matches!(
         field,
-        Field::Datetime | Field::Method | Field::PortalId | Field::Success | Field::UserId
+        Field::Datetime
+            | Field::Method
+            | Field::PortalId
+            | Field::Success
+            | Field::UserId
+            | Field::EventId
+            | Field::Status
+            | Field::PolicyIds
+            | Field::DurationMs
+            | Field::ActionResult
+            | Field::ActionType
+            | Field::ActorId
+            | Field::ActorType
+            | Field::Id
+            | Field::Interface
+            | Field::Metadata
+            | Field::OwnerId
+            | Field::ResourceId
+            | Field::ResourceType
+            | Field::When
+            | Field::CorrelationId
+            | Field::EventType
     )
 }
 
@@ -83,15 +112,18 @@ pub fn arrow_schema(fields: &[Field]) -> Schema {
 /// Writes batches of records as Parquet files of a fixed set of fields.
 #[derive(Debug, Clone)]
 pub struct ParquetEncoder {
+    dataset: Dataset,
     fields: Vec<Field>,
     schema: SchemaRef,
     redact_log4j: bool,
 }
 
 impl ParquetEncoder {
-    /// An encoder of `fields`; `redact_log4j` replaces `${` with `x{` in string values.
-    pub fn new(fields: &[Field], redact_log4j: bool) -> ParquetEncoder {
+    /// An encoder of `fields` of `dataset`; `redact_log4j` replaces `${` with `x{` in string
+    /// values.
+    pub fn new(dataset: Dataset, fields: &[Field], redact_log4j: bool) -> ParquetEncoder {
         ParquetEncoder {
+            dataset,
             fields: fields.to_vec(),
             schema: Arc::new(arrow_schema(fields)),
             redact_log4j,
@@ -104,25 +136,27 @@ impl ParquetEncoder {
     }
 
     /// The Arrow columns of `records`.
-    pub fn record_batch(&self, records: &[McpPortalLog]) -> Result<RecordBatch, EncodeError> {
+    pub fn record_batch(&self, records: &[impl Row]) -> Result<RecordBatch, EncodeError> {
         let columns: Vec<ArrayRef> =
             self.fields.iter().map(|field| self.column(*field, records)).collect();
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 
     /// A Parquet file of `records` for job `job_id`.
-    pub fn encode(&self, records: &[McpPortalLog], job_id: u64) -> Result<Vec<u8>, EncodeError> {
+    pub fn encode(&self, records: &[impl Row], job_id: u64) -> Result<Vec<u8>, EncodeError> {
         let mut metadata = vec![
-            KeyValue::new(METADATA_DATASET.to_owned(), DATASET.to_owned()),
+            KeyValue::new(METADATA_DATASET.to_owned(), self.dataset.name().to_owned()),
             KeyValue::new(METADATA_JOB_ID.to_owned(), job_id.to_string()),
         ];
         if let (Some(first), Some(last)) = (records.first(), records.last()) {
             metadata.push(KeyValue::new(
                 METADATA_FIRST_POSITION.to_owned(),
-                first.position.to_string(),
+                first.position().to_string(),
             ));
-            metadata
-                .push(KeyValue::new(METADATA_LAST_POSITION.to_owned(), last.position.to_string()));
+            metadata.push(KeyValue::new(
+                METADATA_LAST_POSITION.to_owned(),
+                last.position().to_string(),
+            ));
         }
         // Parquet pages are about 1 MiB; a record is about 40 bytes once compressed.
         let capacity = 4096 + records.len() * 48;
@@ -150,7 +184,7 @@ impl ParquetEncoder {
         Ok(ArrowWriter::try_new(out, self.schema.clone(), Some(properties))?)
     }
 
-    fn column(&self, field: Field, records: &[McpPortalLog]) -> ArrayRef {
+    fn column(&self, field: Field, records: &[impl Row]) -> ArrayRef {
         let n = records.len();
         match data_type(field) {
             DataType::Timestamp(..) => {
@@ -197,7 +231,7 @@ impl ParquetEncoder {
                 let mut builder = StringBuilder::with_capacity(n, n * 32);
                 for record in records {
                     match record.value(field) {
-                        Value::Str(s) => builder.append_value(self.redacted(s)),
+                        Value::Str(s) | Value::Json(s) => builder.append_value(self.redacted(s)),
                         _ => builder.append_null(),
                     }
                 }

@@ -21,11 +21,11 @@ use flate2::write::GzEncoder;
 
 use crate::dataset::Field;
 use crate::options::{OutputFormat, OutputType, RenderedTimestamp, TimestampFormat};
-use crate::record::{McpPortalLog, Value};
+use crate::record::{Row, Value};
 use crate::template::Part;
 
 /// The batch as uncompressed text.
-pub fn encode(format: &OutputFormat, records: &[McpPortalLog]) -> Vec<u8> {
+pub fn encode(format: &OutputFormat, records: &[impl Row]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * 256);
     // INVARIANT: writing to a Vec cannot fail.
     let _ = write(format, records, &mut out);
@@ -33,7 +33,7 @@ pub fn encode(format: &OutputFormat, records: &[McpPortalLog]) -> Vec<u8> {
 }
 
 /// The batch as gzip-compressed text (what a destination receives).
-pub fn encode_gzip(format: &OutputFormat, records: &[McpPortalLog]) -> io::Result<Vec<u8>> {
+pub fn encode_gzip(format: &OutputFormat, records: &[impl Row]) -> io::Result<Vec<u8>> {
     // Level 6 (zlib's default); the header has no name and a zero mtime, so the bytes depend on
     // the content only.
     let mut gzip = GzEncoder::new(Vec::with_capacity(records.len() * 48), Compression::default());
@@ -51,7 +51,7 @@ pub fn gunzip(bytes: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 /// Writes the batch to `out`.
-pub fn write<W: Write>(format: &OutputFormat, records: &[McpPortalLog], out: W) -> io::Result<()> {
+pub fn write<W: Write>(format: &OutputFormat, records: &[impl Row], out: W) -> io::Result<()> {
     let layout = &format.layout;
     let mut sink = Sink { out, redact: format.redact_log4j, held_dollar: false };
     let mut selected = [false; Field::ALL.len()];
@@ -116,6 +116,11 @@ impl ValueWriter {
             Value::Int(n) => integer(out, n),
             Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
             Value::Timestamp(t) => self.timestamp(out, t),
+            // NDJSON (and a template) writes the JSON value itself; CSV its text, quoted.
+            Value::Json(json) => match self.output_type {
+                OutputType::Csv => self.string(out, json),
+                OutputType::Ndjson | OutputType::Parquet => out.extend_from_slice(json.as_bytes()),
+            },
         }
     }
 
@@ -226,7 +231,7 @@ mod tests {
     use crate::options::OutputOptions;
     use crate::testing::tool_call;
 
-    fn text(options: serde_json::Value, records: &[McpPortalLog]) -> String {
+    fn text(options: serde_json::Value, records: &[crate::record::McpPortalLog]) -> String {
         let options: OutputOptions = serde_json::from_value(options).unwrap();
         String::from_utf8(encode(&options.validate().unwrap(), records)).unwrap()
     }

@@ -342,14 +342,17 @@ fn text_that_is_not_json_is_refused() {
 
 #[test]
 fn an_absent_or_empty_filter_is_no_filter() {
-    assert_eq!(Filter::parse_optional(None), Ok(None));
-    assert_eq!(Filter::parse_optional(Some("")), Ok(None));
+    assert_eq!(Filter::parse_optional(Dataset::McpPortalLogs, None), Ok(None));
+    assert_eq!(Filter::parse_optional(Dataset::McpPortalLogs, Some("")), Ok(None));
     assert!(
-        Filter::parse_optional(Some(r#"{"where":{"key":"Success","operator":"eq","value":true}}"#))
-            .unwrap()
-            .is_some()
+        Filter::parse_optional(
+            Dataset::McpPortalLogs,
+            Some(r#"{"where":{"key":"Success","operator":"eq","value":true}}"#)
+        )
+        .unwrap()
+        .is_some()
     );
-    assert!(Filter::parse_optional(Some("{}")).is_err());
+    assert!(Filter::parse_optional(Dataset::McpPortalLogs, Some("{}")).is_err());
 }
 
 #[test]
@@ -357,4 +360,24 @@ fn every_operator_parses_from_its_name() {
     for op in Operator::ALL {
         assert_eq!(Operator::from_name(op.as_str()), Some(op));
     }
+}
+
+#[test]
+fn a_filter_names_the_fields_of_its_dataset_and_cannot_compare_objects() {
+    let on_actor = r#"{"where":{"key":"ActorEmail","operator":"endsWith","value":"@example.com"}}"#;
+    assert!(Filter::parse_for(Dataset::AuditLogs, on_actor).is_ok());
+    let message = Filter::parse(on_actor).unwrap_err().to_string();
+    assert!(
+        message.contains("unknown field `ActorEmail`; the fields of mcp_portal_logs are"),
+        "{message}"
+    );
+    let on_value = r#"{"where":{"key":"NewValue","operator":"eq","value":null}}"#;
+    let message = Filter::parse_for(Dataset::AuditLogs, on_value).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "`where.operator`: operator `eq` does not apply to `NewValue`, a object field"
+    );
+    // Portico's own fields filter as any other.
+    let status = r#"{"where":{"key":"Status","operator":"in","value":["denied","timeout"]}}"#;
+    assert!(Filter::parse(status).unwrap().matches(&tool_call()));
 }

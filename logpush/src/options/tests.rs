@@ -15,7 +15,8 @@ fn refused(value: serde_json::Value) -> OutputOptionsError {
 fn empty_options_are_every_field_as_ndjson() {
     let format = OutputOptions::default().validate().unwrap();
     assert_eq!(format, OutputFormat::default());
-    assert_eq!(format.fields, Field::ALL.to_vec());
+    assert_eq!(format.fields, Dataset::McpPortalLogs.fields());
+    assert_eq!(format.dataset, Dataset::McpPortalLogs);
     assert_eq!(format.output_type, OutputType::Ndjson);
     assert_eq!(format.timestamp_format, TimestampFormat::UnixNano);
     assert_eq!(format.sample_rate, 1.0);
@@ -213,4 +214,36 @@ fn sampling_keeps_about_the_rate_and_is_repeatable() {
     assert_ne!(kept, other_job, "jobs sample independently");
     let all = OutputFormat::default();
     assert!((1..=1000).all(|p| all.samples(7, p)));
+}
+
+#[test]
+fn each_dataset_takes_its_own_fields_and_portico_extras_only_by_name() {
+    let audit = OutputOptions::default().validate_for(Dataset::AuditLogs).unwrap();
+    assert_eq!(audit.dataset, Dataset::AuditLogs);
+    assert_eq!(audit.fields, Dataset::AuditLogs.fields());
+    let named = options(json!({"field_names": ["When", "ActorName", "NewValue"]}));
+    assert_eq!(
+        named.validate_for(Dataset::AuditLogs).unwrap().fields,
+        [Field::When, Field::ActorName, Field::NewValue]
+    );
+    // A field of the other dataset is unknown here, and the message lists this dataset's.
+    let error = options(json!({"field_names": ["When", "ClientIP"]}))
+        .validate_for(Dataset::AuditLogs)
+        .unwrap_err();
+    assert_eq!(error.key, "field_names[1]");
+    assert!(
+        error
+            .message
+            .starts_with("unknown field `ClientIP`; the fields of audit_logs are `ActionResult`"),
+        "{error}"
+    );
+    assert!(error.message.contains("`CorrelationID`"), "{error}");
+    let extra = options(json!({"field_names": ["Datetime", "Status", "PolicyIDs"]}));
+    assert_eq!(
+        extra.validate().unwrap().fields,
+        [Field::Datetime, Field::Status, Field::PolicyIds]
+    );
+    let template = options(json!({"record_template": "{{ .ActorEmail }}"}));
+    assert!(template.validate().is_err());
+    assert!(template.validate_for(Dataset::AuditLogs).is_ok());
 }

@@ -25,6 +25,7 @@ use portico_core::vault::SecretString;
 use super::{Delivery, HttpSend, Sink};
 use crate::encode::text;
 use crate::options::{OutputFormat, OutputType};
+use crate::record::Row;
 
 /// The HEC path used when a `splunk://` destination gives none.
 pub const SPLUNK_DEFAULT_PATH: &str = "services/collector/event";
@@ -161,7 +162,7 @@ fn splunk_events(delivery: &Delivery<'_>, sourcetype: Option<&str>) -> Result<Ve
         let line = String::from_utf8_lossy(&line);
         let event: serde_json::Value = serde_json::from_str(line.trim_end())
             .map_err(|e| format!("a record is not a JSON object for Splunk: {e}"))?;
-        let time = record.datetime.timestamp_micros() as f64 / 1e6;
+        let time = record.datetime().timestamp_micros() as f64 / 1e6;
         let mut hec = serde_json::json!({"time": time, "event": event});
         if let Some(sourcetype) = sourcetype {
             hec["sourcetype"] = sourcetype.into();
@@ -181,6 +182,7 @@ mod tests {
 
     use super::*;
     use crate::encode::{Encoder, text::gunzip};
+    use crate::record::Record;
     use crate::testing::tool_call;
 
     /// Keeps the requests it is given and answers `status`: the sink's transport, so that the
@@ -211,7 +213,7 @@ mod tests {
         let recorder = Arc::new(Recorder { status, requests: Mutex::default() });
         let sink = HttpSink::open(&destination, &secrets, recorder.clone()).unwrap();
         let format = OutputFormat::default();
-        let records = [tool_call()];
+        let records = [Record::Call(tool_call())];
         let object = Encoder::new(format.clone(), 3).encode(&records).unwrap();
         let delivery = Delivery {
             job_id: 3,

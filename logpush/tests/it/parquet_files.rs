@@ -14,7 +14,9 @@ use parquet::basic::{
 use parquet::file::metadata::ParquetMetaData;
 use portico_core::domain::call::AuditedMethod;
 use portico_logpush::encode::parquet::{ROW_GROUP_ROWS, arrow_schema};
-use portico_logpush::{Encoder, Field, McpPortalLog, OutputFormat, OutputType, Value};
+use portico_logpush::{
+    Dataset, Encoder, Field, McpPortalLog, OutputFormat, OutputType, Row, Value,
+};
 use proptest::prelude::*;
 
 use crate::records::fixture_batch;
@@ -36,6 +38,8 @@ fn expected(value: Value<'_>) -> Cell {
         Value::Int(n) => Cell::Int(n),
         Value::Bool(b) => Cell::Bool(b),
         Value::Timestamp(t) => Cell::Timestamp(t.timestamp_nanos_opt().unwrap()),
+        // JSON values are their text in Parquet.
+        Value::Json(s) => Cell::Str(s.to_owned()),
     }
 }
 
@@ -57,6 +61,11 @@ fn cell(column: &ArrayRef, row: usize) -> Cell {
         }
         other => panic!("unexpected column type {other}"),
     }
+}
+
+/// The 19 fields of `mcp_portal_logs`.
+fn mcp_fields() -> Vec<Field> {
+    Dataset::McpPortalLogs.fields()
 }
 
 fn parquet_format(fields: &[Field], redact: bool) -> OutputFormat {
@@ -101,9 +110,9 @@ fn expected_rows(fields: &[Field], records: &[McpPortalLog]) -> Vec<Vec<Cell>> {
 #[test]
 fn the_fixture_batch_reads_back_with_its_types() {
     let records = fixture_batch();
-    let (batches, _) = read(encode(&Field::ALL, &records));
+    let (batches, _) = read(encode(&mcp_fields(), &records));
     let schema = batches[0].schema();
-    assert_eq!(schema.as_ref(), &arrow_schema(&Field::ALL));
+    assert_eq!(schema.as_ref(), &arrow_schema(&mcp_fields()));
     let types = |name: &str| schema.field_with_name(name).unwrap().data_type().clone();
     assert_eq!(types("Datetime"), DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())));
     assert_eq!(types("Success"), DataType::Boolean);
@@ -115,12 +124,12 @@ fn the_fixture_batch_reads_back_with_its_types() {
     assert_eq!(types("SessionID"), DataType::Utf8);
     assert!(!schema.field_with_name("UserID").unwrap().is_nullable());
     assert!(schema.field_with_name("Error").unwrap().is_nullable());
-    assert_eq!(rows(&batches), expected_rows(&Field::ALL, &records));
+    assert_eq!(rows(&batches), expected_rows(&mcp_fields(), &records));
 }
 
 #[test]
 fn the_file_is_zstd_with_nanosecond_utc_timestamps_and_names_dataset_job_and_positions() {
-    let (_, metadata) = read(encode(&Field::ALL, &fixture_batch()));
+    let (_, metadata) = read(encode(&mcp_fields(), &fixture_batch()));
     let file = metadata.file_metadata();
     let kv: Vec<(String, Option<String>)> = file
         .key_value_metadata()
@@ -180,12 +189,12 @@ fn large_batches_are_split_into_row_groups() {
 #[test]
 fn the_same_batch_gives_the_same_bytes() {
     let records = fixture_batch();
-    let first = encode(&Field::ALL, &records);
-    assert_eq!(encode(&Field::ALL, &records), first);
+    let first = encode(&mcp_fields(), &records);
+    assert_eq!(encode(&mcp_fields(), &records), first);
     let many: Vec<McpPortalLog> = records.iter().cycle().take(3000).cloned().collect();
-    assert_eq!(encode(&Field::ALL, &many), encode(&Field::ALL, &many));
+    assert_eq!(encode(&mcp_fields(), &many), encode(&mcp_fields(), &many));
     // A different batch gives a different object.
-    assert_ne!(encode(&Field::ALL, &records[..2]), first);
+    assert_ne!(encode(&mcp_fields(), &records[..2]), first);
 }
 
 /// Determinism across processes and builds: the fixture batch's object is committed. A
@@ -194,7 +203,7 @@ fn the_same_batch_gives_the_same_bytes() {
 #[test]
 fn the_fixture_batch_gives_the_committed_object() {
     let path = format!("{}/tests/it/fixtures/fixture-batch.parquet", env!("CARGO_MANIFEST_DIR"));
-    let actual = encode(&Field::ALL, &fixture_batch());
+    let actual = encode(&mcp_fields(), &fixture_batch());
     if std::env::var_os("PORTICO_BLESS").is_some() {
         std::fs::write(&path, &actual).unwrap();
     }
@@ -232,6 +241,12 @@ prop_compose! {
         duration in prop::option::of(any::<i64>()),
         success in any::<bool>(),
         user_id in any::<String>(),
+        (event_id, status, policies, duration_ms) in (
+            "[0-9a-f-]{36}",
+            prop_oneof![Just("ok"), Just("denied"), Just("timeout")],
+            prop::collection::vec(any::<String>(), 0..3),
+            any::<i64>(),
+        ),
     ) -> McpPortalLog {
         McpPortalLog {
             position, client_country, client_ip, colo_code,
@@ -239,12 +254,16 @@ prop_compose! {
             error, method, portal_aud, portal_id, prompt_get_name, resource_read_uri,
             server_aud, server_id, server_response_duration_ms: duration, server_url,
             session_id, success, tool_call_name, user_email, user_id,
+            event_id, status, policy_ids: serde_json::to_string(&policies).unwrap(), duration_ms,
         }
     }
 }
 
 fn fields() -> impl Strategy<Value = Vec<Field>> {
-    prop::sample::subsequence(Field::ALL.to_vec(), 1..=Field::ALL.len()).prop_shuffle()
+    // Portico's own fields too.
+    let all = Dataset::McpPortalLogs.all_fields();
+    let len = all.len();
+    prop::sample::subsequence(all, 1..=len).prop_shuffle()
 }
 
 proptest! {

@@ -34,6 +34,10 @@ pub fn fixture_batch() -> Vec<McpPortalLog> {
             tool_call_name: Some("github_search_issues".into()),
             user_email: Some("ada@example.com".into()),
             user_id: "user-1".into(),
+            event_id: "0190a3c4-0000-7000-8000-000000000101".into(),
+            status: "ok",
+            policy_ids: r#"["allow-github"]"#.into(),
+            duration_ms: 252,
         },
         McpPortalLog {
             position: 102,
@@ -57,6 +61,10 @@ pub fn fixture_batch() -> Vec<McpPortalLog> {
             tool_call_name: None,
             user_email: None,
             user_id: "svc-token-9".into(),
+            event_id: "0190a3c4-0000-7000-8000-000000000102".into(),
+            status: "denied",
+            policy_ids: r#"["no-prompts"]"#.into(),
+            duration_ms: 3,
         },
         McpPortalLog {
             position: 105,
@@ -80,6 +88,10 @@ pub fn fixture_batch() -> Vec<McpPortalLog> {
             tool_call_name: None,
             user_email: Some("o'brien@example.com".into()),
             user_id: "user-2".into(),
+            event_id: "0190a3c4-0000-7000-8000-000000000103".into(),
+            status: "ok",
+            policy_ids: r#"[]"#.into(),
+            duration_ms: 17,
         },
     ]
 }

@@ -3,7 +3,7 @@
 //! documented layout, independently of this crate's code.
 
 use portico_logpush::encode::text::gunzip;
-use portico_logpush::{Encoder, OutputOptions, TimestampFormat};
+use portico_logpush::{Encoder, McpPortalLog, OutputOptions, TimestampFormat};
 use serde_json::json;
 
 use crate::records::fixture_batch;
@@ -101,7 +101,9 @@ fn objects_describe_themselves() {
     let csv: OutputOptions = serde_json::from_value(json!({"output_type": "csv"})).unwrap();
     let csv = Encoder::new(csv.validate().unwrap(), 9).encode(&batch).unwrap();
     assert_eq!((csv.content_type, csv.extension), ("text/csv; charset=utf-8", "csv.gz"));
-    let empty = Encoder::new(OutputOptions::default().validate().unwrap(), 9).encode(&[]).unwrap();
+    let empty = Encoder::new(OutputOptions::default().validate().unwrap(), 9)
+        .encode(&[] as &[McpPortalLog])
+        .unwrap();
     assert_eq!((empty.records, empty.positions), (0, None));
     assert_eq!(gunzip(&empty.body).unwrap(), b"");
 }

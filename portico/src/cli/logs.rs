@@ -8,15 +8,20 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand, ValueEnum};
+use portico_core::domain::account::{ACCOUNT_STREAM, AccountState};
 use portico_core::log::Subscription;
 use portico_logpush::encode::parquet::ParquetEncoder;
 use portico_logpush::encode::text;
-use portico_logpush::{DATASET, McpPortalLog, OutputFormat, OutputOptions};
+use portico_logpush::{
+    AuditLogRecord, DATASET, Dataset, McpPortalLog, OutputFormat, OutputOptions, Record, Row,
+    fill_values,
+};
 
 use crate::config::Config;
 use crate::storage::Storage;
@@ -42,7 +47,8 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The dataset: `mcp_portal_logs` (every tools/call, prompts/get and resources/read).
+    /// The dataset: `mcp_portal_logs` (every tools/call, prompts/get and resources/read) or
+    /// `audit_logs` (every admin change).
     #[arg(long, default_value = DATASET)]
     pub dataset: String,
     /// Calls recorded at or after this time: RFC 3339 or a date (midnight UTC).
@@ -56,7 +62,8 @@ pub struct ExportArgs {
     pub portal: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Parquet)]
     pub format: Format,
-    /// The fields, comma-separated (dataset names) [default: all 19].
+    /// The fields, comma-separated (dataset names, Portico's own included) [default: the
+    /// dataset's own: 19 for mcp_portal_logs, 15 for audit_logs].
     #[arg(long, value_delimiter = ',')]
     pub fields: Option<Vec<String>>,
     /// How NDJSON and CSV write `Datetime`: `unixnano`, `unix`, `rfc3339`, `rfc3339ms` or
@@ -98,6 +105,7 @@ pub async fn run(config: Config, command: LogsCommand) -> anyhow::Result<()> {
 /// The output format of `format` with `fields` (all when `None`) and, for text, NDJSON or CSV
 /// `timestamp_format`, checked as a Logpush job's `output_options` are.
 fn output_format(
+    dataset: Dataset,
     format: Format,
     fields: Option<Vec<String>>,
     timestamp_format: &str,
@@ -114,7 +122,7 @@ fn output_format(
         timestamp_format: (format != Format::Parquet).then(|| timestamp_format.to_owned()),
         ..Default::default()
     };
-    let format = options.validate().map_err(|e| {
+    let format = options.validate_for(dataset).map_err(|e| {
         anyhow::anyhow!("{}", e.to_string().replace("output_options.field_names", "--fields"))
     })?;
     Ok(format)
@@ -130,10 +138,11 @@ impl<W: Write + Send> Sink<W> {
     fn new(format: OutputFormat, out: W) -> anyhow::Result<Self> {
         Ok(match format.output_type {
             portico_logpush::OutputType::Parquet => {
-                let encoder = ParquetEncoder::new(&format.fields, format.redact_log4j);
+                let encoder =
+                    ParquetEncoder::new(format.dataset, &format.fields, format.redact_log4j);
                 let metadata = vec![parquet::file::metadata::KeyValue::new(
                     portico_logpush::encode::parquet::METADATA_DATASET.to_owned(),
-                    DATASET.to_owned(),
+                    format.dataset.name().to_owned(),
                 )];
                 let writer = encoder.stream(out, metadata)?;
                 Sink::Parquet(encoder, writer)
@@ -142,7 +151,7 @@ impl<W: Write + Send> Sink<W> {
         })
     }
 
-    fn write(&mut self, records: &[McpPortalLog]) -> anyhow::Result<()> {
+    fn write(&mut self, records: &[impl Row]) -> anyhow::Result<()> {
         match self {
             Sink::Text(format, out) => text::write(format, records, out)?,
             Sink::Parquet(encoder, writer) => writer.write(&encoder.record_batch(records)?)?,
@@ -166,14 +175,19 @@ fn wanted(record: &McpPortalLog, portal: Option<&str>) -> bool {
 }
 
 async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
-    if args.dataset != DATASET {
-        bail!("unknown dataset `{}`: the only dataset is `{DATASET}`", args.dataset);
+    let Some(dataset) = Dataset::from_name(&args.dataset) else {
+        bail!("unknown dataset `{}`: the datasets are {}", args.dataset, Dataset::list());
+    };
+    if args.portal.is_some() && dataset != Dataset::McpPortalLogs {
+        bail!("--portal selects calls: it applies to {DATASET} only");
     }
     if let (Some(since), Some(until)) = (args.since, args.until) {
         anyhow::ensure!(since < until, "--until must be later than --since");
     }
-    let format = output_format(args.format, args.fields.clone(), &args.timestamp_format)?;
+    let format = output_format(dataset, args.format, args.fields.clone(), &args.timestamp_format)?;
     let storage = Storage::open(&config).await?;
+    let account: AccountState = portico_app::load(&*storage.log, ACCOUNT_STREAM).await?;
+    let owner_id = account.account_id.map(|a| a.to_string()).unwrap_or_default();
     let head = storage.log.head_position().await?;
     let out: Box<dyn Write + Send> = if args.out.as_os_str() == "-" {
         Box::new(std::io::stdout())
@@ -183,7 +197,7 @@ async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         Box::new(BufWriter::new(file))
     };
     let mut sink = Sink::new(format, out)?;
-    let mut subscription = Subscription::new(storage.log, 0);
+    let mut subscription = Subscription::new(Arc::clone(&storage.log), 0);
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut written = 0usize;
     // The log as it was when the export started: later calls are not part of it.
@@ -194,28 +208,36 @@ async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
             }
             let in_period = args.since.is_none_or(|t| event.recorded_at >= t)
                 && args.until.is_none_or(|t| event.recorded_at < t);
-            let Some(record) = McpPortalLog::from_recorded(&event).filter(|_| in_period) else {
+            if !in_period {
                 continue;
-            };
-            if wanted(&record, args.portal.as_deref()) {
-                chunk.push(record);
             }
+            let record = match dataset {
+                Dataset::McpPortalLogs => McpPortalLog::from_recorded(&event)
+                    .filter(|r| wanted(r, args.portal.as_deref()))
+                    .map(Record::Call),
+                Dataset::AuditLogs => {
+                    AuditLogRecord::from_recorded(&event, &owner_id).map(Record::Audit)
+                }
+            };
+            chunk.extend(record);
             if chunk.len() == CHUNK {
+                fill_values(&mut chunk, &*storage.log).await.map_err(anyhow::Error::msg)?;
                 sink.write(&chunk)?;
                 written += chunk.len();
                 chunk.clear();
             }
         }
     }
+    fill_values(&mut chunk, &*storage.log).await.map_err(anyhow::Error::msg)?;
     sink.write(&chunk)?;
     written += chunk.len();
     sink.finish()?;
-    eprintln!("{written} records of {DATASET} written to {}", args.out.display());
+    eprintln!("{written} records of {dataset} written to {}", args.out.display());
     Ok(())
 }
 
 async fn tail(config: Config, args: TailArgs) -> anyhow::Result<()> {
-    let format = output_format(Format::Ndjson, None, "rfc3339")?;
+    let format = output_format(Dataset::McpPortalLogs, Format::Ndjson, None, "rfc3339")?;
     let storage = Storage::open(&config).await?;
     let start = if args.since_seconds == 0 { storage.log.head_position().await? } else { 0 };
     let since = Utc::now() - chrono::TimeDelta::seconds(i64::try_from(args.since_seconds)?);

@@ -237,7 +237,20 @@ fn kind_is_fixed_at_creation_and_dataset_cannot_change() {
             dataset: Some("audit_logs".into()),
             ..LogpushJobPatch::default()
         }))
+        .then_expect_error(DomainError::Immutable { field: "dataset" });
+    given([created()])
+        .when(update(LogpushJobPatch {
+            dataset: Some("http_requests".into()),
+            ..LogpushJobPatch::default()
+        }))
         .then_expect_invalid("dataset");
+    // Its own dataset, named again, changes nothing.
+    given([created()])
+        .when(update(LogpushJobPatch {
+            dataset: Some("mcp_portal_logs".into()),
+            ..LogpushJobPatch::default()
+        }))
+        .then_expect([]);
 }
 
 #[test]
