@@ -56,3 +56,51 @@ wait_ready() {
   done
   [ "$status" = ready ] || { echo "server $1 is $status, not ready" >&2; tail -20 "$work/portico.log" >&2; exit 1; }
 }
+
+# One Lua script per target: rotates over the target's sessions (none for the stateless
+# upstream), a unique JSON-RPC id per request, counts what it sent and any answer that is not a
+# 200 with a JSON-RPC result; prints one RESULT line for the summary.
+# `$version` is the MCP protocol version the requests carry (2025-11-25 unless set).
+make_lua() { # target-name tool-name session-file [extra header lines]
+  local file=$work/$1.lua
+  {
+    echo "local sessions = {"
+    grep . "$3" | sed 's/.*/  "&",/' || true
+    echo "}"
+    cat <<LUA
+local tool = "$2"
+local headers = {["Content-Type"] = "application/json", ["Accept"] = "application/json, text/event-stream", ["MCP-Protocol-Version"] = "${version:-2025-11-25}"${4:-}}
+local path = wrk.path
+local threads = {}
+local next_thread = 0
+function setup(thread)
+  thread:set("thread_id", next_thread)
+  next_thread = next_thread + 1
+  table.insert(threads, thread)
+end
+sent = 0
+errors = 0
+function request()
+  sent = sent + 1
+  if #sessions > 0 then headers["Mcp-Session-Id"] = sessions[(sent + thread_id * 7) % #sessions + 1] end
+  local body = string.format('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"%s","arguments":{"text":"hello"}}}', thread_id * 1000000000 + sent, tool)
+  return wrk.format("POST", path, headers, body)
+end
+function response(status, hdrs, body)
+  if status ~= 200 or not body:find('"result"', 1, true) then
+    errors = errors + 1
+    if errors <= 3 then io.stderr:write("bad answer: " .. status .. " " .. body:sub(1, 300) .. "\n") end
+  end
+end
+function done(summary, latency, requests)
+  local s, e = 0, 0
+  for _, t in ipairs(threads) do s = s + t:get("sent"); e = e + t:get("errors") end
+  local x = summary.errors
+  io.write(string.format("RESULT %d %.0f %d %d %d %d %d\n", summary.requests,
+    summary.requests / summary.duration * 1e6, latency:percentile(50), latency:percentile(99),
+    s, e, x.connect + x.read + x.write + x.status + x.timeout))
+end
+LUA
+  } >"$file"
+  echo "$file"
+}

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
 use super::{LeaseError, Leases, validate};
+use crate::log::postgres::create_beside_log;
 
 /// The advisory lock taken while creating the table: the bytes of `"ptcleases"` truncated to
 /// eight.
@@ -50,14 +51,7 @@ impl PostgresLeases {
     /// Uses `pool` (the event log's) and creates the `portico_leases` table in its schema if it
     /// does not exist.
     pub async fn open(pool: Pool) -> Result<Self, LeaseError> {
-        let mut client = pool.get().await.map_err(LeaseError::storage)?;
-        let tx = client.transaction().await.map_err(LeaseError::storage)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-            .await
-            .map_err(LeaseError::storage)?;
-        tx.batch_execute(SCHEMA).await.map_err(LeaseError::storage)?;
-        tx.commit().await.map_err(LeaseError::storage)?;
-        drop(client);
+        create_beside_log(&pool, SCHEMA_LOCK, SCHEMA).await.map_err(LeaseError::Storage)?;
         Ok(PostgresLeases { pool })
     }
 

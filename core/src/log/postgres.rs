@@ -804,3 +804,20 @@ async fn listen_once(
     driver.abort();
     result
 }
+
+/// Creates the tables of a store that lives beside the log (`ddl`, idempotent) under the
+/// transaction-scoped advisory lock `lock`, so that instances opening the store at once do not
+/// race on the catalog.
+pub(crate) async fn create_beside_log(
+    pool: &Pool,
+    lock: i64,
+    ddl: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock]).await?;
+    tx.batch_execute(ddl).await?;
+    tx.commit().await?;
+    Ok(())
+}
+

@@ -10,6 +10,8 @@ use std::fmt;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
+use crate::log::postgres::create_beside_log;
+
 use super::{SecretRef, StoredSecret, VaultError, VaultStore, stored_version, unix_now};
 
 /// The advisory lock taken while creating the table: the bytes of `"ptcvault"`.
@@ -47,14 +49,7 @@ impl PostgresVaultStore {
     /// Uses `pool` (the event log's pool, typically) and creates the `vault_secrets` table in
     /// its schema if it does not exist.
     pub async fn open(pool: Pool) -> Result<Self, VaultError> {
-        let mut client = pool.get().await.map_err(VaultError::storage)?;
-        let tx = client.transaction().await.map_err(VaultError::storage)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-            .await
-            .map_err(VaultError::storage)?;
-        tx.batch_execute(SCHEMA).await.map_err(VaultError::storage)?;
-        tx.commit().await.map_err(VaultError::storage)?;
-        drop(client);
+        create_beside_log(&pool, SCHEMA_LOCK, SCHEMA).await.map_err(VaultError::Storage)?;
         Ok(PostgresVaultStore { pool })
     }
 
