@@ -51,7 +51,8 @@ upstream_port=$(free_port)
 pids+=($!)
 moto_port=$(free_port)
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
-pids+=($!)
+moto=$!
+pids+=($moto)
 start_portico "$target/portico"
 wait_http "http://127.0.0.1:$upstream_port/mcp"
 wait_http "http://127.0.0.1:$moto_port/moto-api/"
@@ -91,11 +92,15 @@ lua=$(make_lua portal bench_echo "$work/sessions" ", [\"CF-Access-Client-Id\"] =
 # that run's calls only) and deleted after it; a run of 40 s or more includes the planning,
 # encoding and upload of the first 30-second batch.
 declare -A runs
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat"; }
 run() { # label
+  local portico_before moto_before
+  portico_before=$(cpu_ms "$portico"); moto_before=$(cpu_ms "$moto")
   wrk -t2 -c64 -d"${duration}s" --latency -s "$lua" "$portal" >"$work/$1.out"
+  local portico_cpu=$(( $(cpu_ms "$portico") - portico_before )) moto_cpu=$(( $(cpu_ms "$moto") - moto_before ))
   runs[$1]=$(grep '^RESULT' "$work/$1.out" | cut -d' ' -f2-)
-  read -r _ rps p50 p99 _ errors socket <<<"${runs[$1]}"
-  echo "   $1: $rps req/s, p50 $((p50 / 1000)).$(printf '%03d' $((p50 % 1000))) ms, p99 $((p99 / 1000)).$(printf '%03d' $((p99 % 1000))) ms, $errors bad answers, $socket socket errors" >&2
+  read -r requests rps p50 p99 _ errors socket <<<"${runs[$1]}"
+  echo "   $1: $rps req/s, p50 $((p50 / 1000)).$(printf '%03d' $((p50 % 1000))) ms, p99 $((p99 / 1000)).$(printf '%03d' $((p99 % 1000))) ms, $errors bad answers, $socket socket errors; portico CPU $((portico_cpu * 1000 / requests)) us per call, moto CPU ${moto_cpu} ms" >&2
 }
 echo "== tools/call through a portal, 64 connections, ${duration}s per run, without a job (A) and with one (B)" >&2
 wrk -t2 -c64 -d5s -s "$lua" "$portal" >/dev/null  # warm-up
@@ -147,9 +152,11 @@ while True:
     if rows >= calls or time.time() > deadline:
         break
     time.sleep(2)
-distinct = db.execute("SELECT count(DISTINCT (session, called)) FROM r").fetchone()[0]
+# Objects are named `<first>-<last>_<job>.parquet` after their range of log positions.
+ranges = sorted(tuple(map(int, o["Key"].rsplit("/", 1)[1].split("_")[0].split("-"))) for o in objects)
+overlaps = sum(1 for (_, a), (b, _) in zip(ranges, ranges[1:]) if b <= a)
 lag = db.execute("SELECT quantile_cont(epoch(modified) - epoch(called), [0.5, 0.99]), max(epoch(modified) - epoch(called)) FROM r").fetchone()
-print(f"   {len(objects)} objects, {rows} records ({distinct} distinct) for {calls} calls")
+print(f"   {len(objects)} objects, {rows} records for {calls} calls, {overlaps} overlapping ranges")
 print(f"   lag from call to object: p50 {lag[0][0]:.1f} s, p99 {lag[0][1]:.1f} s, max {lag[1]:.1f} s")
 PY
 "$py" "$work/lag.py" "http://127.0.0.1:$moto_port" "$calls" "$((sent_at + 90))" >&2

@@ -12,8 +12,9 @@
 //!    subscription, feeding every event to a [`BatchBuilder`] until the first of the job's
 //!    limits (records, bytes, interval since the first record), and records the range as
 //!    planned ([`PlanLogpushBatch`]): from then on that range is the batch, whatever happens.
-//! 2. **Deliver.** It reads exactly that range of the log, keeps the records the job's filter
-//!    and sampling keep, encodes them and sends the object, named after the range, to the
+//! 2. **Deliver.** It takes the records of exactly that range that the job's filter and sampling
+//!    keep (those it just saw, or, for a batch planned earlier, read back from the log),
+//!    encodes them and sends the object, named after the range, to the
 //!    destination. Only once the destination acknowledged it does the job's checkpoint move
 //!    ([`RecordLogpushDelivery`] with the batch). A failure is recorded (`last_error`,
 //!    `error_message`) and the same batch is sent again after a backoff that doubles up to
@@ -40,7 +41,7 @@ use portico_gateway::ssrf::UpstreamPolicy;
 use portico_gateway::transport::http_client;
 use portico_logpush::batch::{BatchBuilder, Limits, Selection, records_of};
 use portico_logpush::sink::{self, Clients, Delivery, HttpSend, PlainHttp, Sink};
-use portico_logpush::{Encoder, Filter, OutputOptions, Row, fill_values};
+use portico_logpush::{Encoder, Filter, OutputOptions, Record, Row, fill_values};
 
 use super::{LogpushChecks, dataset_of};
 use crate::{App, AppError, decide};
@@ -398,16 +399,16 @@ impl JobRunner {
         else {
             return Err(Failure::Stop);
         };
-        let (first, last) = match job.planned {
-            Some(planned) => planned,
+        let (first, last, kept) = match job.planned {
+            Some((first, last)) => (first, last, None),
             None => {
                 let after = self.checkpoint(&job).await?;
-                let (first, last) = self.fill(pipeline, after).await?;
+                let (first, last, kept) = self.fill(pipeline, after).await?;
                 self.report(PlanLogpushBatch { job_id: self.id, first, last }).await?;
-                (first, last)
+                (first, last, Some(kept))
             }
         };
-        self.deliver(pipeline, first, last).await
+        self.deliver(pipeline, first, last, kept).await
     }
 
     /// The last position delivered, or the job's creation.
@@ -420,14 +421,16 @@ impl JobRunner {
         created.first().map(|e| e.position).ok_or(Failure::Stop)
     }
 
-    /// Follows the log after `after` until a batch is full; its range.
+    /// Follows the log after `after` until a batch is full; its range, and the records the job
+    /// keeps in it.
     async fn fill(
         &self,
         pipeline: &Pipeline,
         after: Position,
-    ) -> Result<(Position, Position), Failure> {
+    ) -> Result<(Position, Position, Vec<Record>), Failure> {
         let mut subscription = Subscription::new(Arc::clone(&self.app.log), after);
         let mut batch = BatchBuilder::new(pipeline.limits, after + 1);
+        let mut records = Vec::new();
         loop {
             let events = match batch.deadline() {
                 Some(deadline) => tokio::select! {
@@ -440,6 +443,7 @@ impl JobRunner {
             for event in &events {
                 let kept = pipeline.selection.keep(event);
                 batch.push(event, kept.as_ref());
+                records.extend(kept);
                 if batch.is_full() || batch.is_long_and_empty() {
                     full = true;
                     break;
@@ -449,19 +453,26 @@ impl JobRunner {
                 break;
             }
         }
-        batch.range().ok_or_else(|| Failure::Retry("a batch ended with no event".to_owned()))
+        let (first, last) =
+            batch.range().ok_or_else(|| Failure::Retry("a batch ended with no event".to_owned()))?;
+        Ok((first, last, records))
     }
 
-    /// Sends the planned batch `first..=last` and moves the checkpoint past it.
+    /// Sends the planned batch `first..=last` and moves the checkpoint past it. `kept` are its
+    /// records when this run just planned it (the same the range gives, read by the same
+    /// selection); otherwise (a retry, a batch planned before a restart or a takeover) they are
+    /// read back from the log.
     async fn deliver(
         &self,
         pipeline: &Pipeline,
         first: Position,
         last: Position,
+        kept: Option<Vec<Record>>,
     ) -> Result<(), Failure> {
-        let events = self.read_range(first, last).await?;
-        let mut records = records_of(&pipeline.selection, &events);
-        drop(events);
+        let mut records = match kept {
+            Some(records) => records,
+            None => records_of(&pipeline.selection, &self.read_range(first, last).await?),
+        };
         fill_values(&mut records, &*self.app.log).await.map_err(Failure::Retry)?;
         let batch = match records.first() {
             None => DeliveredBatch { first, last, records: 0, bytes: 0, object: None },
