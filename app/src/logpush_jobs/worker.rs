@@ -82,9 +82,20 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_ANSWER: usize = 1024 * 1024;
 /// How many events are read from the log at a time when a batch is rebuilt.
 const READ_PAGE: usize = 1_000;
+/// How long a job following the log waits after a short read before it reads again, so that a
+/// busy log is read a few times a second rather than once per commit.
+const FOLLOW_PAUSE: Duration = Duration::from_millis(200);
 /// How many times a report is recorded again when a concurrent change of the job's stream
 /// (an admin's update) made its append conflict.
 const REPORT_ATTEMPTS: usize = 5;
+
+/// Waits for the next events of the log: the next one, and those already read with it.
+async fn next_events(subscription: &mut Subscription) -> Result<Vec<RecordedEvent>, Failure> {
+    let first = subscription.next().await.map_err(Failure::log)?;
+    let mut events = vec![first];
+    events.extend(subscription.drain_buffered());
+    Ok(events)
+}
 
 /// The actor of the worker's reports.
 fn worker() -> Actor {
@@ -434,10 +445,10 @@ impl JobRunner {
         loop {
             let events = match batch.deadline() {
                 Some(deadline) => tokio::select! {
-                    events = subscription.next_batch() => events.map_err(Failure::log)?,
+                    events = next_events(&mut subscription) => events?,
                     () = tokio::time::sleep_until(deadline) => break,
                 },
-                None => subscription.next_batch().await.map_err(Failure::log)?,
+                None => next_events(&mut subscription).await?,
             };
             let mut full = false;
             for event in &events {
@@ -452,9 +463,16 @@ impl JobRunner {
             if full {
                 break;
             }
+            // Let appends gather: one read of the log per pause, not one per commit.
+            if events.len() < READ_PAGE {
+                let pause = tokio::time::Instant::now() + FOLLOW_PAUSE;
+                let until = batch.deadline().map_or(pause, |deadline| deadline.min(pause));
+                tokio::time::sleep_until(until).await;
+            }
         }
-        let (first, last) =
-            batch.range().ok_or_else(|| Failure::Retry("a batch ended with no event".to_owned()))?;
+        let (first, last) = batch
+            .range()
+            .ok_or_else(|| Failure::Retry("a batch ended with no event".to_owned()))?;
         Ok((first, last, records))
     }
 

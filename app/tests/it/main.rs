@@ -5,5 +5,6 @@
 
 mod access_apps;
 mod identity_providers;
+mod logpush_worker;
 mod portals;
 mod support;

@@ -820,4 +820,3 @@ pub(crate) async fn create_beside_log(
     tx.commit().await?;
     Ok(())
 }
-
