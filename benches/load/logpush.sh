@@ -135,7 +135,7 @@ echo "   $calls calls audited at $lag_rps req/s ($lag_errors bad answers); waiti
 cat >"$work/lag.py" <<'PY'
 import io, sys, time
 import boto3, duckdb
-endpoint, calls, deadline = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+endpoint, calls, deadline, work = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                   aws_access_key_id="bench", aws_secret_access_key="bench-secret")
 while True:
@@ -144,7 +144,7 @@ while True:
     db.execute("CREATE TABLE r (session VARCHAR, called TIMESTAMPTZ, modified TIMESTAMPTZ, key VARCHAR)")
     for o in objects:
         body = s3.get_object(Bucket="bench", Key=o["Key"])["Body"].read()
-        path = f"/tmp/portico-lag-{abs(hash(o['Key']))}.parquet"
+        path = f"{work}/lag-{abs(hash(o['Key']))}.parquet"
         open(path, "wb").write(body)
         db.execute(f"INSERT INTO r SELECT SessionID, Datetime, ?, ? FROM read_parquet('{path}')",
                    [o["LastModified"], o["Key"]])
@@ -159,7 +159,7 @@ lag = db.execute("SELECT quantile_cont(epoch(modified) - epoch(called), [0.5, 0.
 print(f"   {len(objects)} objects, {rows} records for {calls} calls, {overlaps} overlapping ranges")
 print(f"   lag from call to object: p50 {lag[0][0]:.1f} s, p99 {lag[0][1]:.1f} s, max {lag[1]:.1f} s")
 PY
-"$py" "$work/lag.py" "http://127.0.0.1:$moto_port" "$calls" "$((sent_at + 90))" >&2
+"$py" "$work/lag.py" "http://127.0.0.1:$moto_port" "$calls" "$((sent_at + 90))" "$work" >&2
 
 # --- Summary -------------------------------------------------------------------------------------
 python3 - "${runs[A1]}" "${runs[B1]}" "${runs[A2]}" "${runs[B2]}" <<'PY'
