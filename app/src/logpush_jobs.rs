@@ -22,7 +22,7 @@ use portico_core::domain::logpush_job::{
 };
 use portico_core::vault::{SecretRef, SecretString, VaultError};
 use portico_core::{Actor, Event};
-use portico_logpush::{Dataset, Filter, OutputOptions};
+use portico_logpush::{Dataset, Filter, OutputFormat, OutputOptions};
 use serde_json::Value;
 
 use crate::{App, AppError, decide};
@@ -38,6 +38,28 @@ const DESTINATION_FIELD: &str = logpush_job::destination::FIELD;
 pub(crate) fn dataset_of(name: &str) -> Result<Dataset, String> {
     Dataset::from_name(name)
         .ok_or_else(|| format!("`{name}` is not a dataset; the datasets are {}", Dataset::list()))
+}
+
+/// The format a job's `output_options` (`None`: the defaults) give for `dataset`; the error is
+/// the key at fault (empty when the options are not an object) and the message.
+pub(crate) fn output_format(
+    dataset: Dataset,
+    options: Option<&Value>,
+) -> Result<OutputFormat, (String, String)> {
+    let parsed: OutputOptions = match options {
+        None => OutputOptions::default(),
+        Some(options) => serde_json::from_value(options.clone()).map_err(|e| {
+            let message = e.to_string();
+            // serde names an unknown key as "unknown field `x`, expected one of ...".
+            let key = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(key, _)| key.to_owned())
+                .unwrap_or_default();
+            (key, message)
+        })?,
+    };
+    parsed.validate_for(dataset).map_err(|e| (e.key, e.message))
 }
 
 /// The checks of the Logpush library, and of ownership challenges.
@@ -58,17 +80,7 @@ impl LogpushJobChecks for LogpushChecks {
 
     fn check_output_options(&self, dataset: &str, options: &Value) -> Result<(), (String, String)> {
         let dataset = dataset_of(dataset).map_err(|message| (String::new(), message))?;
-        let parsed: OutputOptions = serde_json::from_value(options.clone()).map_err(|e| {
-            let message = e.to_string();
-            // serde names an unknown key as "unknown field `x`, expected one of ...".
-            let key = message
-                .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split_once('`'))
-                .map(|(key, _)| key.to_owned())
-                .unwrap_or_default();
-            (key, message)
-        })?;
-        parsed.validate_for(dataset).map(|_| ()).map_err(|e| (e.key, e.message))
+        output_format(dataset, Some(options)).map(|_| ())
     }
 
     fn check_ownership_challenge(&self, conf: &str, challenge: &str) -> Result<(), String> {

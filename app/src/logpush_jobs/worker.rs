@@ -41,9 +41,9 @@ use portico_gateway::ssrf::UpstreamPolicy;
 use portico_gateway::transport::http_client;
 use portico_logpush::batch::{BatchBuilder, Limits, Selection, records_of};
 use portico_logpush::sink::{self, Clients, Delivery, HttpSend, PlainHttp, Sink};
-use portico_logpush::{Encoder, Filter, OutputOptions, Record, Row, fill_values};
+use portico_logpush::{Encoder, Filter, Record, Row, fill_values};
 
-use super::{LogpushChecks, dataset_of};
+use super::{LogpushChecks, dataset_of, output_format};
 use crate::{App, AppError, decide};
 
 /// The worker's settings (`portico serve` flags).
@@ -382,14 +382,12 @@ impl JobRunner {
         let owner_id = account.account_id.map(|a| a.to_string()).unwrap_or_default();
         let filter = Filter::parse_optional(dataset, settings.filter.as_deref())
             .map_err(|e| Failure::Retry(format!("the filter is not valid: {e}")))?;
-        let options: OutputOptions = match &settings.output_options {
-            Some(options) => serde_json::from_value(options.clone())
-                .map_err(|e| Failure::Retry(format!("output_options: {e}")))?,
-            None => OutputOptions::default(),
-        };
-        let format = options
-            .validate_for(dataset)
-            .map_err(|e| Failure::Retry(format!("output_options.{}: {}", e.key, e.message)))?;
+        let format = output_format(dataset, settings.output_options.as_ref()).map_err(
+            |(key, message)| match key.as_str() {
+                "" => Failure::Retry(format!("output_options: {message}")),
+                key => Failure::Retry(format!("output_options.{key}: {message}")),
+            },
+        )?;
         let limits = Limits::of_job(
             settings.max_upload_records,
             settings.max_upload_bytes,
