@@ -15,6 +15,7 @@ pub(crate) mod codec;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscription;
+pub(crate) mod tail;
 
 use std::fmt;
 
@@ -163,7 +164,10 @@ pub trait EventLog: Send + Sync + fmt::Debug {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError>;
 
-    /// The events at positions after `after`, in order, at most `limit` of them.
+    /// The events at positions after `after`, in order, at most `limit` of them. A page can
+    /// end before `limit` while later events exist (recent events may be served from memory,
+    /// up to this instance's last commit): read on from its last position until a page comes
+    /// back empty, which means there is nothing after `after`.
     async fn read_all(&self, after: Position, limit: usize)
     -> Result<Vec<RecordedEvent>, LogError>;
 

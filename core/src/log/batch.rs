@@ -22,7 +22,7 @@ pub(crate) async fn submit(
     writer: &mpsc::Sender<AppendRequest>,
     stream_id: &str,
     expected: ExpectedVersion,
-    events: &[NewEvent],
+    events: Vec<NewEvent>,
     metadata: &EventMetadata,
 ) -> Result<Appended, AppendError> {
     let started = Instant::now();
@@ -35,10 +35,10 @@ async fn queue(
     writer: &mpsc::Sender<AppendRequest>,
     stream_id: &str,
     expected: ExpectedVersion,
-    events: &[NewEvent],
+    events: Vec<NewEvent>,
     metadata: &EventMetadata,
 ) -> Result<Appended, AppendError> {
-    super::validate_append(stream_id, events)?;
+    super::validate_append(stream_id, &events)?;
     let (reply, answer) = oneshot::channel();
     let request = AppendRequest {
         stream_id: stream_id.to_owned(),

@@ -5,34 +5,38 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{LogError, Position};
-use crate::event::{Actor, CorrelationId, EventMetadata, NewEvent, RecordedEvent};
+use crate::event::{Actor, CorrelationId, Event, EventMetadata, NewEvent, RecordedEvent};
 use crate::upcast;
 
-/// An event serialised for storage, before the log assigns its position and stream version.
+/// An event serialised for storage, before the log assigns its position and stream version,
+/// with the event itself (for the log's in-memory tail).
 #[derive(Debug, Clone)]
 pub(crate) struct EncodedEvent {
     pub event_id: Uuid,
     pub event_type: &'static str,
     pub schema_version: u16,
     pub payload: String,
+    pub original: Event,
 }
 
-/// The metadata of an append, serialised once for all its events.
+/// The metadata of an append, serialised once for all its events, with the metadata itself.
 #[derive(Debug, Clone)]
 pub(crate) struct EncodedMetadata {
     pub actor: String,
     pub correlation_id: Uuid,
+    pub original: EventMetadata,
 }
 
-pub(crate) fn encode_events(events: &[NewEvent]) -> Result<Vec<EncodedEvent>, LogError> {
+pub(crate) fn encode_events(events: Vec<NewEvent>) -> Result<Vec<EncodedEvent>, LogError> {
     events
-        .iter()
+        .into_iter()
         .map(|e| {
             Ok(EncodedEvent {
                 event_id: e.event_id,
                 event_type: e.event.event_type(),
                 schema_version: e.event.schema_version(),
                 payload: serde_json::to_string(&e.event).map_err(LogError::storage)?,
+                original: e.event,
             })
         })
         .collect()
@@ -42,6 +46,7 @@ pub(crate) fn encode_metadata(metadata: &EventMetadata) -> Result<EncodedMetadat
     Ok(EncodedMetadata {
         actor: serde_json::to_string(&metadata.actor).map_err(LogError::storage)?,
         correlation_id: metadata.correlation_id.0,
+        original: metadata.clone(),
     })
 }
 

@@ -172,7 +172,7 @@ impl EventLog for PostgresLog {
         events: Vec<NewEvent>,
         metadata: &EventMetadata,
     ) -> Result<Appended, AppendError> {
-        batch::submit(&self.writer, stream_id, expected, &events, metadata).await
+        batch::submit(&self.writer, stream_id, expected, events, metadata).await
     }
 
     async fn read_stream(

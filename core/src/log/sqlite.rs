@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::batch::{self, AppendRequest};
 use super::codec::{self, ActorCache, StoredEventRef};
+use super::tail::{self, Tail};
 use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
 
@@ -67,6 +68,7 @@ struct Shared {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     head: watch::Sender<Position>,
+    tail: Tail,
 }
 
 impl SqliteLog {
@@ -76,7 +78,12 @@ impl SqliteLog {
         let conn = open_writer(&path, options.durability)?;
         let head = read_head(&conn)?;
         let (head_tx, _) = watch::channel(head);
-        let shared = Arc::new(Shared { path, readers: Mutex::new(Vec::new()), head: head_tx });
+        let shared = Arc::new(Shared {
+            path,
+            readers: Mutex::new(Vec::new()),
+            head: head_tx,
+            tail: Tail::default(),
+        });
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer_shared = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -129,7 +136,7 @@ impl EventLog for SqliteLog {
         events: Vec<NewEvent>,
         metadata: &EventMetadata,
     ) -> Result<Appended, AppendError> {
-        batch::submit(&self.writer, stream_id, expected, &events, metadata).await
+        batch::submit(&self.writer, stream_id, expected, events, metadata).await
     }
 
     async fn read_stream(
@@ -154,6 +161,9 @@ impl EventLog for SqliteLog {
         after: Position,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
+        if let Some(events) = self.shared.tail.read_after(after, limit) {
+            return Ok(events);
+        }
         self.with_reader(move |conn| {
             let sql = format!(
                 "SELECT {SELECT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
@@ -235,7 +245,8 @@ fn open_reader(path: &Path) -> Result<Connection, LogError> {
 
 fn read_head(conn: &Connection) -> Result<Position, LogError> {
     let head: Option<i64> = conn
-        .query_row("SELECT max(position) FROM events", [], |row| row.get(0))
+        .prepare_cached("SELECT max(position) FROM events")
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
         .map_err(LogError::storage)?;
     codec::non_negative(0, "head position", head.unwrap_or(0))
 }
@@ -305,11 +316,13 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<AppendRequest>, share
     }
 }
 
-/// Commits one batch and answers its appenders. If the transaction fails as a whole, each
-/// request is retried alone, so one bad request cannot fail the others.
+/// Commits one batch, hands its events to the tail, moves the head and answers the appenders
+/// (in that order: an appender reads its own events back at once). If the transaction fails as
+/// a whole, each request is retried alone, so one bad request cannot fail the others.
 fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Shared) {
     match write_batch(conn, &requests) {
-        Ok((head, outcomes)) => {
+        Ok(Committed { head, outcomes, events }) => {
+            shared.tail.extend(events);
             shared.head.send_if_modified(|h| {
                 let moved = head > *h;
                 *h = (*h).max(head);
@@ -329,12 +342,14 @@ fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Sh
     }
 }
 
-type BatchOutcome = (Position, Vec<Result<Appended, AppendError>>);
+/// A committed batch: the log's new head, one answer per request, and the events as written.
+struct Committed {
+    head: Position,
+    outcomes: Vec<Result<Appended, AppendError>>,
+    events: Vec<RecordedEvent>,
+}
 
-fn write_batch(
-    conn: &mut Connection,
-    requests: &[AppendRequest],
-) -> Result<BatchOutcome, LogError> {
+fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<Committed, LogError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(LogError::storage)?;
@@ -357,6 +372,7 @@ fn write_batch(
     }
     let plan = batch::plan(requests, head, versions);
     let recorded_at = codec::to_micros(Utc::now());
+    let events = tail::recorded(&plan.rows, codec::from_micros(head, recorded_at)?);
     {
         let mut insert = tx
             .prepare_cached(
@@ -383,5 +399,5 @@ fn write_batch(
         }
     }
     tx.commit().map_err(LogError::storage)?;
-    Ok((plan.head, plan.outcomes))
+    Ok(Committed { head: plan.head, outcomes: plan.outcomes, events })
 }

@@ -30,6 +30,8 @@ pub struct Subscription {
     head: watch::Receiver<Position>,
     batch: usize,
     poll_interval: Duration,
+    /// Whether the next wait must be preceded by a read even if the head has not moved.
+    poll_due: bool,
 }
 
 impl Subscription {
@@ -43,6 +45,7 @@ impl Subscription {
             head,
             batch: DEFAULT_BATCH,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            poll_due: true,
         }
     }
 
@@ -64,14 +67,21 @@ impl Subscription {
     }
 
     /// The next event, waiting for it if the subscription has caught up.
+    ///
+    /// A subscription that has reached the head it knows waits for the head to move without
+    /// reading the log; it reads the log anyway on its first call and once per poll interval,
+    /// for appends that moved no head here (another process on the same SQLite file).
     pub async fn next(&mut self) -> Result<RecordedEvent, LogError> {
         loop {
             if let Some(event) = self.buffer.pop_front() {
                 self.position = event.position;
                 return Ok(event);
             }
-            if self.fill().await? {
-                continue;
+            let behind = self.position < *self.head.borrow();
+            if behind || std::mem::take(&mut self.poll_due) {
+                if self.fill().await? {
+                    continue;
+                }
             }
             let position = self.position;
             let moved = self.head.wait_for(|head| *head > position);
@@ -80,7 +90,7 @@ impl Subscription {
                     // The sender lives as long as the log, which this subscription holds.
                     changed.map_err(|_| LogError::Closed)?;
                 }
-                () = tokio::time::sleep(self.poll_interval) => {}
+                () = tokio::time::sleep(self.poll_interval) => self.poll_due = true,
             }
         }
     }

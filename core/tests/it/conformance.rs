@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use portico_core::domain::portal::CodeMode;
 use portico_core::log::{ActualVersion, Subscription};
-use portico_core::{AppendError, Event, ExpectedVersion};
+use portico_core::{AppendError, Event, EventLog, ExpectedVersion};
 
 use crate::support::{Harness, event, metadata, number_of, on_every_backend};
 
@@ -22,6 +23,10 @@ on_every_backend!(
     subscriber_wakes_on_live_append,
     read_after_append,
     older_payloads_are_upcast,
+    recent_events_read_as_stored,
+    appends_of_another_instance_in_between_are_read,
+    a_follower_at_the_head_waits_without_reading,
+    a_follower_finds_appends_of_another_process_by_polling,
 );
 
 async fn append_then_read_stream_keeps_everything(h: Harness) {
@@ -321,4 +326,129 @@ async fn older_payloads_are_upcast(h: Harness) {
         .await
         .unwrap();
     assert_eq!(appended.last_position, 3);
+}
+
+/// What a follower reads of the events this instance just committed (the backend may serve them
+/// from memory) is exactly what a fresh instance reads of them from storage.
+async fn recent_events_read_as_stored(h: Harness) {
+    let m = metadata();
+    for n in 1..=30u64 {
+        let events = (0..n % 3 + 1).map(|k| event(n * 10 + k)).collect();
+        h.log.append(&format!("stream-{}", n % 4), ExpectedVersion::Any, events, &m).await.unwrap();
+    }
+    let head = h.log.head_position().await.unwrap();
+    let fresh = h.reopen().await;
+    for after in [0, 1, head / 2, head - 1, head] {
+        for limit in [1, 7, 1000] {
+            let recent = h.log.read_all(after, limit).await.unwrap();
+            let stored = fresh.read_all(after, limit).await.unwrap();
+            assert_eq!(recent, stored, "after {after}, limit {limit}");
+        }
+    }
+}
+
+/// Another instance (the CLI on the same SQLite file, another server on PostgreSQL) appends
+/// between this instance's appends: reading from any position returns every event once, in
+/// order, with none of the other instance's left out.
+async fn appends_of_another_instance_in_between_are_read(h: Harness) {
+    let m = metadata();
+    let other = h.reopen().await;
+    for n in 1..=12u64 {
+        let log = if n % 3 == 0 { &other } else { &h.log };
+        log.append("shared", ExpectedVersion::Any, vec![event(n)], &m).await.unwrap();
+    }
+    for after in 0..12u64 {
+        // Page as a follower does: a page may end early, an empty one means the end.
+        let mut read = Vec::new();
+        let mut position = after;
+        loop {
+            let page = h.log.read_all(position, 100).await.unwrap();
+            let Some(last) = page.last() else { break };
+            position = last.position;
+            read.extend(page.iter().map(|e| number_of(&e.event)));
+        }
+        assert_eq!(read, (after + 1..=12).collect::<Vec<_>>(), "after {after}");
+    }
+    let mut sub = Subscription::new(Arc::clone(&h.log), 0);
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        let next = tokio::time::timeout(Duration::from_secs(30), sub.next()).await.unwrap();
+        seen.push(number_of(&next.unwrap().event));
+    }
+    assert_eq!(seen, (1..=12).collect::<Vec<_>>());
+}
+
+/// Counts the reads of the log that a follower makes.
+#[derive(Debug)]
+struct CountingReads {
+    inner: Arc<dyn EventLog>,
+    reads: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventLog for CountingReads {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<portico_core::NewEvent>,
+        metadata: &portico_core::EventMetadata,
+    ) -> Result<portico_core::log::Appended, AppendError> {
+        self.inner.append(stream_id, expected, events, metadata).await
+    }
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<portico_core::RecordedEvent>, portico_core::LogError> {
+        self.inner.read_stream(stream_id, from_version, limit).await
+    }
+    async fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<portico_core::RecordedEvent>, portico_core::LogError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_all(after, limit).await
+    }
+    async fn head_position(&self) -> Result<u64, portico_core::LogError> {
+        self.inner.head_position().await
+    }
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.watch_head()
+    }
+}
+
+/// A follower woken by each of 40 appends reads the log once per wake-up: it does not read
+/// again to learn that it has reached the head it was told of.
+async fn a_follower_at_the_head_waits_without_reading(h: Harness) {
+    let counting = Arc::new(CountingReads { inner: Arc::clone(&h.log), reads: AtomicUsize::new(0) });
+    let mut sub = Subscription::new(Arc::clone(&counting) as Arc<dyn EventLog>, 0)
+        .with_poll_interval(Duration::from_secs(3600));
+    let m = metadata();
+    for n in 1..=40u64 {
+        h.log.append("s", ExpectedVersion::Any, vec![event(n)], &m).await.unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(30), sub.next()).await.unwrap();
+        assert_eq!(number_of(&next.unwrap().event), n);
+    }
+    // Its first call reads (and finds nothing or the first event); then one read per event.
+    let reads = counting.reads.load(Ordering::SeqCst);
+    assert!(reads <= 41, "{reads} reads for 40 events");
+}
+
+/// Appends by another process move no head here (SQLite: the CLI on the same file): a caught-up
+/// follower still finds them, by reading the log once per poll interval.
+async fn a_follower_finds_appends_of_another_process_by_polling(h: Harness) {
+    let m = metadata();
+    h.log.append("s", ExpectedVersion::Any, vec![event(1)], &m).await.unwrap();
+    let mut sub = Subscription::new(Arc::clone(&h.log), 0)
+        .with_poll_interval(Duration::from_millis(50));
+    assert_eq!(number_of(&sub.next().await.unwrap().event), 1);
+    let other = h.reopen().await;
+    for n in 2..=4u64 {
+        other.append("s", ExpectedVersion::Any, vec![event(n)], &m).await.unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(30), sub.next()).await.unwrap();
+        assert_eq!(number_of(&next.unwrap().event), n);
+    }
 }
