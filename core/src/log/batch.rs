@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::{EncodedEvent, EncodedMetadata};
 use super::{ActualVersion, AppendError, Appended, ExpectedVersion, LogError, Position};
@@ -171,4 +171,22 @@ pub(crate) fn reply_all(
         // The appender may have gone away (its task was cancelled); the write stands regardless.
         let _ = request.reply.send(outcome);
     }
+}
+
+/// Moves the published head forward to `head` without waking anyone yet (a reader of the head
+/// sees the new value at once); `true` if it moved. [`wake_followers`] wakes them.
+pub(crate) fn move_head(published: &watch::Sender<Position>, head: Position) -> bool {
+    let mut moved = false;
+    published.send_if_modified(|h| {
+        moved = head > *h;
+        *h = (*h).max(head);
+        // Not "modified": the receivers are woken by `wake_followers`.
+        false
+    });
+    moved
+}
+
+/// Wakes every follower waiting for the head to move.
+pub(crate) fn wake_followers(published: &watch::Sender<Position>) {
+    published.send_modify(|_| {});
 }

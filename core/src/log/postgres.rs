@@ -89,11 +89,9 @@ struct Shared {
 
 impl Shared {
     fn publish(&self, head: Position) {
-        self.head.send_if_modified(|h| {
-            let moved = head > *h;
-            *h = (*h).max(head);
-            moved
-        });
+        if batch::move_head(&self.head, head) {
+            batch::wake_followers(&self.head);
+        }
     }
 }
 
@@ -501,8 +499,13 @@ impl Writer {
     async fn commit_batch(&mut self, requests: Vec<AppendRequest>) {
         match self.write_batch(&requests).await {
             Ok((head, outcomes)) => {
-                self.shared.publish(head);
+                // The appenders see the new head at once, and are answered before the
+                // followers are woken: they wait on a request's path, followers do not.
+                let moved = batch::move_head(&self.shared.head, head);
                 batch::reply_all(requests, outcomes);
+                if moved {
+                    batch::wake_followers(&self.shared.head);
+                }
             }
             Err(error) if requests.len() == 1 => {
                 batch::reply_all(requests, vec![Err(AppendError::Log(error))]);

@@ -316,19 +316,20 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<AppendRequest>, share
     }
 }
 
-/// Commits one batch, hands its events to the tail, moves the head and answers the appenders
-/// (in that order: an appender reads its own events back at once). If the transaction fails as
-/// a whole, each request is retried alone, so one bad request cannot fail the others.
+/// Commits one batch, hands its events to the tail, moves the head, answers the appenders and
+/// only then wakes the log's followers: an appender reads its own events and the new head back
+/// at once, and it is waiting on a request's path, which the followers are not. If the
+/// transaction fails as a whole, each request is retried alone, so one bad request cannot fail
+/// the others.
 fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Shared) {
     match write_batch(conn, &requests) {
         Ok(Committed { head, outcomes, events }) => {
             shared.tail.extend(events);
-            shared.head.send_if_modified(|h| {
-                let moved = head > *h;
-                *h = (*h).max(head);
-                moved
-            });
+            let moved = batch::move_head(&shared.head, head);
             batch::reply_all(requests, outcomes);
+            if moved {
+                batch::wake_followers(&shared.head);
+            }
         }
         Err(error) if requests.len() == 1 => {
             batch::reply_all(requests, vec![Err(AppendError::Log(error))]);
