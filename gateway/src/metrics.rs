@@ -19,6 +19,10 @@ use portico_projections::catalog::SyncStatus;
 pub const MCP_REQUESTS: &str = "portico_mcp_requests_total";
 /// Time spent waiting on the upstream for an audited request, by `portal`, `server`, `method`.
 pub const MCP_UPSTREAM_DURATION: &str = "portico_mcp_upstream_duration_seconds";
+/// Time from an audited request reaching its session's handler until its answer is ready (its
+/// audit event appended), by `portal`, `server`, `method`: with the upstream's share above and
+/// the log's append time, where a request's time inside Portico goes.
+pub const MCP_REQUEST_DURATION: &str = "portico_mcp_request_duration_seconds";
 /// MCP sessions open now.
 pub const MCP_SESSIONS_OPEN: &str = "portico_mcp_sessions_open";
 /// Audit events that could not be appended (those calls were answered with an error), by
@@ -41,6 +45,11 @@ pub fn describe() {
         Unit::Seconds,
         "Time spent waiting on the upstream server for an audited MCP request."
     );
+    describe_histogram!(
+        MCP_REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from an audited MCP request reaching its session until its answer is ready (audit event appended)."
+    );
     describe_gauge!(MCP_SESSIONS_OPEN, Unit::Count, "MCP sessions open now.");
     describe_counter!(
         AUDIT_APPEND_FAILURES,
@@ -62,9 +71,17 @@ pub(crate) fn request(
     method: AuditedMethod,
     outcome: &'static str,
     upstream: Option<Duration>,
+    took: Duration,
 ) {
     let portal = portal.to_string();
     let server = server.map(ToString::to_string).unwrap_or_default();
+    histogram!(
+        MCP_REQUEST_DURATION,
+        "portal" => portal.clone(),
+        "server" => server.clone(),
+        "method" => method.as_str()
+    )
+    .record(took);
     if let Some(waited) = upstream {
         histogram!(
             MCP_UPSTREAM_DURATION,

@@ -91,6 +91,16 @@ async fn metrics_count_requests_calls_and_appends() {
     assert_eq!(moved(&format!("{upstream}_count"), &labels), 2.0);
     assert!(moved(&format!("{upstream}_sum"), &labels) > 0.0);
     assert_eq!(after.types[upstream], "histogram");
+    // Every audited request's time inside Portico, the not-found one (no upstream) included.
+    let request = "portico_mcp_request_duration_seconds";
+    assert_eq!(moved(&format!("{request}_count"), &labels), 2.0);
+    let no_server = [("portal", PORTAL_ID), ("server", ""), ("method", "tools/call")];
+    assert_eq!(moved(&format!("{request}_count"), &no_server), 1.0);
+    assert!(
+        moved(&format!("{request}_sum"), &labels) >= moved(&format!("{upstream}_sum"), &labels),
+        "a request takes at least its upstream's time"
+    );
+    assert_eq!(after.types[request], "histogram");
     assert_eq!(moved("portico_audit_append_failures_total", &[]), 0.0);
 
     // The log: three audit events appended (maybe more, if a sync ran), in timed commits.

@@ -95,7 +95,8 @@ impl<'a> Audit<'a> {
         };
         let recorded = gateway.audit(self.caller.actor(), event).await;
         let outcome = if recorded.is_ok() { status.as_str() } else { NOT_RECORDED_OUTCOME };
-        crate::metrics::request(&portal, server.map(|(id, _)| id), method, outcome, upstream);
+        let took = self.started.elapsed();
+        crate::metrics::request(&portal, server.map(|(id, _)| id), method, outcome, upstream, took);
         recorded.map_err(|_| ErrorData::internal_error(NOT_RECORDED, None))
     }
 }
