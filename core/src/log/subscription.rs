@@ -78,10 +78,9 @@ impl Subscription {
                 return Ok(event);
             }
             let behind = self.position < *self.head.borrow();
-            if behind || std::mem::take(&mut self.poll_due) {
-                if self.fill().await? {
-                    continue;
-                }
+            let read = behind || std::mem::take(&mut self.poll_due);
+            if read && self.fill().await? {
+                continue;
             }
             let position = self.position;
             let moved = self.head.wait_for(|head| *head > position);

@@ -423,7 +423,8 @@ impl EventLog for CountingReads {
 /// A follower woken by each of 40 appends reads the log once per wake-up: it does not read
 /// again to learn that it has reached the head it was told of.
 async fn a_follower_at_the_head_waits_without_reading(h: Harness) {
-    let counting = Arc::new(CountingReads { inner: Arc::clone(&h.log), reads: AtomicUsize::new(0) });
+    let counting =
+        Arc::new(CountingReads { inner: Arc::clone(&h.log), reads: AtomicUsize::new(0) });
     let mut sub = Subscription::new(Arc::clone(&counting) as Arc<dyn EventLog>, 0)
         .with_poll_interval(Duration::from_secs(3600));
     let m = metadata();
@@ -442,8 +443,8 @@ async fn a_follower_at_the_head_waits_without_reading(h: Harness) {
 async fn a_follower_finds_appends_of_another_process_by_polling(h: Harness) {
     let m = metadata();
     h.log.append("s", ExpectedVersion::Any, vec![event(1)], &m).await.unwrap();
-    let mut sub = Subscription::new(Arc::clone(&h.log), 0)
-        .with_poll_interval(Duration::from_millis(50));
+    let mut sub =
+        Subscription::new(Arc::clone(&h.log), 0).with_poll_interval(Duration::from_millis(50));
     assert_eq!(number_of(&sub.next().await.unwrap().event), 1);
     let other = h.reopen().await;
     for n in 2..=4u64 {
