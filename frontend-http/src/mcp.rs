@@ -14,8 +14,9 @@
 //! error.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::body::{BoxBody, EitherBody};
+use actix_web::body::{BodyStream, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpResponse, web};
@@ -96,23 +97,69 @@ where
                 .get(actix_web::http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.starts_with("application/json"));
-            srv.call(req)
-                .map(move |r| {
-                    r.map(|response| {
-                        if json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-                            parse_error(response)
-                        } else {
-                            response.map_into_left_body()
-                        }
-                    })
+            let post = req.method() == actix_web::http::Method::POST;
+            let answer = srv.call(req);
+            async move {
+                let response = answer.await?;
+                Ok(if json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                    parse_error(response)
+                } else if post {
+                    with_first_event(response).await.map_into_left_body()
+                } else {
+                    response.map_into_left_body()
                 })
-                .boxed_local()
+            }
+            .boxed_local()
         }
         Err(response) => {
             futures::future::ready(Ok(req.into_response(response).map_into_right_body()))
                 .boxed_local()
         }
     }
+}
+
+/// How long an event stream that answers a POST waits for its first event before its head is
+/// sent alone.
+const FIRST_EVENT_WAIT: Duration = Duration::from_secs(1);
+
+/// rmcp answers a request of a session with an event stream whose head it returns at once,
+/// before the answer exists: the head and the answer then leave in two writes, and the client
+/// wakes twice. Most answers come within a moment, so the head waits for the stream's first
+/// event (at most [`FIRST_EVENT_WAIT`]) and both go out together; a longer call's client gets
+/// the head when the wait ends, as before.
+async fn with_first_event(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let event_stream = response
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !event_stream {
+        return response;
+    }
+    let (request, response) = response.into_parts();
+    let (head, mut body) = response.into_parts();
+    let first = tokio::time::timeout(
+        FIRST_EVENT_WAIT,
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_next(cx)),
+    )
+    .await;
+    let body = match first {
+        // Still waiting: nothing was taken from the stream.
+        Err(_) => body,
+        Ok(first) => {
+            // A stream that ended or failed is not polled again.
+            let mut rest = matches!(first, Some(Ok(_))).then_some(body);
+            let stream = futures::StreamExt::chain(
+                futures::stream::iter(first),
+                futures::stream::poll_fn(move |cx| match rest.as_mut() {
+                    Some(body) => std::pin::Pin::new(body).poll_next(cx),
+                    None => std::task::Poll::Ready(None),
+                }),
+            );
+            BoxBody::new(BodyStream::new(stream))
+        }
+    };
+    ServiceResponse::new(request, head.set_body(body))
 }
 
 /// rmcp answers a JSON body it cannot read as a JSON-RPC message with `415 Unsupported Media
@@ -205,4 +252,75 @@ fn origin_allowed(origin: &str, hostname: &str) -> bool {
         || host == "localhost"
         || host == "127.0.0.1"
         || host == "[::1]"
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::task::Poll;
+
+    use actix_web::test::TestRequest;
+    use actix_web::web::Bytes;
+
+    use super::*;
+
+    type Chunk = Result<Bytes, std::io::Error>;
+
+    /// An event-stream answer whose events come from `events`, as rmcp's does.
+    fn answer(events: impl futures::Stream<Item = Chunk> + 'static) -> ServiceResponse<BoxBody> {
+        let response = HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .body(BoxBody::new(BodyStream::new(events)));
+        ServiceResponse::new(TestRequest::post().to_http_request(), response)
+    }
+
+    /// Polls `body` once, without waiting.
+    fn poll_once(body: &mut BoxBody) -> Poll<Option<Bytes>> {
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        std::pin::Pin::new(body).poll_next(&mut cx).map(|chunk| chunk.map(|c| c.unwrap()))
+    }
+
+    #[tokio::test]
+    async fn the_head_waits_for_the_first_event_and_nothing_is_lost() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Chunk>();
+        let events =
+            futures::stream::unfold(rx, |mut rx| async { rx.recv().await.map(|c| (c, rx)) });
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tx.send(Ok(Bytes::from_static(b"data: first\n\n"))).unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tx.send(Ok(Bytes::from_static(b"data: second\n\n"))).unwrap();
+        });
+        let response = with_first_event(answer(events)).await;
+        // The answer is released only once its first event can go with it.
+        let mut body = response.into_parts().1.into_body();
+        assert_eq!(poll_once(&mut body), Poll::Ready(Some(Bytes::from_static(b"data: first\n\n"))));
+        sender.await.unwrap();
+        let rest = actix_web::body::to_bytes(body).await.unwrap();
+        assert_eq!(rest, Bytes::from_static(b"data: second\n\n"));
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_gets_its_head_after_the_wait() {
+        let events = futures::stream::pending::<Chunk>();
+        let started = tokio::time::Instant::now();
+        let response = with_first_event(answer(events)).await;
+        assert!(started.elapsed() >= FIRST_EVENT_WAIT);
+        let mut body = response.into_parts().1.into_body();
+        assert_eq!(poll_once(&mut body), Poll::Pending, "nothing was taken from the stream");
+    }
+
+    #[tokio::test]
+    async fn other_answers_pass_unchanged() {
+        let json = HttpResponse::Ok().content_type("application/json").body("{}");
+        let response = ServiceResponse::new(TestRequest::post().to_http_request(), json);
+        let response = with_first_event(response).await;
+        let body = actix_web::body::to_bytes(response.into_parts().1.into_body()).await.unwrap();
+        assert_eq!(body, Bytes::from_static(b"{}"));
+        let ended = with_first_event(answer(futures::stream::empty())).await;
+        let body = actix_web::body::to_bytes(ended.into_parts().1.into_body()).await.unwrap();
+        assert!(body.is_empty());
+    }
 }
