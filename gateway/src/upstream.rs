@@ -1,15 +1,11 @@
 //! Pooled connections to the upstream servers.
 //!
-//! Each thread that serves sessions (one per core) has one MCP connection per upstream server,
-//! used by every session on that thread with the server's own credential (`on_behalf: false`):
-//! requests from many sessions are multiplexed on it (rmcp matches responses to requests by
-//! id), and its HTTP connections are kept alive by reqwest. A connection's tasks, and the HTTP
-//! connections under it, run on the thread that opened it, so a call never leaves the thread
-//! its session runs on: one shared connection would make every call hop to the thread that
-//! owns it and back (two more thread wake-ups on every call's path). A connection is opened on
-//! first use, and again when the server's URL or credential changed or the old one closed.
-//! Each server has its own slot per thread: a slow or dead upstream makes only its own callers
-//! wait (bounded by the connect timeout), never another server's.
+//! One MCP connection per upstream server serves every session that uses the server's own
+//! credential (`on_behalf: false`): requests from many sessions are multiplexed on it (rmcp
+//! matches responses to requests by id), and its HTTP connections are kept alive by reqwest.
+//! A connection is opened on first use, and again when the server's URL or credential changed
+//! or the old one closed. Each server has its own slot: a slow or dead upstream makes only its
+//! own callers wait (bounded by the connect timeout), never another server's.
 //!
 //! Progress notifications from an upstream are relayed to the session whose request they
 //! belong to: rmcp gives every request its own progress token, which [`Relay`] maps back to
@@ -19,7 +15,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::ThreadId;
 use std::time::Duration;
 
 use portico_core::domain::ids::ServerId;
@@ -111,12 +106,12 @@ struct Slot {
     connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
 }
 
-/// The pool of upstream connections, one slot per server and thread.
+/// The pool of upstream connections, one slot per server.
 #[derive(Debug)]
 pub struct Upstreams {
     config: UpstreamConfig,
     vault: Arc<Vault>,
-    slots: Mutex<HashMap<(ServerId, ThreadId), Arc<Slot>>>,
+    slots: Mutex<HashMap<ServerId, Arc<Slot>>>,
     relay: Arc<Relay>,
     /// Upstreams that announced a change of their tools or prompts: to be synced.
     changed: mpsc::UnboundedSender<ServerId>,
@@ -140,16 +135,15 @@ impl Upstreams {
         &self.relay
     }
 
-    /// This thread's open connection to `server`, opening one if there is none (or the
-    /// server's URL or credential changed since, or the old one closed).
+    /// The open connection to `server`, opening one if there is none (or the server's URL or
+    /// credential changed since, or the old one closed).
     pub async fn connection(
         &self,
         server: &CatalogServer,
     ) -> Result<Arc<Connection>, ConnectError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let key = (server.server_id.clone(), std::thread::current().id());
-            Arc::clone(slots.entry(key).or_default())
+            Arc::clone(slots.entry(server.server_id.clone()).or_default())
         };
         let key = ConnectionKey::of(server);
         let mut current = slot.connection.lock().await;
@@ -172,7 +166,11 @@ impl Upstreams {
     /// Forgets the connection to `server_id` if it is `broken` (a call found it dead), so that
     /// the next use opens a new one.
     pub async fn discard(&self, server_id: &ServerId, broken: &Arc<Connection>) {
-        for slot in self.slots_of(|id| id == server_id) {
+        let slot = {
+            let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slots.get(server_id).cloned()
+        };
+        if let Some(slot) = slot {
             let mut current = slot.connection.lock().await;
             if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, broken)) {
                 *current = None;
@@ -184,7 +182,11 @@ impl Upstreams {
     /// streams a client keeps reopening toward its upstream, which would otherwise hold a
     /// graceful stop open.
     pub async fn close_all(&self) {
-        for slot in self.slots_of(|_| true) {
+        let slots: Vec<Arc<Slot>> = {
+            let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slots.values().cloned().collect()
+        };
+        for slot in slots {
             if let Some(connection) = slot.connection.lock().await.take() {
                 connection.service.cancellation_token().cancel();
             }
@@ -192,16 +194,10 @@ impl Upstreams {
         crate::transport::http_client::release_pools();
     }
 
-    /// Closes and forgets the connections of a server that was removed.
+    /// Closes and forgets the connection of a server that was removed.
     pub fn remove(&self, server_id: &ServerId) {
         let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        slots.retain(|(id, _), _| id != server_id);
-    }
-
-    /// The slots (on every thread) of the servers `wanted` picks.
-    fn slots_of(&self, wanted: impl Fn(&ServerId) -> bool) -> Vec<Arc<Slot>> {
-        let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        slots.iter().filter(|((id, _), _)| wanted(id)).map(|(_, slot)| Arc::clone(slot)).collect()
+        slots.remove(server_id);
     }
 
     async fn open(
