@@ -29,3 +29,61 @@ pub async fn postgres_config() -> Option<(tokio_postgres::Config, String)> {
     config.options(format!("-c search_path={schema}"));
     Some((config, schema))
 }
+
+/// An event log that counts the reads of [`crate::EventLog::read_all`] on another log: how
+/// often a follower reads the log.
+#[derive(Debug)]
+pub struct CountingReads {
+    inner: std::sync::Arc<dyn crate::EventLog>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingReads {
+    pub fn new(inner: std::sync::Arc<dyn crate::EventLog>) -> Self {
+        CountingReads { inner, reads: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// How many times `read_all` was called.
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::EventLog for CountingReads {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: crate::ExpectedVersion,
+        events: Vec<crate::NewEvent>,
+        metadata: &crate::EventMetadata,
+    ) -> Result<crate::log::Appended, crate::AppendError> {
+        self.inner.append(stream_id, expected, events, metadata).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::RecordedEvent>, crate::LogError> {
+        self.inner.read_stream(stream_id, from_version, limit).await
+    }
+
+    async fn read_all(
+        &self,
+        after: crate::Position,
+        limit: usize,
+    ) -> Result<Vec<crate::RecordedEvent>, crate::LogError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn head_position(&self) -> Result<crate::Position, crate::LogError> {
+        self.inner.head_position().await
+    }
+
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<crate::Position> {
+        self.inner.watch_head()
+    }
+}

@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use portico_core::domain::portal::CodeMode;
 use portico_core::log::{ActualVersion, Subscription};
+use portico_core::testing::CountingReads;
 use portico_core::{AppendError, Event, EventLog, ExpectedVersion};
 
 use crate::support::{Harness, event, metadata, number_of, on_every_backend};
@@ -378,53 +378,10 @@ async fn appends_of_another_instance_in_between_are_read(h: Harness) {
     assert_eq!(seen, (1..=12).collect::<Vec<_>>());
 }
 
-/// Counts the reads of the log that a follower makes.
-#[derive(Debug)]
-struct CountingReads {
-    inner: Arc<dyn EventLog>,
-    reads: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl EventLog for CountingReads {
-    async fn append(
-        &self,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<portico_core::NewEvent>,
-        metadata: &portico_core::EventMetadata,
-    ) -> Result<portico_core::log::Appended, AppendError> {
-        self.inner.append(stream_id, expected, events, metadata).await
-    }
-    async fn read_stream(
-        &self,
-        stream_id: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<portico_core::RecordedEvent>, portico_core::LogError> {
-        self.inner.read_stream(stream_id, from_version, limit).await
-    }
-    async fn read_all(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<portico_core::RecordedEvent>, portico_core::LogError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_all(after, limit).await
-    }
-    async fn head_position(&self) -> Result<u64, portico_core::LogError> {
-        self.inner.head_position().await
-    }
-    fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.watch_head()
-    }
-}
-
 /// A follower woken by each of 40 appends reads the log once per wake-up: it does not read
 /// again to learn that it has reached the head it was told of.
 async fn a_follower_at_the_head_waits_without_reading(h: Harness) {
-    let counting =
-        Arc::new(CountingReads { inner: Arc::clone(&h.log), reads: AtomicUsize::new(0) });
+    let counting = Arc::new(CountingReads::new(Arc::clone(&h.log)));
     let mut sub = Subscription::new(Arc::clone(&counting) as Arc<dyn EventLog>, 0)
         .with_poll_interval(Duration::from_secs(3600));
     let m = metadata();
@@ -434,7 +391,7 @@ async fn a_follower_at_the_head_waits_without_reading(h: Harness) {
         assert_eq!(number_of(&next.unwrap().event), n);
     }
     // Its first call reads (and finds nothing or the first event); then one read per event.
-    let reads = counting.reads.load(Ordering::SeqCst);
+    let reads = counting.reads();
     assert!(reads <= 41, "{reads} reads for 40 events");
 }
 
