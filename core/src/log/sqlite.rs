@@ -347,7 +347,7 @@ fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Sh
 struct Committed {
     head: Position,
     outcomes: Vec<Result<Appended, AppendError>>,
-    events: Vec<RecordedEvent>,
+    events: Vec<tail::SizedEvent>,
 }
 
 fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<Committed, LogError> {
