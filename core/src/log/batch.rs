@@ -173,9 +173,33 @@ pub(crate) fn reply_all(
     }
 }
 
+/// Answers the requests of a batch committed up to `head`: the published head moves first
+/// (an appender reads it back at once), then every appender gets its outcome, and only then are
+/// the log's followers woken (appenders wait on a request's path, followers do not).
+pub(crate) fn answer_committed(
+    published: &watch::Sender<Position>,
+    head: Position,
+    requests: Vec<AppendRequest>,
+    outcomes: Vec<Result<Appended, AppendError>>,
+) {
+    let moved = move_head(published, head);
+    reply_all(requests, outcomes);
+    if moved {
+        wake_followers(published);
+    }
+}
+
+/// Moves the published head forward to `head` (a commit announced by another instance) and
+/// wakes the followers if it moved.
+pub(crate) fn publish_head(published: &watch::Sender<Position>, head: Position) {
+    if move_head(published, head) {
+        wake_followers(published);
+    }
+}
+
 /// Moves the published head forward to `head` without waking anyone yet (a reader of the head
 /// sees the new value at once); `true` if it moved. [`wake_followers`] wakes them.
-pub(crate) fn move_head(published: &watch::Sender<Position>, head: Position) -> bool {
+fn move_head(published: &watch::Sender<Position>, head: Position) -> bool {
     let mut moved = false;
     published.send_if_modified(|h| {
         moved = head > *h;
@@ -187,6 +211,6 @@ pub(crate) fn move_head(published: &watch::Sender<Position>, head: Position) -> 
 }
 
 /// Wakes every follower waiting for the head to move.
-pub(crate) fn wake_followers(published: &watch::Sender<Position>) {
+fn wake_followers(published: &watch::Sender<Position>) {
     published.send_modify(|_| {});
 }

@@ -89,9 +89,7 @@ struct Shared {
 
 impl Shared {
     fn publish(&self, head: Position) {
-        if batch::move_head(&self.head, head) {
-            batch::wake_followers(&self.head);
-        }
+        batch::publish_head(&self.head, head);
     }
 }
 
@@ -499,13 +497,7 @@ impl Writer {
     async fn commit_batch(&mut self, requests: Vec<AppendRequest>) {
         match self.write_batch(&requests).await {
             Ok((head, outcomes)) => {
-                // The appenders see the new head at once, and are answered before the
-                // followers are woken: they wait on a request's path, followers do not.
-                let moved = batch::move_head(&self.shared.head, head);
-                batch::reply_all(requests, outcomes);
-                if moved {
-                    batch::wake_followers(&self.shared.head);
-                }
+                batch::answer_committed(&self.shared.head, head, requests, outcomes);
             }
             Err(error) if requests.len() == 1 => {
                 batch::reply_all(requests, vec![Err(AppendError::Log(error))]);

@@ -325,11 +325,7 @@ fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Sh
     match write_batch(conn, &requests) {
         Ok(Committed { head, outcomes, events }) => {
             shared.tail.extend(events);
-            let moved = batch::move_head(&shared.head, head);
-            batch::reply_all(requests, outcomes);
-            if moved {
-                batch::wake_followers(&shared.head);
-            }
+            batch::answer_committed(&shared.head, head, requests, outcomes);
         }
         Err(error) if requests.len() == 1 => {
             batch::reply_all(requests, vec![Err(AppendError::Log(error))]);
@@ -373,7 +369,7 @@ fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<Comm
     }
     let plan = batch::plan(requests, head, versions);
     let recorded_at = codec::to_micros(Utc::now());
-    let events = tail::recorded(&plan.rows, codec::from_micros(head, recorded_at)?);
+    let recorded_time = codec::from_micros(head, recorded_at)?;
     {
         let mut insert = tx
             .prepare_cached(
@@ -400,5 +396,7 @@ fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<Comm
         }
     }
     tx.commit().map_err(LogError::storage)?;
+    // Built once the write lock is released: the tail's copies are not the transaction's work.
+    let events = tail::recorded(&plan.rows, recorded_time);
     Ok(Committed { head: plan.head, outcomes: plan.outcomes, events })
 }
