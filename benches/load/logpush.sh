@@ -2,7 +2,7 @@
 # Logpush under load: what an enabled job costs the request path, and how long a call takes to
 # reach the bucket.
 #
-#   benches/load/logpush.sh [SECONDS_PER_RUN] [LAG_SECONDS] [CALLS_PER_SECOND]
+#   benches/load/logpush.sh [SECONDS_PER_RUN] [LAG_SECONDS] [CALLS_PER_SECOND] [ROUNDS]
 #
 # Everything runs on this machine: `portico serve` (release, embedded SQLite, fresh data
 # directory), the fast upstream `mcp-upstream` (release, benches crate) and moto's S3 server
@@ -12,12 +12,13 @@
 #
 # 1. Throughput: wrk, 64 connections, `tools/call echo` through a portal for SECONDS_PER_RUN
 #    (default 40, so that a run with the job includes one 30-second batch's upload), alternating
-#    runs without a job and with one (A B A B), the call log settled before each run. Prints
-#    req/s and p50/p99 of each run and the change.
+#    runs without a job and with one (A B B A A B ..., ROUNDS rounds, default 2), the call log
+#    settled before each run. Prints req/s, p50/p99 and CPU per call of each run, and the
+#    changes of the averages.
 # 2. Lag: wrk paced to about CALLS_PER_SECOND (default 1,000) for LAG_SECONDS (default 75), then
 #    waits for the last batch. For every record: the object's LastModified in the bucket minus
 #    the record's Datetime. Prints the rate reached, p50/p99/max lag, and checks that the
-#    bucket holds every audited call exactly once.
+#    bucket holds every audited call exactly once. LAG_SECONDS=0 skips this part.
 #
 # Needs wrk, sqlite3, curl and python3 (`apt-get install -y wrk sqlite3`). Timing is printed,
 # never asserted.
@@ -26,6 +27,7 @@ cd "$(dirname "$0")/../.."
 duration=${1:-40}
 lag_seconds=${2:-75}
 rate=${3:-1000}
+rounds=${4:-2}
 for tool in wrk sqlite3 curl python3; do
   command -v $tool >/dev/null || { echo "$tool is missing: apt-get install -y $tool" >&2; exit 1; }
 done
@@ -98,23 +100,32 @@ run() { # label
   portico_before=$(cpu_ms "$portico"); moto_before=$(cpu_ms "$moto")
   wrk -t2 -c64 -d"${duration}s" --latency -s "$lua" "$portal" >"$work/$1.out"
   local portico_cpu=$(( $(cpu_ms "$portico") - portico_before )) moto_cpu=$(( $(cpu_ms "$moto") - moto_before ))
-  runs[$1]=$(grep '^RESULT' "$work/$1.out" | cut -d' ' -f2-)
-  read -r requests rps p50 p99 _ errors socket <<<"${runs[$1]}"
+  runs[$1]="$(grep '^RESULT' "$work/$1.out" | cut -d' ' -f2-) $portico_cpu"
+  read -r requests rps p50 p99 _ errors socket _ <<<"${runs[$1]}"
   echo "   $1: $rps req/s, p50 $((p50 / 1000)).$(printf '%03d' $((p50 % 1000))) ms, p99 $((p99 / 1000)).$(printf '%03d' $((p99 % 1000))) ms, $errors bad answers, $socket socket errors; portico CPU $((portico_cpu * 1000 / requests)) us per call, moto CPU ${moto_cpu} ms" >&2
 }
 echo "== tools/call through a portal, 64 connections, ${duration}s per run, without a job (A) and with one (B)" >&2
 wrk -t2 -c64 -d5s -s "$lua" "$portal" >/dev/null  # warm-up
-for round in 1 2; do
-  settle; run "A$round"
-  settle; job=$(new_job "bench-$round"); sleep 1; run "B$round"
+with_job() { # round
+  settle; job=$(new_job "bench-$1"); sleep 1; run "B$1"
   objects=$(s3 "print(len(s3.list_objects_v2(Bucket='bench').get('Contents', [])))")
-  echo "   B$round: $objects objects in the bucket so far" >&2
+  echo "   B$1: $objects objects in the bucket so far" >&2
   admin -X DELETE "$base/logpush/jobs/$job" >/dev/null
+}
+# A B, then B A: the order alternates so that a drift over the runs (the log and the call log
+# grow by every run) weighs on both sides alike.
+for round in $(seq "$rounds"); do
+  if [ $((round % 2)) = 1 ]; then
+    settle; run "A$round"; with_job "$round"
+  else
+    with_job "$round"; settle; run "A$round"
+  fi
 done
 settle
 
 # --- 2. Lag at a steady rate -------------------------------------------------------------------
 # A fresh job starts after its creation: the lag run's calls only, in an empty bucket.
+lag() {
 s3 "
 for o in s3.list_objects_v2(Bucket='bench').get('Contents', []): s3.delete_object(Bucket='bench', Key=o['Key'])"
 job=$(new_job lag)
@@ -160,13 +171,24 @@ print(f"   {len(objects)} objects, {rows} records for {calls} calls, {overlaps} 
 print(f"   lag from call to object: p50 {lag[0][0]:.1f} s, p99 {lag[0][1]:.1f} s, max {lag[1]:.1f} s")
 PY
 "$py" "$work/lag.py" "http://127.0.0.1:$moto_port" "$calls" "$((sent_at + 90))" "$work" >&2
+}
+[ "$lag_seconds" = 0 ] || lag
 
 # --- Summary -------------------------------------------------------------------------------------
-python3 - "${runs[A1]}" "${runs[B1]}" "${runs[A2]}" "${runs[B2]}" <<'PY'
+summary=()
+for round in $(seq "$rounds"); do summary+=("${runs[A$round]}" "${runs[B$round]}"); done
+python3 - "${summary[@]}" <<'PY'
 import sys
-a = [float(sys.argv[i].split()[1]) for i in (1, 3)]
-b = [float(sys.argv[i].split()[1]) for i in (2, 4)]
+runs = [run.split() for run in sys.argv[1:]]
+rps = [float(run[1]) for run in runs]
+# CPU per call, microseconds: the process's CPU time over the run's requests.
+cpu = [float(run[-1]) * 1000 / float(run[0]) for run in runs]
+a, b = rps[0::2], rps[1::2]
 change = (sum(b) / len(b)) / (sum(a) / len(a)) - 1
-print(f"== throughput: without a job {a[0]:.0f}, {a[1]:.0f} req/s; with one {b[0]:.0f}, {b[1]:.0f} req/s; change {change * 100:+.1f}%")
+cpu_change = (sum(cpu[1::2]) / len(b)) / (sum(cpu[0::2]) / len(a)) - 1
+print(f"== throughput: without a job {', '.join(f'{x:.0f}' for x in a)} req/s; "
+      f"with one {', '.join(f'{x:.0f}' for x in b)} req/s; change {change * 100:+.1f}%")
+print(f"== Portico CPU per call: without a job {sum(cpu[0::2]) / len(a):.0f} us; "
+      f"with one {sum(cpu[1::2]) / len(b):.0f} us; change {cpu_change * 100:+.1f}%")
 PY
 echo "== machine: $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d)"
