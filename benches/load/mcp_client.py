@@ -11,7 +11,9 @@
         Opens SESSIONS sessions, each on its own connection and thread, as the official SDKs
         do (initialize, notifications/initialized, then requests with Mcp-Session-Id and
         MCP-Protocol-Version), and repeats `tools/call` of TOOL on each for SECONDS; prints one
-        JSON line: calls, errors, req_s, p50_ms, p99_ms.
+        JSON line: calls, errors (JSON-RPC errors and results with isError), req_s, p50_ms,
+        p99_ms.
+The URL keeps its query string (`...?codemode=search_and_execute`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ ACCEPT = "application/json, text/event-stream"
 class Client:
     def __init__(self, url: str, headers: list[str]) -> None:
         parsed = urllib.parse.urlsplit(url)
-        self.host, self.port, self.path = parsed.hostname, parsed.port, parsed.path
+        self.host, self.port = parsed.hostname, parsed.port
+        self.path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
         self.extra = dict(h.split(": ", 1) for h in headers)
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
 
@@ -100,7 +103,7 @@ def calls(url: str, headers: list[str], sessions: int, seconds: float, tool: str
             started = time.perf_counter()
             try:
                 message, _ = client.post(body, session)
-                ok = message is not None and "result" in message
+                ok = message is not None and "result" in message and not message["result"].get("isError")
             except RuntimeError:
                 ok = False
             mine.append((time.perf_counter() - started) * 1000)

@@ -2,6 +2,8 @@
 //!
 //! - [`sandbox`]: the [`Sandbox`] trait every engine implements, what a run is given (the code,
 //!   a [`Bridge`] back to the host, [`Limits`]) and what it ends with ([`Execution`]).
+//! - [`workerd`]: V8 isolates in a pool of supervised `workerd` processes, one fresh worker per
+//!   execution.
 //! - [`quickjs`]: embedded QuickJS, in process, one fresh runtime per execution.
 //! - [`typescript`]: TypeScript declarations of the tools, generated from their JSON Schemas.
 //! - [`normalize`]: turns what a model wrote into one async arrow function.
@@ -17,5 +19,6 @@ pub mod output;
 pub mod quickjs;
 pub mod sandbox;
 pub mod typescript;
+pub mod workerd;
 
 pub use sandbox::{Bridge, Engine, Execution, ExecutionError, Limits, Run, Sandbox};

@@ -112,7 +112,10 @@ mod tests {
     fn an_arrow_function_passes_unchanged() {
         assert_eq!(normalize("async () => 1 + 1"), "async () => 1 + 1");
         assert_eq!(normalize("  async () => { return 2; };  "), "async () => { return 2; }");
-        assert_eq!(normalize("(async function () { return 3 })"), "(async function () { return 3 })");
+        assert_eq!(
+            normalize("(async function () { return 3 })"),
+            "(async function () { return 3 })"
+        );
     }
 
     #[test]

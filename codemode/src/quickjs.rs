@@ -80,7 +80,8 @@ impl Sandbox for QuickJs {
             let _permit = permit;
             execute(run, host, &receiver, &stop)
         });
-        let execution = thread.await.unwrap_or_else(|e| failed(format!("the QuickJS thread failed: {e}")));
+        let execution =
+            thread.await.unwrap_or_else(|e| failed(format!("the QuickJS thread failed: {e}")));
         watcher.abort();
         execution
     }
@@ -89,7 +90,10 @@ impl Sandbox for QuickJs {
 /// What the host sends the execution's thread.
 enum Message {
     /// A bridge call or a timer with this id is done; the text resolves its promise.
-    Settled { id: u64, text: String },
+    Settled {
+        id: u64,
+        text: String,
+    },
     Cancelled,
 }
 
@@ -104,7 +108,12 @@ struct Host {
 /// The promises the host has yet to settle, by id.
 type Pending = Rc<RefCell<(u64, HashMap<u64, Persistent<Function<'static>>>)>>;
 
-fn execute(run: Run, host: Host, receiver: &mpsc::Receiver<Message>, stop: &Arc<AtomicBool>) -> Execution {
+fn execute(
+    run: Run,
+    host: Host,
+    receiver: &mpsc::Receiver<Message>,
+    stop: &Arc<AtomicBool>,
+) -> Execution {
     let engine_error = |e: rquickjs::Error| Execution {
         outcome: Err(ExecutionError::Engine(format!("QuickJS could not start: {e}"))),
         logs: Vec::new(),
@@ -118,7 +127,8 @@ fn execute(run: Run, host: Host, receiver: &mpsc::Receiver<Message>, stop: &Arc<
     runtime.set_max_stack_size(MAX_STACK_BYTES);
     let interrupted = Arc::new(AtomicBool::new(false));
     {
-        let (stop, interrupted, deadline) = (Arc::clone(stop), Arc::clone(&interrupted), host.deadline);
+        let (stop, interrupted, deadline) =
+            (Arc::clone(stop), Arc::clone(&interrupted), host.deadline);
         runtime.set_interrupt_handler(Some(Box::new(move || {
             let now = stop.load(Ordering::Relaxed) || Instant::now() >= deadline;
             if now {
@@ -278,10 +288,13 @@ fn settle<'js>(
 /// The message of a JavaScript exception, as `err.message` or `String(err)` would give it.
 fn caught_message(error: CaughtError<'_>) -> String {
     match error {
-        CaughtError::Exception(exception) => exception.message().unwrap_or_else(|| "Error".to_owned()),
-        CaughtError::Value(value) => {
-            value.as_string().and_then(|s| s.to_string().ok()).unwrap_or_else(|| format!("{value:?}"))
+        CaughtError::Exception(exception) => {
+            exception.message().unwrap_or_else(|| "Error".to_owned())
         }
+        CaughtError::Value(value) => value
+            .as_string()
+            .and_then(|s| s.to_string().ok())
+            .unwrap_or_else(|| format!("{value:?}")),
         CaughtError::Error(error) => error.to_string(),
     }
 }

@@ -175,10 +175,7 @@ impl Bridge for Counted {
     async fn call(&self, name: &str, input: Value) -> Result<Value, String> {
         let made = self.calls.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         if made > self.max {
-            return Err(format!(
-                "too many tool calls: an execution may make at most {}",
-                self.max
-            ));
+            return Err(format!("too many tool calls: an execution may make at most {}", self.max));
         }
         self.inner.call(name, input).await
     }

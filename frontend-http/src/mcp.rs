@@ -21,6 +21,7 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpResponse, web};
 use portico_gateway::Gateway;
+use portico_gateway::context::ContextMode;
 use portico_gateway::session::{AdmittedView, PortalCaller, PortalSession};
 use portico_policies::Hidden;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -223,10 +224,15 @@ fn admit(req: &ServiceRequest) -> Result<(PortalCaller, AdmittedView), HttpRespo
             Err(error) => return Err(refuse(&error, Some("invalid token"))),
         }
     };
+    let setting =
+        state.app.models.read().portals.get(&site.portal_id).map(|p| p.settings.code_mode);
+    let mode = ContextMode::resolve(setting.unwrap_or_default(), req.query_string())
+        .map_err(|message| ApiError::new(Code::InvalidQuery, message).oauth_response())?;
     let caller = PortalCaller {
         portal_id: site.portal_id.clone(),
         principal,
         client_ip: req.peer_addr().map(|a| a.ip()),
+        mode,
     };
     match state.app.gateway.exposed(&caller) {
         Ok(view) => {

@@ -11,9 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use portico_core::domain::ids::ServerId;
-use portico_policies::{Decision, Hidden};
+use portico_policies::{Decision, Hidden, Visibility, VisibleServer};
 use portico_projections::ReadModels;
-use portico_projections::portal_views::EffectiveOverride;
+use portico_projections::portal_views::{EffectiveOverride, PortalView};
 use rmcp::model::{Prompt, Tool};
 use serde_json::Value;
 
@@ -83,16 +83,52 @@ impl Exposed {
 
     /// Builds the exposure from a principal's access and the catalog.
     pub fn build(access: &PortalAccess, models: &ReadModels, reserved: &[&str]) -> Exposed {
+        Exposed::of(&access.visibility, &access.view, models, reserved)
+    }
+
+    /// Everything the portal's servers expose, as if every policy allowed it: what an admin
+    /// measures (`portico portals tokens`), never what a caller is shown.
+    pub fn unfiltered(view: &PortalView, models: &ReadModels, reserved: &[&str]) -> Exposed {
+        let allowed = || Decision { allowed: true, policy_ids: Vec::new(), errors: Vec::new() };
+        let servers = view
+            .servers
+            .iter()
+            .filter_map(|mapping| {
+                let entry = models.catalog.get(&mapping.server_id)?;
+                let names = |items: &[Value]| -> Vec<(String, Decision)> {
+                    items
+                        .iter()
+                        .filter_map(|item| item.get("name")?.as_str())
+                        .map(|name| (name.to_owned(), allowed()))
+                        .collect()
+                };
+                Some(VisibleServer {
+                    id: mapping.server_id.to_string(),
+                    decision: allowed(),
+                    tools: names(&entry.sync.tools),
+                    prompts: names(&entry.sync.prompts),
+                })
+            })
+            .collect();
+        let visibility = Visibility { portal: allowed(), servers, reason: None };
+        Exposed::of(&visibility, view, models, reserved)
+    }
+
+    fn of(
+        visibility: &Visibility,
+        view: &PortalView,
+        models: &ReadModels,
+        reserved: &[&str],
+    ) -> Exposed {
         let mut exposed = Exposed {
             servers: Vec::new(),
             tools: HashMap::new(),
             prompts: HashMap::new(),
-            hidden: access.visibility.reason.clone(),
+            hidden: visibility.reason.clone(),
             call_decisions: Mutex::default(),
         };
-        for visible in &access.visibility.servers {
-            let Some(mapping) =
-                access.view.servers.iter().find(|s| s.server_id.as_str() == visible.id)
+        for visible in &visibility.servers {
+            let Some(mapping) = view.servers.iter().find(|s| s.server_id.as_str() == visible.id)
             else {
                 continue;
             };

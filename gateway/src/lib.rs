@@ -17,6 +17,7 @@ pub mod sync;
 pub mod transport;
 pub mod upstream;
 
+pub mod context;
 pub mod exposed;
 pub mod session;
 
@@ -26,6 +27,8 @@ pub mod metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
+use portico_codemode::quickjs::QuickJs;
+use portico_codemode::{Limits, Sandbox};
 use portico_core::domain::call::{PortalRequestHandled, calls_stream};
 use portico_core::domain::ids::ServerId;
 use portico_core::vault::Vault;
@@ -52,6 +55,30 @@ pub struct GatewayConfig {
     /// commands such as `portico policies push --local`, which must not reach upstreams.
     /// Explicit sync requests are served either way.
     pub scheduled_sync: bool,
+    /// Code mode's engine and limits.
+    pub codemode: CodeModeConfig,
+}
+
+/// How code mode runs JavaScript.
+#[derive(Debug, Clone)]
+pub struct CodeModeConfig {
+    /// The engine every execution runs on.
+    pub sandbox: Arc<dyn Sandbox>,
+    /// What one execution may use.
+    pub limits: Limits,
+}
+
+/// Executions QuickJS runs at once by default (each holds a thread while it runs; the others
+/// wait their turn within their deadline).
+pub const DEFAULT_QUICKJS_CONCURRENCY: usize = 32;
+
+impl Default for CodeModeConfig {
+    fn default() -> Self {
+        CodeModeConfig {
+            sandbox: Arc::new(QuickJs::new(DEFAULT_QUICKJS_CONCURRENCY)),
+            limits: Limits::default(),
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -60,6 +87,7 @@ impl Default for GatewayConfig {
             upstream: UpstreamConfig::default(),
             sync_interval: Duration::from_secs(2 * 3600),
             scheduled_sync: true,
+            codemode: CodeModeConfig::default(),
         }
     }
 }
@@ -72,6 +100,7 @@ pub struct Gateway {
     pub authz: Arc<Authz>,
     pub upstreams: Arc<Upstreams>,
     pub syncer: Arc<Syncer>,
+    pub codemode: CodeModeConfig,
     exposed: ExposedCache,
     changes: watch::Receiver<u64>,
     audit_health: AuditHealth,
@@ -114,6 +143,7 @@ impl Gateway {
             authz,
             upstreams,
             syncer,
+            codemode: config.codemode,
             exposed: ExposedCache::default(),
             changes,
             audit_health: AuditHealth::default(),

@@ -7,6 +7,7 @@
 //! off in this session; calls are resolved, checked with Cedar, sent to the pooled upstream
 //! connection, and audited with one event each.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -26,27 +27,31 @@ use rmcp::model::{
     SubscriptionsListenRequestMethod, UnsubscribeRequestMethod, UpdateTaskMethod,
 };
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
-    ErrorCode, ErrorData, GetPromptRequestParams, GetPromptResponse, InitializeRequestParams,
-    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, Reference, ServerCapabilities, ServerConfig, ServerResult,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequestParams,
+    CompleteResult, ErrorCode, ErrorData, GetPromptRequestParams, GetPromptResponse,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, ServerCapabilities, ServerConfig,
+    ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext as McpContext};
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use crate::Gateway;
+use crate::context::ContextMode;
 use crate::exposed::Exposed;
 use crate::metrics::OpenSession;
 
 mod audit;
 mod builtins;
+mod codemode;
 mod forward;
 mod paging;
 mod resources;
 
 use audit::Audit;
+pub use builtins::builtin_tools;
 use forward::complete;
 use paging::{offset, page};
 pub use resources::portal_uri;
@@ -55,7 +60,20 @@ use resources::{remap_uris, upstream_uri};
 /// The built-in tools, always listed first.
 pub const BUILTIN_LIST_SERVERS: &str = "portal_list_servers";
 pub const BUILTIN_TOGGLE_SERVER: &str = "portal_toggle_single_server";
-pub const BUILTINS: [&str; 2] = [BUILTIN_LIST_SERVERS, BUILTIN_TOGGLE_SERVER];
+/// The built-in tools of the context modes (see [`crate::context`]).
+pub const BUILTIN_QUERY_TOOLS: &str = "portal_query_tools";
+pub const BUILTIN_EXECUTE: &str = "portal_execute";
+pub const BUILTIN_CODEMODE_SEARCH: &str = "portal_codemode_search";
+pub const BUILTIN_CODEMODE_EXECUTE: &str = "portal_codemode_execute";
+/// Every built-in name: no upstream tool is exposed under one of them.
+pub const BUILTINS: [&str; 6] = [
+    BUILTIN_LIST_SERVERS,
+    BUILTIN_TOGGLE_SERVER,
+    BUILTIN_QUERY_TOOLS,
+    BUILTIN_EXECUTE,
+    BUILTIN_CODEMODE_SEARCH,
+    BUILTIN_CODEMODE_EXECUTE,
+];
 /// Tools and prompts per page of a list answer.
 pub const PAGE_SIZE: usize = 500;
 /// A JSON-RPC error code for a call a policy does not allow (implementation-defined range).
@@ -76,6 +94,8 @@ pub struct PortalCaller {
     pub portal_id: PortalId,
     pub principal: Principal,
     pub client_ip: Option<IpAddr>,
+    /// How this request's session presents the tools (from the portal URL's query).
+    pub mode: ContextMode,
 }
 
 impl PortalCaller {
@@ -247,9 +267,111 @@ impl PortalSession {
         });
     }
 
+    /// Calls the exposed tool `request.name` as the caller: resolved in the caller's view,
+    /// refused when its server is toggled off, checked with Cedar, sent upstream and audited
+    /// with one event. A direct `tools/call`, `portal_execute` and every call from code mode
+    /// come here, so policy and audit follow the tool wherever it is called from;
+    /// `execution_id` links a code-mode call to its execution.
+    pub(super) async fn call_exposed_tool(
+        &self,
+        caller: &PortalCaller,
+        exposed: &Exposed,
+        request: CallToolRequestParams,
+        context: &McpContext<RoleServer>,
+        execution_id: Option<&str>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let name = request.name.to_string();
+        let mut audit = Audit::new(
+            caller,
+            AuditedMethod::ToolsCall,
+            Self::session_id(&context.extensions),
+            name.clone(),
+        );
+        audit.execution_id = execution_id.map(str::to_owned);
+        let Some((server, tool)) = exposed.tool(&name) else {
+            let message = format!("unknown tool `{}`", truncate(&name));
+            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await?;
+            return Err(ErrorData::invalid_params(message, None));
+        };
+        audit.server = Some((&server.id, server.url.as_str()));
+        audit.upstream_name = Some(tool.upstream_name.clone());
+        if !self.is_enabled(exposed, &server.id) {
+            let message = format!(
+                "server `{}` is toggled off in this session; turn it on with `{BUILTIN_TOGGLE_SERVER}`",
+                server.id
+            );
+            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await?;
+            return Err(ErrorData::invalid_params(message, None));
+        }
+        let decision = match self.gateway.decide_call(caller, exposed, &server.id, &name, &tool.raw)
+        {
+            Ok(decision) => decision,
+            Err(error) => {
+                let message = format!("the call could not be authorized: {error}");
+                audit
+                    .record(&self.gateway, CallStatus::Denied, Some(message.clone()), None)
+                    .await?;
+                return Err(ErrorData::new(POLICY_DENIED, message, None));
+            }
+        };
+        audit.policies = decision.policy_ids.clone();
+        if !decision.allowed {
+            let message = if decision.policy_ids.is_empty() {
+                format!(
+                    "calling `{name}` is not allowed: no policy permits `call_tool` on it (default deny)"
+                )
+            } else {
+                format!("calling `{name}` is forbidden by {}", decision.policy_ids.join(", "))
+            };
+            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await?;
+            return Err(ErrorData::new(POLICY_DENIED, message, None));
+        }
+        let mut upstream_request = request;
+        upstream_request.name = tool.upstream_name.clone().into();
+        upstream_request.meta = None;
+        let request =
+            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(upstream_request));
+        self.audited(audit, &server.id, "tools/call", request, context, |answer| match answer {
+            ServerResult::CallToolResult(mut result) => {
+                complete(&mut result.result_type);
+                let status = if result.is_error == Some(true) {
+                    CallStatus::ToolError
+                } else {
+                    CallStatus::Ok
+                };
+                Some((result, status))
+            }
+            _ => None,
+        })
+        .await
+    }
+
     fn is_enabled(&self, exposed: &Exposed, server_id: &ServerId) -> bool {
         !self.toggled_off(exposed).contains(server_id)
     }
+}
+
+/// The tools a session in `mode` lists, in order: `builtins`, then the upstream tools of the
+/// servers not toggled off as the mode shows them (fully, by name only, or not at all).
+pub fn tool_list<'a>(
+    mode: ContextMode,
+    builtins: &'a [Tool],
+    exposed: &'a Exposed,
+    off: &'a HashSet<ServerId>,
+) -> impl Iterator<Item = Cow<'a, Tool>> + 'a {
+    let upstream = exposed
+        .servers
+        .iter()
+        .filter(move |s| !off.contains(&s.id))
+        .flat_map(|s| s.tools.iter().map(|t| &t.item));
+    let upstream: Box<dyn Iterator<Item = Cow<'a, Tool>> + 'a> = match mode {
+        ContextMode::Full => Box::new(upstream.map(Cow::Borrowed)),
+        ContextMode::MinimizeTools => {
+            Box::new(upstream.map(|t| Cow::Owned(codemode::name_only(t))))
+        }
+        ContextMode::SearchAndExecute | ContextMode::CodeMode => Box::new(std::iter::empty()),
+    };
+    builtins.iter().map(Cow::Borrowed).chain(upstream)
 }
 
 fn truncate(value: &str) -> String {
@@ -308,17 +430,12 @@ impl ServerHandler for PortalSession {
         let start = offset(request.as_ref())?;
         let exposed = self.request_view(&context.extensions, &caller)?;
         let off = self.toggled_off(&exposed);
-        let builtins = Self::builtin_tools();
-        let upstream = exposed
-            .servers
-            .iter()
-            .filter(|s| !off.contains(&s.id))
-            .flat_map(|s| s.tools.iter().map(|t| &t.item));
         {
             let now = self.fingerprints(&exposed);
             *self.state.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
         }
-        let (tools, next_cursor) = page(builtins.iter().chain(upstream), start)?;
+        let builtins = builtin_tools(caller.mode, &exposed, &off);
+        let (tools, next_cursor) = page(tool_list(caller.mode, &builtins, &exposed, &off), start)?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next_cursor;
         Ok(result)
@@ -341,68 +458,12 @@ impl ServerHandler for PortalSession {
                 .await
                 .map(CallToolResponse::Complete);
         }
-        let mut audit = Audit::new(
-            &caller,
-            AuditedMethod::ToolsCall,
-            Self::session_id(&context.extensions),
-            name.clone(),
-        );
-        let Some((server, tool)) = exposed.tool(&name) else {
-            let message = format!("unknown tool `{}`", truncate(&name));
-            audit.record(&self.gateway, CallStatus::NotFound, Some(message.clone()), None).await?;
-            return Err(ErrorData::invalid_params(message, None));
-        };
-        audit.server = Some((&server.id, server.url.as_str()));
-        audit.upstream_name = Some(tool.upstream_name.clone());
-        if !self.is_enabled(&exposed, &server.id) {
-            let message = format!(
-                "server `{}` is toggled off in this session; turn it on with `{BUILTIN_TOGGLE_SERVER}`",
-                server.id
-            );
-            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await?;
-            return Err(ErrorData::invalid_params(message, None));
+        if let Some(answer) = self.mode_tool(&name, &caller, &exposed, &request, &context).await {
+            return answer.map(CallToolResponse::Complete);
         }
-        let decision =
-            match self.gateway.decide_call(&caller, &exposed, &server.id, &name, &tool.raw) {
-                Ok(decision) => decision,
-                Err(error) => {
-                    let message = format!("the call could not be authorized: {error}");
-                    audit
-                        .record(&self.gateway, CallStatus::Denied, Some(message.clone()), None)
-                        .await?;
-                    return Err(ErrorData::new(POLICY_DENIED, message, None));
-                }
-            };
-        audit.policies = decision.policy_ids.clone();
-        if !decision.allowed {
-            let message = if decision.policy_ids.is_empty() {
-                format!(
-                    "calling `{name}` is not allowed: no policy permits `call_tool` on it (default deny)"
-                )
-            } else {
-                format!("calling `{name}` is forbidden by {}", decision.policy_ids.join(", "))
-            };
-            audit.record(&self.gateway, CallStatus::Denied, Some(message.clone()), None).await?;
-            return Err(ErrorData::new(POLICY_DENIED, message, None));
-        }
-        let mut upstream_request = request.clone();
-        upstream_request.name = tool.upstream_name.clone().into();
-        upstream_request.meta = None;
-        let request =
-            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(upstream_request));
-        self.audited(audit, &server.id, "tools/call", request, &context, |answer| match answer {
-            ServerResult::CallToolResult(mut result) => {
-                complete(&mut result.result_type);
-                let status = if result.is_error == Some(true) {
-                    CallStatus::ToolError
-                } else {
-                    CallStatus::Ok
-                };
-                Some((CallToolResponse::Complete(result), status))
-            }
-            _ => None,
-        })
-        .await
+        self.call_exposed_tool(&caller, &exposed, request, &context, None)
+            .await
+            .map(CallToolResponse::Complete)
     }
 
     async fn list_prompts(
@@ -419,7 +480,7 @@ impl ServerHandler for PortalSession {
             .iter()
             .filter(|s| !off.contains(&s.id))
             .flat_map(|s| s.prompts.iter().map(|p| &p.item));
-        let (prompts, next_cursor) = page(prompts, start)?;
+        let (prompts, next_cursor) = page(prompts.map(Cow::Borrowed), start)?;
         let mut result = ListPromptsResult::with_all_items(prompts);
         result.next_cursor = next_cursor;
         Ok(result)

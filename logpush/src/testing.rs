@@ -30,6 +30,8 @@ pub(crate) fn handled(status: CallStatus) -> PortalRequestHandled {
         policies: vec!["p1".into()],
         duration_ms: 12,
         server_response_duration_ms: Some(9),
+        execution_id: None,
+        code_execution: None,
     }
 }
 

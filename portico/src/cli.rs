@@ -2,6 +2,7 @@
 
 pub mod logs;
 pub mod policies;
+pub mod portals;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ use portico_app::api_tokens;
 use portico_core::domain::account::AccountId;
 use portico_frontend_http::state::AppState;
 
-use crate::config::{Config, DEFAULT_LISTEN, FileConfig, LogFormat};
+use crate::config::{Config, DEFAULT_LISTEN, EngineChoice, FileConfig, LogFormat};
 use crate::storage::Storage;
 
 /// Portico: an MCP server portal.
@@ -65,6 +66,9 @@ pub enum Command {
     /// The calls through the portals, for auditors: export a period to a file, or follow them.
     #[command(subcommand)]
     Logs(logs::LogsCommand),
+    /// Measurements of a portal: the tokens of its tool list in each context mode.
+    #[command(subcommand)]
+    Portals(portals::PortalsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +107,16 @@ pub struct ServeArgs {
     /// starts at 1 s and doubles) [default: 300].
     #[arg(long, env = "PORTICO_LOGPUSH_MAX_RETRY_WAIT")]
     pub logpush_max_retry_wait: Option<u64>,
+    /// Code mode's JavaScript engine: `workerd` (V8 isolates), `quickjs` (embedded), or `auto`
+    /// (workerd when found, from `PORTICO_WORKERD` or the PATH) [default: auto].
+    #[arg(long, env = "PORTICO_CODEMODE_ENGINE", value_enum)]
+    pub codemode_engine: Option<EngineChoice>,
+    /// Seconds one code-mode execution may run, waiting on tools included [default: 60].
+    #[arg(long, env = "PORTICO_CODEMODE_TIMEOUT")]
+    pub codemode_timeout: Option<u64>,
+    /// MiB of JavaScript heap one code-mode execution may use [default: 128].
+    #[arg(long, env = "PORTICO_CODEMODE_MEMORY_MIB")]
+    pub codemode_memory_mib: Option<u64>,
     /// The SMTP server that mails one-time PINs (`smtp://[user:password@]host[:port]`, with
     /// `?tls=required` for STARTTLS, or `smtps://`); without one, PINs are written to the log.
     #[arg(long, env = "PORTICO_SMTP_URL", hide_env_values = true)]
@@ -224,6 +238,27 @@ impl Cli {
                 .unwrap_or_else(|| "Portico <portico@localhost>".to_owned()),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             master_key: file.master_key,
+            codemode_engine: serve
+                .and_then(|s| s.codemode_engine)
+                .or(file.codemode_engine)
+                .unwrap_or_default(),
+            codemode_limits: portico_codemode::Limits {
+                timeout: std::time::Duration::from_secs(
+                    serve
+                        .and_then(|s| s.codemode_timeout)
+                        .or(file.codemode_timeout_secs)
+                        .unwrap_or(60)
+                        .clamp(1, 600),
+                ),
+                memory_bytes: serve
+                    .and_then(|s| s.codemode_memory_mib)
+                    .or(file.codemode_memory_mib)
+                    .unwrap_or(128)
+                    .clamp(16, 4096) as usize
+                    * 1024
+                    * 1024,
+                ..portico_codemode::Limits::default()
+            },
         })
     }
 }
@@ -275,6 +310,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => token_command(config, command).await,
         Command::Events(args) => events(config, args).await,
         Command::Logs(command) => logs::run(config, command).await,
+        Command::Portals(command) => portals::run(config, command).await,
         Command::Policies(_) => Ok(()),
     }
 }
@@ -311,6 +347,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         },
         sync_interval: config.sync_interval,
         scheduled_sync: true,
+        codemode: crate::codemode::start(config.codemode_engine, config.codemode_limits).await?,
     };
     // The call log (the logs API's read model) has a database of its own in the data
     // directory, rebuilt from the event log whenever it is missing.

@@ -21,6 +21,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// The JavaScript engine of code mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineChoice {
+    /// workerd when it is found (`PORTICO_WORKERD`, or `workerd` on the PATH), else QuickJS.
+    #[default]
+    Auto,
+    /// V8 isolates in supervised workerd processes; start-up fails without workerd.
+    Workerd,
+    /// Embedded QuickJS, in process.
+    Quickjs,
+}
+
 /// Settings that may come from the TOML file (every field optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +55,9 @@ pub struct FileConfig {
     pub logpush_max_retry_wait_secs: Option<u64>,
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
+    pub codemode_engine: Option<EngineChoice>,
+    pub codemode_timeout_secs: Option<u64>,
+    pub codemode_memory_mib: Option<u64>,
 }
 
 impl FileConfig {
@@ -86,6 +102,10 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The sender of those mails.
     pub smtp_from: String,
+    /// Code mode's engine.
+    pub codemode_engine: EngineChoice,
+    /// What one code-mode execution may use.
+    pub codemode_limits: portico_codemode::Limits,
 }
 
 impl std::fmt::Debug for Config {
@@ -106,6 +126,8 @@ impl std::fmt::Debug for Config {
             .field("sync_interval", &self.sync_interval)
             .field("call_log_retention_days", &self.call_log_retention_days)
             .field("logpush", &self.logpush)
+            .field("codemode_engine", &self.codemode_engine)
+            .field("codemode_limits", &self.codemode_limits)
             .finish()
     }
 }

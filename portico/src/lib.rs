@@ -4,6 +4,7 @@
 //! application layer (`portico-app`) like the admin API's.
 
 pub mod cli;
+pub mod codemode;
 pub mod config;
 pub mod demo;
 pub mod mail;

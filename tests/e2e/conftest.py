@@ -140,7 +140,16 @@ class Portico:
 
     def start(self) -> None:
         assert self.process is None, "already running"
-        env = dict(os.environ, PORTICO_ADMIN_TOKEN=self.admin_token, RUST_LOG="warn", **self.env)
+        # Code mode runs on QuickJS unless a test picks workerd (`--codemode-engine workerd`):
+        # a pool of workerd processes for every test's Portico would cost time and memory for
+        # nothing.
+        env = dict(
+            os.environ,
+            PORTICO_ADMIN_TOKEN=self.admin_token,
+            RUST_LOG="warn",
+            PORTICO_CODEMODE_ENGINE="quickjs",
+            **self.env,
+        )
         self.stdout = []
         stderr = open(self.stderr_path, "a")
         self.process = subprocess.Popen(

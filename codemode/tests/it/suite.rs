@@ -33,23 +33,18 @@ impl Bridge for Tools {
 }
 
 fn run_of(code: &str, limits: Limits) -> Run {
-    Run {
-        code: normalize(code),
-        bridge: Arc::new(Tools),
-        limits,
-        cancel: CancellationToken::new(),
-    }
+    Run { code: normalize(code), bridge: Arc::new(Tools), limits, cancel: CancellationToken::new() }
 }
 
-async fn exec(sandbox: &dyn Sandbox, code: &str) -> Execution {
+pub(crate) async fn exec(sandbox: &dyn Sandbox, code: &str) -> Execution {
     execute(sandbox, run_of(code, Limits::default())).await
 }
 
-async fn exec_with(sandbox: &dyn Sandbox, code: &str, limits: Limits) -> Execution {
+pub(crate) async fn exec_with(sandbox: &dyn Sandbox, code: &str, limits: Limits) -> Execution {
     execute(sandbox, run_of(code, limits)).await
 }
 
-fn short() -> Limits {
+pub(crate) fn short() -> Limits {
     Limits { timeout: Duration::from_millis(1_500), ..Limits::default() }
 }
 
@@ -136,9 +131,11 @@ pub async fn an_endless_loop_stops_at_the_deadline(sandbox: &dyn Sandbox) {
 }
 
 pub async fn waiting_past_the_deadline_times_out(sandbox: &dyn Sandbox) {
-    let code = "async () => { await new Promise((resolve) => setTimeout(resolve, 60000)); return 'late' }";
+    let code =
+        "async () => { await new Promise((resolve) => setTimeout(resolve, 60000)); return 'late' }";
     assert_eq!(exec_with(sandbox, code, short()).await.outcome, Err(ExecutionError::Timeout));
-    let code = "async () => { await new Promise((resolve) => setTimeout(resolve, 20)); return 'woke' }";
+    let code =
+        "async () => { await new Promise((resolve) => setTimeout(resolve, 20)); return 'woke' }";
     assert_eq!(exec(sandbox, code).await.outcome, Ok(json!("woke")));
 }
 
@@ -167,7 +164,10 @@ pub async fn a_hundred_executions_run_at_once(sandbox: &dyn Sandbox) {
 }
 
 pub async fn cancelling_stops_an_execution(sandbox: &dyn Sandbox) {
-    for code in ["async () => { while (true) {} }", "async () => codemode.slow({}).then(() => new Promise(() => {}))"] {
+    for code in [
+        "async () => { while (true) {} }",
+        "async () => codemode.slow({}).then(() => new Promise(() => {}))",
+    ] {
         let run = run_of(code, Limits::default());
         let cancel = run.cancel.clone();
         tokio::spawn(async move {
@@ -183,7 +183,8 @@ pub async fn the_console_is_captured(sandbox: &dyn Sandbox) {
     let execution = exec(sandbox, code).await;
     assert_eq!(execution.logs, ["a 1 [object Object]", "[warn] careful", "[error] bad", "i"]);
     // Logs survive a failure.
-    let execution = exec(sandbox, "async () => { console.log('before'); throw new Error('x') }").await;
+    let execution =
+        exec(sandbox, "async () => { console.log('before'); throw new Error('x') }").await;
     assert_eq!(execution.logs, ["before"]);
 }
 
@@ -197,19 +198,35 @@ pub async fn tool_calls_are_bounded(sandbox: &dyn Sandbox) {
 
 pub async fn results_that_are_not_json_are_refused(sandbox: &dyn Sandbox) {
     let execution = exec(sandbox, "async () => 10n").await;
-    assert!(matches!(execution.outcome, Err(ExecutionError::Unserializable(_))), "{:?}", execution.outcome);
+    assert!(
+        matches!(execution.outcome, Err(ExecutionError::Unserializable(_))),
+        "{:?}",
+        execution.outcome
+    );
     let execution = exec(sandbox, "async () => { const a = {}; a.self = a; return a }").await;
-    assert!(matches!(execution.outcome, Err(ExecutionError::Unserializable(_))), "{:?}", execution.outcome);
+    assert!(
+        matches!(execution.outcome, Err(ExecutionError::Unserializable(_))),
+        "{:?}",
+        execution.outcome
+    );
 }
 
 pub async fn syntax_errors_are_reported(sandbox: &dyn Sandbox) {
     let execution = exec(sandbox, "const = ;").await;
-    assert!(thrown(&execution).to_lowercase().contains("unexpected") || thrown(&execution).contains("expect"), "{:?}", execution.outcome);
+    assert!(
+        thrown(&execution).to_lowercase().contains("unexpected")
+            || thrown(&execution).contains("expect"),
+        "{:?}",
+        execution.outcome
+    );
 }
 
 pub async fn executions_share_nothing(sandbox: &dyn Sandbox) {
     assert_eq!(exec(sandbox, "globalThis.leak = 42; return 1").await.outcome, Ok(json!(1)));
-    assert_eq!(exec(sandbox, "return typeof globalThis.leak").await.outcome, Ok(json!("undefined")));
+    assert_eq!(
+        exec(sandbox, "return typeof globalThis.leak").await.outcome,
+        Ok(json!("undefined"))
+    );
 }
 
 /// Runs every test of the suite on an engine.
@@ -256,4 +273,26 @@ mod quickjs {
     }
 
     crate::conformance!(engine());
+}
+
+pub(crate) mod workerd {
+    use portico_codemode::workerd::{Workerd, WorkerdConfig};
+
+    /// A fresh engine for one test: its processes are supervised on the test's runtime and die
+    /// with it.
+    pub(crate) async fn engine() -> Option<Box<Workerd>> {
+        if std::env::var("PORTICO_SKIP_WORKERD").as_deref() == Ok("1") {
+            eprintln!("skipped: workerd test (PORTICO_SKIP_WORKERD=1)");
+            return None;
+        }
+        let Some(binary) = std::env::var_os("PORTICO_WORKERD") else {
+            panic!(
+                "PORTICO_WORKERD must name the workerd binary (scripts/test installs it), or PORTICO_SKIP_WORKERD=1 skip the workerd tests"
+            );
+        };
+        let engine = Workerd::start(WorkerdConfig::new(binary.into())).await.unwrap();
+        Some(Box::new(engine))
+    }
+
+    crate::conformance!(engine().await);
 }

@@ -131,6 +131,33 @@ pub struct PortalRequestHandled {
     /// `ServerResponseDurationMs`: time spent waiting on the upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_response_duration_ms: Option<u64>,
+    /// The code-mode execution this call was made from ([`CodeExecution::id`]); none for a call
+    /// the client made itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+    /// For a call of `portal_codemode_search` or `portal_codemode_execute`: the execution it
+    /// ran. Its inner calls are events of their own, each naming it in `execution_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_execution: Option<CodeExecution>,
+}
+
+/// One run of agent-written JavaScript in code mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeExecution {
+    /// Unique per execution (a UUID); the inner calls' `execution_id`.
+    pub id: String,
+    /// The engine that ran it: `workerd` or `quickjs`.
+    pub engine: String,
+    /// The code as the client sent it (auditors need it; a tool's arguments inside the code
+    /// are the client's own, as the arguments of a direct call would be).
+    pub code: String,
+    /// SHA-256 of `code`, hex: finds every run of the same code.
+    pub code_sha256: String,
+    /// Calls the code made through the bridge, refused ones included.
+    pub calls: u32,
+    /// How it ended: `ok`, `error` (the code threw or a tool's error was not caught),
+    /// `timeout`, `out_of_memory`, `unserializable`, `cancelled` or `engine_error`.
+    pub outcome: String,
 }
 
 impl PortalRequestHandled {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::support::TestApp;
 
 fn call(i: u64) -> PortalRequestHandled {
-    let server = if i % 2 == 0 { "docs" } else { "git" };
+    let server = if i.is_multiple_of(2) { "docs" } else { "git" };
     PortalRequestHandled {
         portal_id: PortalId::parse("team").unwrap(),
         portal_aud: Some("a".repeat(64)),
@@ -28,12 +28,16 @@ fn call(i: u64) -> PortalRequestHandled {
         session_id: Some(format!("session-{}", i % 3)),
         client_ip: Some("192.0.2.7".into()),
         user_id: format!("user-{}", i % 3),
-        user_email: Some(if i % 3 == 0 { "Alice@Example.com" } else { "bob@example.com" }.into()),
-        status: if i % 5 == 0 { CallStatus::Denied } else { CallStatus::Ok },
-        error: (i % 5 == 0).then(|| "no policy permits this call".into()),
-        policies: if i % 5 == 0 { vec![] } else { vec!["engineers-use-docs".into()] },
+        user_email: Some(
+            if i.is_multiple_of(3) { "Alice@Example.com" } else { "bob@example.com" }.into(),
+        ),
+        status: if i.is_multiple_of(5) { CallStatus::Denied } else { CallStatus::Ok },
+        error: i.is_multiple_of(5).then(|| "no policy permits this call".into()),
+        policies: if i.is_multiple_of(5) { vec![] } else { vec!["engineers-use-docs".into()] },
         duration_ms: i,
-        server_response_duration_ms: (i % 5 != 0).then_some(i / 2),
+        server_response_duration_ms: (!i.is_multiple_of(5)).then_some(i / 2),
+        execution_id: None,
+        code_execution: None,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use portico_core::domain::call::{AuditedMethod, CallStatus, PortalRequestHandled};
+use portico_core::domain::call::{AuditedMethod, CallStatus, CodeExecution, PortalRequestHandled};
 use portico_core::domain::ids::ServerId;
 
 use rmcp::model::ErrorData;
@@ -29,6 +29,10 @@ pub(super) struct Audit<'a> {
     pub(super) upstream_name: Option<String>,
     pub(super) policies: Vec<String>,
     pub(super) started: Instant,
+    /// The code-mode execution a call was made from.
+    pub(super) execution_id: Option<String>,
+    /// The execution a `portal_codemode_*` call ran.
+    pub(super) code_execution: Option<CodeExecution>,
 }
 
 impl<'a> Audit<'a> {
@@ -49,6 +53,8 @@ impl<'a> Audit<'a> {
             upstream_name: None,
             policies: Vec::new(),
             started: Instant::now(),
+            execution_id: None,
+            code_execution: None,
         }
     }
 
@@ -92,6 +98,8 @@ impl<'a> Audit<'a> {
             policies: self.policies,
             duration_ms: millis(self.started.elapsed()),
             server_response_duration_ms: upstream.map(millis),
+            execution_id: self.execution_id,
+            code_execution: self.code_execution,
         };
         let recorded = gateway.audit(self.caller.actor(), event).await;
         let outcome = if recorded.is_ok() { status.as_str() } else { NOT_RECORDED_OUTCOME };

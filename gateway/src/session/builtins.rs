@@ -1,41 +1,48 @@
 //! The built-in tools every portal lists first: `portal_list_servers` and
-//! `portal_toggle_single_server`.
+//! `portal_toggle_single_server`, then those of the session's context mode.
 
 use std::collections::HashSet;
 
+use portico_core::domain::ids::ServerId;
 use portico_policies::{Hidden, NO_ALLOWED_SERVERS};
 use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock as Content, ErrorData, Tool};
 use rmcp::service::Peer;
 use serde_json::{Value, json};
 
+use super::codemode;
 use super::{BUILTIN_LIST_SERVERS, BUILTIN_TOGGLE_SERVER, PortalCaller, PortalSession, truncate};
+use crate::context::ContextMode;
 use crate::exposed::Exposed;
 
-impl PortalSession {
-    pub(super) fn builtin_tools() -> Vec<Tool> {
-        let list = json!({
-            "name": BUILTIN_LIST_SERVERS,
-            "description": "List the servers of this portal you may use, with their id, name and whether they are enabled in this session.",
-            "inputSchema": {"type": "object", "properties": {}},
-            "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
-        });
-        let toggle = json!({
-            "name": BUILTIN_TOGGLE_SERVER,
-            "description": "Enable (`toggle`) or disable (`untoggle`) one server's tools and prompts for the rest of this session.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "server_id": {"type": "string", "description": "The server's id, as portal_list_servers shows it"},
-                    "action": {"type": "string", "enum": ["toggle", "untoggle"]}
-                },
-                "required": ["server_id", "action"]
+/// The built-in tools of a session in `mode`: the two every portal has, then the mode's.
+pub fn builtin_tools(mode: ContextMode, exposed: &Exposed, off: &HashSet<ServerId>) -> Vec<Tool> {
+    let list = json!({
+        "name": BUILTIN_LIST_SERVERS,
+        "description": "List the servers of this portal you may use, with their id, name and whether they are enabled in this session.",
+        "inputSchema": {"type": "object", "properties": {}},
+        "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+    });
+    let toggle = json!({
+        "name": BUILTIN_TOGGLE_SERVER,
+        "description": "Enable (`toggle`) or disable (`untoggle`) one server's tools and prompts for the rest of this session.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "server_id": {"type": "string", "description": "The server's id, as portal_list_servers shows it"},
+                "action": {"type": "string", "enum": ["toggle", "untoggle"]}
             },
-            "annotations": {"readOnlyHint": false, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
-        });
-        [list, toggle].into_iter().filter_map(|t| serde_json::from_value(t).ok()).collect()
-    }
+            "required": ["server_id", "action"]
+        },
+        "annotations": {"readOnlyHint": false, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+    });
+    let mut tools: Vec<Tool> =
+        [list, toggle].into_iter().filter_map(|t| serde_json::from_value(t).ok()).collect();
+    tools.extend(codemode::mode_tools(mode, exposed, off));
+    tools
+}
 
+impl PortalSession {
     pub(super) fn list_servers(&self, exposed: &Exposed) -> CallToolResult {
         let off = self.toggled_off(exposed);
         let servers: Vec<Value> = exposed

@@ -1,5 +1,7 @@
 //! Paging of list answers: opaque cursors over the caller's list.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use rmcp::model::{ErrorData, PaginatedRequestParams};
 
@@ -21,17 +23,17 @@ pub(super) fn offset(request: Option<&PaginatedRequestParams>) -> Result<usize, 
         .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))
 }
 
-/// The page of `items` that starts at `start`, cloning only that page, and the cursor of the
-/// next one.
+/// The page of `items` that starts at `start`, owning (cloning) only that page, and the cursor
+/// of the next one.
 pub(super) fn page<'a, T: Clone + 'a>(
-    items: impl Iterator<Item = &'a T>,
+    items: impl Iterator<Item = Cow<'a, T>>,
     start: usize,
 ) -> Result<(Vec<T>, Option<String>), ErrorData> {
     let mut items = items.skip(start).peekable();
     if start > 0 && items.peek().is_none() {
         return Err(ErrorData::invalid_params("invalid cursor", None));
     }
-    let page: Vec<T> = items.by_ref().take(PAGE_SIZE).cloned().collect();
+    let page: Vec<T> = items.by_ref().take(PAGE_SIZE).map(Cow::into_owned).collect();
     let next = items.peek().is_some().then(|| cursor(start + page.len()));
     Ok((page, next))
 }
@@ -47,7 +49,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut start = 0;
         loop {
-            let (page, next) = page(items.iter(), start).unwrap();
+            let (page, next) = page(items.iter().map(Cow::Borrowed), start).unwrap();
             assert!(page.len() <= PAGE_SIZE);
             seen.extend(page);
             let Some(next) = next else { break };
@@ -61,13 +63,14 @@ mod tests {
     fn a_bad_or_exhausted_cursor_is_invalid_params() {
         for cursor in ["not base64 !", "eDEy", &super::cursor(5_000)] {
             let request = PaginatedRequestParams::default().with_cursor(Some(cursor.to_owned()));
-            let result = offset(Some(&request)).and_then(|start| page([1, 2, 3].iter(), start));
+            let result = offset(Some(&request))
+                .and_then(|start| page([1, 2, 3].iter().map(Cow::Borrowed), start));
             let error = result.unwrap_err();
             assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{cursor}");
         }
         // No cursor: the first page, even of nothing.
         assert_eq!(
-            page(std::iter::empty::<&u8>(), offset(None).unwrap()).unwrap(),
+            page(std::iter::empty::<Cow<'_, u8>>(), offset(None).unwrap()).unwrap(),
             (Vec::new(), None)
         );
     }

@@ -45,6 +45,8 @@ fn call(
         policies: vec![],
         duration_ms: ms,
         server_response_duration_ms: Some(ms / 2),
+        execution_id: None,
+        code_execution: None,
     }
 }
 
