@@ -9,8 +9,8 @@
 # peers scripts/test installed) and the fast upstream `mcp-upstream` (release, benches crate)
 # with synthetic tools.
 #
-# 1. Tokens: portals of 50, 500 and 4,000 tools (server-everything's tools plus synthetic ones),
-#    `portico portals tokens` for each (o200k_base; every mode).
+# 1. Tokens: portals of 50, 500 and 4,000 tools (server-everything's tools plus synthetic ones,
+#    small and rich), `portico portals tokens` for each (o200k_base; every mode).
 # 2. Latency at one session, per engine (a Portico started with `--codemode-engine quickjs`,
 #    then one with `workerd` when PORTICO_WORKERD names its binary): `tools/call echo` through
 #    the portal directly, then `portal_codemode_execute` of `return 1+1`, of one `echo` call and
@@ -47,17 +47,23 @@ admin -X POST "$api/servers" -d "{\"id\":\"everything\",\"name\":\"Everything\",
 wait_ready everything
 listed=$(admin "$api/servers/everything" | json 'len(d["result"]["tools"])')
 echo "== tokens of tools/list per mode (o200k_base); server-everything has $listed tools" >&2
-for size in 50 500 4000; do
-  upstream_port=$(free_port)
-  # mcp-upstream lists `echo` and N synthetic tools.
-  "$target/mcp-upstream" --listen "127.0.0.1:$upstream_port" --tools $((size - listed - 1)) >/dev/null &
-  pids+=($!)
-  wait_http "http://127.0.0.1:$upstream_port/mcp"
-  admin -X POST "$api/servers" -d "{\"id\":\"synth$size\",\"name\":\"Synthetic $size\",\"hostname\":\"http://127.0.0.1:$upstream_port/mcp\",\"auth_type\":\"unauthenticated\"}" >/dev/null
-  wait_ready "synth$size"
-  admin -X POST "$api/portals" -d "{\"id\":\"tools$size\",\"name\":\"$size tools\",\"hostname\":\"tools$size.example.com\",\"servers\":[{\"server_id\":\"everything\",\"on_behalf\":false},{\"server_id\":\"synth$size\",\"on_behalf\":false}]}" >/dev/null
-  echo "   portal of $size tools:" >&2
-  RUST_LOG=warn "$target/portico" --data-dir "$data" portals tokens "tools$size" | sed 's/^/     /' >&2
+# The synthetic tools come in two shapes: `small` (a one-line description, one parameter) and
+# `rich` (a two-sentence description, seven documented parameters: a real API's list tool).
+for shape in small rich; do
+  for size in 50 500 4000; do
+    upstream_port=$(free_port)
+    # mcp-upstream lists `echo` and N synthetic tools.
+    "$target/mcp-upstream" --listen "127.0.0.1:$upstream_port" --tools $((size - listed - 1)) \
+      $([ $shape = rich ] && echo --rich) >/dev/null &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$upstream_port/mcp"
+    id="$shape$size"
+    admin -X POST "$api/servers" -d "{\"id\":\"$id\",\"name\":\"Synthetic $id\",\"hostname\":\"http://127.0.0.1:$upstream_port/mcp\",\"auth_type\":\"unauthenticated\"}" >/dev/null
+    wait_ready "$id"
+    admin -X POST "$api/portals" -d "{\"id\":\"p$id\",\"name\":\"$id\",\"hostname\":\"p$id.example.com\",\"servers\":[{\"server_id\":\"everything\",\"on_behalf\":false},{\"server_id\":\"$id\",\"on_behalf\":false}]}" >/dev/null
+    echo "   portal of $size tools, synthetic ones $shape:" >&2
+    RUST_LOG=warn "$target/portico" --data-dir "$data" portals tokens "p$id" | sed 's/^/     /' >&2
+  done
 done
 kill "$portico"; wait "$portico" 2>/dev/null || true
 
@@ -67,13 +73,7 @@ if [ -n "${PORTICO_WORKERD:-}" ]; then engines+=(workerd); else echo "PORTICO_WO
 client="python3 benches/load/mcp_client.py"
 for engine in "${engines[@]}"; do
   rm -rf "$data"
-  port=$(free_port)
-  RUST_LOG=warn PORTICO_ADMIN_TOKEN=$token "$target/portico" --data-dir "$data" serve \
-    --listen "127.0.0.1:$port" --account-id $account --allow-private-upstreams \
-    --codemode-engine "$engine" >"$work/portico-$engine.log" 2>&1 &
-  portico=$!
-  pids+=($portico)
-  wait_http "http://127.0.0.1:$port/healthz"
+  start_portico "$target/portico" --codemode-engine "$engine"
   admin -X POST "$api/servers" -d "{\"id\":\"everything\",\"name\":\"Everything\",\"hostname\":\"http://127.0.0.1:$everything_port/mcp\",\"auth_type\":\"unauthenticated\"}" >/dev/null
   wait_ready everything
   admin -X POST "$api/portals" -d '{"id":"code","name":"Code","hostname":"code.example.com","servers":[{"server_id":"everything","on_behalf":false}]}' >/dev/null

@@ -20,12 +20,13 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 token=BenchToken0123456789abcdefghijklmnopqrst
 account=0123456789abcdef0123456789abcdef
 
-# start_portico BINARY: `portico serve` on a free port over $data (embedded SQLite, upstreams on
-# loopback allowed), once it answers; sets `port`, `portico` (its pid), `base` and `api`.
+# start_portico BINARY [SERVE ARGS...]: `portico serve` on a free port over $data (embedded
+# SQLite, upstreams on loopback allowed), once it answers; sets `port`, `portico` (its pid),
+# `base` and `api`.
 start_portico() {
   port=$(free_port)
   RUST_LOG=warn PORTICO_ADMIN_TOKEN=$token "$1" --data-dir "$data" serve \
-    --listen "127.0.0.1:$port" --account-id $account --allow-private-upstreams >"$work/portico.log" 2>&1 &
+    --listen "127.0.0.1:$port" --account-id $account --allow-private-upstreams "${@:2}" >"$work/portico.log" 2>&1 &
   portico=$!
   pids+=($portico)
   wait_http "http://127.0.0.1:$port/healthz"

@@ -13,6 +13,8 @@
 
 use portico_core::domain::portal::CodeMode;
 
+use crate::session::truncate;
+
 /// How a session presents the portal's tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ContextMode {
@@ -66,7 +68,7 @@ impl ContextMode {
             (Some(other), None) => {
                 return Err(format!(
                     "`codemode` is `search_and_execute` or `off`, not `{}`",
-                    shorten(other)
+                    truncate(other)
                 ));
             }
             (None, Some("minimize_tools")) => Some(ContextMode::MinimizeTools),
@@ -74,7 +76,7 @@ impl ContextMode {
             (None, Some(other)) => {
                 return Err(format!(
                     "`optimize_context` is `minimize_tools` or `search_and_execute`, not `{}`",
-                    shorten(other)
+                    truncate(other)
                 ));
             }
         };
@@ -86,15 +88,6 @@ impl ContextMode {
             CodeMode::DefaultOn => Ok(requested.unwrap_or(ContextMode::CodeMode)),
             CodeMode::Enforced => Ok(ContextMode::CodeMode),
         }
-    }
-}
-
-fn shorten(value: &str) -> String {
-    const LIMIT: usize = 40;
-    if value.chars().count() <= LIMIT {
-        value.to_owned()
-    } else {
-        format!("{}…", value.chars().take(LIMIT).collect::<String>())
     }
 }
 

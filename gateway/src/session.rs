@@ -374,7 +374,9 @@ pub fn tool_list<'a>(
     builtins.iter().map(Cow::Borrowed).chain(upstream)
 }
 
-fn truncate(value: &str) -> String {
+/// `value`, cut to its first 80 characters and `…` when longer: names and values a client sent,
+/// quoted back in error messages.
+pub(crate) fn truncate(value: &str) -> String {
     const LIMIT: usize = 80;
     if value.chars().count() <= LIMIT {
         value.to_owned()

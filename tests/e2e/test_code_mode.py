@@ -10,6 +10,8 @@ run on QuickJS, the suite's default.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import anyio
 import httpx
@@ -222,3 +224,36 @@ def test_the_portal_setting_bounds_code_mode(gateway, pyserver):
         assert "py_echo" in await tools("plain")
 
     anyio.run(check)
+
+
+def test_portals_tokens_counts_each_modes_tool_list(portal):
+    """`portico portals tokens` counts what each mode's list costs, from the log, while the
+    server runs."""
+
+    async def listed_count() -> int:
+        async with portal.client() as client:
+            return len((await client.list_tools()).tools)
+
+    full_count = anyio.run(listed_count)
+    answer = subprocess.run(
+        portal.gateway.portico._global_args() + ["portals", "tokens", portal.id, "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, RUST_LOG="warn"),
+    )
+    costs = {c["mode"]: c for c in map(json.loads, answer.stdout.splitlines())}
+    assert list(costs) == ["full", "minimize_tools", "search_and_execute", "codemode"]
+    assert costs["full"]["tools"] == full_count
+    assert costs["minimize_tools"]["tools"] == full_count + 1
+    assert costs["search_and_execute"]["tools"] == costs["codemode"]["tools"] == 4
+    assert costs["minimize_tools"]["tokens"] < costs["full"]["tokens"]
+    assert all(0 < c["tokens"] < c["bytes"] for c in costs.values())
+    missing = subprocess.run(
+        portal.gateway.portico._global_args() + ["portals", "tokens", "nowhere"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode != 0 and "there is no portal `nowhere`" in missing.stderr

@@ -3,7 +3,10 @@
 //! Streamable HTTP on rmcp + rmcp-actix-web, stateless with JSON responses (no session, no SSE
 //! framing), so that it costs as little as possible next to the portal it is compared with.
 //! Tools: `echo` (answers its `text` argument) and, with `--tools N`, N synthetic tools
-//! `tool_0000` ... that also echo, each with a small input schema like a real tool's.
+//! `tool_0000` ... that also echo, each with a one-parameter input schema; with `--rich`, each
+//! shaped like a real API's list tool instead (a two-sentence description and seven documented
+//! parameters, with an enum, an array, a date and bounded integers), for measuring what a tool
+//! list costs an agent.
 //!
 //!     mcp-upstream --listen 127.0.0.1:9100 --tools 49
 //!
@@ -35,6 +38,9 @@ struct Args {
     /// Synthetic tools to list besides `echo`.
     #[arg(long, default_value_t = 0)]
     tools: usize,
+    /// Synthetic tools shaped like a real API's (larger descriptions and schemas).
+    #[arg(long)]
+    rich: bool,
     /// actix-web worker threads.
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -47,7 +53,7 @@ struct Upstream {
 }
 
 impl Upstream {
-    fn new(synthetic: usize) -> Self {
+    fn new(synthetic: usize, rich: bool) -> Self {
         let schema = |description: &str| {
             let value = json!({
                 "type": "object",
@@ -62,6 +68,9 @@ impl Upstream {
         let mut tools =
             vec![Tool::new("echo", "Answers its `text` argument", schema("What to echo"))];
         tools.extend((0..synthetic).map(|i| {
+            if rich {
+                return rich_tool(i);
+            }
             Tool::new(
                 format!("tool_{i:04}"),
                 format!("Synthetic tool number {i}: echoes its `text` argument like `echo`"),
@@ -70,6 +79,34 @@ impl Upstream {
         }));
         Upstream { tools: Arc::new(tools) }
     }
+}
+
+/// A synthetic tool shaped like a real API's list tool.
+fn rich_tool(i: usize) -> Tool {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "owner": {"type": "string", "description": "The account that owns the collection"},
+            "repo": {"type": "string", "description": "The collection's name"},
+            "state": {"type": "string", "enum": ["open", "closed", "all"], "description": "Which records to list (default open)"},
+            "labels": {"type": "array", "items": {"type": "string"}, "description": "Only records that carry all of these labels"},
+            "since": {"type": "string", "format": "date-time", "description": "Only records updated at or after this time (ISO 8601)"},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Results per page (default 30)"},
+            "page": {"type": "integer", "minimum": 1, "description": "The page of results to return (default 1)"}
+        },
+        "required": ["owner", "repo"]
+    });
+    let schema = match schema {
+        Value::Object(map) => Arc::new(map),
+        _ => Arc::default(),
+    };
+    Tool::new(
+        format!("tool_{i:04}"),
+        format!(
+            "List the records of collection {i} that match the given filters, newest first. Use it to find records by state, label or date before reading or changing one of them; results are paginated."
+        ),
+        schema,
+    )
 }
 
 impl ServerHandler for Upstream {
@@ -112,7 +149,7 @@ impl ServerHandler for Upstream {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let upstream = Upstream::new(args.tools);
+    let upstream = Upstream::new(args.tools, args.rich);
     let service = StreamableHttpService::builder()
         .service_factory(Arc::new(move || Ok(upstream.clone())))
         .session_manager(Arc::new(

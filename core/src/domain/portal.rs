@@ -25,7 +25,7 @@ crate::wire_enum! {
     /// Whether and how code mode is offered to clients of a portal.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
     pub enum CodeMode {
-        /// Unavailable; query parameters are ignored.
+        /// Unavailable: a client asking for it (`?codemode=search_and_execute`) is refused.
         Off = "off",
         /// Off unless the client asks for it with `?codemode=search_and_execute`.
         #[default]
