@@ -63,11 +63,8 @@ fn engine(c: &mut Criterion, runtime: &tokio::runtime::Runtime, sandbox: &dyn Sa
 }
 
 fn engines(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     engine(c, &runtime, &QuickJs::new(32));
     match workerd::find_binary() {
         Some(binary) => {
