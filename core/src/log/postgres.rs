@@ -15,7 +15,10 @@
 //! still as known and otherwise writes nothing (and the batch is redone the normal way).
 //!
 //! The commit sends `NOTIFY` with the new head; each instance `LISTEN`s on a dedicated
-//! connection and moves its head watch, which wakes its subscriptions.
+//! connection and moves its head watch, which wakes its subscriptions. The instance's own
+//! commits also go to its tail ([`super::tail`]), from which its followers read them without a
+//! query; another instance's commits break the tail's run of positions, so those are read from
+//! the table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -31,6 +34,7 @@ use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 use uuid::Uuid;
 
 use super::batch::{self, AppendRequest};
+use super::tail::{self, SizedEvent, Tail};
 use super::codec::{self, ActorCache, StoredEventRef};
 use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
@@ -85,6 +89,8 @@ pub struct PostgresLog {
 #[derive(Debug)]
 struct Shared {
     head: watch::Sender<Position>,
+    /// This instance's last commits, for its followers (see [`super::tail`]).
+    tail: Tail,
 }
 
 impl Shared {
@@ -122,7 +128,7 @@ impl PostgresLog {
         let channel = notify_channel(&schema);
         let head = read_head(&writer_client).await?;
         let (head_tx, _) = watch::channel(head);
-        let shared = Arc::new(Shared { head: head_tx });
+        let shared = Arc::new(Shared { head: head_tx, tail: Tail::default() });
 
         let manager = Manager::from_config(
             config.clone(),
@@ -194,6 +200,9 @@ impl EventLog for PostgresLog {
         after: Position,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
+        if let Some(events) = self.shared.tail.read_after(after, limit) {
+            return Ok(events);
+        }
         let client = self.reader().await?;
         let sql = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
         let rows = client
@@ -211,6 +220,10 @@ impl EventLog for PostgresLog {
     fn watch_head(&self) -> watch::Receiver<Position> {
         self.shared.head.subscribe()
     }
+}
+
+fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -436,7 +449,7 @@ impl Known {
     }
 
     /// Learns the log's state after a committed batch from its outcomes.
-    fn learn(&mut self, requests: &[AppendRequest], (head, outcomes): &BatchOutcome) {
+    fn learn(&mut self, requests: &[AppendRequest], (head, outcomes, _): &BatchOutcome) {
         let written: u64 = outcomes
             .iter()
             .filter_map(|o| o.as_ref().ok())
@@ -470,7 +483,9 @@ impl Known {
     }
 }
 
-type BatchOutcome = (Position, Vec<Result<Appended, AppendError>>);
+/// What a committed batch gives: the new head, each request's outcome, and the events as a
+/// reader gets them (for the tail).
+type BatchOutcome = (Position, Vec<Result<Appended, AppendError>>, Vec<SizedEvent>);
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
@@ -496,7 +511,10 @@ impl Writer {
     /// request is retried alone so that one bad request cannot fail the others.
     async fn commit_batch(&mut self, requests: Vec<AppendRequest>) {
         match self.write_batch(&requests).await {
-            Ok((head, outcomes)) => {
+            Ok((head, outcomes, events)) => {
+                // The events are in the tail before the head moves: the followers it wakes find
+                // them there.
+                self.shared.tail.extend(events);
                 batch::answer_committed(&self.shared.head, head, requests, outcomes);
             }
             Err(error) if requests.len() == 1 => {
@@ -630,7 +648,12 @@ async fn run_guessed_batch(
     locked.map_err(LogError::storage)?;
     let written = written.map_err(LogError::storage)?;
     committed.map_err(LogError::storage)?;
-    Ok(if written == 1 { Guessed::Written((plan.head, plan.outcomes)) } else { Guessed::Wrong })
+    Ok(if written == 1 {
+        let events = tail::recorded(&plan.rows, columns.recorded_at);
+        Guessed::Written((plan.head, plan.outcomes, events))
+    } else {
+        Guessed::Wrong
+    })
 }
 
 /// The planned rows of a batch, column by column, as the insert statements take them.
@@ -656,7 +679,9 @@ impl<'a> Columns<'a> {
             event_ids: Vec::with_capacity(rows.len()),
             event_types: Vec::with_capacity(rows.len()),
             schema_versions: Vec::with_capacity(rows.len()),
-            recorded_at: Utc::now(),
+            // Whole microseconds, as `timestamptz` keeps them: the tail's copies must equal
+            // what a reader of the table gets.
+            recorded_at: truncate_to_micros(Utc::now()),
             actors: Vec::with_capacity(rows.len()),
             correlation_ids: Vec::with_capacity(rows.len()),
             payloads: Vec::with_capacity(rows.len()),
@@ -716,7 +741,7 @@ async fn run_batch(
     if plan.rows.is_empty() {
         // Every request conflicted: nothing to write.
         client.batch_execute("COMMIT").await.map_err(LogError::storage)?;
-        return Ok((plan.head, plan.outcomes));
+        return Ok((plan.head, plan.outcomes, Vec::new()));
     }
     let columns = Columns::of(&plan.rows);
     let new_head = to_i64(plan.head);
@@ -744,7 +769,8 @@ async fn run_batch(
     inserted.map_err(LogError::storage)?;
     advanced.map_err(LogError::storage)?;
     committed.map_err(LogError::storage)?;
-    Ok((plan.head, plan.outcomes))
+    let events = tail::recorded(&plan.rows, columns.recorded_at);
+    Ok((plan.head, plan.outcomes, events))
 }
 
 /// Follows the notifications of other instances' commits on a dedicated connection, and
