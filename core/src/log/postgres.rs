@@ -34,8 +34,8 @@ use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 use uuid::Uuid;
 
 use super::batch::{self, AppendRequest};
-use super::tail::{self, SizedEvent, Tail};
 use super::codec::{self, ActorCache, StoredEventRef};
+use super::tail::{self, SizedEvent, Tail};
 use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
 
