@@ -16,6 +16,7 @@ pub mod ssrf;
 pub mod sync;
 pub mod transport;
 pub mod upstream;
+pub mod upstream_oauth;
 
 pub mod context;
 pub mod exposed;
