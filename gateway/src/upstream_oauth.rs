@@ -144,3 +144,49 @@ pub async fn finish(
     let token = manager.get_access_token().await?;
     Ok((manager, token))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A server on loopback that answers every request 404 and counts the connections.
+    async fn counting_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&hits);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                let answer =
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn every_request_goes_through_the_ssrf_guard() {
+        let (url, hits) = counting_server().await;
+        let identity = ClientIdentity { client_name: "Portico".to_owned(), ..Default::default() };
+        let redirect = "http://127.0.0.1:1/callback";
+        // The default policy refuses loopback: discovery fails without reaching the server.
+        let refused = start(UpstreamPolicy::default(), &url, &identity, redirect, None).await;
+        assert!(refused.is_err());
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        // Allowed, the same discovery reaches it (and fails there: it serves no metadata).
+        let allowed = UpstreamPolicy { allow_private: true };
+        let failed = start(allowed, &url, &identity, redirect, None).await;
+        assert!(failed.is_err());
+        assert!(hits.load(Ordering::SeqCst) > 0);
+    }
+}
