@@ -46,11 +46,7 @@ impl Sandbox for QuickJs {
     }
 
     async fn run(&self, run: Run) -> Execution {
-        let failed = |message: String| Execution {
-            outcome: Err(ExecutionError::Engine(message)),
-            logs: Vec::new(),
-            calls: 0,
-        };
+        let failed = |message: String| Execution::failed(ExecutionError::Engine(message));
         let started = Instant::now();
         let deadline = started + run.limits.timeout;
         let permit = tokio::select! {
@@ -59,10 +55,10 @@ impl Sandbox for QuickJs {
                 Err(_) => return failed("the QuickJS engine is shut down".to_owned()),
             },
             () = tokio::time::sleep_until(deadline.into()) => {
-                return Execution { outcome: Err(ExecutionError::Timeout), logs: Vec::new(), calls: 0 };
+                return Execution::failed(ExecutionError::Timeout);
             }
             () = run.cancel.cancelled() => {
-                return Execution { outcome: Err(ExecutionError::Cancelled), logs: Vec::new(), calls: 0 };
+                return Execution::failed(ExecutionError::Cancelled);
             }
         };
         let (sender, receiver) = mpsc::channel();
@@ -114,10 +110,8 @@ fn execute(
     receiver: &mpsc::Receiver<Message>,
     stop: &Arc<AtomicBool>,
 ) -> Execution {
-    let engine_error = |e: rquickjs::Error| Execution {
-        outcome: Err(ExecutionError::Engine(format!("QuickJS could not start: {e}"))),
-        logs: Vec::new(),
-        calls: 0,
+    let engine_error = |e: rquickjs::Error| {
+        Execution::failed(ExecutionError::Engine(format!("QuickJS could not start: {e}")))
     };
     let runtime = match rquickjs::Runtime::new() {
         Ok(runtime) => runtime,

@@ -115,6 +115,13 @@ pub struct Execution {
     pub calls: u32,
 }
 
+impl Execution {
+    /// An execution that ended with `error` before the code ran or wrote anything.
+    pub fn failed(error: ExecutionError) -> Self {
+        Execution { outcome: Err(error), logs: Vec::new(), calls: 0 }
+    }
+}
+
 /// Why an execution has no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecutionError {

@@ -348,15 +348,10 @@ impl Sandbox for Workerd {
     }
 
     async fn run(&self, run: Run) -> Execution {
-        let ended = |outcome: Result<serde_json::Value, ExecutionError>| Execution {
-            outcome,
-            logs: Vec::new(),
-            calls: 0,
-        };
         let deadline = Instant::now() + run.limits.timeout;
         let slot = match self.shared.slot(deadline, &run.cancel).await {
             Ok(slot) => slot,
-            Err(error) => return ended(Err(error)),
+            Err(error) => return Execution::failed(error),
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let (events_sender, mut events) = mpsc::unbounded_channel();
@@ -397,13 +392,13 @@ impl Sandbox for Workerd {
                         return Execution { outcome, logs: bounded_logs(logs), calls: 0 };
                     }
                     None => {
-                        return ended(Err(ExecutionError::Engine("the workerd driver ended without an answer".to_owned())));
+                        return Execution::failed(ExecutionError::Engine("the workerd driver ended without an answer".to_owned()));
                     }
                 },
                 Some((id, text)) = calls.next(), if !calls.is_empty() => {
                     let _ = answers.send((id, text));
                 }
-                () = run.cancel.cancelled() => return ended(Err(ExecutionError::Cancelled)),
+                () = run.cancel.cancelled() => return Execution::failed(ExecutionError::Cancelled),
             }
         }
     }

@@ -442,18 +442,39 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces the policy set of the instance whose storage `config` names with the policies of
-/// `dir` (validated first; nothing is written if one is invalid), as the `cli` actor.
-async fn push_local(config: &Config, dir: &std::path::Path) -> anyhow::Result<usize> {
-    let records = policies::checked_dir(dir)?;
-    let count = records.len();
-    // Opening would create an empty instance; a push into nothing is a mistake.
+/// The storage of the instance `config` names, which must exist: opening would create an
+/// empty instance, and a command run against nothing is a mistake.
+pub(crate) async fn open_existing(config: &Config) -> anyhow::Result<Storage> {
     anyhow::ensure!(
         config.database_url.is_some() || config.sqlite_path().exists(),
         "no Portico data in {}: run `portico serve` once first, or pass `--data-dir`",
         config.data_dir.display()
     );
-    let storage = Storage::open(config).await?;
+    Storage::open(config).await
+}
+
+/// The read models of `storage`'s log, folded up to its head from the log itself (no
+/// checkpoint files: a running server owns those).
+pub(crate) async fn current_models(
+    storage: &Storage,
+) -> anyhow::Result<ProjectionRunner<ReadModels>> {
+    let models = ProjectionRunner::<ReadModels>::start(
+        Arc::clone(&storage.log),
+        Arc::new(NoCheckpoints),
+        RunnerOptions::default(),
+    )
+    .await?;
+    let head = storage.log.head_position().await?;
+    models.wait_for(head, portico_app::WRITE_VISIBILITY_TIMEOUT).await?;
+    Ok(models)
+}
+
+/// Replaces the policy set of the instance whose storage `config` names with the policies of
+/// `dir` (validated first; nothing is written if one is invalid), as the `cli` actor.
+async fn push_local(config: &Config, dir: &std::path::Path) -> anyhow::Result<usize> {
+    let records = policies::checked_dir(dir)?;
+    let count = records.len();
+    let storage = open_existing(config).await?;
     let account: portico_core::domain::account::AccountState =
         portico_app::load(storage.log.as_ref(), portico_core::domain::account::ACCOUNT_STREAM)
             .await?;
@@ -462,18 +483,8 @@ async fn push_local(config: &Config, dir: &std::path::Path) -> anyhow::Result<us
         "no Portico account in {}: run `portico serve` once first",
         storage.description
     );
-    // The read models start from the log (no checkpoint files: a running server owns those),
-    // and nothing is synced: this command must not reach upstreams.
-    let models = Arc::new(
-        ProjectionRunner::<ReadModels>::start(
-            Arc::clone(&storage.log),
-            Arc::new(NoCheckpoints),
-            RunnerOptions::default(),
-        )
-        .await?,
-    );
-    let head = storage.log.head_position().await?;
-    models.wait_for(head, portico_app::WRITE_VISIBILITY_TIMEOUT).await?;
+    // Nothing is synced: this command must not reach upstreams.
+    let models = Arc::new(current_models(&storage).await?);
     let gateway = portico_gateway::GatewayConfig { scheduled_sync: false, ..Default::default() };
     // Nothing here reads calls: an empty call log in memory.
     let calls = Arc::new(CallLog::in_memory()?);

@@ -247,7 +247,7 @@ impl PortalSession {
         for tool in enabled_tools(exposed, &off) {
             let hit = regex.is_match(&tool.name)
                 || tool.description.as_deref().is_some_and(|d| regex.is_match(d))
-                || regex.is_match(&Value::Object((*tool.input_schema).clone()).to_string());
+                || serde_json::to_string(&*tool.input_schema).is_ok_and(|s| regex.is_match(&s));
             if hit {
                 matched += 1;
                 if (found.len() as u64) < limit {
@@ -321,6 +321,7 @@ impl PortalSession {
         };
         let id = uuid::Uuid::now_v7().to_string();
         let off = self.toggled_off(exposed);
+        let methods = methods(exposed, &off);
         let mut inner = context.clone();
         inner.meta = Default::default();
         let bridge = ToolBridge {
@@ -330,11 +331,11 @@ impl PortalSession {
             exposed: Arc::clone(exposed),
             context: inner,
             execution_id: id.clone(),
-            methods: methods(exposed, &off),
             catalog: match kind {
-                Kind::Search => catalog(exposed, &off),
+                Kind::Search => catalog(exposed, &off, &methods),
                 Kind::Execute => Value::Null,
             },
+            methods,
         };
         let settings = &self.gateway.codemode;
         let run = Run {
@@ -389,9 +390,8 @@ fn methods(exposed: &Exposed, off: &HashSet<ServerId>) -> HashMap<String, String
 }
 
 /// What `codemode.tools()` returns in a search: every enabled tool with the name to call it by
-/// and its TypeScript declaration.
-fn catalog(exposed: &Exposed, off: &HashSet<ServerId>) -> Value {
-    let methods = methods(exposed, off);
+/// (from the execution's `methods`) and its TypeScript declaration.
+fn catalog(exposed: &Exposed, off: &HashSet<ServerId>, methods: &HashMap<String, String>) -> Value {
     let tools: Vec<Value> = enabled_tools(exposed, off)
         .map(|tool| {
             let safe = typescript::sanitize_tool_name(&tool.name);

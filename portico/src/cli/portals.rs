@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
@@ -15,11 +14,9 @@ use portico_core::domain::ids::PortalId;
 use portico_gateway::context::ContextMode;
 use portico_gateway::exposed::Exposed;
 use portico_gateway::session::{BUILTINS, builtin_tools, tool_list};
-use portico_projections::{NoCheckpoints, ProjectionRunner, ReadModels, RunnerOptions};
 use rmcp::model::{ListToolsResult, Tool};
 
 use crate::config::Config;
-use crate::storage::Storage;
 
 #[derive(Debug, Subcommand)]
 pub enum PortalsCommand {
@@ -75,20 +72,8 @@ pub struct ListCost {
 pub async fn run(config: Config, command: PortalsCommand) -> anyhow::Result<()> {
     let PortalsCommand::Tokens { id, mode, json } = command;
     let portal_id = PortalId::parse(&id).map_err(|e| anyhow::anyhow!("portal id: {e}"))?;
-    anyhow::ensure!(
-        config.database_url.is_some() || config.sqlite_path().exists(),
-        "no Portico data in {}: run `portico serve` once first, or pass `--data-dir`",
-        config.data_dir.display()
-    );
-    let storage = Storage::open(&config).await?;
-    let models = ProjectionRunner::<ReadModels>::start(
-        Arc::clone(&storage.log),
-        Arc::new(NoCheckpoints),
-        RunnerOptions::default(),
-    )
-    .await?;
-    let head = storage.log.head_position().await?;
-    models.wait_for(head, portico_app::WRITE_VISIBILITY_TIMEOUT).await?;
+    let storage = super::open_existing(&config).await?;
+    let models = super::current_models(&storage).await?;
     let models = models.read();
     let view = models
         .portal(&portal_id)
