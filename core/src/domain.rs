@@ -22,6 +22,7 @@ pub mod portal;
 pub mod server;
 pub mod service_token;
 pub mod sign_in;
+pub mod upstream_auth;
 pub mod validate;
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ use crate::domain::sign_in::{
     ConsentGiven, OAuthClientRegistered, OAuthClientRemoved, SignInFailed, UserSignedIn,
     UserSignedOut,
 };
+use crate::domain::upstream_auth::{
+    UpstreamAuthorizationFailed, UpstreamAuthorizationRevoked, UpstreamAuthorized,
+    UpstreamTokenRefreshed,
+};
 
 /// Declares the [`Event`] enum from one list of variants (each wraps the payload struct of the
 /// same name), with the functions that must name every variant: adding an event is one line.
@@ -116,6 +120,10 @@ events!(
     LogpushJobDelivered,
     LogpushJobFailed,
     LogpushJobBatchPlanned,
+    UpstreamAuthorized,
+    UpstreamTokenRefreshed,
+    UpstreamAuthorizationFailed,
+    UpstreamAuthorizationRevoked,
 );
 
 impl Event {

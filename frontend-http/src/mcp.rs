@@ -233,6 +233,7 @@ fn admit(req: &ServiceRequest) -> Result<(PortalCaller, AdmittedView), HttpRespo
         principal,
         client_ip: req.peer_addr().map(|a| a.ip()),
         mode,
+        pages_url: site.issuer(),
     };
     match state.app.gateway.exposed(&caller) {
         Ok(view) => {

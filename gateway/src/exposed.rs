@@ -40,6 +40,9 @@ pub struct ExposedServer {
     pub name: String,
     pub url: String,
     pub default_disabled: bool,
+    /// Whether the server uses OAuth and the portal maps it `on_behalf: true`: each person
+    /// authorizes it themself.
+    pub per_user_oauth: bool,
     pub tools: Vec<ExposedItem<Tool>>,
     pub prompts: Vec<ExposedItem<Prompt>>,
     /// Changes when an exposed tool's name, description or schemas change (computed once per
@@ -142,6 +145,8 @@ impl Exposed {
                 name: entry.settings.name.clone(),
                 url: entry.hostname.clone(),
                 default_disabled: mapping.default_disabled,
+                per_user_oauth: mapping.on_behalf
+                    && entry.auth_type == portico_core::domain::server::AuthType::Oauth,
                 tools: Vec::new(),
                 prompts: Vec::new(),
                 tools_fingerprint: 0,

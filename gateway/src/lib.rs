@@ -12,10 +12,12 @@
 //! - [`metrics`]: what the data plane counts and measures.
 
 pub mod authz;
+pub mod selection;
 pub mod ssrf;
 pub mod sync;
 pub mod transport;
 pub mod upstream;
+pub mod upstream_grants;
 pub mod upstream_oauth;
 
 pub mod context;
@@ -42,9 +44,11 @@ use tokio::sync::{mpsc, watch};
 use crate::audit::{AuditError, AuditHealth};
 use crate::authz::{Authz, AuthzError};
 use crate::exposed::{Exposed, ExposedCache};
+use crate::selection::Selections;
 use crate::session::PortalCaller;
 use crate::sync::Syncer;
 use crate::upstream::{UpstreamConfig, Upstreams};
+use crate::upstream_grants::{UpstreamClientConfig, UpstreamGrants};
 
 /// The data plane's settings.
 #[derive(Debug, Clone)]
@@ -58,6 +62,8 @@ pub struct GatewayConfig {
     pub scheduled_sync: bool,
     /// Code mode's engine and limits.
     pub codemode: CodeModeConfig,
+    /// Who Portico says it is to upstream OAuth authorization servers.
+    pub upstream_client: UpstreamClientConfig,
 }
 
 /// How code mode runs JavaScript.
@@ -89,6 +95,7 @@ impl Default for GatewayConfig {
             sync_interval: Duration::from_secs(2 * 3600),
             scheduled_sync: true,
             codemode: CodeModeConfig::default(),
+            upstream_client: UpstreamClientConfig::default(),
         }
     }
 }
@@ -100,6 +107,10 @@ pub struct Gateway {
     pub models: Arc<ProjectionRunner<ReadModels>>,
     pub authz: Arc<Authz>,
     pub upstreams: Arc<Upstreams>,
+    /// Portico's OAuth grants at upstream servers.
+    pub grants: Arc<UpstreamGrants>,
+    /// Server selections in progress (the `/authorize?elicitationId=…` links).
+    pub selections: Selections,
     pub syncer: Arc<Syncer>,
     pub codemode: CodeModeConfig,
     exposed: ExposedCache,
@@ -119,7 +130,19 @@ impl Gateway {
     ) -> Arc<Self> {
         let (changed_tx, mut changed_rx) = mpsc::unbounded_channel::<ServerId>();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel::<ServerId>();
-        let upstreams = Arc::new(Upstreams::new(config.upstream.clone(), vault, changed_tx));
+        let grants = Arc::new(UpstreamGrants::new(
+            Arc::clone(&log),
+            Arc::clone(&vault),
+            Arc::clone(&models),
+            config.upstream.policy,
+            config.upstream_client.clone(),
+        ));
+        let upstreams = Arc::new(Upstreams::new(
+            config.upstream.clone(),
+            vault,
+            Arc::clone(&grants),
+            changed_tx,
+        ));
         let syncer = Arc::new(Syncer::new(
             Arc::clone(&log),
             Arc::clone(&models),
@@ -143,6 +166,8 @@ impl Gateway {
             models,
             authz,
             upstreams,
+            grants,
+            selections: Selections::default(),
             syncer,
             codemode: config.codemode,
             exposed: ExposedCache::default(),

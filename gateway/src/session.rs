@@ -44,6 +44,7 @@ use crate::exposed::Exposed;
 use crate::metrics::OpenSession;
 
 mod audit;
+mod authorize;
 mod builtins;
 mod codemode;
 mod forward;
@@ -60,15 +61,18 @@ use resources::{remap_uris, upstream_uri};
 /// The built-in tools, always listed first.
 pub const BUILTIN_LIST_SERVERS: &str = "portal_list_servers";
 pub const BUILTIN_TOGGLE_SERVER: &str = "portal_toggle_single_server";
+/// The built-in tool that sends the person to the server-selection page.
+pub const BUILTIN_TOGGLE_SERVERS: &str = "portal_toggle_servers";
 /// The built-in tools of the context modes (see [`crate::context`]).
 pub const BUILTIN_QUERY_TOOLS: &str = "portal_query_tools";
 pub const BUILTIN_EXECUTE: &str = "portal_execute";
 pub const BUILTIN_CODEMODE_SEARCH: &str = "portal_codemode_search";
 pub const BUILTIN_CODEMODE_EXECUTE: &str = "portal_codemode_execute";
 /// Every built-in name: no upstream tool is exposed under one of them.
-pub const BUILTINS: [&str; 6] = [
+pub const BUILTINS: [&str; 7] = [
     BUILTIN_LIST_SERVERS,
     BUILTIN_TOGGLE_SERVER,
+    BUILTIN_TOGGLE_SERVERS,
     BUILTIN_QUERY_TOOLS,
     BUILTIN_EXECUTE,
     BUILTIN_CODEMODE_SEARCH,
@@ -96,6 +100,9 @@ pub struct PortalCaller {
     pub client_ip: Option<IpAddr>,
     /// How this request's session presents the tools (from the portal URL's query).
     pub mode: ContextMode,
+    /// Where the portal's pages are (`https://<portal host>`, or `<origin>/portals/<id>`):
+    /// the server-selection page's links start with it.
+    pub pages_url: String,
 }
 
 impl PortalCaller {
@@ -132,10 +139,13 @@ struct SessionState {
     bound: OnceLock<PortalCaller>,
     /// Servers toggled off in this session; `None` until first needed (then the portal's
     /// `default_disabled` servers).
-    toggled_off: Mutex<Option<HashSet<ServerId>>>,
+    toggled_off: Arc<Mutex<Option<HashSet<ServerId>>>>,
     /// Fingerprints of the tool and prompt lists last seen by the client.
     seen: Mutex<(u64, u64)>,
     watching: OnceLock<()>,
+    /// The client, kept from its first tool call: the selection page tells it when its lists
+    /// changed.
+    peer: OnceLock<Peer<RoleServer>>,
 }
 
 /// The handler of one MCP session with a portal.
@@ -150,9 +160,10 @@ impl PortalSession {
         let state = SessionState {
             _open: OpenSession::open(),
             bound: OnceLock::new(),
-            toggled_off: Mutex::new(None),
+            toggled_off: Arc::default(),
             seen: Mutex::new((0, 0)),
             watching: OnceLock::new(),
+            peer: OnceLock::new(),
         };
         PortalSession { gateway, state: Arc::new(state) }
     }
@@ -452,7 +463,14 @@ impl ServerHandler for PortalSession {
         let exposed = self.request_view(&context.extensions, &caller)?;
         let name = request.name.to_string();
         if name == BUILTIN_LIST_SERVERS {
-            return Ok(CallToolResponse::Complete(self.list_servers(&exposed)));
+            return Ok(CallToolResponse::Complete(self.list_servers(&exposed).await));
+        }
+        self.state.peer.get_or_init(|| context.peer.clone());
+        if name == BUILTIN_TOGGLE_SERVERS {
+            return self
+                .select_servers(&caller, &context.peer)
+                .await
+                .map(CallToolResponse::Complete);
         }
         if name == BUILTIN_TOGGLE_SERVER {
             return self
@@ -463,9 +481,11 @@ impl ServerHandler for PortalSession {
         if let Some(answer) = self.mode_tool(&name, &caller, &exposed, &request, &context).await {
             return answer.map(CallToolResponse::Complete);
         }
-        self.call_exposed_tool(&caller, &exposed, request, &context, None)
-            .await
-            .map(CallToolResponse::Complete)
+        match self.call_exposed_tool(&caller, &exposed, request, &context, None).await {
+            Ok(result) => Ok(CallToolResponse::Complete(result)),
+            Err(error) => Self::authorization_as_tool_error(error, &context.peer)
+                .map(CallToolResponse::Complete),
+        }
     }
 
     async fn list_prompts(

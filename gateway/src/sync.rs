@@ -23,6 +23,7 @@ use portico_core::domain::ids::ServerId;
 use portico_core::domain::server::{
     self, RecordSync, SyncError, SyncOutcome, SyncedCapabilities, sync_stream,
 };
+use portico_core::domain::upstream_auth::UpstreamGrantOwner;
 use portico_core::{Actor, EventLog, EventMetadata, ExpectedVersion, NewEvent};
 use portico_projections::catalog::{CatalogServer, SyncStatus};
 use portico_projections::{ProjectionRunner, ReadModels};
@@ -30,7 +31,7 @@ use rmcp::service::ServiceError;
 use tokio::sync::mpsc;
 
 use crate::transport::ConnectError;
-use crate::upstream::{Connection, Upstreams};
+use crate::upstream::{AccessError, Connection, Upstreams};
 
 /// How long a sync waits for the read models to show what it recorded.
 const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +56,17 @@ pub enum SyncFailure {
     NoServer(ServerId),
     #[error("the sync result could not be recorded: {0}")]
     Record(String),
+    /// An OAuth server with no grant to sync with.
+    #[error("the server needs an OAuth authorization before it can be synced: {0}")]
+    Unauthorized(String),
+}
+
+/// Why listing an upstream's capabilities failed.
+enum Fetch {
+    /// Recorded as the sync's failure.
+    Failed(SyncError),
+    /// No grant: nothing is recorded.
+    Unauthorized(String),
 }
 
 /// Runs syncs and the schedule that triggers them.
@@ -85,15 +97,32 @@ impl Syncer {
 
     /// Syncs `server_id` now and reports what was recorded.
     pub async fn sync(&self, server_id: &ServerId) -> Result<SyncReport, SyncFailure> {
+        self.sync_as(server_id, None).await
+    }
+
+    /// Syncs `server_id` with the OAuth grant of `owner` (an OAuth server no admin authorized
+    /// is synced with the grant of the first person who authorizes it). Servers that are not
+    /// OAuth ignore `owner`.
+    pub async fn sync_as(
+        &self,
+        server_id: &ServerId,
+        owner: Option<&UpstreamGrantOwner>,
+    ) -> Result<SyncReport, SyncFailure> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(locks.entry(server_id.clone()).or_default())
         };
         let _one_at_a_time = lock.lock().await;
         let server = self.catalog_entry(server_id)?;
-        let outcome = match self.fetch(&server).await {
+        let outcome = match self.fetch(&server, owner).await {
             Ok(capabilities) => SyncOutcome::Synced(capabilities),
-            Err(error) => SyncOutcome::Failed(error),
+            Err(Fetch::Failed(error)) => SyncOutcome::Failed(error),
+            // Nothing to record: the server waits for an authorization (its
+            // `authentication_status` says so), keeping what an earlier sync found.
+            Err(Fetch::Unauthorized(reason)) => {
+                crate::metrics::synced(server_id, "unauthorized");
+                return Err(SyncFailure::Unauthorized(reason));
+            }
         };
         // Counted only for servers in the catalog: the id is one the admin configured.
         match self.record(server_id, outcome).await {
@@ -123,11 +152,22 @@ impl Syncer {
 
     /// Lists the upstream's tools and prompts. A pooled connection that turns out dead (the
     /// upstream restarted) is replaced once.
-    async fn fetch(&self, server: &CatalogServer) -> Result<SyncedCapabilities, SyncError> {
+    async fn fetch(
+        &self,
+        server: &CatalogServer,
+        owner: Option<&UpstreamGrantOwner>,
+    ) -> Result<SyncedCapabilities, Fetch> {
         let mut retried = false;
         loop {
-            let connection =
-                self.upstreams.connection(server).await.map_err(|e| connect_error(&e))?;
+            let connection = match self.upstreams.connection(server, owner).await {
+                Ok(connection) => connection,
+                Err(AccessError::Connect(error)) => {
+                    return Err(Fetch::Failed(connect_error(&error)));
+                }
+                Err(AccessError::Authorization { reason, .. }) => {
+                    return Err(Fetch::Unauthorized(reason));
+                }
+            };
             match self.list(&connection).await {
                 Ok(capabilities) => return Ok(capabilities),
                 Err(error) => {
@@ -136,13 +176,13 @@ impl Syncer {
                         ServiceError::TransportClosed | ServiceError::TransportSend(_)
                     );
                     if dead {
-                        self.upstreams.discard(&server.server_id, &connection).await;
+                        self.upstreams.discard(&connection).await;
                     }
                     if dead && !retried {
                         retried = true;
                         continue;
                     }
-                    return Err(service_error(&error));
+                    return Err(Fetch::Failed(service_error(&error)));
                 }
             }
         }
@@ -284,6 +324,9 @@ impl Syncer {
                             "synced"
                         ),
                         Err(SyncFailure::NoServer(_)) => {}
+                        Err(SyncFailure::Unauthorized(reason)) => {
+                            tracing::info!(server = %id, %reason, "not synced: waiting for an OAuth authorization");
+                        }
                         Err(error) => tracing::warn!(server = %id, %error, "sync not recorded"),
                     }
                 });

@@ -3,9 +3,13 @@
 //! One MCP connection per upstream server serves every session that uses the server's own
 //! credential (`on_behalf: false`): requests from many sessions are multiplexed on it (rmcp
 //! matches responses to requests by id), and its HTTP connections are kept alive by reqwest.
-//! A connection is opened on first use, and again when the server's URL or credential changed
-//! or the old one closed. Each server has its own slot: a slow or dead upstream makes only its
-//! own callers wait (bounded by the connect timeout), never another server's.
+//! An OAuth server used on behalf of each person (`on_behalf: true`) has one connection per
+//! person instead, carrying that person's own token ([`UpstreamGrants`]): one person's
+//! token never serves another's call.
+//! A connection is opened on first use, and again when the server's URL or credential (or the
+//! OAuth token, after a refresh) changed or the old one closed. Each server and owner has its
+//! own slot: a slow or dead upstream makes only its own callers wait (bounded by the connect
+//! timeout), never another server's.
 //!
 //! Progress notifications from an upstream are relayed to the session whose request they
 //! belong to: rmcp gives every request its own progress token, which [`Relay`] maps back to
@@ -19,6 +23,7 @@ use std::time::Duration;
 
 use portico_core::domain::ids::ServerId;
 use portico_core::domain::server::{AuthType, CredentialKind};
+use portico_core::domain::upstream_auth::UpstreamGrantOwner;
 use portico_core::vault::{SecretRef, Vault, credential_kind, server_owner};
 use portico_projections::catalog::{CatalogServer, SyncStatus};
 use rmcp::model::{
@@ -31,6 +36,7 @@ use url::Url;
 
 use crate::ssrf::UpstreamPolicy;
 use crate::transport::{self, ConnectError, ConnectOptions, UpstreamTarget};
+use crate::upstream_grants::{AccessToken, GrantError, UpstreamGrants};
 
 /// Timeouts and address policy for upstream connections.
 #[derive(Debug, Clone)]
@@ -59,17 +65,51 @@ struct ConnectionKey {
     url: String,
     auth_type: AuthType,
     credential_version: Option<u32>,
+    /// The OAuth token's generation, for OAuth servers.
+    token_generation: Option<u64>,
     secure_web_gateway: bool,
 }
 
 impl ConnectionKey {
-    fn of(server: &CatalogServer) -> Self {
+    fn of(server: &CatalogServer, token: Option<&AccessToken>) -> Self {
         ConnectionKey {
             url: server.hostname.clone(),
             auth_type: server.auth_type,
             credential_version: server.credentials.get(&CredentialKind::AuthCredentials).copied(),
+            token_generation: token.map(|t| t.generation),
             secure_web_gateway: server.settings.secure_web_gateway,
         }
+    }
+}
+
+/// A server's slot in the pool: the server, and whose OAuth token its connection carries
+/// (`None` for servers that are not OAuth).
+type SlotKey = (ServerId, Option<UpstreamGrantOwner>);
+
+/// Why no connection could be had.
+#[derive(Debug, Clone)]
+pub enum AccessError {
+    /// The owner of the OAuth grant must authorize (again).
+    Authorization { owner: UpstreamGrantOwner, reason: String },
+    /// Connecting failed.
+    Connect(ConnectError),
+}
+
+impl AccessError {
+    /// The cause in words.
+    pub fn cause(&self) -> String {
+        match self {
+            AccessError::Authorization { reason, .. } => {
+                format!("authorization required: {reason}")
+            }
+            AccessError::Connect(error) => error.cause.clone(),
+        }
+    }
+}
+
+impl From<ConnectError> for AccessError {
+    fn from(error: ConnectError) -> Self {
+        AccessError::Connect(error)
     }
 }
 
@@ -77,6 +117,7 @@ impl ConnectionKey {
 #[derive(Debug)]
 pub struct Connection {
     key: ConnectionKey,
+    slot: SlotKey,
     service: RunningService<RoleClient, UpstreamClient>,
     /// The URL the transport detection settled on.
     pub url: Url,
@@ -111,7 +152,8 @@ struct Slot {
 pub struct Upstreams {
     config: UpstreamConfig,
     vault: Arc<Vault>,
-    slots: Mutex<HashMap<ServerId, Arc<Slot>>>,
+    grants: Arc<UpstreamGrants>,
+    slots: Mutex<HashMap<SlotKey, Arc<Slot>>>,
     relay: Arc<Relay>,
     /// Upstreams that announced a change of their tools or prompts: to be synced.
     changed: mpsc::UnboundedSender<ServerId>,
@@ -122,9 +164,15 @@ impl Upstreams {
     pub fn new(
         config: UpstreamConfig,
         vault: Arc<Vault>,
+        grants: Arc<UpstreamGrants>,
         changed: mpsc::UnboundedSender<ServerId>,
     ) -> Self {
-        Upstreams { config, vault, slots: Mutex::default(), relay: Arc::default(), changed }
+        Upstreams { config, vault, grants, slots: Mutex::default(), relay: Arc::default(), changed }
+    }
+
+    /// The OAuth grants whose tokens OAuth servers' connections carry.
+    pub fn grants(&self) -> &Arc<UpstreamGrants> {
+        &self.grants
     }
 
     pub fn config(&self) -> &UpstreamConfig {
@@ -136,16 +184,50 @@ impl Upstreams {
     }
 
     /// The open connection to `server`, opening one if there is none (or the server's URL or
-    /// credential changed since, or the old one closed).
+    /// credential changed since, or the old one closed). An OAuth server's connection carries
+    /// the token of `owner` (the server's own grant when `None`); an upstream that refuses
+    /// the token (401) gets one refreshed token, once.
     pub async fn connection(
         &self,
         server: &CatalogServer,
+        owner: Option<&UpstreamGrantOwner>,
+    ) -> Result<Arc<Connection>, AccessError> {
+        if server.auth_type != AuthType::Oauth {
+            return Ok(self.connect_slot(server, (server.server_id.clone(), None), None).await?);
+        }
+        let owner = owner.cloned().unwrap_or(UpstreamGrantOwner::Server);
+        let authorization = |error: GrantError| match error {
+            GrantError::Required { reason } => {
+                AccessError::Authorization { owner: owner.clone(), reason }
+            }
+            other => AccessError::Connect(ConnectError::local(other.to_string())),
+        };
+        let slot = (server.server_id.clone(), Some(owner.clone()));
+        let token = self.grants.access_token(server, &owner).await.map_err(authorization)?;
+        match self.connect_slot(server, slot.clone(), Some(&token)).await {
+            Err(error) if error.status_code == Some(401) => {
+                let token = self
+                    .grants
+                    .rejected(server, &owner, token.generation)
+                    .await
+                    .map_err(authorization)?;
+                Ok(self.connect_slot(server, slot, Some(&token)).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn connect_slot(
+        &self,
+        server: &CatalogServer,
+        slot_key: SlotKey,
+        token: Option<&AccessToken>,
     ) -> Result<Arc<Connection>, ConnectError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            Arc::clone(slots.entry(server.server_id.clone()).or_default())
+            Arc::clone(slots.entry(slot_key.clone()).or_default())
         };
-        let key = ConnectionKey::of(server);
+        let key = ConnectionKey::of(server, token);
         let mut current = slot.connection.lock().await;
         if let Some(connection) = current.as_ref()
             && connection.key == key
@@ -154,7 +236,7 @@ impl Upstreams {
             return Ok(Arc::clone(connection));
         }
         *current = None;
-        let connection = Arc::new(self.open(server, key).await?);
+        let connection = Arc::new(self.open(server, key, slot_key, token).await?);
         *current = Some(Arc::clone(&connection));
         if server.sync.status == SyncStatus::Error {
             // The upstream is back: sync it, so its status and lists catch up.
@@ -163,12 +245,11 @@ impl Upstreams {
         Ok(connection)
     }
 
-    /// Forgets the connection to `server_id` if it is `broken` (a call found it dead), so that
-    /// the next use opens a new one.
-    pub async fn discard(&self, server_id: &ServerId, broken: &Arc<Connection>) {
+    /// Forgets `broken` (a call found it dead), so that the next use opens a new one.
+    pub async fn discard(&self, broken: &Arc<Connection>) {
         let slot = {
             let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            slots.get(server_id).cloned()
+            slots.get(&broken.slot).cloned()
         };
         if let Some(slot) = slot {
             let mut current = slot.connection.lock().await;
@@ -194,21 +275,34 @@ impl Upstreams {
         crate::transport::http_client::release_pools();
     }
 
-    /// Closes and forgets the connection of a server that was removed.
+    /// Closes and forgets the connections of a server that was removed.
     pub fn remove(&self, server_id: &ServerId) {
         let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        slots.remove(server_id);
+        slots.retain(|(id, _), _| id != server_id);
+    }
+
+    /// Closes and forgets the connections that carry a person's tokens (they signed out).
+    pub fn remove_owner(&self, owner: &UpstreamGrantOwner) {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.retain(|(_, o), _| o.as_ref() != Some(owner));
     }
 
     async fn open(
         &self,
         server: &CatalogServer,
         key: ConnectionKey,
+        slot: SlotKey,
+        token: Option<&AccessToken>,
     ) -> Result<Connection, ConnectError> {
         let url = Url::parse(&server.hostname).map_err(|e| {
             ConnectError::local(format!("the server's URL `{}` is not valid: {e}", server.hostname))
         })?;
-        let headers = self.credential_headers(server).await?;
+        let headers = match token {
+            Some(token) => transport::credential_headers(transport::UpstreamAuth::AccessToken(
+                token.token.expose_secret(),
+            ))?,
+            None => self.credential_headers(server).await?,
+        };
         let target =
             UpstreamTarget { url, headers, secure_web_gateway: server.settings.secure_web_gateway };
         let options = ConnectOptions {
@@ -225,7 +319,7 @@ impl Upstreams {
         };
         let connected = transport::connect(&target, &options, handler).await?;
         tracing::info!(server = %server.server_id, url = %connected.url, "connected to upstream");
-        Ok(Connection { key, service: connected.service, url: connected.url, relay_id })
+        Ok(Connection { key, slot, service: connected.service, url: connected.url, relay_id })
     }
 
     /// The headers the server's stored credential turns into (none for `unauthenticated`).
@@ -237,7 +331,7 @@ impl Upstreams {
             return Ok(http::HeaderMap::new());
         };
         if server.auth_type != AuthType::Bearer {
-            // OAuth servers get their tokens from the OAuth flow (a later part), not from here.
+            // OAuth servers' tokens come from their grants (see `connection`).
             return Ok(http::HeaderMap::new());
         }
         let secret = SecretRef {

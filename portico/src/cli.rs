@@ -348,6 +348,22 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         sync_interval: config.sync_interval,
         scheduled_sync: true,
         codemode: crate::codemode::start(config.codemode_engine, config.codemode_limits).await?,
+        upstream_client: portico_gateway::upstream_grants::UpstreamClientConfig {
+            client_name: "Portico".to_owned(),
+            // MCP clients may identify themselves with a Client ID Metadata Document only at
+            // an https URL.
+            metadata_url: config
+                .public_url
+                .as_deref()
+                .filter(|url| url.starts_with("https://"))
+                .map(|url| {
+                    format!(
+                        "{}{}",
+                        url.trim_end_matches('/'),
+                        portico_gateway::upstream_grants::CLIENT_METADATA_PATH
+                    )
+                }),
+        },
     };
     // The call log (the logs API's read model) has a database of its own in the data
     // directory, rebuilt from the event log whenever it is missing.

@@ -120,7 +120,12 @@ fn classify(event: &Event) -> Option<(AuditAction, ResourceType, &str)> {
         | Event::LogpushJobIdReserved(_)
         | Event::LogpushJobDelivered(_)
         | Event::LogpushJobFailed(_)
-        | Event::LogpushJobBatchPlanned(_) => None,
+        | Event::LogpushJobBatchPlanned(_)
+        // Upstream authorizations are tokens Portico obtained, not settings anyone changed.
+        | Event::UpstreamAuthorized(_)
+        | Event::UpstreamTokenRefreshed(_)
+        | Event::UpstreamAuthorizationFailed(_)
+        | Event::UpstreamAuthorizationRevoked(_) => None,
         // Their resource ids are not strings in the event: see `classify_owned`.
         Event::IdentityProviderCreated(_)
         | Event::IdentityProviderUpdated(_)
@@ -237,7 +242,11 @@ fn next_value(
         | Event::OAuthClientRegistered(_)
         | Event::OAuthClientRemoved(_)
         | Event::ConsentGiven(_)
-        | Event::LogpushJobIdReserved(_) => current,
+        | Event::LogpushJobIdReserved(_)
+        | Event::UpstreamAuthorized(_)
+        | Event::UpstreamTokenRefreshed(_)
+        | Event::UpstreamAuthorizationFailed(_)
+        | Event::UpstreamAuthorizationRevoked(_) => current,
         // The worker's reports change the job's status, not its settings.
         Event::LogpushJobDelivered(_)
         | Event::LogpushJobFailed(_)

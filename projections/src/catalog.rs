@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use portico_core::domain::ids::ServerId;
 use portico_core::domain::server::{AuthType, CredentialKind, ServerSettings, SyncError};
+use portico_core::domain::upstream_auth::UpstreamGrantOwner;
 use portico_core::{Actor, Event, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,23 @@ pub struct CatalogServer {
     /// What the syncs of the upstream found.
     #[serde(default)]
     pub sync: SyncState,
+    /// The admin's OAuth authorization of the server (`auth_type: oauth` only).
+    #[serde(default)]
+    pub admin_authorization: AdminAuthorization,
+}
+
+/// Where the admin's OAuth authorization of a server stands: the API's
+/// `authentication_status` (`required`, `connected`, `stale`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AdminAuthorization {
+    /// Never authorized, or its tokens were let go.
+    #[default]
+    Required,
+    /// Portico holds tokens; they may be refreshed until `expires_at` and beyond.
+    Connected { at: DateTime<Utc> },
+    /// The tokens can no longer be refreshed: an admin must authorize again.
+    Stale { reason: String, at: DateTime<Utc> },
 }
 
 /// A server's sync status, as the API's `status` field shows it.
@@ -113,7 +131,7 @@ impl ServerCatalog {
 
 impl Projection for ServerCatalog {
     const NAME: &'static str = "server_catalog";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
 
     fn apply(&mut self, recorded: &RecordedEvent) {
         let at = recorded.recorded_at;
@@ -136,6 +154,7 @@ impl Projection for ServerCatalog {
                         modified_by: by.clone(),
                         stream_version: recorded.stream_version,
                         sync: SyncState::default(),
+                        admin_authorization: AdminAuthorization::default(),
                     },
                 );
             }
@@ -176,6 +195,22 @@ impl Projection for ServerCatalog {
                     server.sync.last_synced = Some(at);
                     server.sync.error = Some(e.error.clone());
                     server.sync.position = recorded.position;
+                }
+            }
+            Event::UpstreamAuthorized(e) if e.owner == UpstreamGrantOwner::Server => {
+                if let Some(server) = self.servers.get_mut(&e.server_id) {
+                    server.admin_authorization = AdminAuthorization::Connected { at };
+                }
+            }
+            Event::UpstreamAuthorizationFailed(e) if e.owner == UpstreamGrantOwner::Server => {
+                if let Some(server) = self.servers.get_mut(&e.server_id) {
+                    server.admin_authorization =
+                        AdminAuthorization::Stale { reason: e.reason.clone(), at };
+                }
+            }
+            Event::UpstreamAuthorizationRevoked(e) if e.owner == UpstreamGrantOwner::Server => {
+                if let Some(server) = self.servers.get_mut(&e.server_id) {
+                    server.admin_authorization = AdminAuthorization::Required;
                 }
             }
             // Only server events shape the catalog.

@@ -103,6 +103,14 @@ impl Projection for ReadModels {
                 self.sign_ins.apply(event);
                 return;
             }
+            // Upstream authorizations change only a server's authentication status.
+            Event::UpstreamAuthorized(_)
+            | Event::UpstreamTokenRefreshed(_)
+            | Event::UpstreamAuthorizationFailed(_)
+            | Event::UpstreamAuthorizationRevoked(_) => {
+                self.catalog.apply(event);
+                return;
+            }
             // Logpush jobs change no portal's contents either (and the worker reports every
             // delivery): only their own read model and the audit trail see them.
             Event::LogpushJobIdReserved(_)

@@ -8,6 +8,7 @@ use portico_core::domain::overrides::CapabilityOverride;
 use portico_core::domain::server::{AuthType, CredentialKind, ServerSettings, SyncError};
 use portico_core::vault::SecretString;
 use portico_projections::CatalogServer;
+use portico_projections::catalog::AdminAuthorization;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -125,7 +126,11 @@ impl ServerFields {
             // Manual OAuth has no admin flow: each user's own OAuth captures the capabilities.
             authentication_status: match (&auth_config_summary, s.auth_type) {
                 (Some(summary), _) if summary.is_manual() => "manual",
-                (_, AuthType::Oauth) => "required",
+                (_, AuthType::Oauth) => match s.admin_authorization {
+                    AdminAuthorization::Required => "required",
+                    AdminAuthorization::Connected { .. } => "connected",
+                    AdminAuthorization::Stale { .. } => "stale",
+                },
                 (_, AuthType::Bearer | AuthType::Unauthenticated) => "not_required",
             },
             auth_config_summary,

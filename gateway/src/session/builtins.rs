@@ -1,5 +1,6 @@
-//! The built-in tools every portal lists first: `portal_list_servers` and
-//! `portal_toggle_single_server`, then those of the session's context mode.
+//! The built-in tools every portal lists first: `portal_list_servers`,
+//! `portal_toggle_single_server` and `portal_toggle_servers`, then those of the session's
+//! context mode.
 
 use std::collections::HashSet;
 
@@ -11,11 +12,14 @@ use rmcp::service::Peer;
 use serde_json::{Value, json};
 
 use super::codemode;
-use super::{BUILTIN_LIST_SERVERS, BUILTIN_TOGGLE_SERVER, PortalCaller, PortalSession, truncate};
+use super::{
+    BUILTIN_LIST_SERVERS, BUILTIN_TOGGLE_SERVER, BUILTIN_TOGGLE_SERVERS, PortalCaller,
+    PortalSession, truncate,
+};
 use crate::context::ContextMode;
 use crate::exposed::Exposed;
 
-/// The built-in tools of a session in `mode`: the two every portal has, then the mode's.
+/// The built-in tools of a session in `mode`: the three every portal has, then the mode's.
 pub fn builtin_tools(mode: ContextMode, exposed: &Exposed, off: &HashSet<ServerId>) -> Vec<Tool> {
     let list = json!({
         "name": BUILTIN_LIST_SERVERS,
@@ -36,20 +40,31 @@ pub fn builtin_tools(mode: ContextMode, exposed: &Exposed, off: &HashSet<ServerI
         },
         "annotations": {"readOnlyHint": false, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
     });
+    let select = json!({
+        "name": BUILTIN_TOGGLE_SERVERS,
+        "description": "Get a link to this portal's server-selection page, where you choose which servers this session uses and authorize the ones that need your own sign-in.",
+        "inputSchema": {"type": "object", "properties": {}},
+        "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": false, "openWorldHint": false}
+    });
     let mut tools: Vec<Tool> =
-        [list, toggle].into_iter().filter_map(|t| serde_json::from_value(t).ok()).collect();
+        [list, toggle, select].into_iter().filter_map(|t| serde_json::from_value(t).ok()).collect();
     tools.extend(codemode::mode_tools(mode, exposed, off));
     tools
 }
 
 impl PortalSession {
-    pub(super) fn list_servers(&self, exposed: &Exposed) -> CallToolResult {
+    pub(super) async fn list_servers(&self, exposed: &Exposed) -> CallToolResult {
         let off = self.toggled_off(exposed);
-        let servers: Vec<Value> = exposed
-            .servers
-            .iter()
-            .map(|s| json!({"id": s.id, "name": s.name, "enabled": !off.contains(&s.id)}))
-            .collect();
+        let mut servers: Vec<Value> = Vec::with_capacity(exposed.servers.len());
+        for s in &exposed.servers {
+            let mut entry = json!({"id": s.id, "name": s.name, "enabled": !off.contains(&s.id)});
+            if s.per_user_oauth {
+                entry["authorized"] = json!(self.authorized(&s.id).await);
+            } else if let Some(why) = self.admin_authorization_problem(&s.id) {
+                entry["unavailable"] = json!(why);
+            }
+            servers.push(entry);
+        }
         let mut body = json!({"servers": servers});
         if let Some(Hidden::NoAllowedServers { .. }) = &exposed.hidden {
             body["message"] = json!(NO_ALLOWED_SERVERS);
@@ -92,6 +107,10 @@ impl PortalSession {
                 None,
             ));
         };
+        if on && server.per_user_oauth && !self.authorized(&server.id).await {
+            // Turning on a server the person has not authorized goes through the page.
+            return self.select_servers(caller, peer).await;
+        }
         let changed = {
             self.toggled_off(exposed);
             let mut slot =

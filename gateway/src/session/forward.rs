@@ -12,7 +12,7 @@ use rmcp::service::{PeerRequestOptions, RequestContext as McpContext};
 
 use super::audit::Audit;
 use super::{PortalSession, UPSTREAM_UNAVAILABLE};
-use crate::upstream::Connection;
+use crate::upstream::{AccessError, Connection};
 
 impl PortalSession {
     /// Sends an audited request (`tools/call`, `prompts/get`, `resources/read`) to `server_id`
@@ -79,7 +79,7 @@ impl PortalSession {
             match peer.send_cancellable_request(request, PeerRequestOptions::no_options()).await {
                 Ok(handle) => handle,
                 Err(error) => {
-                    self.gateway.upstreams.discard(server_id, connection).await;
+                    self.gateway.upstreams.discard(connection).await;
                     return Err((
                         CallStatus::Unavailable,
                         unavailable(server_id, &error.to_string()),
@@ -122,7 +122,7 @@ impl PortalSession {
                     error,
                     rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)
                 ) {
-                    self.gateway.upstreams.discard(server_id, connection).await;
+                    self.gateway.upstreams.discard(connection).await;
                     self.gateway.syncer.request(server_id.clone());
                 }
                 Err((CallStatus::Unavailable, unavailable(server_id, &error.to_string()), waited))
@@ -158,9 +158,15 @@ impl PortalSession {
             self.gateway.models.read().catalog.get(server_id).cloned().ok_or_else(|| {
                 ErrorData::invalid_params(format!("server `{server_id}` no longer exists"), None)
             })?;
-        self.gateway.upstreams.connection(&server).await.map_err(|e| {
-            self.gateway.syncer.request(server_id.clone());
-            unavailable(server_id, &e.cause)
+        let owner = self.grant_owner(server_id);
+        self.gateway.upstreams.connection(&server, owner.as_ref()).await.map_err(|e| match e {
+            AccessError::Authorization { owner, reason } => {
+                self.authorization_error(server_id, &owner, &reason)
+            }
+            AccessError::Connect(e) => {
+                self.gateway.syncer.request(server_id.clone());
+                unavailable(server_id, &e.cause)
+            }
         })
     }
 }

@@ -1,0 +1,81 @@
+//! Server selections in progress: what `portal_toggle_servers` (and a call to a server the
+//! person has not authorized) hands out as `https://<portal host>/authorize?elicitationId=…`.
+//!
+//! A selection is bound to the person and portal it was made for (MCP elicitation's rule: the
+//! page checks that whoever opens it is signed in as that person) and to the MCP session that
+//! asked, whose server toggles the page changes. The id is 128 random bits and carries nothing
+//! else: no person, no server, no credential. Selections expire after [`SELECTION_LIFETIME`];
+//! a person holds at most [`MAX_PER_USER`] at once (the oldest go first).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use portico_core::domain::ids::PortalId;
+
+use crate::session::PortalSession;
+
+/// How long a selection link works.
+pub const SELECTION_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// Selections one person holds at once.
+pub const MAX_PER_USER: usize = 16;
+/// Selections held at once, over everyone.
+pub const MAX_SELECTIONS: usize = 10_000;
+
+/// One selection: whose, and the session it changes.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub portal_id: PortalId,
+    pub user_id: String,
+    /// The session that asked (its toggles are the ones the page shows and changes).
+    pub session: PortalSession,
+    created: Instant,
+}
+
+/// Every selection in progress.
+#[derive(Debug, Default)]
+pub struct Selections {
+    inner: Mutex<HashMap<String, Selection>>,
+}
+
+impl Selections {
+    /// Opens a selection for `user_id` at `portal_id` on behalf of `session`; returns its id.
+    pub fn open(&self, portal_id: PortalId, user_id: String, session: PortalSession) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut inner = self.lock();
+        inner.retain(|_, s| s.created.elapsed() < SELECTION_LIFETIME);
+        let mut mine: Vec<(String, Instant)> = inner
+            .iter()
+            .filter(|(_, s)| s.user_id == user_id)
+            .map(|(k, s)| (k.clone(), s.created))
+            .collect();
+        mine.sort_by_key(|(_, created)| *created);
+        for (old, _) in mine.iter().take((mine.len() + 1).saturating_sub(MAX_PER_USER)) {
+            inner.remove(old);
+        }
+        if inner.len() >= MAX_SELECTIONS {
+            if let Some(oldest) =
+                inner.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| k.clone())
+            {
+                inner.remove(&oldest);
+            }
+        }
+        inner
+            .insert(id.clone(), Selection { portal_id, user_id, session, created: Instant::now() });
+        id
+    }
+
+    /// The selection `id`, while it lasts.
+    pub fn get(&self, id: &str) -> Option<Selection> {
+        self.lock().get(id).filter(|s| s.created.elapsed() < SELECTION_LIFETIME).cloned()
+    }
+
+    /// Forgets every selection of a person (they signed out).
+    pub fn remove_user(&self, user_id: &str) {
+        self.lock().retain(|_, s| s.user_id != user_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Selection>> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,813 @@
+//! Portico's tokens at OAuth-protected upstream servers: obtained through the OAuth flow of
+//! [`crate::upstream_oauth`], kept encrypted in the vault, refreshed silently.
+//!
+//! A grant belongs to a server and an owner ([`UpstreamGrantOwner`]): the server itself (an
+//! admin authorized it; used where the server is mapped with `on_behalf: false`, and by sync)
+//! or one person (`on_behalf: true`). Its tokens live in the vault only, as one JSON record per
+//! grant ([`GrantRecord`]): owner `server:<id>` kind `oauth_grant` for the server's, owner
+//! `user:<user id>` kind `oauth_grant:<server id>` for a person's, so that signing out deletes
+//! a person's grants with one call. The log records that a grant was obtained, refreshed,
+//! failed or revoked, never a token.
+//!
+//! Refreshing is single-flight: each grant has one lock, held while its token is checked and,
+//! when it expires within [`REFRESH_MARGIN`] (or half its lifetime, if shorter), refreshed;
+//! concurrent calls wait for that one refresh and use its token. An upstream that answers 401
+//! to a token still current makes the next use refresh it ([`UpstreamGrants::rejected`]). A
+//! refresh the authorization server refuses deletes that one grant and asks its owner to
+//! authorize again; other owners and servers are not touched. A refresh that fails for another
+//! reason (the authorization server cannot be reached) keeps the grant for the next try.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use portico_core::domain::ids::{PortalId, ServerId};
+use portico_core::domain::server::{AuthType, CredentialKind};
+use portico_core::domain::upstream_auth::{
+    UpstreamAuthorizationFailed, UpstreamAuthorizationRevoked, UpstreamAuthorized,
+    UpstreamClientKind, UpstreamGrantOwner, UpstreamRevokeReason, UpstreamTokenRefreshed,
+    upstream_auth_stream,
+};
+use portico_core::vault::{SecretRef, SecretString, Vault, credential_kind, server_owner};
+use portico_core::{Actor, Event, EventLog, EventMetadata, ExpectedVersion, NewEvent};
+use portico_projections::catalog::CatalogServer;
+use portico_projections::{ProjectionRunner, ReadModels};
+use rmcp::transport::auth::{
+    AuthError, AuthorizationManager, CredentialStore, InMemoryCredentialStore, OAuthClientConfig,
+    OAuthHttpClient, OAuthState, OAuthTokenResponse, StoredCredentials,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::ssrf::UpstreamPolicy;
+use crate::upstream_oauth::{self, ClientIdentity, GuardedOAuthHttp};
+
+/// Where Portico publishes its Client ID Metadata Document, under its public URL.
+pub const CLIENT_METADATA_PATH: &str = "/oauth/upstream-client.json";
+/// Where upstream authorization servers send people back, under a portal's pages (or the
+/// public URL, for an admin's authorization).
+pub const CALLBACK_PATH: &str = "/servers-callback";
+/// A token expiring sooner than this (or than half its lifetime) is refreshed before use.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// How long an authorization started may wait for the person to come back.
+pub const PENDING_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// Authorizations waiting at once, over every owner (the oldest go first).
+pub const MAX_PENDING: usize = 10_000;
+/// The vault kind of a server's own grant.
+const SERVER_GRANT_KIND: &str = "oauth_grant";
+/// How long writing a grant's event may wait for the read models.
+const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who Portico says it is to upstream authorization servers.
+#[derive(Debug, Clone)]
+pub struct UpstreamClientConfig {
+    /// The `client_name` of Dynamic Client Registration.
+    pub client_name: String,
+    /// The https URL of Portico's Client ID Metadata Document, when it publishes one.
+    pub metadata_url: Option<String>,
+}
+
+impl Default for UpstreamClientConfig {
+    fn default() -> Self {
+        UpstreamClientConfig { client_name: "Portico".to_owned(), metadata_url: None }
+    }
+}
+
+/// What can go wrong with an upstream grant. Never carries a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    /// There is no usable grant: its owner must authorize (again).
+    #[error("authorization required: {reason}")]
+    Required { reason: String },
+    /// The authorization server or the vault failed; the grant is kept for the next try.
+    #[error("{0}")]
+    Unavailable(String),
+    /// An authorization could not be started or completed.
+    #[error("{0}")]
+    Flow(String),
+}
+
+/// A token to present, and which refresh of its grant it came from.
+pub struct AccessToken {
+    pub token: SecretString,
+    /// Changes with every new token of the grant (and differs between grants).
+    pub generation: u64,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken").field("generation", &self.generation).finish_non_exhaustive()
+    }
+}
+
+/// An authorization that came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    pub server_id: ServerId,
+    pub owner: UpstreamGrantOwner,
+    pub portal_id: Option<PortalId>,
+    /// Where the person goes next (the page that sent them), as given to [`UpstreamGrants::begin`].
+    pub resume: Option<String>,
+}
+
+/// What the vault holds for one grant.
+#[derive(Clone, Serialize, Deserialize)]
+struct GrantRecord {
+    /// The server URL the grant was obtained for: a grant for another URL is void.
+    resource: String,
+    redirect_uri: String,
+    client: UpstreamClientKind,
+    credentials: StoredCredentials,
+}
+
+impl GrantRecord {
+    /// When the access token expires, if the server said.
+    fn expires_at(&self) -> Option<SystemTime> {
+        let response = self.credentials.token_response.as_ref()?;
+        let lifetime = oauth2::TokenResponse::expires_in(response)?;
+        let received = self.credentials.token_received_at?;
+        Some(UNIX_EPOCH + Duration::from_secs(received) + lifetime)
+    }
+
+    /// Whether the access token should be refreshed before use.
+    fn due(&self, now: SystemTime) -> bool {
+        let (Some(expires), Some(response)) =
+            (self.expires_at(), self.credentials.token_response.as_ref())
+        else {
+            return false;
+        };
+        let lifetime = oauth2::TokenResponse::expires_in(response).unwrap_or_default();
+        let margin = REFRESH_MARGIN.min(lifetime / 2);
+        expires.duration_since(now).map_or(true, |left| left <= margin)
+    }
+
+    fn access_token(&self) -> Option<SecretString> {
+        let response = self.credentials.token_response.as_ref()?;
+        Some(SecretString::new(oauth2::TokenResponse::access_token(response).secret().clone()))
+    }
+
+    fn refreshable(&self) -> bool {
+        self.credentials
+            .token_response
+            .as_ref()
+            .is_some_and(|r| oauth2::TokenResponse::refresh_token(r).is_some())
+    }
+}
+
+/// A grant in memory: the record, where it is in the vault, and the manager that refreshes it.
+struct Held {
+    record: GrantRecord,
+    stored: SecretRef,
+    generation: u64,
+    /// Built at the first refresh after a restart (discovery again), kept after.
+    manager: Option<AuthorizationManager>,
+    store: InMemoryCredentialStore,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Whether the vault was read (a missing grant is remembered as `None`).
+    loaded: bool,
+    held: Option<Held>,
+}
+
+type GrantKey = (ServerId, UpstreamGrantOwner);
+
+struct Pending {
+    server_id: ServerId,
+    owner: UpstreamGrantOwner,
+    portal_id: Option<PortalId>,
+    resource: String,
+    redirect_uri: String,
+    preregistered: bool,
+    metadata_url: Option<String>,
+    state: OAuthState,
+    actor: Actor,
+    resume: Option<String>,
+    started: Instant,
+}
+
+/// Every upstream grant: the flows in progress and the tokens.
+pub struct UpstreamGrants {
+    log: Arc<dyn EventLog>,
+    vault: Arc<Vault>,
+    models: Arc<ProjectionRunner<ReadModels>>,
+    policy: UpstreamPolicy,
+    client: UpstreamClientConfig,
+    pending: Mutex<HashMap<String, Pending>>,
+    slots: Mutex<HashMap<GrantKey, Arc<tokio::sync::Mutex<Slot>>>>,
+    generations: AtomicU64,
+}
+
+impl std::fmt::Debug for UpstreamGrants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamGrants").field("client", &self.client).finish_non_exhaustive()
+    }
+}
+
+impl UpstreamGrants {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        vault: Arc<Vault>,
+        models: Arc<ProjectionRunner<ReadModels>>,
+        policy: UpstreamPolicy,
+        client: UpstreamClientConfig,
+    ) -> Self {
+        UpstreamGrants {
+            log,
+            vault,
+            models,
+            policy,
+            client,
+            pending: Mutex::default(),
+            slots: Mutex::default(),
+            generations: AtomicU64::new(1),
+        }
+    }
+
+    /// Starts an authorization of `server` for `owner`: discovery, the client's identification
+    /// (the admin's pre-registered client, else Portico's metadata document, else dynamic
+    /// registration) and the authorization request. Returns the URL the person opens; they
+    /// come back to `redirect_uri` ([`UpstreamGrants::complete`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn begin(
+        &self,
+        server: &CatalogServer,
+        owner: UpstreamGrantOwner,
+        portal_id: Option<PortalId>,
+        redirect_uri: &str,
+        actor: Actor,
+        resume: Option<String>,
+    ) -> Result<String, GrantError> {
+        if server.auth_type != AuthType::Oauth {
+            return Err(GrantError::Flow(format!(
+                "server `{}` does not use OAuth (its auth_type is `{}`)",
+                server.server_id,
+                server.auth_type.as_str()
+            )));
+        }
+        let mut identity = ClientIdentity {
+            client_name: self.client.client_name.clone(),
+            metadata_url: self.client.metadata_url.clone(),
+            ..ClientIdentity::default()
+        };
+        let preregistered = self.preregistered_client(server).await?;
+        let is_preregistered = preregistered.is_some();
+        if let Some((client_id, secret)) = preregistered {
+            identity.client_id = Some(client_id);
+            identity.client_secret = secret.map(|s| s.expose_secret().to_owned());
+        }
+        let (state, url) =
+            upstream_oauth::start(self.policy, &server.hostname, &identity, redirect_uri, None)
+                .await
+                .map_err(|e| {
+                    GrantError::Flow(format!(
+                        "cannot start the authorization at `{}`: {}",
+                        server.server_id,
+                        describe(&e)
+                    ))
+                })?;
+        let csrf = state_of(&url).ok_or_else(|| {
+            GrantError::Flow("the authorization URL carries no `state`".to_owned())
+        })?;
+        let mut pending = self.lock_pending();
+        pending.retain(|_, p| p.started.elapsed() < PENDING_LIFETIME);
+        if pending.len() >= MAX_PENDING {
+            if let Some(oldest) =
+                pending.iter().min_by_key(|(_, p)| p.started).map(|(k, _)| k.clone())
+            {
+                pending.remove(&oldest);
+            }
+        }
+        pending.insert(
+            csrf,
+            Pending {
+                server_id: server.server_id.clone(),
+                owner,
+                portal_id,
+                resource: server.hostname.clone(),
+                redirect_uri: redirect_uri.to_owned(),
+                preregistered: is_preregistered,
+                metadata_url: identity.metadata_url,
+                state,
+                actor,
+                resume,
+                started: Instant::now(),
+            },
+        );
+        Ok(url)
+    }
+
+    /// Who the authorization with this `state` is for, while it waits (so that the callback
+    /// can check the person who came back is that owner before completing it).
+    pub fn pending_owner(&self, state: &str) -> Option<(ServerId, UpstreamGrantOwner)> {
+        self.lock_pending()
+            .get(state)
+            .filter(|p| p.started.elapsed() < PENDING_LIFETIME)
+            .map(|p| (p.server_id.clone(), p.owner.clone()))
+    }
+
+    /// Completes the authorization the callback URL (with its `code`, `state` and maybe `iss`)
+    /// answers: exchanges the code, stores the tokens, records [`UpstreamAuthorized`]. A state
+    /// is used once, whatever the outcome.
+    pub async fn complete(&self, callback_url: &str) -> Result<Completed, GrantError> {
+        let url = url::Url::parse(callback_url)
+            .map_err(|_| GrantError::Flow("the callback URL is not a URL".to_owned()))?;
+        let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let state = query.get("state").ok_or_else(|| {
+            GrantError::Flow("the authorization server's answer carries no `state`".to_owned())
+        })?;
+        let pending = self
+            .lock_pending()
+            .remove(state)
+            .filter(|p| p.started.elapsed() < PENDING_LIFETIME)
+            .ok_or_else(|| {
+                GrantError::Flow(
+                    "this authorization is unknown or expired (each link works once, for 15 \
+                     minutes): start again"
+                        .to_owned(),
+                )
+            })?;
+        if let Some(error) = query.get("error") {
+            let detail =
+                query.get("error_description").map(|d| format!(": {d}")).unwrap_or_default();
+            return Err(GrantError::Flow(format!(
+                "the authorization server of `{}` refused the authorization ({}{})",
+                pending.server_id,
+                truncate(error),
+                truncate(&detail)
+            )));
+        }
+        let server_id = pending.server_id.clone();
+        let (mut manager, _token) =
+            upstream_oauth::finish(pending.state, callback_url).await.map_err(|e| {
+                GrantError::Flow(format!(
+                    "the authorization at `{server_id}` could not be completed: {}",
+                    describe(&e)
+                ))
+            })?;
+        let (client_id, response) =
+            manager.get_credentials().await.map_err(|e| GrantError::Flow(describe(&e)))?;
+        let response = response.ok_or_else(|| {
+            GrantError::Flow(format!("the authorization at `{server_id}` gave no token"))
+        })?;
+        let client = if pending.preregistered {
+            UpstreamClientKind::Preregistered
+        } else if pending.metadata_url.as_deref() == Some(client_id.as_str()) {
+            UpstreamClientKind::MetadataDocument
+        } else {
+            UpstreamClientKind::DynamicRegistration
+        };
+        let scopes = manager.get_current_scopes().await;
+        let credentials =
+            StoredCredentials::new(client_id, Some(response), scopes.clone(), Some(now_secs()));
+        let store = InMemoryCredentialStore::new();
+        store.save(credentials.clone()).await.map_err(|e| GrantError::Unavailable(describe(&e)))?;
+        manager.set_credential_store(store.clone());
+        let record = GrantRecord {
+            resource: pending.resource,
+            redirect_uri: pending.redirect_uri,
+            client,
+            credentials,
+        };
+        let key = (server_id.clone(), pending.owner.clone());
+        let slot = self.slot(&key);
+        let mut slot = slot.lock().await;
+        let stored = self.store(&key, &record).await?;
+        let previous = slot.held.take().map(|h| h.stored);
+        let expires_at = record.expires_at().map(DateTime::<Utc>::from);
+        let refreshable = record.refreshable();
+        slot.loaded = true;
+        slot.held = Some(Held {
+            record,
+            stored,
+            generation: self.next_generation(),
+            manager: Some(manager),
+            store,
+        });
+        drop(slot);
+        if let Some(previous) = previous {
+            let _ = self.vault.delete(&previous).await;
+        }
+        let event = Event::UpstreamAuthorized(UpstreamAuthorized {
+            server_id: server_id.clone(),
+            owner: pending.owner.clone(),
+            portal_id: pending.portal_id.clone(),
+            issuer: None,
+            client,
+            scopes,
+            expires_at,
+            refreshable,
+        });
+        self.record(&server_id, event, pending.actor, true).await;
+        Ok(Completed {
+            server_id,
+            owner: pending.owner,
+            portal_id: pending.portal_id,
+            resume: pending.resume,
+        })
+    }
+
+    /// Whether `owner` holds a grant for `server` now (without refreshing it).
+    pub async fn has_grant(&self, server: &CatalogServer, owner: &UpstreamGrantOwner) -> bool {
+        let key = (server.server_id.clone(), owner.clone());
+        let slot = self.slot(&key);
+        let mut slot = slot.lock().await;
+        self.load(&key, &mut slot).await.is_ok()
+            && slot.held.as_ref().is_some_and(|h| h.record.resource == server.hostname)
+    }
+
+    /// The access token of `owner` at `server`, refreshed first when it is due.
+    pub async fn access_token(
+        &self,
+        server: &CatalogServer,
+        owner: &UpstreamGrantOwner,
+    ) -> Result<AccessToken, GrantError> {
+        self.token(server, owner, None).await
+    }
+
+    /// The upstream refused the token of `generation` (HTTP 401): refreshes the grant unless
+    /// that happened already, and returns the token to retry with.
+    pub async fn rejected(
+        &self,
+        server: &CatalogServer,
+        owner: &UpstreamGrantOwner,
+        generation: u64,
+    ) -> Result<AccessToken, GrantError> {
+        self.token(server, owner, Some(generation)).await
+    }
+
+    /// Deletes every upstream grant of a person (they signed out), recording each one.
+    pub async fn revoke_user(&self, user_id: &str, actor: Actor) -> Result<usize, GrantError> {
+        let owner = UpstreamGrantOwner::User { id: user_id.to_owned() };
+        let keys: Vec<(GrantKey, Arc<tokio::sync::Mutex<Slot>>)> = self
+            .lock_slots()
+            .iter()
+            .filter(|((_, o), _)| *o == owner)
+            .map(|(k, s)| (k.clone(), Arc::clone(s)))
+            .collect();
+        // Every grant in the vault, loaded or not: the catalog names the candidates.
+        let servers: Vec<ServerId> =
+            self.models.read().catalog.iter().map(|s| s.server_id.clone()).collect();
+        let mut revoked = Vec::new();
+        for server_id in servers {
+            let key = (server_id.clone(), owner.clone());
+            if let Ok(Some(_)) = self.vault.latest(&vault_owner(&key), &vault_kind(&key)).await {
+                revoked.push(server_id);
+            }
+        }
+        for (_, slot) in &keys {
+            let mut slot = slot.lock().await;
+            slot.held = None;
+            slot.loaded = true;
+        }
+        self.vault
+            .delete_owner(&user_owner(user_id))
+            .await
+            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
+        for server_id in &revoked {
+            let event = Event::UpstreamAuthorizationRevoked(UpstreamAuthorizationRevoked {
+                server_id: server_id.clone(),
+                owner: owner.clone(),
+                reason: UpstreamRevokeReason::SignedOut,
+            });
+            self.record(server_id, event, actor.clone(), false).await;
+        }
+        Ok(revoked.len())
+    }
+
+    async fn token(
+        &self,
+        server: &CatalogServer,
+        owner: &UpstreamGrantOwner,
+        rejected: Option<u64>,
+    ) -> Result<AccessToken, GrantError> {
+        let key = (server.server_id.clone(), owner.clone());
+        let slot = self.slot(&key);
+        let mut slot = slot.lock().await;
+        self.load(&key, &mut slot).await?;
+        let Some(held) = slot.held.as_mut() else {
+            return Err(GrantError::Required { reason: required_reason(owner) });
+        };
+        if held.record.resource != server.hostname {
+            return Err(GrantError::Required {
+                reason: "the server's URL changed since it was authorized".to_owned(),
+            });
+        }
+        let forced = rejected.is_some_and(|g| g == held.generation);
+        if forced || held.record.due(SystemTime::now()) {
+            match self.refresh(server, held).await {
+                Ok(()) => {
+                    held.generation = self.next_generation();
+                    let expires_at = held.record.expires_at().map(DateTime::<Utc>::from);
+                    let event = Event::UpstreamTokenRefreshed(UpstreamTokenRefreshed {
+                        server_id: server.server_id.clone(),
+                        owner: owner.clone(),
+                        expires_at,
+                    });
+                    self.record(&server.server_id, event, Actor::system("upstream-oauth"), false)
+                        .await;
+                }
+                Err(GrantError::Required { reason }) => {
+                    let stored = held.stored.clone();
+                    slot.held = None;
+                    let _ = self.vault.delete(&stored).await;
+                    let event = Event::UpstreamAuthorizationFailed(UpstreamAuthorizationFailed {
+                        server_id: server.server_id.clone(),
+                        owner: owner.clone(),
+                        reason: reason.clone(),
+                    });
+                    let waits = *owner == UpstreamGrantOwner::Server;
+                    self.record(&server.server_id, event, Actor::system("upstream-oauth"), waits)
+                        .await;
+                    return Err(GrantError::Required { reason });
+                }
+                Err(other) => {
+                    // Still valid: use it while the authorization server is away.
+                    let usable =
+                        !forced && held.record.expires_at().is_some_and(|e| e > SystemTime::now());
+                    if !usable {
+                        return Err(other);
+                    }
+                    tracing::warn!(server = %server.server_id, error = %other, "refresh failed; the current token is still valid");
+                }
+            }
+        }
+        let token = held
+            .record
+            .access_token()
+            .ok_or_else(|| GrantError::Required { reason: required_reason(owner) })?;
+        Ok(AccessToken { token, generation: held.generation })
+    }
+
+    /// Refreshes `held` with its refresh token and stores the new tokens.
+    async fn refresh(&self, server: &CatalogServer, held: &mut Held) -> Result<(), GrantError> {
+        if !held.record.refreshable() {
+            return Err(GrantError::Required {
+                reason: "the access token expired and the authorization server gave no refresh \
+                         token"
+                    .to_owned(),
+            });
+        }
+        if held.manager.is_none() {
+            held.manager = Some(self.rebuild(server, &held.record, &held.store).await?);
+        }
+        let Some(manager) = held.manager.as_ref() else {
+            return Err(GrantError::Unavailable("no OAuth client".to_owned()));
+        };
+        held.store
+            .save(held.record.credentials.clone())
+            .await
+            .map_err(|e| GrantError::Unavailable(describe(&e)))?;
+        let response: OAuthTokenResponse = match manager.refresh_token().await {
+            Ok(response) => response,
+            Err(
+                error @ (AuthError::TokenRefreshRejected(_) | AuthError::AuthorizationRequired),
+            ) => {
+                let why = match error {
+                    AuthError::TokenRefreshRejected(why) => why,
+                    _ => "it holds no refresh token for Portico".to_owned(),
+                };
+                return Err(GrantError::Required {
+                    reason: format!(
+                        "the authorization server refused to refresh the token ({})",
+                        truncate(&why)
+                    ),
+                });
+            }
+            Err(e) => {
+                return Err(GrantError::Unavailable(format!(
+                    "the token of `{}` could not be refreshed: {}",
+                    server.server_id,
+                    describe(&e)
+                )));
+            }
+        };
+        let mut record = held.record.clone();
+        record.credentials.token_response = Some(response);
+        record.credentials.token_received_at = Some(now_secs());
+        let key_owner = held.stored.owner.clone();
+        let key_kind = held.stored.kind.clone();
+        let plaintext = serde_json::to_string(&record)
+            .map_err(|e| GrantError::Unavailable(format!("cannot encode the grant: {e}")))?;
+        let stored = self
+            .vault
+            .put(&key_owner, &key_kind, &SecretString::new(plaintext))
+            .await
+            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
+        let previous = std::mem::replace(&mut held.stored, stored);
+        held.record = record;
+        let _ = self.vault.delete(&previous).await;
+        Ok(())
+    }
+
+    /// A manager for a grant loaded from the vault: discovery again (through the SSRF guard),
+    /// the stored client, the stored tokens.
+    async fn rebuild(
+        &self,
+        server: &CatalogServer,
+        record: &GrantRecord,
+        store: &InMemoryCredentialStore,
+    ) -> Result<AuthorizationManager, GrantError> {
+        let unavailable = |e: AuthError| {
+            GrantError::Unavailable(format!(
+                "the authorization server of `{}` cannot be reached: {}",
+                server.server_id,
+                describe(&e)
+            ))
+        };
+        let http: Arc<dyn OAuthHttpClient> = Arc::new(GuardedOAuthHttp::new(self.policy));
+        let mut manager =
+            AuthorizationManager::new_with_oauth_http_client(record.resource.as_str(), http)
+                .await
+                .map_err(unavailable)?;
+        let metadata = manager.resolve_metadata().await.map_err(unavailable)?;
+        manager.set_metadata(metadata.metadata);
+        let mut config = OAuthClientConfig::new(
+            record.credentials.client_id.clone(),
+            record.redirect_uri.clone(),
+        );
+        if record.client == UpstreamClientKind::Preregistered {
+            if let Some((_, Some(secret))) = self.preregistered_client(server).await? {
+                config = config.with_client_secret(secret.expose_secret());
+            }
+        }
+        manager.configure_client(config).map_err(unavailable)?;
+        manager.set_credential_store(store.clone());
+        Ok(manager)
+    }
+
+    /// Reads the grant of `key` from the vault the first time it is needed.
+    async fn load(&self, key: &GrantKey, slot: &mut Slot) -> Result<(), GrantError> {
+        if slot.loaded {
+            return Ok(());
+        }
+        let latest = self
+            .vault
+            .latest(&vault_owner(key), &vault_kind(key))
+            .await
+            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
+        if let Some(stored) = latest {
+            let secret = self
+                .vault
+                .get(&stored)
+                .await
+                .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
+            let record: GrantRecord =
+                serde_json::from_str(secret.expose_secret()).map_err(|e| {
+                    GrantError::Unavailable(format!("a stored grant is unreadable: {e}"))
+                })?;
+            slot.held = Some(Held {
+                record,
+                stored,
+                generation: self.next_generation(),
+                manager: None,
+                store: InMemoryCredentialStore::new(),
+            });
+        }
+        slot.loaded = true;
+        Ok(())
+    }
+
+    async fn store(&self, key: &GrantKey, record: &GrantRecord) -> Result<SecretRef, GrantError> {
+        let plaintext = serde_json::to_string(record)
+            .map_err(|e| GrantError::Unavailable(format!("cannot encode the grant: {e}")))?;
+        self.vault
+            .put(&vault_owner(key), &vault_kind(key), &SecretString::new(plaintext))
+            .await
+            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))
+    }
+
+    /// The admin's pre-registered client of a manual-OAuth server: its id (from the stored
+    /// `auth_credentials`) and secret.
+    async fn preregistered_client(
+        &self,
+        server: &CatalogServer,
+    ) -> Result<Option<(String, Option<SecretString>)>, GrantError> {
+        let read = |kind: CredentialKind| {
+            server.credentials.get(&kind).map(|version| {
+                SecretRef::new(server_owner(&server.server_id), credential_kind(kind), *version)
+            })
+        };
+        let Some(config) = read(CredentialKind::AuthCredentials) else { return Ok(None) };
+        let vault_error = |e: portico_core::vault::VaultError| {
+            GrantError::Unavailable(format!("the server's OAuth settings cannot be read: {e}"))
+        };
+        let config = self.vault.get(&config).await.map_err(vault_error)?;
+        let parsed: serde_json::Value =
+            serde_json::from_str(config.expose_secret()).map_err(|_| {
+                GrantError::Flow("the server's manual OAuth configuration is not JSON".to_owned())
+            })?;
+        let Some(client_id) = parsed
+            .pointer("/registration_info/client_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+        else {
+            return Ok(None);
+        };
+        let secret = match read(CredentialKind::ClientSecret) {
+            Some(secret) => Some(self.vault.get(&secret).await.map_err(vault_error)?),
+            None => None,
+        };
+        Ok(Some((client_id, secret)))
+    }
+
+    /// Appends a grant's event; `wait` waits until the read models show it (the admin's
+    /// authorization changes the server's status). A failure is logged: the tokens are what
+    /// matters to the caller, and the event never holds one.
+    async fn record(&self, server_id: &ServerId, event: Event, actor: Actor, wait: bool) {
+        let metadata = EventMetadata::new(actor);
+        let appended = self
+            .log
+            .append(
+                &upstream_auth_stream(server_id),
+                ExpectedVersion::Any,
+                vec![NewEvent::new(event)],
+                &metadata,
+            )
+            .await;
+        match appended {
+            Ok(appended) if wait => {
+                let _ = self.models.wait_for(appended.last_position, VISIBILITY_TIMEOUT).await;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(server = %server_id, %error, "upstream authorization event not recorded")
+            }
+        }
+    }
+
+    fn slot(&self, key: &GrantKey) -> Arc<tokio::sync::Mutex<Slot>> {
+        Arc::clone(self.lock_slots().entry(key.clone()).or_default())
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generations.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_slots(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<GrantKey, Arc<tokio::sync::Mutex<Slot>>>> {
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The vault owner of a grant.
+fn vault_owner(key: &GrantKey) -> String {
+    match &key.1 {
+        UpstreamGrantOwner::Server => server_owner(&key.0),
+        UpstreamGrantOwner::User { id } => user_owner(id),
+    }
+}
+
+/// The vault owner of a person's secrets: `user:<id>`.
+pub fn user_owner(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+fn vault_kind(key: &GrantKey) -> String {
+    match &key.1 {
+        UpstreamGrantOwner::Server => SERVER_GRANT_KIND.to_owned(),
+        UpstreamGrantOwner::User { .. } => format!("{SERVER_GRANT_KIND}:{}", key.0.as_str()),
+    }
+}
+
+fn required_reason(owner: &UpstreamGrantOwner) -> String {
+    match owner {
+        UpstreamGrantOwner::Server => "an admin has not authorized this server yet".to_owned(),
+        UpstreamGrantOwner::User { .. } => "you have not authorized this server yet".to_owned(),
+    }
+}
+
+/// The `state` parameter of an authorization URL.
+fn state_of(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    url.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned())
+}
+
+/// An rmcp error in words, bounded. rmcp's messages name endpoints and OAuth error codes,
+/// never tokens.
+fn describe(error: &AuthError) -> String {
+    truncate(&error.to_string())
+}
+
+fn truncate(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
