@@ -30,6 +30,7 @@ pub mod service_tokens;
 pub mod sign_in;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upstream_auth;
 
 use std::sync::Arc;
 use std::time::Duration;

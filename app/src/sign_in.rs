@@ -723,7 +723,16 @@ impl App {
             )
         })
         .await?;
-        self.revoke_grants_of(&session.user, Some(portal), RevokeReason::SignedOut, &actor).await
+        self.revoke_grants_of(&session.user, Some(portal), RevokeReason::SignedOut, &actor).await?;
+        // The person's upstream authorizations go too, everywhere (they are theirs, not the
+        // portal's), with the connections that carried them and their selection links.
+        let user_id = &session.user.id;
+        self.gateway.selections.remove_user(user_id);
+        self.gateway.upstreams.remove_owner(
+            &portico_core::domain::upstream_auth::UpstreamGrantOwner::User { id: user_id.clone() },
+        );
+        self.gateway.grants.revoke_user(user_id, actor).await.map_err(AppError::unavailable)?;
+        Ok(())
     }
 
     /// Revokes every grant of `user` (at `portal`, or everywhere) and ends their browser

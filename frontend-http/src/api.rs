@@ -43,6 +43,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource(format!("{mcp}/servers/{{id}}/sync")).route(web::post().to(servers::sync)),
     )
     .service(
+        web::resource(format!("{mcp}/servers/{{id}}/authorize"))
+            .route(web::post().to(servers::authorize)),
+    )
+    .service(
         web::resource(format!("{mcp}/portals"))
             .route(web::get().to(portals::list))
             .route(web::post().to(portals::create)),

@@ -23,6 +23,7 @@ use crate::oauth::{self, AuthorizeParams, PortalSite, Verified};
 use crate::state::AppState;
 
 mod oidc;
+mod upstream;
 
 /// The browser session cookie.
 pub const SESSION_COOKIE: &str = "portico_session";
@@ -41,8 +42,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(&format!("{prefix}/login/oidc"), web::get().to(oidc::start))
             .route(&format!("{prefix}/login/oidc/callback"), web::get().to(oidc::callback))
             .route(&format!("{prefix}/consent"), web::post().to(consent))
-            .route(&format!("{prefix}/logout"), web::post().to(logout));
+            .route(&format!("{prefix}/logout"), web::post().to(logout))
+            .route(&format!("{prefix}/authorize"), web::get().to(upstream::page))
+            .route(&format!("{prefix}/authorize"), web::post().to(upstream::save))
+            .route(&format!("{prefix}/authorize/start"), web::get().to(upstream::start))
+            .route(&format!("{prefix}/servers-callback"), web::get().to(upstream::callback));
     }
+    cfg.route(
+        portico_gateway::upstream_grants::CLIENT_METADATA_PATH,
+        web::get().to(upstream::client_metadata),
+    );
 }
 
 #[derive(Debug, Template)]
@@ -217,6 +226,12 @@ fn with_csrf(mut response: HttpResponse, cookie: Option<Cookie<'static>>) -> Htt
         let _ = response.add_cookie(&cookie);
     }
     response
+}
+
+/// `scheme://host` as the request reached Portico.
+pub fn public_origin(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
 }
 
 /// The signed-in person of this request at `site`, if any.

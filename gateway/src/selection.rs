@@ -25,6 +25,8 @@ pub const MAX_SELECTIONS: usize = 10_000;
 /// One selection: whose, and the session it changes.
 #[derive(Debug, Clone)]
 pub struct Selection {
+    /// The `elicitationId`.
+    pub id: String,
     pub portal_id: PortalId,
     pub user_id: String,
     /// The session that asked (its toggles are the ones the page shows and changes).
@@ -60,8 +62,10 @@ impl Selections {
                 inner.remove(&oldest);
             }
         }
-        inner
-            .insert(id.clone(), Selection { portal_id, user_id, session, created: Instant::now() });
+        inner.insert(
+            id.clone(),
+            Selection { id: id.clone(), portal_id, user_id, session, created: Instant::now() },
+        );
         id
     }
 

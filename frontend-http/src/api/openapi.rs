@@ -42,6 +42,7 @@ changes need the `edit` scope.";
         servers::update,
         servers::delete,
         servers::sync,
+        servers::authorize,
         portals::list,
         portals::create,
         portals::read,

@@ -444,3 +444,48 @@ pub async fn sync(
         last_successful_sync,
     }))
 }
+
+/// The outcome of `POST .../servers/{id}/authorize`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuthorizeStart {
+    pub id: String,
+    /// Where the admin signs in at the upstream's authorization server and consents. It works
+    /// once, for 15 minutes; the authorization server sends the admin back to Portico's
+    /// `/servers-callback`, which stores the credential and syncs the server.
+    pub url: String,
+}
+
+envelope!(
+    /// What `POST .../servers/{id}/authorize` answers.
+    AuthorizeResult { result: AuthorizeStart }
+);
+
+/// Starts an admin's OAuth authorization of a server's own credential (used wherever a portal
+/// maps the server with `on_behalf: false`, and by sync): discovery, client registration
+/// where needed, and the authorization request. Open the returned URL in a browser.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/access/ai-controls/mcp/servers/{id}/authorize",
+    tag = "MCP servers",
+    operation_id = "authorize_mcp_server",
+    params(crate::api::openapi::ServerPath),
+    responses((status = 200, description = "The URL to open", body = AuthorizeResult), crate::api::openapi::DeleteErrors, crate::api::openapi::Unavailable),
+)]
+pub async fn authorize(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, id) = path.into_inner();
+    state.check_account(&account)?;
+    caller.require_edit()?;
+    let id: ServerId = parse_id(&id, "server")?;
+    let callback = format!(
+        "{}{}",
+        crate::pages::public_origin(&req),
+        portico_gateway::upstream_grants::CALLBACK_PATH
+    );
+    let url = state.app.authorize_server(&id, caller.actor(), &callback).await?;
+    Ok(AuthorizeResult::ok(AuthorizeStart { id: id.to_string(), url }))
+}

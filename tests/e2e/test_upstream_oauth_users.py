@@ -1,0 +1,247 @@
+"""People authorizing an OAuth-protected upstream through a portal, with real parts on every
+side: the upstream is an MCP server of the official Python SDK acting as an OAuth resource
+server (`upstream/oauth_server.py`, it answers `whoami` with the subject of the token it got),
+its authorization server is `oidc-provider` from npm (`oauth_as.mjs`), the portal's MCP client
+is the official Python SDK with tokens of Portico's own authorization server, and the people
+use Debian's Chromium (Playwright) to sign in to the portal, open the server-selection page the
+client is handed, and sign in at the upstream.
+
+Each person's calls carry their own upstream token (the upstream sees their subject), tokens
+are refreshed silently (once for 50 calls at once), a refused refresh asks that person only to
+authorize again, the client's own token never reaches the upstream, and no upstream token
+appears in Portico's log. An admin's authorization of the server's own credential goes through
+`POST …/servers/{id}/authorize` and `/servers-callback`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+
+import anyio
+import httpx
+import pytest
+from mcp.shared.exceptions import MCPError
+from playwright.async_api import Page
+
+from browser import browser, sign_in
+from mcp_peers import mcp_client
+from oauth_upstream import login, oauth_upstream  # noqa: F401
+from test_mcp_portal import gateway, gateway_backend, portico_events, text  # noqa: F401
+from test_pages import OAuthClient, callback, consent_and_get_tokens, heading  # noqa: F401
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+LINK = re.compile(r"https?://\S+/authorize\?elicitationId=[0-9a-f]{32}")
+
+
+def add_oauth_server(gateway, server_id: str, url: str) -> None:
+    created = gateway.servers.create(
+        account_id=gateway.account_id, id=server_id, name=f"Server {server_id}", hostname=url,
+        auth_type="oauth",
+    )
+    # No one authorized it yet: it waits (nothing to sync with), and says so.
+    assert created.status == "waiting", created
+
+
+def team_with(gateway, upstream, *, on_behalf: bool = True) -> None:
+    """Portal `team` with the OAuth server `secure`; people at example.com may use it."""
+    add_oauth_server(gateway, "secure", upstream.mcp_url)
+    gateway.add_portal("team", [{"server_id": "secure", "on_behalf": on_behalf}])
+    gateway.add_policy(
+        "example people connect",
+        'permit (principal is Portico::User, action == Portico::Action::"connect", '
+        'resource == Portico::Portal::"team") when { principal.email like "*@example.com" };',
+    )
+    gateway.add_policy(
+        "example people use secure",
+        'permit (principal is Portico::User, action in Portico::Action::"use_server", '
+        'resource in Portico::Server::"secure") when { principal.email like "*@example.com" };',
+    )
+
+
+def link_in(result) -> str:
+    found = LINK.search(text(result))
+    assert found, text(result)
+    return found.group(0)
+
+
+async def authorize_on_the_page(page: Page, link: str, upstream_user: str) -> None:
+    """The person opens the selection link (already signed in to the portal in this browser),
+    keeps `secure` on, saves, authorizes it at the upstream and comes back."""
+    await page.goto(link)
+    assert await heading(page) == "Portal team: your servers"
+    row = page.locator('li[data-server-id="secure"]')
+    assert "needs your authorization" in await row.inner_text()
+    await row.get_by_role("checkbox").check()
+    await page.get_by_role("button", name="Save").click()
+    await page.get_by_role("link", name="Authorize").click()
+    # At the upstream's authorization server: its own sign-in form.
+    await page.get_by_label("User").fill(upstream_user)
+    await page.get_by_role("button", name="Continue").click()
+    # Back at the portal's page, with every server done.
+    await page.locator("#done").wait_for()
+    assert "authorized" in await page.locator('li[data-server-id="secure"]').inner_text()
+
+
+async def whoami(session) -> dict:
+    result = await session.call_tool("secure_whoami", {})
+    assert not result.is_error, text(result)
+    return json.loads(text(result))
+
+
+def events_text(gateway) -> str:
+    return portico_events(gateway.portico)
+
+
+def event_types(gateway, kind: str) -> list[dict]:
+    recorded = [json.loads(line) for line in events_text(gateway).splitlines() if line.strip()]
+    return [r["event"] for r in recorded if r["event"]["type"] == kind]
+
+
+def test_two_people_each_authorize_the_upstream_and_call_it_as_themselves(gateway, oauth_upstream, chromium, callback):
+    upstream = oauth_upstream()
+    team_with(gateway, upstream)
+    client = OAuthClient(gateway, callback)
+
+    async def check():
+        portal_tokens = {}
+        for email, upstream_user in [(ALICE, "alice"), (BOB, "bob")]:
+            async with browser(chromium) as context:
+                page = await context.new_page()
+                tokens = await consent_and_get_tokens(page, gateway, client, email)
+                portal_tokens[email] = tokens["access_token"]
+                headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+                async with mcp_client(client.resource, headers) as session:
+                    if email == ALICE:
+                        # No one authorized the server yet: its tools are not known.
+                        tools = {t.name for t in (await session.list_tools()).tools}
+                        assert not any(t.startswith("secure_") for t in tools), tools
+                    else:
+                        # Not authorized yet: the call fails with the selection link.
+                        refused = await session.call_tool("secure_whoami", {})
+                        assert refused.is_error, text(refused)
+                        assert "needs your authorization" in text(refused)
+                        link_in(refused)
+                    listed = json.loads(text(await session.call_tool("portal_list_servers", {})))
+                    assert listed["servers"][0]["authorized"] is False, listed
+                    # The built-in tool hands out a link too (no URL elicitation in this client).
+                    link = link_in(await session.call_tool("portal_toggle_servers", {}))
+                    await authorize_on_the_page(page, link, upstream_user)
+                    assert (await whoami(session))["sub"] == upstream_user
+                    listed = json.loads(text(await session.call_tool("portal_list_servers", {})))
+                    assert listed["servers"][0] == {"id": "secure", "name": "Server secure", "enabled": True, "authorized": True}
+                # A new session of the same person uses the same grant.
+                async with mcp_client(client.resource, headers) as session:
+                    assert (await whoami(session))["sub"] == upstream_user
+        return portal_tokens
+
+    portal_tokens = anyio.run(check)
+    seen = upstream.seen()
+    # The upstream only ever got its own tokens, for the two people; never a portal token.
+    assert {s["sub"] for s in seen if s["valid"]} == {"alice", "bob"}, seen
+    portal_hashes = {hashlib.sha256(t.encode()).hexdigest() for t in portal_tokens.values()}
+    assert not portal_hashes & {s["sha256"] for s in seen}
+    authorized = event_types(gateway, "UpstreamAuthorized")
+    assert [(e["owner"], e["client"]) for e in authorized] == [
+        ({"kind": "user", "id": e["owner"]["id"]}, "dynamic_registration") for e in authorized
+    ]
+    assert len({e["owner"]["id"] for e in authorized}) == 2
+    # Upstream tokens are JWTs (`eyJ…`): none is in the log.
+    assert "eyJ" not in events_text(gateway)
+    # The first person's grant synced the server (no admin authorized it).
+    assert gateway.read_server("secure").status == "ready"
+
+
+def test_tokens_refresh_silently_once_for_concurrent_calls_and_a_refused_refresh_asks_that_person_only(gateway, oauth_upstream, chromium, callback):
+    upstream = oauth_upstream(access_ttl=4)
+    team_with(gateway, upstream)
+    client = OAuthClient(gateway, callback)
+
+    async def check():
+        sessions = {}
+        async with browser(chromium) as alice_browser, browser(chromium) as bob_browser:
+            for email, user, context in [(ALICE, "alice", alice_browser), (BOB, "bob", bob_browser)]:
+                page = await context.new_page()
+                tokens = await consent_and_get_tokens(page, gateway, client, email)
+                sessions[user] = {"Authorization": f"Bearer {tokens['access_token']}"}
+                async with mcp_client(client.resource, sessions[user]) as session:
+                    link = link_in(await session.call_tool("portal_toggle_servers", {}))
+                    await authorize_on_the_page(page, link, user)
+        async with mcp_client(client.resource, sessions["alice"]) as alice, mcp_client(client.resource, sessions["bob"]) as bob:
+            assert (await whoami(alice))["sub"] == "alice"
+            refreshes = upstream.stats()["token"].get("refresh_token", 0)
+            # Past the access token's lifetime: 50 calls at once share one refresh.
+            await anyio.sleep(4.5)
+            results = []
+
+            async def one():
+                results.append((await whoami(alice))["sub"])
+
+            async with anyio.create_task_group() as group:
+                for _ in range(50):
+                    group.start_soon(one)
+            assert results == ["alice"] * 50
+            assert upstream.stats()["token"].get("refresh_token") == refreshes + 1, upstream.stats()
+            # Alice's grant is revoked at the upstream: once her token expires, her refresh is
+            # refused and she is asked to authorize again; Bob keeps working.
+            upstream.revoke("alice")
+            await anyio.sleep(4.5)
+            refused = await alice.call_tool("secure_whoami", {})
+            assert refused.is_error and "needs your authorization" in text(refused), text(refused)
+            link_in(refused)
+            assert (await whoami(bob))["sub"] == "bob"
+            # The authorization server is down: Bob's expired token cannot be refreshed, and
+            # he gets a clear error; once it is back, his calls work again.
+            await anyio.sleep(4.5)
+            upstream.down()
+            with pytest.raises(MCPError, match="is unavailable: the token of `secure` could not be refreshed.*temporarily_unavailable"):
+                await bob.call_tool("secure_whoami", {})
+            upstream.up()
+            assert (await whoami(bob))["sub"] == "bob"
+
+    anyio.run(check)
+    failed = event_types(gateway, "UpstreamAuthorizationFailed")
+    assert [e["owner"]["kind"] for e in failed] == ["user"], failed
+    assert len(event_types(gateway, "UpstreamTokenRefreshed")) >= 2
+    assert "eyJ" not in events_text(gateway)
+
+
+def test_an_admin_authorizes_the_servers_own_credential_for_portals_that_do_not_act_on_behalf(gateway, oauth_upstream):
+    upstream = oauth_upstream()
+    add_oauth_server(gateway, "secure", upstream.mcp_url)
+    assert gateway.read_server("secure").authentication_status == "required"
+    base = f"{gateway.portico.base_url}/accounts/{gateway.account_id}/access/ai-controls/mcp/servers"
+    admin = {"Authorization": f"Bearer {gateway.portico.admin_token}"}
+    answer = httpx.post(f"{base}/secure/authorize", headers=admin, timeout=30)
+    assert answer.status_code == 200, answer.text
+    url = answer.json()["result"]["url"]
+    back = login(url, "alice")
+    assert back.startswith(f"http://127.0.0.1:{gateway.portico.port}/servers-callback?"), back
+    done = httpx.get(back, timeout=30)
+    assert done.status_code == 200 and "Server authorized" in done.text, done.text
+    # A callback is used once.
+    again = httpx.get(back, timeout=30)
+    assert again.status_code == 400 and "unknown or expired" in again.text, again.text
+    deadline = time.monotonic() + 30
+    while gateway.read_server("secure").status != "ready":
+        assert time.monotonic() < deadline, gateway.read_server("secure")
+        time.sleep(0.1)
+    server = gateway.read_server("secure")
+    assert server.authentication_status == "connected"
+    assert {t["name"] for t in server.tools} >= {"whoami", "echo"}
+    # A service token reaches it through a portal that uses the server's own credential.
+    gateway.add_portal("ops", [{"server_id": "secure", "on_behalf": False}])
+    token = gateway.add_token("ops bot")
+    gateway.permit(token, "ops", ["secure"])
+
+    async def check():
+        async with mcp_client(gateway.portal_url("ops"), token.headers) as session:
+            assert (await whoami(session))["sub"] == "alice"
+
+    anyio.run(check)
+    # Only OAuth servers can be authorized.
+    missing = httpx.post(f"{base}/nope/authorize", headers=admin, timeout=30)
+    assert missing.status_code == 404, missing.text
