@@ -211,7 +211,19 @@ impl Upstreams {
                     .rejected(server, &owner, token.generation)
                     .await
                     .map_err(authorization)?;
-                Ok(self.connect_slot(server, slot, Some(&token)).await?)
+                match self.connect_slot(server, slot, Some(&token)).await {
+                    Err(mut error) if error.status_code == Some(401) => {
+                        error.cause = format!(
+                            "the upstream refused the OAuth token Portico holds for it, even \
+                             freshly refreshed (HTTP 401): the token's audience (the `resource` \
+                             its metadata advertises) or scopes do not match what it accepts; \
+                             check the server's OAuth metadata, then authorize again ({})",
+                            error.cause
+                        );
+                        Err(AccessError::Connect(error))
+                    }
+                    other => Ok(other?),
+                }
             }
             other => Ok(other?),
         }

@@ -261,13 +261,7 @@ impl UpstreamGrants {
         let (state, url) =
             upstream_oauth::start(self.policy, &server.hostname, &identity, redirect_uri, None)
                 .await
-                .map_err(|e| {
-                    GrantError::Flow(format!(
-                        "cannot start the authorization at `{}`: {}",
-                        server.server_id,
-                        describe(&e)
-                    ))
-                })?;
+                .map_err(|e| start_error(&server.server_id, &e))?;
         let csrf = state_of(&url).ok_or_else(|| {
             GrantError::Flow("the authorization URL carries no `state`".to_owned())
         })?;
@@ -782,6 +776,33 @@ fn required_reason(owner: &UpstreamGrantOwner) -> String {
         UpstreamGrantOwner::Server => "an admin has not authorized this server yet".to_owned(),
         UpstreamGrantOwner::User { .. } => "you have not authorized this server yet".to_owned(),
     }
+}
+
+/// Why an authorization could not start, with what to do about it.
+fn start_error(server_id: &ServerId, error: &AuthError) -> GrantError {
+    let advice = match error {
+        AuthError::RegistrationFailed(_) => {
+            "Portico could not register itself as a client there (its authorization server \
+             refused or does not offer dynamic client registration): register a client for \
+             Portico at that authorization server and give the server a manual OAuth \
+             configuration (`auth_credentials` with `registration_info.client_id`, and \
+             `client_secret`)"
+        }
+        AuthError::NoAuthorizationSupport => {
+            "the server publishes no OAuth metadata (RFC 9728 protected-resource or RFC 8414 \
+             authorization-server metadata)"
+        }
+        AuthError::PkceUnsupported => {
+            "its authorization server does not support PKCE with S256, which MCP requires"
+        }
+        _ => "",
+    };
+    let detail = describe(error);
+    GrantError::Flow(if advice.is_empty() {
+        format!("cannot start the authorization at `{server_id}`: {detail}")
+    } else {
+        format!("cannot start the authorization at `{server_id}`: {advice} ({detail})")
+    })
 }
 
 /// The `state` parameter of an authorization URL.

@@ -7,9 +7,10 @@ client toward upstreams (Portico signs each person in to the upstream):
 `OAuthUpstream(**options).start()` starts both on free ports of 127.0.0.1 and waits until they
 answer; `.issuer`, `.mcp_url` (also the resource, the tokens' `aud`), `.stats()`, `.reset()`,
 `.revoke(user)`, `.down()`, `.up()`, `.seen()`, `.clear_seen()`, `.stop()`. The options are
-`oauth_as.mjs`'s configuration fields (`access_ttl`, `dcr`, `users`, `other_resources`, ...; `port`
-and `resource` are filled in). The fixture `oauth_upstream` is a factory of started ones, stopped
-at teardown.
+`oauth_as.mjs`'s configuration fields (`access_ttl`, `dcr`, `users`, `other_resources`, `clients`,
+...; `port` and `resource` are filled in), and `advertise_resource`, a URL the MCP server's
+protected-resource metadata names instead of its own (see upstream/oauth_server.py). The fixture
+`oauth_upstream` is a factory of started ones, stopped at teardown.
 
 Without a browser: `login(authorize_url, user)` signs `user` in at the authorization server's
 form with plain HTTP and returns the redirect to the client's redirect_uri (with the code),
@@ -70,8 +71,9 @@ def oidc_provider_package() -> str:
 
 
 class OAuthUpstream:
-    def __init__(self, log_dir: Path | None = None, **options) -> None:
+    def __init__(self, log_dir: Path | None = None, *, advertise_resource: str | None = None, **options) -> None:
         self.package = oidc_provider_package()
+        self.advertise_resource = advertise_resource
         self.node = os.environ.get("PORTICO_NODE22") or "node"
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="oauth-upstream-"))
         self.as_port = _free_port()
@@ -92,6 +94,8 @@ class OAuthUpstream:
         self._spawn([self.node, str(HERE / "oauth_as.mjs")], self.as_log, env)
         self._wait(self.as_log, lambda: f"ready {self.issuer}" in self.as_log.read_text(errors="replace"))
         argv = [sys.executable, str(HERE / "upstream" / "oauth_server.py"), str(self.rs_port), self.issuer]
+        if self.advertise_resource:
+            argv += ["--advertise-resource", self.advertise_resource]
         self._spawn(argv, self.rs_log, dict(os.environ))
         self._wait(self.rs_log, self._rs_answers)
         return self

@@ -296,8 +296,14 @@ async fn begin(state: &AppState, visit: &Visit, server_id: &ServerId) -> HttpRes
         Ok(url) => redirect(&url),
         Err(error) => {
             tracing::warn!(server = %server_id, %error, "an upstream authorization could not start");
+            let status = match error {
+                portico_app::AppError::Invalid(_) | portico_app::AppError::Rule(_) => {
+                    StatusCode::BAD_REQUEST
+                }
+                _ => StatusCode::BAD_GATEWAY,
+            };
             render(
-                StatusCode::BAD_GATEWAY,
+                status,
                 &MessagePage {
                     portal_name: visit.site.name.clone(),
                     heading: "Authorization could not start".to_owned(),

@@ -9,7 +9,9 @@ the authorization server's issuer from the second argument or `OAUTH_ISSUER`:
 
 `/mcp` is the resource (its RFC 8707 identifier, exactly that URL). Its RFC 9728 metadata, at
 `/.well-known/oauth-protected-resource/mcp` and at `/.well-known/oauth-protected-resource`, names
-the issuer and the scope `mcp:tools`. A request to `/mcp` without a bearer token gets 401 with
+the issuer and the scope `mcp:tools`; `--advertise-resource URL` makes it name another resource
+(a misconfigured server: clients then get tokens for that resource, which `/mcp` still refuses,
+as it only takes tokens meant for itself). A request to `/mcp` without a bearer token gets 401 with
 `WWW-Authenticate: Bearer resource_metadata="...", scope="mcp:tools"`; with a token that is not
 valid, the same plus `error="invalid_token"`; with a valid token lacking the scope, 403
 `error="insufficient_scope"`. A token is valid when it is a JWT access token (`typ` at+jwt)
@@ -215,11 +217,11 @@ def record(path: str, authorization: str) -> dict:
     return entry
 
 
-def app(port: int, issuer: str) -> ASGIApp:
+def app(port: int, issuer: str, advertised_resource: str | None = None) -> ASGIApp:
     origin = f"http://127.0.0.1:{port}"
     resource = f"{origin}/mcp"
     metadata = {
-        "resource": resource,
+        "resource": advertised_resource or resource,
         "authorization_servers": [issuer],
         "scopes_supported": [SCOPE],
         "bearer_methods_supported": ["header"],
@@ -238,9 +240,15 @@ def app(port: int, issuer: str) -> ASGIApp:
 
 
 def main() -> None:
-    port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ["PORT"])
-    issuer = (sys.argv[2] if len(sys.argv) > 2 else os.environ["OAUTH_ISSUER"]).rstrip("/")
-    uvicorn.run(app(port, issuer), host="127.0.0.1", port=port, log_level="warning")
+    args = sys.argv[1:]
+    advertised_resource = None
+    if "--advertise-resource" in args:
+        at = args.index("--advertise-resource")
+        advertised_resource = args[at + 1]
+        del args[at : at + 2]
+    port = int(args[0] if len(args) > 0 else os.environ["PORT"])
+    issuer = (args[1] if len(args) > 1 else os.environ["OAUTH_ISSUER"]).rstrip("/")
+    uvicorn.run(app(port, issuer, advertised_resource), host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":
