@@ -1186,10 +1186,20 @@ impl App {
     /// The person an access token acts for at `portal`, if the token is valid now. A token
     /// issued for another portal is refused.
     pub fn user_of_access_token(&self, token: &str, portal: &PortalId) -> Option<GrantUser> {
+        self.grant_of_access_token(token, portal).map(|(user, _)| user)
+    }
+
+    /// The person a live access token of `portal` acts for, and the id of its grant.
+    pub fn grant_of_access_token(
+        &self,
+        token: &str,
+        portal: &PortalId,
+    ) -> Option<(GrantUser, String)> {
         let token_hash = hash(token);
         self.read(|m| {
             let live = m.grants.live_access_token(&token_hash, self.clock.now())?;
-            (&live.grant.portal_id == portal).then(|| live.grant.user.clone())
+            (&live.grant.portal_id == portal)
+                .then(|| (live.grant.user.clone(), live.grant.grant_id.clone()))
         })
     }
 

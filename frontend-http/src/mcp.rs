@@ -206,9 +206,13 @@ fn admit(req: &ServiceRequest) -> Result<(PortalCaller, AdmittedView), HttpRespo
             oauth::challenge_value(&site, description),
         )
     };
+    let mut grant_id = None;
     let principal = if let Some(token) = auth::bearer_token(req.request()) {
-        match state.app.user_of_access_token(token, &site.portal_id) {
-            Some(user) => sign_in::principal_of(&user),
+        match state.app.grant_of_access_token(token, &site.portal_id) {
+            Some((user, grant)) => {
+                grant_id = Some(grant);
+                sign_in::principal_of(&user)
+            }
             None => {
                 return Err(refuse(
                     &"unknown, expired or revoked access token, or one for another portal",
@@ -233,6 +237,7 @@ fn admit(req: &ServiceRequest) -> Result<(PortalCaller, AdmittedView), HttpRespo
         principal,
         client_ip: req.peer_addr().map(|a| a.ip()),
         mode,
+        grant_id,
         pages_url: site.issuer(),
     };
     match state.app.gateway.exposed(&caller) {

@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, watch};
 use crate::audit::{AuditError, AuditHealth};
 use crate::authz::{Authz, AuthzError};
 use crate::exposed::{Exposed, ExposedCache};
-use crate::selection::Selections;
+use crate::selection::{GrantToggles, Selections};
 use crate::session::PortalCaller;
 use crate::sync::Syncer;
 use crate::upstream::{UpstreamConfig, Upstreams};
@@ -111,6 +111,8 @@ pub struct Gateway {
     pub grants: Arc<UpstreamGrants>,
     /// Server selections in progress (the `/authorize?elicitationId=…` links).
     pub selections: Selections,
+    /// Stateless clients' server toggles, per portal grant.
+    pub grant_toggles: GrantToggles,
     pub syncer: Arc<Syncer>,
     pub codemode: CodeModeConfig,
     exposed: ExposedCache,
@@ -168,6 +170,7 @@ impl Gateway {
             upstreams,
             grants,
             selections: Selections::default(),
+            grant_toggles: GrantToggles::default(),
             syncer,
             codemode: config.codemode,
             exposed: ExposedCache::default(),

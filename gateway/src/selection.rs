@@ -7,11 +7,11 @@
 //! else: no person, no server, no credential. Selections expire after [`SELECTION_LIFETIME`];
 //! a person holds at most [`MAX_PER_USER`] at once (the oldest go first).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use portico_core::domain::ids::PortalId;
+use portico_core::domain::ids::{PortalId, ServerId};
 
 use crate::session::PortalSession;
 
@@ -81,5 +81,38 @@ impl Selections {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Selection>> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The servers toggled off in one session, or for one portal grant: `None` until first needed
+/// (then the portal's `default_disabled` servers).
+pub type Toggles = Arc<Mutex<Option<HashSet<ServerId>>>>;
+
+/// Grants whose toggles are kept at once; past this the oldest half is forgotten (their
+/// clients start again from the portal's defaults).
+pub const MAX_GRANT_TOGGLES: usize = 100_000;
+
+/// The toggles of stateless (2026-07-28) clients, which have no MCP session to keep them in:
+/// per portal grant (MCP spec §1.7 of the product: "scoped to the user's portal OAuth grant").
+#[derive(Debug, Default)]
+pub struct GrantToggles {
+    inner: Mutex<HashMap<(PortalId, String), (Toggles, Instant)>>,
+}
+
+impl GrantToggles {
+    /// The toggles of grant `grant_id` at `portal_id`.
+    pub fn of(&self, portal_id: &PortalId, grant_id: &str) -> Toggles {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if inner.len() >= MAX_GRANT_TOGGLES {
+            let mut ages: Vec<Instant> = inner.values().map(|(_, at)| *at).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            inner.retain(|_, (_, at)| *at > cut);
+        }
+        let entry = inner
+            .entry((portal_id.clone(), grant_id.to_owned()))
+            .or_insert_with(|| (Toggles::default(), Instant::now()));
+        entry.1 = Instant::now();
+        Arc::clone(&entry.0)
     }
 }

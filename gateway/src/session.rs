@@ -42,6 +42,7 @@ use crate::Gateway;
 use crate::context::ContextMode;
 use crate::exposed::Exposed;
 use crate::metrics::OpenSession;
+use crate::selection::Toggles;
 
 mod audit;
 mod authorize;
@@ -100,6 +101,9 @@ pub struct PortalCaller {
     pub client_ip: Option<IpAddr>,
     /// How this request's session presents the tools (from the portal URL's query).
     pub mode: ContextMode,
+    /// The portal OAuth grant the request's access token belongs to (people's requests): a
+    /// stateless client's server toggles are kept per grant.
+    pub grant_id: Option<String>,
     /// Where the portal's pages are (`https://<portal host>`, or `<origin>/portals/<id>`):
     /// the server-selection page's links start with it.
     pub pages_url: String,
@@ -139,7 +143,10 @@ struct SessionState {
     bound: OnceLock<PortalCaller>,
     /// Servers toggled off in this session; `None` until first needed (then the portal's
     /// `default_disabled` servers).
-    toggled_off: Arc<Mutex<Option<HashSet<ServerId>>>>,
+    /// For a stateless (2026-07-28) client, the toggles of its portal grant, shared by every
+    /// request of that grant (see [`crate::selection::GrantToggles`]); set when the caller is
+    /// bound, else a fresh set on first use.
+    toggled_off: OnceLock<Toggles>,
     /// Fingerprints of the tool and prompt lists last seen by the client.
     seen: Mutex<(u64, u64)>,
     watching: OnceLock<()>,
@@ -160,7 +167,7 @@ impl PortalSession {
         let state = SessionState {
             _open: OpenSession::open(),
             bound: OnceLock::new(),
-            toggled_off: Arc::default(),
+            toggled_off: OnceLock::new(),
             seen: Mutex::new((0, 0)),
             watching: OnceLock::new(),
             peer: OnceLock::new(),
@@ -179,6 +186,12 @@ impl PortalSession {
                 ErrorData::internal_error("the request carries no authenticated caller", None)
             })?;
         let bound = self.state.bound.get_or_init(|| caller.clone());
+        if let (true, Some(grant)) = (Self::stateless(extensions), &caller.grant_id) {
+            // No MCP session: a stateless client, whose toggles live with its grant.
+            self.state
+                .toggled_off
+                .get_or_init(|| self.gateway.grant_toggles.of(&caller.portal_id, grant));
+        }
         if bound.portal_id != caller.portal_id || bound.principal.id() != caller.principal.id() {
             return Err(ErrorData::invalid_request(
                 "this session belongs to another caller or portal; initialize a new session",
@@ -186,6 +199,21 @@ impl PortalSession {
             ));
         }
         Ok(caller)
+    }
+
+    /// Whether the request is of a stateless revision (2026-07-28): no MCP session, and a
+    /// protocol version without the initialize handshake.
+    fn stateless(extensions: &rmcp::model::Extensions) -> bool {
+        let Some(parts) = extensions.get::<http::request::Parts>() else { return false };
+        if parts.headers.contains_key("mcp-session-id") {
+            return false;
+        }
+        parts
+            .headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| serde_json::from_value::<rmcp::model::ProtocolVersion>(v.into()).ok())
+            .is_some_and(|v| !v.has_initialize())
     }
 
     fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
@@ -215,9 +243,13 @@ impl PortalSession {
         self.gateway.exposed(caller).map_err(|e| ErrorData::internal_error(e.to_string(), None))
     }
 
+    /// The servers toggled off, shared where they are the grant's.
+    fn toggles(&self) -> &Toggles {
+        self.state.toggled_off.get_or_init(Toggles::default)
+    }
+
     fn toggled_off(&self, exposed: &Exposed) -> HashSet<ServerId> {
-        let mut slot =
-            self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.toggles().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.get_or_insert_with(|| {
             exposed.servers.iter().filter(|s| s.default_disabled).map(|s| s.id.clone()).collect()
         })

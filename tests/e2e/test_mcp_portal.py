@@ -34,7 +34,7 @@ from conftest import Portico, postgres_database
 from mcp_peers import mcp_client
 
 CONFORMANCE_RUN = Path(__file__).parent.parent / "conformance" / "run.sh"
-BUILT_INS = {"portal_list_servers", "portal_toggle_single_server"}
+BUILT_INS = {"portal_list_servers", "portal_toggle_single_server", "portal_toggle_servers"}
 PY_TOOLS = {"echo", "add", "fail", "large", "sleep", "progress", "whoami", "delete_note", "crash"}
 
 # The SDK's JSON-RPC `Accept` for streamable HTTP, for the raw requests below.

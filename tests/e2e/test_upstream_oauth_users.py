@@ -245,3 +245,50 @@ def test_an_admin_authorizes_the_servers_own_credential_for_portals_that_do_not_
     # Only OAuth servers can be authorized.
     missing = httpx.post(f"{base}/nope/authorize", headers=admin, timeout=30)
     assert missing.status_code == 404, missing.text
+
+
+def test_a_stateless_clients_server_toggles_are_kept_per_portal_grant(gateway, pyserver, chromium, callback):
+    gateway.add_server("py", pyserver.url)
+    gateway.add_portal("team", [{"server_id": "py", "on_behalf": True}])
+    gateway.add_policy(
+        "example people connect",
+        'permit (principal is Portico::User, action == Portico::Action::"connect", '
+        'resource == Portico::Portal::"team") when { principal.email like "*@example.com" };',
+    )
+    gateway.add_policy(
+        "example people use py",
+        'permit (principal is Portico::User, action in Portico::Action::"use_server", '
+        'resource in Portico::Server::"py") when { principal.email like "*@example.com" };',
+    )
+    client = OAuthClient(gateway, callback)
+
+    async def tool_names(session) -> set[str]:
+        return {t.name for t in (await session.list_tools()).tools}
+
+    async def check():
+        # Two grants of the same person: two client registrations (consent is remembered per
+        # client), each from its own browser.
+        grants = []
+        for registered in [client, OAuthClient(gateway, callback)]:
+            async with browser(chromium) as context:
+                page = await context.new_page()
+                grants.append(await consent_and_get_tokens(page, gateway, registered, ALICE))
+        first, second = grants
+        headers = {"Authorization": f"Bearer {first['access_token']}"}
+        async with mcp_client(client.resource, headers, mode="auto") as session:
+            assert session.protocol_version == "2026-07-28"
+            assert "py_echo" in await tool_names(session)
+            await session.call_tool("portal_toggle_single_server", {"server_id": "py", "action": "untoggle"})
+            # Every request of a stateless client stands alone: the toggle holds for the grant.
+            assert "py_echo" not in await tool_names(session)
+        async with mcp_client(client.resource, headers, mode="auto") as session:
+            assert "py_echo" not in await tool_names(session)
+        # Another grant of the same person, and a session of this grant, start from the
+        # portal's defaults.
+        other = {"Authorization": f"Bearer {second['access_token']}"}
+        async with mcp_client(client.resource, other, mode="auto") as session:
+            assert "py_echo" in await tool_names(session)
+        async with mcp_client(client.resource, headers) as session:
+            assert "py_echo" in await tool_names(session)
+
+    anyio.run(check)

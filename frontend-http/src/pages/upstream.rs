@@ -119,6 +119,7 @@ fn visit(req: &HttpRequest, state: &AppState, elicitation_id: &str) -> Result<Vi
         principal: sign_in::principal_of(&signed_in.user),
         client_ip: req.peer_addr().map(|a| a.ip()),
         mode: ContextMode::default(),
+        grant_id: None,
         pages_url: site.issuer(),
     };
     let exposed = state.app.gateway.exposed(&caller).map_err(|e| {

@@ -210,8 +210,7 @@ impl PortalSession {
             .filter(|s| !enabled.contains(&s.id))
             .map(|s| s.id.clone())
             .collect();
-        *self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(off);
+        *self.toggles().lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(off);
         if let Some(peer) = self.state.peer.get() {
             let _ = self.notify_changes(peer, &caller).await;
         }

@@ -113,8 +113,7 @@ impl PortalSession {
         }
         let changed = {
             self.toggled_off(exposed);
-            let mut slot =
-                self.state.toggled_off.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot = self.toggles().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let off = slot.get_or_insert_with(HashSet::new);
             if on { off.remove(&server.id) } else { off.insert(server.id.clone()) }
         };
