@@ -116,3 +116,26 @@ impl GrantToggles {
         Arc::clone(&entry.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn grant_toggles_are_shared_per_portal_grant() {
+        let toggles = GrantToggles::default();
+        let portal = PortalId::try_from("team".to_owned()).unwrap();
+        let other = PortalId::try_from("ops".to_owned()).unwrap();
+        let first = toggles.of(&portal, "g1");
+        first
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashSet::new)
+            .insert(ServerId::parse("py").unwrap());
+        assert!(Arc::ptr_eq(&first, &toggles.of(&portal, "g1")));
+        assert!(toggles.of(&portal, "g2").lock().unwrap().is_none());
+        assert!(toggles.of(&other, "g1").lock().unwrap().is_none());
+    }
+}

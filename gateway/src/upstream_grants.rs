@@ -832,3 +832,110 @@ fn truncate(text: &str) -> String {
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn record(lifetime: Option<u64>, received: u64, refresh: bool) -> GrantRecord {
+        let mut response = serde_json::json!({"access_token": "at-1", "token_type": "bearer"});
+        if let Some(lifetime) = lifetime {
+            response["expires_in"] = lifetime.into();
+        }
+        if refresh {
+            response["refresh_token"] = "rt-1".into();
+        }
+        let response: OAuthTokenResponse = serde_json::from_value(response).unwrap();
+        GrantRecord {
+            resource: "https://mcp.example.com/mcp".to_owned(),
+            redirect_uri: "https://portal.example.com/servers-callback".to_owned(),
+            client: UpstreamClientKind::DynamicRegistration,
+            credentials: StoredCredentials::new(
+                "client".to_owned(),
+                Some(response),
+                vec![],
+                Some(received),
+            ),
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_token_is_refreshed_within_a_minute_or_half_its_lifetime_of_expiry() {
+        // An hour's token: due in its last minute.
+        let hour = record(Some(3600), 1_000, true);
+        assert_eq!(hour.expires_at(), Some(at(4_600)));
+        assert!(!hour.due(at(4_539)));
+        assert!(hour.due(at(4_540)));
+        assert!(hour.due(at(5_000)));
+        // A 4 s token: due in its last 2 s (half its lifetime), not a minute early.
+        let short = record(Some(4), 1_000, true);
+        assert!(!short.due(at(1_001)));
+        assert!(short.due(at(1_002)));
+        // No lifetime given: never due (the upstream's 401 says when).
+        let open = record(None, 1_000, true);
+        assert!(!open.due(at(1_000_000)));
+        assert!(open.refreshable());
+        assert!(!record(Some(60), 0, false).refreshable());
+    }
+
+    #[test]
+    fn a_grant_record_round_trips_through_json_and_never_prints_its_tokens() {
+        let original = record(Some(60), 5, true);
+        let json = serde_json::to_string(&original).unwrap();
+        let back: GrantRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.access_token().unwrap().expose_secret(), "at-1");
+        assert_eq!(back.expires_at(), original.expires_at());
+        let token = AccessToken { token: SecretString::from("at-1"), generation: 7 };
+        assert!(!format!("{token:?}").contains("at-1"));
+    }
+
+    #[test]
+    fn grants_are_named_per_server_and_per_person_in_the_vault() {
+        let server = ServerId::parse("github").unwrap();
+        let admin = (server.clone(), UpstreamGrantOwner::Server);
+        let person = (server, UpstreamGrantOwner::User { id: "u-1".to_owned() });
+        assert_eq!(
+            (vault_owner(&admin), vault_kind(&admin)),
+            ("server:github".to_owned(), "oauth_grant".to_owned())
+        );
+        // Every grant of a person shares one owner: signing out deletes them with one call.
+        assert_eq!(
+            (vault_owner(&person), vault_kind(&person)),
+            ("user:u-1".to_owned(), "oauth_grant:github".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_state_of_an_authorization_url_is_its_key() {
+        assert_eq!(
+            state_of("https://as.example.com/authorize?client_id=c&state=abc%2Bd&x=1").as_deref(),
+            Some("abc+d")
+        );
+        assert_eq!(state_of("https://as.example.com/authorize?client_id=c"), None);
+        assert_eq!(state_of("not a url"), None);
+    }
+
+    #[test]
+    fn errors_that_need_the_admin_say_what_to_do() {
+        let server = ServerId::parse("linear").unwrap();
+        let refused = start_error(
+            &server,
+            &AuthError::RegistrationFailed("Dynamic client registration not supported".to_owned()),
+        );
+        let text = refused.to_string();
+        assert!(
+            text.contains("`linear`") && text.contains("registration_info.client_id"),
+            "{text}"
+        );
+        let pkce = start_error(&server, &AuthError::PkceUnsupported).to_string();
+        assert!(pkce.contains("PKCE with S256"), "{pkce}");
+        let long = truncate(&"x".repeat(1000));
+        assert!(long.len() < 310 && long.ends_with('…'));
+    }
+}

@@ -329,10 +329,8 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             "The answer is too long.",
         );
     }
-    let info = req.connection_info();
     let callback_url =
-        format!("{}://{}{}?{}", info.scheme(), info.host(), req.path(), req.query_string());
-    drop(info);
+        format!("{}{}?{}", super::public_origin(&req), req.path(), req.query_string());
     let signed_in = site.as_ref().and_then(|s| session(&req, &state, s)).map(|s| s.user.id);
     match state.app.complete_upstream_authorization(&callback_url, signed_in.as_deref()).await {
         Ok(completed) => match (&completed.owner, &site, completed.resume.as_deref()) {
