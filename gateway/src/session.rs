@@ -153,6 +153,9 @@ struct SessionState {
     /// The client, kept from its first tool call: the selection page tells it when its lists
     /// changed.
     peer: OnceLock<Peer<RoleServer>>,
+    /// Servers the person was already asked to authorize in this session (one prompt per
+    /// batch of servers new to it).
+    prompted: Mutex<HashSet<ServerId>>,
 }
 
 /// The handler of one MCP session with a portal.
@@ -171,6 +174,7 @@ impl PortalSession {
             seen: Mutex::new((0, 0)),
             watching: OnceLock::new(),
             peer: OnceLock::new(),
+            prompted: Mutex::default(),
         };
         PortalSession { gateway, state: Arc::new(state) }
     }
@@ -498,6 +502,9 @@ impl ServerHandler for PortalSession {
             return Ok(CallToolResponse::Complete(self.list_servers(&exposed).await));
         }
         self.state.peer.get_or_init(|| context.peer.clone());
+        if !Self::stateless(&context.extensions) {
+            self.prompt_for_new_servers(&caller, &exposed, &context.peer).await;
+        }
         if name == BUILTIN_TOGGLE_SERVERS {
             return self
                 .select_servers(&caller, &context.peer)

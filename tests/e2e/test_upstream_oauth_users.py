@@ -24,6 +24,7 @@ import anyio
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
+from mcp.types import ElicitResult
 from playwright.async_api import Page
 
 from browser import browser, sign_in
@@ -290,5 +291,61 @@ def test_a_stateless_clients_server_toggles_are_kept_per_portal_grant(gateway, p
             assert "py_echo" in await tool_names(session)
         async with mcp_client(client.resource, headers) as session:
             assert "py_echo" in await tool_names(session)
+
+    anyio.run(check)
+
+
+def test_a_server_added_to_the_portal_is_one_url_elicitation_on_the_next_call(gateway, oauth_upstream, pyserver, chromium, callback):
+    upstream = oauth_upstream()
+    add_oauth_server(gateway, "secure", upstream.mcp_url)
+    gateway.add_server("py", pyserver.url)
+    team_servers = [{"server_id": "py", "on_behalf": True}]
+    gateway.add_portal("team", team_servers)
+    gateway.add_policy(
+        "example people connect",
+        'permit (principal is Portico::User, action == Portico::Action::"connect", '
+        'resource == Portico::Portal::"team") when { principal.email like "*@example.com" };',
+    )
+    gateway.add_policy(
+        "example people use everything",
+        'permit (principal is Portico::User, action in Portico::Action::"use_server", resource) '
+        'when { principal.email like "*@example.com" };',
+    )
+    client = OAuthClient(gateway, callback)
+    prompts = []
+
+    async def on_elicit(context, params):
+        prompts.append(params)
+        return ElicitResult(action="accept")
+
+    async def check():
+        async with browser(chromium) as context:
+            page = await context.new_page()
+            tokens = await consent_and_get_tokens(page, gateway, client, ALICE)
+            headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+            async with mcp_client(client.resource, headers, elicitation_callback=on_elicit) as session:
+                assert text(await session.call_tool("py_echo", {"text": "one"})) == "one"
+                assert prompts == []
+                # An admin adds the OAuth server to the portal: the next call brings one prompt.
+                gateway.portals.update(
+                    "team", account_id=gateway.account_id, name="Portal team",
+                    hostname="team.mcp.example.com",
+                    servers=team_servers + [{"server_id": "secure", "on_behalf": True}],
+                )
+                assert text(await session.call_tool("py_echo", {"text": "two"})) == "two"
+                for _ in range(100):
+                    if prompts:
+                        break
+                    await anyio.sleep(0.05)
+                (prompt,) = prompts
+                assert prompt.mode == "url" and "Server secure" in prompt.message, prompt
+                assert LINK.fullmatch(prompt.url) and prompt.url.endswith(prompt.elicitation_id), prompt
+                # No second prompt for the same server.
+                assert text(await session.call_tool("py_echo", {"text": "three"})) == "three"
+                await anyio.sleep(0.3)
+                assert len(prompts) == 1
+                # The link is the selection page: authorizing there makes the server usable.
+                await authorize_on_the_page(page, prompt.url, "alice")
+                assert (await whoami(session))["sub"] == "alice"
 
     anyio.run(check)

@@ -183,6 +183,67 @@ impl PortalSession {
         Ok(result)
     }
 
+    /// Asks the person, once per batch, to authorize the servers of the portal that need their
+    /// own authorization and that this session has not asked about yet (a server an admin just
+    /// added, say): one URL elicitation for all of them, sent without holding up the call.
+    /// Only for clients that take URL elicitations; the others see `authorized: false` in
+    /// `portal_list_servers` and get the link when they call such a server.
+    pub(super) async fn prompt_for_new_servers(
+        &self,
+        caller: &PortalCaller,
+        exposed: &crate::exposed::Exposed,
+        peer: &Peer<RoleServer>,
+    ) {
+        if !matches!(caller.principal, Principal::User { .. })
+            || !peer.supported_elicitation_modes().contains(&ElicitationMode::Url)
+        {
+            return;
+        }
+        let candidates: Vec<&crate::exposed::ExposedServer> = {
+            let prompted =
+                self.state.prompted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            exposed
+                .servers
+                .iter()
+                .filter(|s| s.per_user_oauth && !prompted.contains(&s.id))
+                .collect()
+        };
+        if candidates.is_empty() {
+            return;
+        }
+        let mut waiting = Vec::new();
+        for server in &candidates {
+            if !self.authorized(&server.id).await {
+                waiting.push(*server);
+            }
+        }
+        // Every server looked at counts as known to the session: later calls cost nothing.
+        self.state
+            .prompted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(candidates.iter().map(|s| s.id.clone()));
+        if waiting.is_empty() {
+            return;
+        }
+        let Some((elicitation_id, url)) = self.selection_link(caller) else { return };
+        let Ok(link) = url::Url::parse(&url) else { return };
+        let names: Vec<&str> = waiting.iter().map(|s| s.name.as_str()).collect();
+        let message = format!(
+            "{} of this portal {} your authorization before your client can use {}: {}.",
+            if names.len() == 1 { "A server" } else { "Servers" },
+            if names.len() == 1 { "needs" } else { "need" },
+            if names.len() == 1 { "it" } else { "them" },
+            names.join(", ")
+        );
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let _ = peer
+                .elicit_url_with_timeout(message, link, elicitation_id, Some(ELICITATION_TIMEOUT))
+                .await;
+        });
+    }
+
     /// Opens a selection for the caller (a person) and returns its id and link.
     fn selection_link(&self, caller: &PortalCaller) -> Option<(String, String)> {
         let Principal::User { id, .. } = &caller.principal else { return None };
