@@ -248,6 +248,38 @@ def test_an_admin_authorizes_the_servers_own_credential_for_portals_that_do_not_
     assert missing.status_code == 404, missing.text
 
 
+
+def test_an_admin_credential_that_can_no_longer_be_refreshed_is_stale_and_says_so(gateway, oauth_upstream):
+    upstream = oauth_upstream(access_ttl=3)
+    add_oauth_server(gateway, "secure", upstream.mcp_url)
+    base = f"{gateway.portico.base_url}/accounts/{gateway.account_id}/access/ai-controls/mcp/servers"
+    admin = {"Authorization": f"Bearer {gateway.portico.admin_token}"}
+    answer = httpx.post(f"{base}/secure/authorize", headers=admin, timeout=30)
+    assert httpx.get(login(answer.json()["result"]["url"], "alice"), timeout=30).status_code == 200
+    assert gateway.read_server("secure").authentication_status == "connected"
+    gateway.add_portal("ops", [{"server_id": "secure", "on_behalf": False}])
+    token = gateway.add_token("ops bot")
+    gateway.permit(token, "ops", ["secure"])
+
+    async def check():
+        async with mcp_client(gateway.portal_url("ops"), token.headers) as session:
+            assert (await whoami(session))["sub"] == "alice"
+            # The admin's grant is revoked at the upstream; once the token expires, the refresh
+            # is refused: the server is stale, calls say an admin must authorize it again.
+            upstream.revoke("alice")
+            await anyio.sleep(3.5)
+            with pytest.raises(MCPError, match="an admin must authorize it"):
+                await session.call_tool("secure_whoami", {})
+            listed = json.loads(text(await session.call_tool("portal_list_servers", {})))
+            (entry,) = listed["servers"]
+            assert "cannot be refreshed" in entry["unavailable"], entry
+
+    anyio.run(check)
+    assert gateway.read_server("secure").authentication_status == "stale"
+    (failed,) = event_types(gateway, "UpstreamAuthorizationFailed")
+    assert failed["owner"] == {"kind": "server"} and "refused to refresh" in failed["reason"], failed
+    assert "eyJ" not in events_text(gateway)
+
 def test_a_stateless_clients_server_toggles_are_kept_per_portal_grant(gateway, pyserver, chromium, callback):
     gateway.add_server("py", pyserver.url)
     gateway.add_portal("team", [{"server_id": "py", "on_behalf": True}])
