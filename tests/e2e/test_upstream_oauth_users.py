@@ -47,20 +47,52 @@ def add_oauth_server(gateway, server_id: str, url: str) -> None:
     assert created.status == "waiting", created
 
 
-def team_with(gateway, upstream, *, on_behalf: bool = True) -> None:
-    """Portal `team` with the OAuth server `secure`; people at example.com may use it."""
-    add_oauth_server(gateway, "secure", upstream.mcp_url)
-    gateway.add_portal("team", [{"server_id": "secure", "on_behalf": on_behalf}])
+def allow_example_people(gateway, server: str | None) -> None:
+    """People at example.com may connect to portal `team` and use `server` (every server when
+    `None`)."""
+    resource = "resource" if server is None else f'resource in Portico::Server::"{server}"'
     gateway.add_policy(
         "example people connect",
         'permit (principal is Portico::User, action == Portico::Action::"connect", '
         'resource == Portico::Portal::"team") when { principal.email like "*@example.com" };',
     )
     gateway.add_policy(
-        "example people use secure",
-        'permit (principal is Portico::User, action in Portico::Action::"use_server", '
-        'resource in Portico::Server::"secure") when { principal.email like "*@example.com" };',
+        f"example people use {server or 'everything'}",
+        f'permit (principal is Portico::User, action in Portico::Action::"use_server", {resource}) '
+        'when { principal.email like "*@example.com" };',
     )
+
+
+def team_with(gateway, upstream, *, on_behalf: bool = True) -> None:
+    """Portal `team` with the OAuth server `secure`; people at example.com may use it."""
+    add_oauth_server(gateway, "secure", upstream.mcp_url)
+    gateway.add_portal("team", [{"server_id": "secure", "on_behalf": on_behalf}])
+    allow_example_people(gateway, "secure")
+
+
+def admin_authorizes(gateway, upstream_user: str) -> None:
+    """An admin authorizes `secure`'s own credential, signing in at the upstream as
+    `upstream_user`."""
+    answer = httpx.post(f"{servers_api(gateway)}/secure/authorize", headers=admin(gateway), timeout=30)
+    assert answer.status_code == 200, answer.text
+    done = httpx.get(login(answer.json()["result"]["url"], upstream_user), timeout=30)
+    assert done.status_code == 200 and "Server authorized" in done.text, done.text
+
+
+def servers_api(gateway) -> str:
+    return f"{gateway.portico.base_url}/accounts/{gateway.account_id}/access/ai-controls/mcp/servers"
+
+
+def admin(gateway) -> dict[str, str]:
+    return {"Authorization": f"Bearer {gateway.portico.admin_token}"}
+
+
+def ops_portal(gateway):
+    """Portal `ops` using `secure`'s own credential, and a service token allowed to use it."""
+    gateway.add_portal("ops", [{"server_id": "secure", "on_behalf": False}])
+    token = gateway.add_token("ops bot")
+    gateway.permit(token, "ops", ["secure"])
+    return token
 
 
 def link_in(result) -> str:
@@ -214,9 +246,7 @@ def test_an_admin_authorizes_the_servers_own_credential_for_portals_that_do_not_
     upstream = oauth_upstream()
     add_oauth_server(gateway, "secure", upstream.mcp_url)
     assert gateway.read_server("secure").authentication_status == "required"
-    base = f"{gateway.portico.base_url}/accounts/{gateway.account_id}/access/ai-controls/mcp/servers"
-    admin = {"Authorization": f"Bearer {gateway.portico.admin_token}"}
-    answer = httpx.post(f"{base}/secure/authorize", headers=admin, timeout=30)
+    answer = httpx.post(f"{servers_api(gateway)}/secure/authorize", headers=admin(gateway), timeout=30)
     assert answer.status_code == 200, answer.text
     url = answer.json()["result"]["url"]
     back = login(url, "alice")
@@ -234,17 +264,15 @@ def test_an_admin_authorizes_the_servers_own_credential_for_portals_that_do_not_
     assert server.authentication_status == "connected"
     assert {t["name"] for t in server.tools} >= {"whoami", "echo"}
     # A service token reaches it through a portal that uses the server's own credential.
-    gateway.add_portal("ops", [{"server_id": "secure", "on_behalf": False}])
-    token = gateway.add_token("ops bot")
-    gateway.permit(token, "ops", ["secure"])
+    token = ops_portal(gateway)
 
     async def check():
         async with mcp_client(gateway.portal_url("ops"), token.headers) as session:
             assert (await whoami(session))["sub"] == "alice"
 
     anyio.run(check)
-    # Only OAuth servers can be authorized.
-    missing = httpx.post(f"{base}/nope/authorize", headers=admin, timeout=30)
+    # An unknown server cannot be authorized.
+    missing = httpx.post(f"{servers_api(gateway)}/nope/authorize", headers=admin(gateway), timeout=30)
     assert missing.status_code == 404, missing.text
 
 
@@ -252,14 +280,9 @@ def test_an_admin_authorizes_the_servers_own_credential_for_portals_that_do_not_
 def test_an_admin_credential_that_can_no_longer_be_refreshed_is_stale_and_says_so(gateway, oauth_upstream):
     upstream = oauth_upstream(access_ttl=3)
     add_oauth_server(gateway, "secure", upstream.mcp_url)
-    base = f"{gateway.portico.base_url}/accounts/{gateway.account_id}/access/ai-controls/mcp/servers"
-    admin = {"Authorization": f"Bearer {gateway.portico.admin_token}"}
-    answer = httpx.post(f"{base}/secure/authorize", headers=admin, timeout=30)
-    assert httpx.get(login(answer.json()["result"]["url"], "alice"), timeout=30).status_code == 200
+    admin_authorizes(gateway, "alice")
     assert gateway.read_server("secure").authentication_status == "connected"
-    gateway.add_portal("ops", [{"server_id": "secure", "on_behalf": False}])
-    token = gateway.add_token("ops bot")
-    gateway.permit(token, "ops", ["secure"])
+    token = ops_portal(gateway)
 
     async def check():
         async with mcp_client(gateway.portal_url("ops"), token.headers) as session:
@@ -283,16 +306,7 @@ def test_an_admin_credential_that_can_no_longer_be_refreshed_is_stale_and_says_s
 def test_a_stateless_clients_server_toggles_are_kept_per_portal_grant(gateway, pyserver, chromium, callback):
     gateway.add_server("py", pyserver.url)
     gateway.add_portal("team", [{"server_id": "py", "on_behalf": True}])
-    gateway.add_policy(
-        "example people connect",
-        'permit (principal is Portico::User, action == Portico::Action::"connect", '
-        'resource == Portico::Portal::"team") when { principal.email like "*@example.com" };',
-    )
-    gateway.add_policy(
-        "example people use py",
-        'permit (principal is Portico::User, action in Portico::Action::"use_server", '
-        'resource in Portico::Server::"py") when { principal.email like "*@example.com" };',
-    )
+    allow_example_people(gateway, "py")
     client = OAuthClient(gateway, callback)
 
     async def tool_names(session) -> set[str]:
@@ -333,16 +347,7 @@ def test_a_server_added_to_the_portal_is_one_url_elicitation_on_the_next_call(ga
     gateway.add_server("py", pyserver.url)
     team_servers = [{"server_id": "py", "on_behalf": True}]
     gateway.add_portal("team", team_servers)
-    gateway.add_policy(
-        "example people connect",
-        'permit (principal is Portico::User, action == Portico::Action::"connect", '
-        'resource == Portico::Portal::"team") when { principal.email like "*@example.com" };',
-    )
-    gateway.add_policy(
-        "example people use everything",
-        'permit (principal is Portico::User, action in Portico::Action::"use_server", resource) '
-        'when { principal.email like "*@example.com" };',
-    )
+    allow_example_people(gateway, None)
     client = OAuthClient(gateway, callback)
     prompts = []
 
