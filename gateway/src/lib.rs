@@ -163,6 +163,7 @@ impl Gateway {
         });
         let (changes_tx, changes) = watch::channel(0);
         tokio::spawn(watch_config(Arc::clone(&models), changes_tx));
+        tokio::spawn(close_idle_personal(Arc::downgrade(&upstreams), Arc::downgrade(&grants)));
         Arc::new(Gateway {
             log,
             models,
@@ -299,5 +300,30 @@ async fn watch_config(models: Arc<ProjectionRunner<ReadModels>>, changes: watch:
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How long a person's upstream connection (and their grant in memory) may sit unused before
+/// it is closed: each person has their own, so idle ones would otherwise add up.
+pub const PERSONAL_IDLE: Duration = Duration::from_secs(30 * 60);
+
+/// Closes people's idle upstream connections and forgets their idle grants, every few
+/// minutes, until the gateway is gone.
+async fn close_idle_personal(
+    upstreams: std::sync::Weak<Upstreams>,
+    grants: std::sync::Weak<UpstreamGrants>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (Some(upstreams), Some(grants)) = (upstreams.upgrade(), grants.upgrade()) else {
+            return;
+        };
+        let closed = upstreams.close_idle_personal(PERSONAL_IDLE);
+        let forgotten = grants.forget_idle(PERSONAL_IDLE);
+        if closed + forgotten > 0 {
+            tracing::debug!(closed, forgotten, "closed idle personal upstream connections");
+        }
     }
 }

@@ -145,6 +145,8 @@ impl Connection {
 #[derive(Debug, Default)]
 struct Slot {
     connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// When the slot was last used (for closing a person's idle connections).
+    used: Mutex<Option<std::time::Instant>>,
 }
 
 /// The pool of upstream connections, one slot per server.
@@ -239,6 +241,8 @@ impl Upstreams {
             let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(slots.entry(slot_key.clone()).or_default())
         };
+        *slot.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(std::time::Instant::now());
         let key = ConnectionKey::of(server, token);
         let mut current = slot.connection.lock().await;
         if let Some(connection) = current.as_ref()
@@ -291,6 +295,20 @@ impl Upstreams {
     pub fn remove(&self, server_id: &ServerId) {
         let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         slots.retain(|(id, _), _| id != server_id);
+    }
+
+    /// Closes and forgets the connections carrying a person's token that were not used for
+    /// `idle` (calls in flight keep theirs until they end); the next call opens a new one.
+    /// Returns how many were closed. Servers' own connections stay.
+    pub fn close_idle_personal(&self, idle: Duration) -> usize {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = slots.len();
+        slots.retain(|(_, owner), slot| {
+            let personal = matches!(owner, Some(UpstreamGrantOwner::User { .. }));
+            let used = *slot.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            !personal || used.is_some_and(|at| at.elapsed() < idle)
+        });
+        before - slots.len()
     }
 
     /// Closes and forgets the connections that carry a person's tokens (they signed out).

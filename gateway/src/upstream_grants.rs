@@ -35,8 +35,9 @@ use portico_core::{Actor, Event, EventLog, EventMetadata, ExpectedVersion, NewEv
 use portico_projections::catalog::CatalogServer;
 use portico_projections::{ProjectionRunner, ReadModels};
 use rmcp::transport::auth::{
-    AuthError, AuthorizationManager, CredentialStore, InMemoryCredentialStore, OAuthClientConfig,
-    OAuthHttpClient, OAuthState, OAuthTokenResponse, StoredCredentials,
+    AuthError, AuthorizationManager, AuthorizationMetadata, CredentialStore,
+    InMemoryCredentialStore, OAuthClientConfig, OAuthHttpClient, OAuthState, OAuthTokenResponse,
+    StoredCredentials,
 };
 use serde::{Deserialize, Serialize};
 
@@ -170,6 +171,8 @@ struct Slot {
     /// Whether the vault was read (a missing grant is remembered as `None`).
     loaded: bool,
     held: Option<Held>,
+    /// When the grant was last looked at.
+    used: Option<Instant>,
 }
 
 type GrantKey = (ServerId, UpstreamGrantOwner);
@@ -252,16 +255,24 @@ impl UpstreamGrants {
             metadata_url: self.client.metadata_url.clone(),
             ..ClientIdentity::default()
         };
-        let preregistered = self.preregistered_client(server).await?;
-        let is_preregistered = preregistered.is_some();
-        if let Some((client_id, secret)) = preregistered {
-            identity.client_id = Some(client_id);
-            identity.client_secret = secret.map(|s| s.expose_secret().to_owned());
+        let manual = self.manual_client(server).await?;
+        let is_preregistered = manual.is_some();
+        let mut endpoints = None;
+        if let Some(manual) = manual {
+            identity.client_id = Some(manual.client_id);
+            identity.client_secret = manual.secret.map(|s| s.expose_secret().to_owned());
+            endpoints = manual.endpoints;
         }
-        let (state, url) =
-            upstream_oauth::start(self.policy, &server.hostname, &identity, redirect_uri, None)
-                .await
-                .map_err(|e| start_error(&server.server_id, &e))?;
+        let (state, url) = upstream_oauth::start_with(
+            self.policy,
+            &server.hostname,
+            &identity,
+            redirect_uri,
+            None,
+            endpoints,
+        )
+        .await
+        .map_err(|e| start_error(&server.server_id, &e))?;
         let csrf = state_of(&url).ok_or_else(|| {
             GrantError::Flow("the authorization URL carries no `state`".to_owned())
         })?;
@@ -432,6 +443,22 @@ impl UpstreamGrants {
         self.token(server, owner, Some(generation)).await
     }
 
+    /// Forgets the people's grants held in memory that were not used for `idle` (they are read
+    /// from the vault again at their next use); servers' grants stay. Returns how many.
+    pub fn forget_idle(&self, idle: Duration) -> usize {
+        let mut slots = self.lock_slots();
+        let before = slots.len();
+        slots.retain(|(_, owner), slot| {
+            // INVARIANT: clones of a slot are only taken under this map's lock, so a slot no
+            // one else holds now cannot be in use: forgetting it cannot leave two slots (and
+            // two refreshes with one rotating refresh token) for one grant.
+            *owner == UpstreamGrantOwner::Server
+                || Arc::strong_count(slot) > 1
+                || slot.try_lock().map_or(true, |s| s.used.is_some_and(|at| at.elapsed() < idle))
+        });
+        before - slots.len()
+    }
+
     /// Deletes every upstream grant of a person (they signed out), recording each one.
     pub async fn revoke_user(&self, user_id: &str, actor: Actor) -> Result<usize, GrantError> {
         let owner = UpstreamGrantOwner::User { id: user_id.to_owned() };
@@ -480,6 +507,7 @@ impl UpstreamGrants {
         let key = (server.server_id.clone(), owner.clone());
         let slot = self.slot(&key);
         let mut slot = slot.lock().await;
+        slot.used = Some(Instant::now());
         self.load(&key, &mut slot).await?;
         let Some(held) = slot.held.as_mut() else {
             return Err(GrantError::Required { reason: required_reason(owner) });
@@ -616,16 +644,21 @@ impl UpstreamGrants {
             AuthorizationManager::new_with_oauth_http_client(record.resource.as_str(), http)
                 .await
                 .map_err(unavailable)?;
-        let metadata = manager.resolve_metadata().await.map_err(unavailable)?;
-        manager.set_metadata(metadata.metadata);
+        let manual = match record.client {
+            UpstreamClientKind::Preregistered => self.manual_client(server).await?,
+            _ => None,
+        };
+        let metadata = match manual.as_ref().and_then(|m| m.endpoints.clone()) {
+            Some(endpoints) => endpoints,
+            None => manager.resolve_metadata().await.map_err(unavailable)?.metadata,
+        };
+        manager.set_metadata(metadata);
         let mut config = OAuthClientConfig::new(
             record.credentials.client_id.clone(),
             record.redirect_uri.clone(),
         );
-        if record.client == UpstreamClientKind::Preregistered {
-            if let Some((_, Some(secret))) = self.preregistered_client(server).await? {
-                config = config.with_client_secret(secret.expose_secret());
-            }
+        if let Some(secret) = manual.and_then(|m| m.secret) {
+            config = config.with_client_secret(secret.expose_secret());
         }
         manager.configure_client(config).map_err(unavailable)?;
         manager.set_credential_store(store.clone());
@@ -673,12 +706,13 @@ impl UpstreamGrants {
             .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))
     }
 
-    /// The admin's pre-registered client of a manual-OAuth server: its id (from the stored
-    /// `auth_credentials`) and secret.
-    async fn preregistered_client(
+    /// The admin's manual OAuth configuration of a server: its pre-registered client (the id
+    /// from the stored `auth_credentials`, the secret) and, when given, the authorization
+    /// server's endpoints (used instead of discovery).
+    async fn manual_client(
         &self,
         server: &CatalogServer,
-    ) -> Result<Option<(String, Option<SecretString>)>, GrantError> {
+    ) -> Result<Option<ManualClient>, GrantError> {
         let read = |kind: CredentialKind| {
             server.credentials.get(&kind).map(|version| {
                 SecretRef::new(server_owner(&server.server_id), credential_kind(kind), *version)
@@ -704,7 +738,7 @@ impl UpstreamGrants {
             Some(secret) => Some(self.vault.get(&secret).await.map_err(vault_error)?),
             None => None,
         };
-        Ok(Some((client_id, secret)))
+        Ok(Some(ManualClient { client_id, secret, endpoints: endpoints_of(&parsed) }))
     }
 
     /// Appends a grant's event; `wait` waits until the read models show it (the admin's
@@ -749,6 +783,33 @@ impl UpstreamGrants {
     ) -> std::sync::MutexGuard<'_, HashMap<GrantKey, Arc<tokio::sync::Mutex<Slot>>>> {
         self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// A manual OAuth configuration's client.
+struct ManualClient {
+    client_id: String,
+    secret: Option<SecretString>,
+    endpoints: Option<AuthorizationMetadata>,
+}
+
+/// The authorization server's metadata a manual OAuth configuration gives
+/// (`config.authorization_endpoint` and `config.token_endpoint`, with `issuer` and
+/// `revocation_endpoint` when present); `None` when either endpoint is missing.
+fn endpoints_of(manual: &serde_json::Value) -> Option<AuthorizationMetadata> {
+    let config = manual.get("config")?;
+    let text = |key: &str| config.get(key).and_then(serde_json::Value::as_str);
+    let mut metadata = serde_json::json!({
+        "authorization_endpoint": text("authorization_endpoint")?,
+        "token_endpoint": text("token_endpoint")?,
+        // MCP requires PKCE S256; a manual configuration does not say, so it is assumed.
+        "code_challenge_methods_supported": ["S256"],
+    });
+    for key in ["issuer", "revocation_endpoint"] {
+        if let Some(value) = text(key) {
+            metadata[key] = value.into();
+        }
+    }
+    serde_json::from_value(metadata).ok()
 }
 
 /// The vault owner of a grant.
@@ -909,6 +970,23 @@ mod tests {
             (vault_owner(&person), vault_kind(&person)),
             ("user:u-1".to_owned(), "oauth_grant:github".to_owned())
         );
+    }
+
+    #[test]
+    fn a_manual_configuration_gives_the_endpoints_when_it_has_both() {
+        let manual = serde_json::json!({"auth_mode": "manual", "config": {
+            "authorization_endpoint": "https://as.example.com/authorize",
+            "token_endpoint": "https://as.example.com/token",
+            "issuer": "https://as.example.com",
+        }, "registration_info": {"client_id": "portico"}});
+        let metadata = endpoints_of(&manual).unwrap();
+        assert_eq!(metadata.token_endpoint, "https://as.example.com/token");
+        assert_eq!(metadata.issuer.as_deref(), Some("https://as.example.com"));
+        assert_eq!(metadata.code_challenge_methods_supported, Some(vec!["S256".to_owned()]));
+        let partial =
+            serde_json::json!({"config": {"authorization_endpoint": "https://as.example.com/a"}});
+        assert!(endpoints_of(&partial).is_none());
+        assert!(endpoints_of(&serde_json::json!({"registration_info": {}})).is_none());
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::transport::auth::{
-    AuthError, AuthorizationManager, AuthorizationRequest, OAuthHttpClient, OAuthHttpClientFuture,
-    OAuthHttpRedirectPolicy, OAuthHttpRequest, OAuthState,
+    AuthError, AuthorizationManager, AuthorizationMetadata, AuthorizationRequest,
+    AuthorizationSession, OAuthHttpClient, OAuthHttpClientFuture, OAuthHttpRedirectPolicy,
+    OAuthHttpRequest, OAuthState,
 };
 
 use crate::ssrf::UpstreamPolicy;
@@ -109,8 +110,40 @@ pub async fn start(
     redirect_uri: &str,
     challenge: Option<&str>,
 ) -> Result<(OAuthState, String), AuthError> {
+    start_with(policy, resource, identity, redirect_uri, challenge, None).await
+}
+
+/// [`start`], with the authorization server's endpoints given (`metadata`, an admin's manual
+/// OAuth configuration) instead of discovered.
+pub async fn start_with(
+    policy: UpstreamPolicy,
+    resource: &str,
+    identity: &ClientIdentity,
+    redirect_uri: &str,
+    challenge: Option<&str>,
+    metadata: Option<AuthorizationMetadata>,
+) -> Result<(OAuthState, String), AuthError> {
     let http: Arc<dyn OAuthHttpClient> = Arc::new(GuardedOAuthHttp::new(policy));
+    let request = authorization_request(identity, redirect_uri, challenge);
+    if let Some(metadata) = metadata {
+        let mut manager = AuthorizationManager::new_with_oauth_http_client(resource, http).await?;
+        manager.set_metadata(metadata);
+        let session =
+            AuthorizationSession::new(manager, request).await.map_err(|(_, error)| error)?;
+        let url = session.get_authorization_url().to_owned();
+        return Ok((OAuthState::Session(session), url));
+    }
     let mut state = OAuthState::new_with_oauth_http_client(resource, http).await?;
+    state.start_authorization(request).await?;
+    let url = state.get_authorization_url().await?;
+    Ok((state, url))
+}
+
+fn authorization_request(
+    identity: &ClientIdentity,
+    redirect_uri: &str,
+    challenge: Option<&str>,
+) -> AuthorizationRequest {
     let mut request =
         AuthorizationRequest::new(redirect_uri).with_client_name(&identity.client_name);
     if let Some(client_id) = &identity.client_id {
@@ -125,9 +158,7 @@ pub async fn start(
     if let Some(challenge) = challenge {
         request = request.with_challenge(challenge);
     }
-    state.start_authorization(request).await?;
-    let url = state.get_authorization_url().await?;
-    Ok((state, url))
+    request
 }
 
 /// Ends an authorization with the URL the person came back to (its `code`, `state` and, where

@@ -247,7 +247,7 @@ def test_portals_tokens_counts_each_modes_tool_list(portal):
     assert list(costs) == ["full", "minimize_tools", "search_and_execute", "codemode"]
     assert costs["full"]["tools"] == full_count
     assert costs["minimize_tools"]["tools"] == full_count + 1
-    assert costs["search_and_execute"]["tools"] == costs["codemode"]["tools"] == 4
+    assert costs["search_and_execute"]["tools"] == costs["codemode"]["tools"] == 5
     assert costs["minimize_tools"]["tokens"] < costs["full"]["tokens"]
     assert all(0 < c["tokens"] < c["bytes"] for c in costs.values())
     missing = subprocess.run(

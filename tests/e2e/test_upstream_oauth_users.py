@@ -95,6 +95,10 @@ def ops_portal(gateway):
     return token
 
 
+async def accept(context, params):
+    return ElicitResult(action="accept")
+
+
 def link_in(result) -> str:
     found = LINK.search(text(result))
     assert found, text(result)
@@ -158,6 +162,15 @@ def test_two_people_each_authorize_the_upstream_and_call_it_as_themselves(gatewa
                         assert refused.is_error, text(refused)
                         assert "needs your authorization" in text(refused)
                         link_in(refused)
+                        # A client that takes URL elicitations gets MCP's
+                        # URL-elicitation-required error, the link in its data.
+                        async with mcp_client(client.resource, headers, elicitation_callback=accept) as capable:
+                            with pytest.raises(MCPError) as required:
+                                await capable.call_tool("secure_whoami", {})
+                        assert required.value.error.code == -32042, required.value.error
+                        (elicitation,) = required.value.error.data["elicitations"]
+                        assert elicitation["mode"] == "url" and LINK.fullmatch(elicitation["url"]), elicitation
+                        assert elicitation["url"].endswith(elicitation["elicitationId"])
                     listed = json.loads(text(await session.call_tool("portal_list_servers", {})))
                     assert listed["servers"][0]["authorized"] is False, listed
                     # The built-in tool hands out a link too (no URL elicitation in this client).
