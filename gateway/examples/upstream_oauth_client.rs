@@ -54,6 +54,7 @@ async fn run(url: &str, metadata_url: Option<String>) -> anyhow::Result<()> {
         client_secret: field("client_secret"),
         metadata_url,
         client_name: "Portico".to_owned(),
+        scopes: Vec::new(),
     };
     let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
 

@@ -113,6 +113,8 @@ pub struct Gateway {
     pub selections: Selections,
     /// Stateless clients' server toggles, per portal grant.
     pub grant_toggles: GrantToggles,
+    /// Who Portico says it is to upstream authorization servers.
+    pub upstream_client: UpstreamClientConfig,
     pub syncer: Arc<Syncer>,
     pub codemode: CodeModeConfig,
     exposed: ExposedCache,
@@ -172,6 +174,7 @@ impl Gateway {
             grants,
             selections: Selections::default(),
             grant_toggles: GrantToggles::default(),
+            upstream_client: config.upstream_client,
             syncer,
             codemode: config.codemode,
             exposed: ExposedCache::default(),

@@ -261,6 +261,7 @@ impl UpstreamGrants {
         if let Some(manual) = manual {
             identity.client_id = Some(manual.client_id);
             identity.client_secret = manual.secret.map(|s| s.expose_secret().to_owned());
+            identity.scopes = manual.scopes;
             endpoints = manual.endpoints;
         }
         let (state, url) = upstream_oauth::start_with(
@@ -738,7 +739,12 @@ impl UpstreamGrants {
             Some(secret) => Some(self.vault.get(&secret).await.map_err(vault_error)?),
             None => None,
         };
-        Ok(Some(ManualClient { client_id, secret, endpoints: endpoints_of(&parsed) }))
+        let scopes = parsed
+            .pointer("/registration_info/scope")
+            .and_then(serde_json::Value::as_str)
+            .map(|scope| scope.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(Some(ManualClient { client_id, secret, endpoints: endpoints_of(&parsed), scopes }))
     }
 
     /// Appends a grant's event; `wait` waits until the read models show it (the admin's
@@ -790,6 +796,8 @@ struct ManualClient {
     client_id: String,
     secret: Option<SecretString>,
     endpoints: Option<AuthorizationMetadata>,
+    /// `registration_info.scope`, split.
+    scopes: Vec<String>,
 }
 
 /// The authorization server's metadata a manual OAuth configuration gives

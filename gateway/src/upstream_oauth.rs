@@ -97,6 +97,9 @@ pub struct ClientIdentity {
     pub metadata_url: Option<String>,
     /// The name Portico registers under with Dynamic Client Registration.
     pub client_name: String,
+    /// The scopes to ask for (the admin's manual configuration's `scope`); chosen from what
+    /// the upstream says when empty.
+    pub scopes: Vec<String>,
 }
 
 /// Starts an authorization of `resource` (the upstream's MCP endpoint): discovery (seeded by
@@ -125,8 +128,23 @@ pub async fn start_with(
 ) -> Result<(OAuthState, String), AuthError> {
     let http: Arc<dyn OAuthHttpClient> = Arc::new(GuardedOAuthHttp::new(policy));
     let request = authorization_request(identity, redirect_uri, challenge);
-    if let Some(metadata) = metadata {
+    if let Some(mut metadata) = metadata {
         let mut manager = AuthorizationManager::new_with_oauth_http_client(resource, http).await?;
+        // Discovery still runs, for what the upstream says of itself (the scopes its challenge
+        // and protected-resource metadata name, the resource it is); its endpoints, if any, are
+        // replaced by the given ones, and its failure does not matter. When the given
+        // configuration names no issuer, the discovered one is taken if it is the same server
+        // (the same token endpoint): a callback's `iss` (RFC 9207) is checked against it.
+        match manager.resolve_metadata_from_challenge(challenge).await {
+            Ok(found) => {
+                if metadata.issuer.is_none()
+                    && found.metadata.token_endpoint == metadata.token_endpoint
+                {
+                    metadata.issuer = found.metadata.issuer;
+                }
+            }
+            Err(error) => tracing::debug!(%error, "no discovery for a manual OAuth configuration"),
+        }
         manager.set_metadata(metadata);
         let session =
             AuthorizationSession::new(manager, request).await.map_err(|(_, error)| error)?;
@@ -157,6 +175,9 @@ fn authorization_request(
     }
     if let Some(challenge) = challenge {
         request = request.with_challenge(challenge);
+    }
+    if !identity.scopes.is_empty() {
+        request = request.with_scopes(identity.scopes.iter().map(String::as_str));
     }
     request
 }

@@ -14,6 +14,9 @@ Inspector's CLI as the portal's clients.
     without a loop of refreshes; other servers keep working.
   - The MCP Inspector's CLI, with a person's portal token, calls the upstream as that person.
   - Signing out of the portal deletes the person's upstream authorizations.
+  - With an https public URL, Portico identifies itself with its Client ID Metadata Document
+    where the authorization server takes them (the server fetches it from Portico), and falls
+    back to Dynamic Client Registration where it does not.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ from test_pages import OAuthClient, callback, consent_and_get_tokens, heading, o
 from test_upstream_oauth_users import (
     ALICE,
     add_oauth_server,
+    admin,
     authorize_on_the_page,
     event_types,
     link_in,
+    servers_api,
     team_with,
     whoami,
 )
@@ -46,16 +51,8 @@ from test_upstream_oauth_users import (
 NO_REGISTRATION = "Portico could not register itself as a client there"
 
 
-def admin_base(gateway) -> str:
-    return f"{gateway.portico.base_url}/accounts/{gateway.account_id}/access/ai-controls/mcp/servers"
-
-
-def admin_headers(gateway) -> dict[str, str]:
-    return {"Authorization": f"Bearer {gateway.portico.admin_token}"}
-
-
 def admin_authorize(gateway, server_id: str) -> httpx.Response:
-    return httpx.post(f"{admin_base(gateway)}/{server_id}/authorize", headers=admin_headers(gateway), timeout=30)
+    return httpx.post(f"{servers_api(gateway)}/{server_id}/authorize", headers=admin(gateway), timeout=30)
 
 
 def wait_for_status(gateway, server_id: str, *statuses: str):
@@ -366,3 +363,47 @@ def test_signing_out_deletes_the_persons_upstream_authorizations(gateway, oauth_
                 assert listed["servers"][0]["authorized"] is False, listed
 
     anyio.run(check)
+
+
+CLIENT_METADATA = "https://portico.test/oauth/upstream-client.json"
+
+
+@pytest.mark.serve_args("--public-url", "https://portico.test")
+def test_portico_identifies_itself_with_its_client_metadata_document_where_the_server_takes_them(gateway, oauth_upstream):
+    # The authorization server fetches https://portico.test/… from this Portico (the test's
+    # stand-in for DNS and TLS); registration is closed, so only the document can work.
+    upstream = oauth_upstream(dcr=False, cimd={"https://portico.test/": f"http://127.0.0.1:{gateway.portico.port}/"})
+    add_oauth_server(gateway, "secure", upstream.mcp_url)
+    document = httpx.get(f"http://127.0.0.1:{gateway.portico.port}/oauth/upstream-client.json", timeout=30).json()
+    assert document["client_id"] == CLIENT_METADATA, document
+    assert f"http://127.0.0.1:{gateway.portico.port}/servers-callback" in document["redirect_uris"], document
+    answer = admin_authorize(gateway, "secure")
+    assert answer.status_code == 200, answer.text
+    url = answer.json()["result"]["url"]
+    assert "client_id=https%3A%2F%2Fportico.test%2Foauth%2Fupstream-client.json" in url, url
+    done = httpx.get(login(url, "alice"), timeout=30)
+    assert done.status_code == 200 and "Server authorized" in done.text, done.text
+    assert wait_for_status(gateway, "secure", "ready", "error").status == "ready"
+    (authorized,) = event_types(gateway, "UpstreamAuthorized")
+    assert authorized["client"] == "metadata_document", authorized
+    assert upstream.stats()["registrations"] == 0
+
+
+@pytest.mark.serve_args("--public-url", "https://portico.test")
+def test_an_authorization_server_without_client_metadata_documents_gets_a_registration(gateway, oauth_upstream):
+    upstream = oauth_upstream(cimd=False)
+    add_oauth_server(gateway, "secure", upstream.mcp_url)
+    answer = admin_authorize(gateway, "secure")
+    assert answer.status_code == 200, answer.text
+    url = answer.json()["result"]["url"]
+    assert "portico.test" not in url, url
+    done = httpx.get(login(url, "alice"), timeout=30)
+    assert done.status_code == 200 and "Server authorized" in done.text, done.text
+    (authorized,) = event_types(gateway, "UpstreamAuthorized")
+    assert authorized["client"] == "dynamic_registration", authorized
+    assert upstream.stats()["registrations"] == 1
+
+
+def test_without_an_https_public_url_there_is_no_client_metadata_document(gateway):
+    answer = httpx.get(f"http://127.0.0.1:{gateway.portico.port}/oauth/upstream-client.json", timeout=30)
+    assert answer.status_code == 404 and "https" in answer.json()["error_description"], answer.text

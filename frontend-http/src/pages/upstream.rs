@@ -402,21 +402,44 @@ fn redirect(location: &str) -> HttpResponse {
 }
 
 /// `GET /oauth/upstream-client.json`: Portico's Client ID Metadata Document, the `client_id`
-/// it presents to upstream authorization servers that take them (an https URL of its own; the
-/// document names itself). Its redirect URIs are every portal's `/servers-callback` on its
-/// own host, and Portico's own for admins' authorizations.
+/// it presents to upstream authorization servers that take them. It exists when Portico has an
+/// https public URL (`--public-url`; CIMD requires https); the document names itself. Its
+/// redirect URIs are every place people come back to: the public URL's and the requesting
+/// origin's `/servers-callback` (admins' authorizations) and each portal's, on its own host and
+/// by path.
 pub async fn client_metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(client_id) = state.app.gateway.upstream_client.metadata_url.clone() else {
+        return crate::oauth::oauth_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Portico publishes a client metadata document only when its public URL is https",
+        );
+    };
+    let public = client_id
+        .strip_suffix(portico_gateway::upstream_grants::CLIENT_METADATA_PATH)
+        .unwrap_or(&client_id)
+        .to_owned();
     let origin = super::public_origin(&req);
-    let mut redirect_uris = vec![format!("{origin}{CALLBACK_PATH}")];
+    let mut redirect_uris = Vec::new();
+    let mut add = |uri: String| {
+        if !redirect_uris.contains(&uri) {
+            redirect_uris.push(uri);
+        }
+    };
+    for base in [&public, &origin] {
+        add(format!("{base}{CALLBACK_PATH}"));
+    }
     state.read(|m| {
         for portal in m.portals.iter() {
-            redirect_uris.push(format!("https://{}{CALLBACK_PATH}", portal.settings.hostname));
-            redirect_uris.push(format!("{origin}/portals/{}{CALLBACK_PATH}", portal.portal_id));
+            add(format!("https://{}{CALLBACK_PATH}", portal.settings.hostname));
+            for base in [&public, &origin] {
+                add(format!("{base}/portals/{}{CALLBACK_PATH}", portal.portal_id));
+            }
         }
     });
     let document = serde_json::json!({
-        "client_id": format!("{origin}{}", portico_gateway::upstream_grants::CLIENT_METADATA_PATH),
-        "client_name": "Portico",
+        "client_id": client_id,
+        "client_name": state.app.gateway.upstream_client.client_name,
         "redirect_uris": redirect_uris,
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
