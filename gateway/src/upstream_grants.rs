@@ -520,8 +520,9 @@ impl UpstreamGrants {
         }
         let forced = rejected.is_some_and(|g| g == held.generation);
         if forced || held.record.due(SystemTime::now()) {
-            match self.refresh(server, held).await {
-                Ok(()) => {
+            match self.refresh(server, held, forced).await {
+                Ok(Renewed::Adopted) => held.generation = self.next_generation(),
+                Ok(Renewed::Refreshed) => {
                     held.generation = self.next_generation();
                     let expires_at = held.record.expires_at().map(DateTime::<Utc>::from);
                     let event = Event::UpstreamTokenRefreshed(UpstreamTokenRefreshed {
@@ -565,7 +566,42 @@ impl UpstreamGrants {
     }
 
     /// Refreshes `held` with its refresh token and stores the new tokens.
-    async fn refresh(&self, server: &CatalogServer, held: &mut Held) -> Result<(), GrantError> {
+    async fn refresh(
+        &self,
+        server: &CatalogServer,
+        held: &mut Held,
+        forced: bool,
+    ) -> Result<Renewed, GrantError> {
+        // Instances sharing a database share the vault: another one may have refreshed this
+        // grant (its refresh token rotated: using the old one again would look like a replay
+        // to the authorization server) or deleted it (the person signed out there).
+        let latest = self
+            .vault
+            .latest(&held.stored.owner, &held.stored.kind)
+            .await
+            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
+        match latest {
+            None => {
+                return Err(GrantError::Required {
+                    reason: "the authorization was withdrawn (its owner signed out)".to_owned(),
+                });
+            }
+            Some(latest) if latest.version > held.stored.version => {
+                let secret = self
+                    .vault
+                    .get(&latest)
+                    .await
+                    .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
+                held.record = serde_json::from_str(secret.expose_secret()).map_err(|e| {
+                    GrantError::Unavailable(format!("a stored grant is unreadable: {e}"))
+                })?;
+                held.stored = latest;
+                if !forced && !held.record.due(SystemTime::now()) {
+                    return Ok(Renewed::Adopted);
+                }
+            }
+            Some(_) => {}
+        }
         if !held.record.refreshable() {
             return Err(GrantError::Required {
                 reason: "the access token expired and the authorization server gave no refresh \
@@ -622,7 +658,7 @@ impl UpstreamGrants {
         let previous = std::mem::replace(&mut held.stored, stored);
         held.record = record;
         let _ = self.vault.delete(&previous).await;
-        Ok(())
+        Ok(Renewed::Refreshed)
     }
 
     /// A manager for a grant loaded from the vault: discovery again (through the SSRF guard),
@@ -789,6 +825,14 @@ impl UpstreamGrants {
     ) -> std::sync::MutexGuard<'_, HashMap<GrantKey, Arc<tokio::sync::Mutex<Slot>>>> {
         self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// How a due grant got a fresh token.
+enum Renewed {
+    /// This instance refreshed it.
+    Refreshed,
+    /// Another instance had already (found in the vault).
+    Adopted,
 }
 
 /// A manual OAuth configuration's client.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
 
 import anyio
@@ -28,6 +29,7 @@ from mcp.types import ElicitResult
 from playwright.async_api import Page
 
 from browser import browser, sign_in
+from conftest import Portico
 from mcp_peers import mcp_client
 from oauth_upstream import login, oauth_upstream  # noqa: F401
 from test_mcp_portal import gateway, gateway_backend, portico_events, text  # noqa: F401
@@ -399,3 +401,42 @@ def test_a_server_added_to_the_portal_is_one_url_elicitation_on_the_next_call(ga
                 assert (await whoami(session))["sub"] == "alice"
 
     anyio.run(check)
+
+
+@pytest.mark.parametrize("gateway_backend", ["postgres"], indirect=True)
+def test_two_instances_on_one_database_share_a_grant_without_replaying_its_refresh_token(gateway, oauth_upstream, tmp_path_factory):
+    """The authorization server rotates refresh tokens and treats a rotated one used again as a
+    replay (it revokes the whole grant): an instance must take up what another one refreshed
+    (the vault is shared) instead of refreshing with the refresh token it held."""
+    upstream = oauth_upstream(access_ttl=4)
+    add_oauth_server(gateway, "secure", upstream.mcp_url)
+    admin_authorizes(gateway, "alice")
+    token = ops_portal(gateway)
+    first = gateway.portico
+    second = Portico(tmp_path_factory.mktemp("second") / "data", first.database_url)
+    second.account_id, second.admin_token = first.account_id, first.admin_token
+    second.serve_args = list(first.serve_args)
+    second.data_dir.mkdir(parents=True)
+    shutil.copy(first.data_dir / "master.key", second.data_dir / "master.key")
+    second.start()
+    urls = [f"http://127.0.0.1:{p.port}/portals/ops/mcp" for p in (first, second)]
+
+    async def call(url: str) -> str:
+        async with mcp_client(url, token.headers) as session:
+            return (await whoami(session))["sub"]
+
+    async def check():
+        # Both instances hold the grant (the second read it from the vault).
+        assert [await call(url) for url in urls] == ["alice", "alice"]
+        refreshes = upstream.stats()["token"].get("refresh_token", 0)
+        await anyio.sleep(4.5)
+        # The first refreshes; the second, whose copy is due too, finds the new tokens.
+        assert await call(urls[0]) == "alice"
+        assert await call(urls[1]) == "alice"
+        assert upstream.stats()["token"].get("refresh_token", 0) == refreshes + 1, upstream.stats()
+        assert upstream.stats()["token_errors"] == {}, upstream.stats()
+
+    try:
+        anyio.run(check)
+    finally:
+        assert second.stop() == 0, second.log_tail()
