@@ -138,6 +138,16 @@ class Portico:
             args += ["--database-url", self.database_url]
         return args
 
+    def sibling(self, data_dir: Path) -> "Portico":
+        """Another instance on this one's database (PostgreSQL): the same account, admin token,
+        arguments, environment and master key, its own data directory. Not started."""
+        other = Portico(data_dir, self.database_url)
+        other.account_id, other.admin_token = self.account_id, self.admin_token
+        other.serve_args, other.env = list(self.serve_args), dict(self.env)
+        data_dir.mkdir(parents=True)
+        shutil.copy(self.data_dir / "master.key", data_dir / "master.key")
+        return other
+
     def start(self) -> None:
         assert self.process is None, "already running"
         # Code mode runs on QuickJS unless a test picks workerd (`--codemode-engine workerd`):

@@ -424,11 +424,7 @@ def test_two_instances_on_postgres_run_a_job_once_and_hand_it_over_when_one_dies
     first.env = {"SSL_CERT_FILE": str(sink.ca_file)}
     first.start()
     gateway.client = first.client()
-    second = Portico(tmp_path_factory.mktemp("second") / "data", first.database_url)
-    second.account_id, second.admin_token = first.account_id, first.admin_token
-    second.serve_args, second.env = list(first.serve_args), dict(first.env)
-    second.data_dir.mkdir(parents=True)
-    shutil.copy(first.data_dir / "master.key", second.data_dir / "master.key")
+    second = first.sibling(tmp_path_factory.mktemp("second") / "data")
     second.start()
     try:
         job = create_job(gateway, f"https://127.0.0.1:{sink.port}/ingest")
@@ -485,11 +481,7 @@ def test_a_stopping_instance_gives_its_leases_up_for_the_next_one(gateway, py_po
     # expire.
     assert first.stop() == 0
     assert lease_holders(first) == []
-    second = Portico(tmp_path_factory.mktemp("second") / "data", first.database_url)
-    second.account_id, second.admin_token = first.account_id, first.admin_token
-    second.serve_args = list(first.serve_args)
-    second.data_dir.mkdir(parents=True)
-    shutil.copy(first.data_dir / "master.key", second.data_dir / "master.key")
+    second = first.sibling(tmp_path_factory.mktemp("second") / "data")
     second.start()
     try:
         after = Portal(Gateway(second), py_portal.id, py_portal.token)

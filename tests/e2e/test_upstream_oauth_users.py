@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import time
 
 import anyio
@@ -29,7 +28,6 @@ from mcp.types import ElicitResult
 from playwright.async_api import Page
 
 from browser import browser, sign_in
-from conftest import Portico
 from mcp_peers import mcp_client
 from oauth_upstream import login, oauth_upstream  # noqa: F401
 from test_mcp_portal import gateway, gateway_backend, portico_events, text  # noqa: F401
@@ -413,11 +411,7 @@ def test_two_instances_on_one_database_share_a_grant_without_replaying_its_refre
     admin_authorizes(gateway, "alice")
     token = ops_portal(gateway)
     first = gateway.portico
-    second = Portico(tmp_path_factory.mktemp("second") / "data", first.database_url)
-    second.account_id, second.admin_token = first.account_id, first.admin_token
-    second.serve_args = list(first.serve_args)
-    second.data_dir.mkdir(parents=True)
-    shutil.copy(first.data_dir / "master.key", second.data_dir / "master.key")
+    second = first.sibling(tmp_path_factory.mktemp("second") / "data")
     second.start()
     urls = [f"http://127.0.0.1:{p.port}/portals/ops/mcp" for p in (first, second)]
 
