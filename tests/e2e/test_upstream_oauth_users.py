@@ -195,8 +195,11 @@ def test_two_people_each_authorize_the_upstream_and_call_it_as_themselves(gatewa
         ({"kind": "user", "id": e["owner"]["id"]}, "dynamic_registration") for e in authorized
     ]
     assert len({e["owner"]["id"] for e in authorized}) == 2
-    # Upstream tokens are JWTs (`eyJ…`): none is in the log.
+    # Upstream tokens are JWTs (`eyJ…`): none is in the event log, Portico's own log or the
+    # server as the admin API shows it.
     assert "eyJ" not in events_text(gateway)
+    assert "eyJ" not in gateway.portico.log_tail(lines=100_000)
+    assert "eyJ" not in gateway.read_server("secure").to_json()
     # The first person's grant synced the server (no admin authorized it).
     assert gateway.read_server("secure").status == "ready"
 
