@@ -502,7 +502,8 @@ impl ServerHandler for PortalSession {
             return Ok(CallToolResponse::Complete(self.list_servers(&exposed).await));
         }
         self.state.peer.get_or_init(|| context.peer.clone());
-        if !Self::stateless(&context.extensions) {
+        // The selection tool sends its own elicitation: no second prompt beside it.
+        if name != BUILTIN_TOGGLE_SERVERS && !Self::stateless(&context.extensions) {
             self.prompt_for_new_servers(&caller, &exposed, &context.peer).await;
         }
         if name == BUILTIN_TOGGLE_SERVERS {
