@@ -54,9 +54,8 @@ impl App {
 
     /// Whether the person `user_id` holds their own grant for server `id`.
     pub async fn user_authorized(&self, id: &ServerId, user_id: &str) -> bool {
-        let Some(server) = self.read(|m| m.catalog.get(id).cloned()) else { return false };
         let owner = UpstreamGrantOwner::User { id: user_id.to_owned() };
-        self.gateway.grants.has_grant(&server, &owner).await
+        self.gateway.grants.has_grant(id, &owner).await
     }
 
     /// Completes the authorization the upstream's authorization server sent someone back from
@@ -69,22 +68,8 @@ impl App {
         callback_url: &str,
         signed_in: Option<&str>,
     ) -> Result<Completed, AppError> {
-        let state = url::Url::parse(callback_url)
-            .ok()
-            .and_then(|u| u.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()))
-            .unwrap_or_default();
-        if let Some((_, UpstreamGrantOwner::User { id })) =
-            self.gateway.grants.pending_owner(&state)
-        {
-            if signed_in != Some(id.as_str()) {
-                return Err(AppError::Invalid(
-                    "this authorization was started by another account: sign in as that person, \
-                     or start again from your own link"
-                        .to_owned(),
-                ));
-            }
-        }
-        let completed = self.gateway.grants.complete(callback_url).await.map_err(grant_error)?;
+        let completed =
+            self.gateway.grants.complete(callback_url, signed_in).await.map_err(grant_error)?;
         let server = self.read(|m| m.catalog.get(&completed.server_id).cloned());
         let sync_with = match (&completed.owner, server) {
             (UpstreamGrantOwner::Server, _) => Some(None),

@@ -46,7 +46,7 @@ impl PortalSite {
     /// Finds the portal of a request: by the `{portal_id}` in the path, else by `Host`.
     pub fn of(req: &HttpRequest, state: &AppState) -> Option<PortalSite> {
         let info = req.connection_info();
-        let origin = format!("{}://{}", info.scheme(), info.host());
+        let origin = crate::pages::public_origin(req);
         let by_path = req.match_info().get("portal_id");
         state.read(|m| {
             let record = match by_path {

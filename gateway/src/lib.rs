@@ -330,3 +330,16 @@ async fn close_idle_personal(
         }
     }
 }
+
+/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a character
+/// boundary: bounding messages without splitting a character.
+pub(crate) fn prefix(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

@@ -305,36 +305,44 @@ impl UpstreamGrants {
         Ok(url)
     }
 
-    /// Who the authorization with this `state` is for, while it waits (so that the callback
-    /// can check the person who came back is that owner before completing it).
-    pub fn pending_owner(&self, state: &str) -> Option<(ServerId, UpstreamGrantOwner)> {
-        self.lock_pending()
-            .get(state)
-            .filter(|p| p.started.elapsed() < PENDING_LIFETIME)
-            .map(|p| (p.server_id.clone(), p.owner.clone()))
-    }
-
     /// Completes the authorization the callback URL (with its `code`, `state` and maybe `iss`)
-    /// answers: exchanges the code, stores the tokens, records [`UpstreamAuthorized`]. A state
-    /// is used once, whatever the outcome.
-    pub async fn complete(&self, callback_url: &str) -> Result<Completed, GrantError> {
+    /// answers: exchanges the code, stores the tokens, records [`UpstreamAuthorized`]. A
+    /// person's authorization completes only for that person (`signed_in`, the user id of
+    /// whoever came back): for anyone else it is refused and left waiting for its owner.
+    /// Otherwise a state is used once, whatever the outcome.
+    pub async fn complete(
+        &self,
+        callback_url: &str,
+        signed_in: Option<&str>,
+    ) -> Result<Completed, GrantError> {
         let url = url::Url::parse(callback_url)
             .map_err(|_| GrantError::Flow("the callback URL is not a URL".to_owned()))?;
         let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
         let state = query.get("state").ok_or_else(|| {
             GrantError::Flow("the authorization server's answer carries no `state`".to_owned())
         })?;
-        let pending = self
-            .lock_pending()
-            .remove(state)
-            .filter(|p| p.started.elapsed() < PENDING_LIFETIME)
-            .ok_or_else(|| {
-                GrantError::Flow(
-                    "this authorization is unknown or expired (each link works once, for 15 \
+        let pending = {
+            let mut pending = self.lock_pending();
+            let fresh = pending.get(state).filter(|p| p.started.elapsed() < PENDING_LIFETIME);
+            if let Some(UpstreamGrantOwner::User { id }) = fresh.map(|p| &p.owner) {
+                if signed_in != Some(id.as_str()) {
+                    return Err(GrantError::Flow(
+                        "this authorization was started by another account: sign in as that \
+                         person, or start again from your own link"
+                            .to_owned(),
+                    ));
+                }
+            }
+            pending.remove(state)
+        }
+        .filter(|p| p.started.elapsed() < PENDING_LIFETIME)
+        .ok_or_else(|| {
+            GrantError::Flow(
+                "this authorization is unknown or expired (each link works once, for 15 \
                      minutes): start again"
-                        .to_owned(),
-                )
-            })?;
+                    .to_owned(),
+            )
+        })?;
         if let Some(error) = query.get("error") {
             let detail =
                 query.get("error_description").map(|d| format!(": {d}")).unwrap_or_default();
@@ -380,7 +388,7 @@ impl UpstreamGrants {
         let key = (server_id.clone(), pending.owner.clone());
         let slot = self.slot(&key);
         let mut slot = slot.lock().await;
-        let stored = self.store(&key, &record).await?;
+        let stored = self.store(&vault_owner(&key), &vault_kind(&key), &record).await?;
         let previous = slot.held.take().map(|h| h.stored);
         let expires_at = record.expires_at().map(DateTime::<Utc>::from);
         let refreshable = record.refreshable();
@@ -415,9 +423,13 @@ impl UpstreamGrants {
         })
     }
 
-    /// Whether `owner` holds a grant for `server` now (without refreshing it).
-    pub async fn has_grant(&self, server: &CatalogServer, owner: &UpstreamGrantOwner) -> bool {
-        let key = (server.server_id.clone(), owner.clone());
+    /// Whether `owner` holds a grant for server `server_id` now (without refreshing it); false
+    /// for a server that does not exist.
+    pub async fn has_grant(&self, server_id: &ServerId, owner: &UpstreamGrantOwner) -> bool {
+        let Some(server) = self.models.read().catalog.get(server_id).cloned() else {
+            return false;
+        };
+        let key = (server_id.clone(), owner.clone());
         let slot = self.slot(&key);
         let mut slot = slot.lock().await;
         self.load(&key, &mut slot).await.is_ok()
@@ -484,10 +496,7 @@ impl UpstreamGrants {
             slot.held = None;
             slot.loaded = true;
         }
-        self.vault
-            .delete_owner(&user_owner(user_id))
-            .await
-            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
+        self.vault.delete_owner(&user_owner(user_id)).await.map_err(vault_failed)?;
         for server_id in &revoked {
             let event = Event::UpstreamAuthorizationRevoked(UpstreamAuthorizationRevoked {
                 server_id: server_id.clone(),
@@ -575,26 +584,14 @@ impl UpstreamGrants {
         // Instances sharing a database share the vault: another one may have refreshed this
         // grant (its refresh token rotated: using the old one again would look like a replay
         // to the authorization server) or deleted it (the person signed out there).
-        let latest = self
-            .vault
-            .latest(&held.stored.owner, &held.stored.kind)
-            .await
-            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
-        match latest {
+        match self.read_latest(&held.stored.owner, &held.stored.kind).await? {
             None => {
                 return Err(GrantError::Required {
                     reason: "the authorization was withdrawn (its owner signed out)".to_owned(),
                 });
             }
-            Some(latest) if latest.version > held.stored.version => {
-                let secret = self
-                    .vault
-                    .get(&latest)
-                    .await
-                    .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
-                held.record = serde_json::from_str(secret.expose_secret()).map_err(|e| {
-                    GrantError::Unavailable(format!("a stored grant is unreadable: {e}"))
-                })?;
+            Some((latest, record)) if latest.version > held.stored.version => {
+                held.record = record;
                 held.stored = latest;
                 if !forced && !held.record.due(SystemTime::now()) {
                     return Ok(Renewed::Adopted);
@@ -646,15 +643,7 @@ impl UpstreamGrants {
         let mut record = held.record.clone();
         record.credentials.token_response = Some(response);
         record.credentials.token_received_at = Some(now_secs());
-        let key_owner = held.stored.owner.clone();
-        let key_kind = held.stored.kind.clone();
-        let plaintext = serde_json::to_string(&record)
-            .map_err(|e| GrantError::Unavailable(format!("cannot encode the grant: {e}")))?;
-        let stored = self
-            .vault
-            .put(&key_owner, &key_kind, &SecretString::new(plaintext))
-            .await
-            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
+        let stored = self.store(&held.stored.owner, &held.stored.kind, &record).await?;
         let previous = std::mem::replace(&mut held.stored, stored);
         held.record = record;
         let _ = self.vault.delete(&previous).await;
@@ -707,21 +696,9 @@ impl UpstreamGrants {
         if slot.loaded {
             return Ok(());
         }
-        let latest = self
-            .vault
-            .latest(&vault_owner(key), &vault_kind(key))
-            .await
-            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
-        if let Some(stored) = latest {
-            let secret = self
-                .vault
-                .get(&stored)
-                .await
-                .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))?;
-            let record: GrantRecord =
-                serde_json::from_str(secret.expose_secret()).map_err(|e| {
-                    GrantError::Unavailable(format!("a stored grant is unreadable: {e}"))
-                })?;
+        if let Some((stored, record)) =
+            self.read_latest(&vault_owner(key), &vault_kind(key)).await?
+        {
             slot.held = Some(Held {
                 record,
                 stored,
@@ -734,13 +711,31 @@ impl UpstreamGrants {
         Ok(())
     }
 
-    async fn store(&self, key: &GrantKey, record: &GrantRecord) -> Result<SecretRef, GrantError> {
+    /// The newest version of the grant stored as (`owner`, `kind`), and the grant.
+    async fn read_latest(
+        &self,
+        owner: &str,
+        kind: &str,
+    ) -> Result<Option<(SecretRef, GrantRecord)>, GrantError> {
+        let Some(stored) = self.vault.latest(owner, kind).await.map_err(vault_failed)? else {
+            return Ok(None);
+        };
+        let secret = self.vault.get(&stored).await.map_err(vault_failed)?;
+        let record = serde_json::from_str(secret.expose_secret())
+            .map_err(|e| GrantError::Unavailable(format!("a stored grant is unreadable: {e}")))?;
+        Ok(Some((stored, record)))
+    }
+
+    /// Stores `record` as the next version of (`owner`, `kind`).
+    async fn store(
+        &self,
+        owner: &str,
+        kind: &str,
+        record: &GrantRecord,
+    ) -> Result<SecretRef, GrantError> {
         let plaintext = serde_json::to_string(record)
             .map_err(|e| GrantError::Unavailable(format!("cannot encode the grant: {e}")))?;
-        self.vault
-            .put(&vault_owner(key), &vault_kind(key), &SecretString::new(plaintext))
-            .await
-            .map_err(|e| GrantError::Unavailable(format!("the vault failed: {e}")))
+        self.vault.put(owner, kind, &SecretString::new(plaintext)).await.map_err(vault_failed)
     }
 
     /// The admin's manual OAuth configuration of a server: its pre-registered client (the id
@@ -932,14 +927,12 @@ fn describe(error: &AuthError) -> String {
 
 fn truncate(text: &str) -> String {
     const MAX: usize = 300;
-    if text.len() <= MAX {
-        return text.to_owned();
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    let kept = crate::prefix(text, MAX);
+    if kept.len() == text.len() { text.to_owned() } else { format!("{kept}…") }
+}
+
+fn vault_failed(error: portico_core::vault::VaultError) -> GrantError {
+    GrantError::Unavailable(format!("the vault failed: {error}"))
 }
 
 fn now_secs() -> u64 {

@@ -115,12 +115,5 @@ pub(super) fn millis(d: Duration) -> u64 {
 
 pub(super) fn truncate_error(error: &str) -> String {
     const LIMIT: usize = 1000;
-    if error.len() <= LIMIT {
-        return error.to_owned();
-    }
-    let mut end = LIMIT;
-    while !error.is_char_boundary(end) {
-        end -= 1;
-    }
-    error[..end].to_owned()
+    crate::prefix(error, LIMIT).to_owned()
 }
