@@ -59,6 +59,8 @@ import http from "node:http";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
+import { login, readBody } from "./provider_login.mjs";
+
 const { default: Provider, errors } = await import(
   pathToFileURL(path.join(process.env.PORTICO_OIDC_PROVIDER, "lib/index.js")).href
 );
@@ -217,19 +219,6 @@ async function revoke(user) {
   return ids.size;
 }
 
-const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    let body = "";
-    req.on("data", (chunk) => {
-      body += chunk;
-    });
-    req.on("end", () => resolve(body));
-    req.on("error", reject);
-  });
-}
-
 function json(res, status, value) {
   res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store" });
   res.end(JSON.stringify(value));
@@ -253,21 +242,10 @@ async function interaction(req, res) {
     await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
     return;
   }
-  if (req.method === "GET") {
-    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
-    res.end(`<!doctype html><title>Test AS</title><h1>Test authorization server sign-in</h1>
-<form method="post" action="/interaction/${escape(details.uid)}/login">
-<label for="login">User</label> <input id="login" name="login" autofocus>
-<button type="submit">Continue</button></form>`);
-    return;
-  }
-  const login = new URLSearchParams(await readBody(req)).get("login");
-  if (!config.users[login]) {
-    res.writeHead(400, { "Content-Type": "text/plain" });
-    res.end("unknown user");
-    return;
-  }
-  await provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
+  await login(provider, config.users, details, req, res, {
+    title: "Test AS",
+    heading: "Test authorization server sign-in",
+  });
 }
 
 async function sideChannel(req, res, url) {

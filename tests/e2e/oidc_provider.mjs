@@ -15,6 +15,8 @@ import http from "node:http";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
+import { login } from "./provider_login.mjs";
+
 const { default: Provider } = await import(
   pathToFileURL(path.join(process.env.PORTICO_OIDC_PROVIDER, "lib/index.js")).href
 );
@@ -67,36 +69,9 @@ const provider = new Provider(issuer, {
   },
 });
 
-const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-function readForm(req) {
-  return new Promise((resolve, reject) => {
-    let body = "";
-    req.on("data", (chunk) => {
-      body += chunk;
-    });
-    req.on("end", () => resolve(new URLSearchParams(body)));
-    req.on("error", reject);
-  });
-}
-
 async function interaction(req, res) {
   const details = await provider.interactionDetails(req, res);
-  if (req.method === "GET") {
-    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
-    res.end(`<!doctype html><title>Test IdP</title><h1>Test IdP sign-in</h1>
-<form method="post" action="/interaction/${escape(details.uid)}/login">
-<label for="login">User</label> <input id="login" name="login" autofocus>
-<button type="submit">Continue</button></form>`);
-    return;
-  }
-  const login = (await readForm(req)).get("login");
-  if (!config.users[login]) {
-    res.writeHead(400, { "Content-Type": "text/plain" });
-    res.end("unknown user");
-    return;
-  }
-  await provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
+  await login(provider, config.users, details, req, res, { title: "Test IdP", heading: "Test IdP sign-in" });
 }
 
 const handle = provider.callback();

@@ -22,8 +22,6 @@ Inspector's CLI as the portal's clients.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 
 import anyio
@@ -35,6 +33,7 @@ from browser import browser, sign_in
 from mcp_peers import mcp_client
 from oauth_upstream import OAuthUpstream, login, oauth_upstream  # noqa: F401
 from test_mcp_portal import gateway, gateway_backend, text  # noqa: F401
+from test_mcp_peers import inspector
 from test_pages import OAuthClient, callback, consent_and_get_tokens, heading, origin  # noqa: F401
 from test_upstream_oauth_users import (
     ALICE,
@@ -268,17 +267,6 @@ def test_tokens_for_the_wrong_resource_fail_sync_clearly_without_a_refresh_loop(
 
     anyio.run(check)
     assert gateway.read_server("py").status == "ready"
-
-
-def inspector(node_peers, *args: str, home) -> subprocess.CompletedProcess[str]:
-    """The MCP Inspector's CLI mode, with `home` as HOME (where it keeps its catalog)."""
-    return subprocess.run(
-        [node_peers.node22, node_peers.inspector, "--cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, HOME=str(home)),
-    )
 
 
 async def authorized_person(page: Page, gateway, client: OAuthClient, email: str, user: str) -> dict:
