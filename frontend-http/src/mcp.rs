@@ -12,13 +12,18 @@
 //! cross-site requests). The authenticated [`PortalCaller`] travels to the session handler in the
 //! request's extensions. A body that is not a JSON-RPC message is `400` with a JSON-RPC parse
 //! error.
+//!
+//! A session's call of an upstream tool is answered in place, as `application/json`, without
+//! rmcp's session machinery (see `portico_gateway::session` and [`in_place`]); everything else
+//! goes through rmcp.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::{BodyStream, BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, web};
 use portico_gateway::Gateway;
 use portico_gateway::context::ContextMode;
@@ -34,6 +39,8 @@ use crate::oauth::{self, PortalSite};
 use crate::state::AppState;
 use portico_app::sign_in;
 
+mod in_place;
+
 /// The largest JSON-RPC message a client may POST.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -44,16 +51,31 @@ pub const SESSION_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// The MCP service every worker mounts; its session manager is shared by all of them.
 pub type McpService = StreamableHttpService<PortalSession, LocalSessionManager>;
 
+/// The MCP endpoint: rmcp's service, and its session manager (which the calls answered in
+/// place consult too).
+#[derive(Clone)]
+pub struct Mcp {
+    pub service: McpService,
+    pub sessions: Arc<LocalSessionManager>,
+}
+
+impl std::fmt::Debug for Mcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mcp").finish_non_exhaustive()
+    }
+}
+
 /// Builds the MCP service over `gateway` (once per process).
 /// Cancelling `shutdown` ends every session (and its event streams), so that a graceful stop does
 /// not wait for clients to hang up.
-pub fn service(gateway: Arc<Gateway>, shutdown: tokio_util::sync::CancellationToken) -> McpService {
+pub fn service(gateway: Arc<Gateway>, shutdown: tokio_util::sync::CancellationToken) -> Mcp {
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(SESSION_IDLE_TIMEOUT);
-    StreamableHttpService::builder()
+    let sessions = Arc::new(sessions);
+    let service = StreamableHttpService::builder()
         .cancellation_token(shutdown)
         .service_factory(Arc::new(move || Ok(PortalSession::new(Arc::clone(&gateway)))))
-        .session_manager(Arc::new(sessions))
+        .session_manager(Arc::clone(&sessions))
         // Hosts are checked here (a portal's hostname routes the request), so rmcp's
         // loopback-only default is turned off; requests carry credentials in headers, which a
         // rebinding page cannot send, and a foreign `Origin` is refused below.
@@ -68,55 +90,49 @@ pub fn service(gateway: Arc<Gateway>, shutdown: tokio_util::sync::CancellationTo
                 extensions.insert(view.clone());
             }
         })
-        .build()
+        .build();
+    Mcp { service, sessions }
 }
 
 /// Mounts the endpoint at `/portals/{portal_id}/mcp` and `/mcp`.
-pub fn routes(cfg: &mut web::ServiceConfig, service: &McpService) {
-    cfg.service(service.clone().scope_with_path("/portals/{portal_id}/mcp").wrap_fn(guard))
-        .service(service.clone().scope_with_path("/mcp").wrap_fn(guard));
+pub fn routes(cfg: &mut web::ServiceConfig, mcp: &Mcp) {
+    let guarded = |path: &'static str| {
+        mcp.service.clone().scope_with_path(path).wrap(actix_web::middleware::from_fn(guard))
+    };
+    cfg.service(guarded("/portals/{portal_id}/mcp")).service(guarded("/mcp"));
 }
 
-/// What the guard answers: rmcp's response, or its own refusal.
-type Guarded = futures::future::LocalBoxFuture<
-    'static,
-    Result<ServiceResponse<EitherBody<BoxBody, BoxBody>>, actix_web::Error>,
->;
-
-fn guard<S>(req: ServiceRequest, srv: &S) -> Guarded
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
-    S::Future: 'static,
-{
-    use futures::FutureExt;
-    match admit(&req) {
-        Ok((caller, view)) => {
-            req.extensions_mut().insert(caller);
-            req.extensions_mut().insert(view);
-            let json = req
-                .headers()
-                .get(actix_web::http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/json"));
-            let post = req.method() == actix_web::http::Method::POST;
-            let answer = srv.call(req);
-            async move {
-                let response = answer.await?;
-                Ok(if json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-                    parse_error(response)
-                } else if post {
-                    with_first_event(response).await.map_into_left_body()
-                } else {
-                    response.map_into_left_body()
-                })
-            }
-            .boxed_local()
-        }
-        Err(response) => {
-            futures::future::ready(Ok(req.into_response(response).map_into_right_body()))
-                .boxed_local()
+async fn guard(
+    mut req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<EitherBody<BoxBody, BoxBody>>, actix_web::Error> {
+    let (caller, view) = match admit(&req) {
+        Ok(admitted) => admitted,
+        Err(response) => return Ok(req.into_response(response).map_into_right_body()),
+    };
+    if let Some(session) = in_place::session(&req) {
+        match in_place::answer(&mut req, &session, &caller, &view).await {
+            Ok(Some(response)) => return Ok(req.into_response(response).map_into_right_body()),
+            Ok(None) => {}
+            Err(response) => return Ok(req.into_response(response).map_into_right_body()),
         }
     }
+    req.extensions_mut().insert(caller);
+    req.extensions_mut().insert(view);
+    let json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let post = req.method() == actix_web::http::Method::POST;
+    let response = next.call(req).await?;
+    Ok(if json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        parse_error(response)
+    } else if post {
+        with_first_event(response).await.map_into_left_body()
+    } else {
+        response.map_into_left_body()
+    })
 }
 
 /// How long an event stream that answers a POST waits for its first event before its head is

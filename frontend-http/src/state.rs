@@ -19,8 +19,8 @@ pub struct AppState {
     /// Every write goes through it; handlers only read the read models directly.
     pub app: Arc<App>,
     pub account_id: AccountId,
-    /// The MCP endpoint's service (one session manager for every worker).
-    pub mcp: crate::mcp::McpService,
+    /// The MCP endpoint's service and its session manager (one for every worker).
+    pub mcp: crate::mcp::Mcp,
     /// Cancelled when the server stops: ends the MCP sessions.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Mounted by `create_app` after Portico's own routes.

@@ -117,6 +117,8 @@ pub struct Gateway {
     pub upstream_client: UpstreamClientConfig,
     pub syncer: Arc<Syncer>,
     pub codemode: CodeModeConfig,
+    /// The MCP sessions that answer `tools/call` in place.
+    pub sessions: Arc<crate::session::SessionRegistry>,
     exposed: ExposedCache,
     changes: watch::Receiver<u64>,
     audit_health: AuditHealth,
@@ -177,6 +179,7 @@ impl Gateway {
             upstream_client: config.upstream_client,
             syncer,
             codemode: config.codemode,
+            sessions: Arc::default(),
             exposed: ExposedCache::default(),
             changes,
             audit_health: AuditHealth::default(),

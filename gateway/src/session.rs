@@ -48,12 +48,14 @@ mod audit;
 mod authorize;
 mod builtins;
 mod codemode;
+mod direct;
 mod forward;
 mod paging;
 mod resources;
 
 use audit::Audit;
 pub use builtins::builtin_tools;
+pub use direct::SessionRegistry;
 use forward::complete;
 use paging::{offset, page};
 pub use resources::portal_uri;
@@ -156,6 +158,10 @@ struct SessionState {
     /// Servers the person was already asked to authorize in this session (one prompt per
     /// batch of servers new to it).
     prompted: Mutex<HashSet<ServerId>>,
+    /// The session's place among those answering `tools/call` in place (see [`direct`]).
+    listing: OnceLock<direct::Listing>,
+    /// Its requests being answered in place.
+    in_flight: direct::InFlight,
 }
 
 /// The handler of one MCP session with a portal.
@@ -175,6 +181,8 @@ impl PortalSession {
             watching: OnceLock::new(),
             peer: OnceLock::new(),
             prompted: Mutex::default(),
+            listing: OnceLock::new(),
+            in_flight: direct::InFlight::default(),
         };
         PortalSession { gateway, state: Arc::new(state) }
     }
@@ -466,7 +474,20 @@ impl ServerHandler for PortalSession {
                 let now = self.fingerprints(&exposed);
                 *self.state.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
             }
+            if let Some(id) = Self::session_id(&context.extensions) {
+                self.list(&id, &context.peer);
+            }
             self.watch(context.peer.clone(), caller);
+        }
+    }
+
+    async fn on_cancelled(
+        &self,
+        notification: rmcp::model::CancelledNotificationParam,
+        _context: NotificationContext<RoleServer>,
+    ) {
+        if let Some(id) = &notification.request_id {
+            self.cancel_direct(id);
         }
     }
 

@@ -234,9 +234,39 @@ impl Live {
         ().serve(transport).await.unwrap()
     }
 
+    /// A POST of `message` to the portal's MCP endpoint as the service token, as MCP clients
+    /// send it (both answer types accepted, the protocol revision, the session if any), plus
+    /// `extra` headers.
+    pub fn mcp_post(
+        &self,
+        session: Option<&str>,
+        message: &Value,
+        extra: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(format!("{}/portals/{PORTAL_ID}/mcp", self.base))
+            .header("accept", "application/json, text/event-stream")
+            .header("cf-access-client-id", &self.credentials.0)
+            .header("cf-access-client-secret", &self.credentials.1)
+            .json(message);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        request
+    }
+
     /// The service token's `CF-Access-Client-Id`.
     pub fn client_id(&self) -> &str {
         &self.credentials.0
+    }
+
+    /// The service token's `CF-Access-Client-Secret`.
+    pub fn client_secret(&self) -> &str {
+        &self.credentials.1
     }
 
     /// The `PortalRequestHandled` events in the log, oldest first.
@@ -386,9 +416,20 @@ impl ServerHandler for Echo {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        // `wait_ms`: answers that much later, or not at all when the call is cancelled first.
+        let wait =
+            request.arguments.as_ref().and_then(|a| a.get("wait_ms")).and_then(Value::as_u64);
+        if let Some(wait) = wait {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                () = context.ct.cancelled() => {
+                    return Err(ErrorData::internal_error("cancelled by the portal", None));
+                }
+            }
+        }
         let text = request
             .arguments
             .as_ref()

@@ -12,6 +12,7 @@ mod audit_logs;
 mod authorize;
 mod cedar_api;
 mod identity_providers;
+mod in_place;
 mod live;
 mod logpush_jobs;
 mod metrics;

@@ -183,6 +183,17 @@ impl PortalSession {
         Ok(result)
     }
 
+    /// The servers of `exposed` that need each person's authorization and that this session
+    /// has not looked at yet.
+    pub(super) fn unprompted<'a>(
+        &self,
+        exposed: &'a crate::exposed::Exposed,
+    ) -> Vec<&'a crate::exposed::ExposedServer> {
+        let prompted =
+            self.state.prompted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        exposed.servers.iter().filter(|s| s.per_user_oauth && !prompted.contains(&s.id)).collect()
+    }
+
     /// Asks the person, once per batch, to authorize the servers of the portal that need their
     /// own authorization and that this session has not asked about yet (a server an admin just
     /// added, say): one URL elicitation for all of them, sent without holding up the call.
@@ -199,15 +210,7 @@ impl PortalSession {
         {
             return;
         }
-        let candidates: Vec<&crate::exposed::ExposedServer> = {
-            let prompted =
-                self.state.prompted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            exposed
-                .servers
-                .iter()
-                .filter(|s| s.per_user_oauth && !prompted.contains(&s.id))
-                .collect()
-        };
+        let candidates = self.unprompted(exposed);
         if candidates.is_empty() {
             return;
         }

@@ -1,0 +1,179 @@
+//! A session's call of an upstream tool, answered in place (see
+//! `portico_gateway::session::direct`): the request must be one rmcp would hand to the session
+//! unchanged (a POST of a live session with the headers MCP requires and nothing for rmcp to
+//! check against the body), and its body one `tools/call` the session can answer without an
+//! event stream. Anything else is given back, body included, for rmcp to serve.
+
+use std::sync::Arc;
+
+use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{HttpMessage, HttpResponse, web};
+use futures::StreamExt;
+use portico_gateway::session::{AdmittedView, PortalCaller, PortalSession};
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::streamable_http_server::session::SessionManager;
+
+use super::MAX_MESSAGE_BYTES;
+use crate::state::AppState;
+
+const SESSION_ID: &str = "mcp-session-id";
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+const JSON: &str = "application/json";
+const EVENT_STREAM: &str = "text/event-stream";
+
+/// The session that may answer `req` in place, judged by its headers alone.
+pub(super) fn session(req: &ServiceRequest) -> Option<PortalSession> {
+    if req.method() != actix_web::http::Method::POST {
+        return None;
+    }
+    let headers = req.headers();
+    let id = header(headers, SESSION_ID)?;
+    // Headers rmcp checks against the body (SEP-2243's `Mcp-Method`, `Mcp-Name`, ...) are left
+    // to it.
+    if headers.keys().any(|name| {
+        name.as_str().starts_with("mcp-") && name != SESSION_ID && name != PROTOCOL_VERSION
+    }) {
+        return None;
+    }
+    let accepted = header(headers, ACCEPT.as_str())?.split(',').map(essence).fold(
+        (false, false),
+        |(json, events), kind| {
+            (
+                json || kind.eq_ignore_ascii_case(JSON),
+                events || kind.eq_ignore_ascii_case(EVENT_STREAM),
+            )
+        },
+    );
+    if accepted != (true, true)
+        || !essence(header(headers, CONTENT_TYPE.as_str())?).eq_ignore_ascii_case(JSON)
+    {
+        return None;
+    }
+    let length: usize = header(headers, CONTENT_LENGTH.as_str())?.parse().ok()?;
+    if length > MAX_MESSAGE_BYTES {
+        return None;
+    }
+    let state = req.app_data::<web::Data<AppState>>()?;
+    let session = PortalSession::direct(&state.app.gateway, id)?;
+    (session.protocol_version()?.as_str() == header(headers, PROTOCOL_VERSION)?).then_some(session)
+}
+
+/// Answers `req` through `session` if its body is a call the session answers in place;
+/// `Ok(None)` gives the request back (with its body) for rmcp. `Err` is the answer to a body
+/// that could not be read.
+pub(super) async fn answer(
+    req: &mut ServiceRequest,
+    session: &PortalSession,
+    caller: &PortalCaller,
+    view: &AdmittedView,
+) -> Result<Option<HttpResponse>, HttpResponse> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else { return Ok(None) };
+    let Some(id) = header(req.headers(), SESSION_ID).map(str::to_owned) else { return Ok(None) };
+    // A session rmcp closed (a DELETE, its idle timeout) is its to answer, with 404.
+    if !state.mcp.sessions.has_session(&Arc::from(id.as_str())).await.unwrap_or(false) {
+        return Ok(None);
+    }
+    let body = read_body(req).await?;
+    let call = match serde_json::from_slice::<ClientJsonRpcMessage>(&body) {
+        Ok(ClientJsonRpcMessage::Request(request))
+            if session.answers_directly(caller, &view.0, &request.request) =>
+        {
+            Some(request)
+        }
+        _ => None,
+    };
+    let Some(call) = call else {
+        req.set_payload(Payload::from(body));
+        return Ok(None);
+    };
+    let (touch, answer) =
+        session.answer_directly(call.id, call.request, parts(req, caller, view)).await;
+    if touch {
+        keep_alive(Arc::clone(&state.mcp.sessions), id);
+    }
+    let body = serde_json::to_vec(&answer).map_err(|error| {
+        crate::api::error::ApiError::internal(format!("the answer could not be encoded: {error}"))
+            .oauth_response()
+    })?;
+    Ok(Some(HttpResponse::Ok().content_type(JSON).body(body)))
+}
+
+/// The request's body, whole (its `Content-Length` was checked against the bound).
+async fn read_body(req: &mut ServiceRequest) -> Result<Bytes, HttpResponse> {
+    let mut payload = req.take_payload();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| {
+            crate::api::error::ApiError::new(
+                crate::api::error::Code::MalformedBody,
+                format!("the request body could not be read: {error}"),
+            )
+            .oauth_response()
+        })?;
+        if body.len() + chunk.len() > MAX_MESSAGE_BYTES {
+            return Err(crate::api::error::ApiError::new(
+                crate::api::error::Code::BodyTooLarge,
+                format!("a message may have at most {MAX_MESSAGE_BYTES} bytes"),
+            )
+            .oauth_response());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The request as rmcp's bridge hands it to the session: the headers the session reads, and
+/// the caller and its view in the extensions.
+fn parts(req: &ServiceRequest, caller: &PortalCaller, view: &AdmittedView) -> http::request::Parts {
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = http::Method::POST;
+    if let Ok(uri) = req.uri().to_string().parse() {
+        parts.uri = uri;
+    }
+    for name in [SESSION_ID, PROTOCOL_VERSION] {
+        if let Some(value) = req.headers().get(name) {
+            if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
+                parts.headers.insert(name, value);
+            }
+        }
+    }
+    let mut extensions = rmcp::model::Extensions::new();
+    extensions.insert(caller.clone());
+    extensions.insert(view.clone());
+    parts.extensions.insert(extensions);
+    parts
+}
+
+/// Tells rmcp's session manager that session `id` is in use: its idle timer counts only the
+/// messages it sees, and calls answered in place pass it by. The message is a cancellation of
+/// a request id no client request has, which cancels nothing.
+fn keep_alive(
+    sessions: Arc<rmcp::transport::streamable_http_server::session::local::LocalSessionManager>,
+    id: String,
+) {
+    let touch = serde_json::json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": {"requestId": KEEP_ALIVE_REQUEST_ID, "reason": "keep-alive"},
+    });
+    let Ok(message) = serde_json::from_value::<ClientJsonRpcMessage>(touch) else { return };
+    actix_web::rt::spawn(async move {
+        if let Err(error) = sessions.accept_message(&Arc::from(id.as_str()), message).await {
+            tracing::debug!(%error, "a session's keep-alive was not taken");
+        }
+    });
+}
+
+/// The request id of the keep-alive cancellation.
+pub(super) const KEEP_ALIVE_REQUEST_ID: &str = "portico-keep-alive";
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name)?.to_str().ok()
+}
+
+/// A media type without its parameters.
+fn essence(value: &str) -> &str {
+    value.split_once(';').map_or(value, |(essence, _)| essence).trim()
+}

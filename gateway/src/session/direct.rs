@@ -1,0 +1,228 @@
+//! Answering a session's `tools/call` in place.
+//!
+//! rmcp serves a request of a session through several tasks and channels: the HTTP bridge, the
+//! session worker, the service loop, a task for the handler, and back through an event stream
+//! opened for the one answer. For the request that dominates a portal's traffic, a call of an
+//! upstream tool, none of that machinery is needed: the answer is one JSON-RPC response, with
+//! no server request or progress notification before it. The HTTP front end hands such a
+//! request to [`PortalSession::answer_directly`], which runs the same handler rmcp would
+//! (`ServerHandler::call_tool` through rmcp's own request dispatch, so results are shaped for
+//! the client's protocol revision exactly as before) on the request's own task, and the front
+//! end answers with `application/json`.
+//!
+//! What makes a request eligible is decided by [`PortalSession::answers_directly`]; everything
+//! else (built-in tools, code mode, a call with a progress token or other `_meta`, a call that
+//! may prompt the person to authorize a server) goes through rmcp as before. Policy and audit
+//! are the same on both paths: the handler is the same.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portico_policies::Principal;
+use rmcp::RoleServer;
+use rmcp::model::{ClientRequest, GetExtensions, GetMeta, RequestId, ServerJsonRpcMessage};
+use rmcp::service::{ElicitationMode, RequestContext as McpContext};
+use tokio_util::sync::CancellationToken;
+
+use super::{BUILTINS, PortalCaller, PortalSession, SessionState};
+use crate::exposed::Exposed;
+
+/// How often a session answered only in place tells rmcp's session manager that it is in use
+/// (its idle timer counts only the requests it sees).
+pub const KEEP_ALIVE_EVERY_SECS: u64 = 600;
+
+/// The sessions of this process that can answer in place, by MCP session id. A session is
+/// listed once its client sent `notifications/initialized`, and leaves the list when it ends.
+#[derive(Debug, Default)]
+pub struct SessionRegistry {
+    sessions: Mutex<HashMap<Arc<str>, Weak<SessionState>>>,
+}
+
+impl SessionRegistry {
+    fn insert(&self, id: Arc<str>, state: Weak<SessionState>) {
+        self.lock().insert(id, state);
+    }
+
+    fn remove(&self, id: &str, state: &Weak<SessionState>) {
+        let mut sessions = self.lock();
+        // A closed session's id is never reused, but compare anyway: only its own entry goes.
+        if sessions.get(id).is_some_and(|listed| listed.ptr_eq(state)) {
+            sessions.remove(id);
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<SessionState>> {
+        self.lock().get(id).and_then(Weak::upgrade)
+    }
+
+    /// Sessions listed now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Weak<SessionState>>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A session's place in the registry; leaving it when the session's state is dropped.
+#[derive(Debug)]
+pub(super) struct Listing {
+    registry: Arc<SessionRegistry>,
+    id: Arc<str>,
+    state: Weak<SessionState>,
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        self.registry.remove(&self.id, &self.state);
+    }
+}
+
+/// Requests answered in place and not yet answered, by JSON-RPC id: a client's
+/// `notifications/cancelled` reaches them through [`PortalSession::cancel_direct`].
+#[derive(Debug, Default)]
+pub(super) struct InFlight {
+    requests: Mutex<HashMap<RequestId, CancellationToken>>,
+    /// When rmcp's session manager last saw this session in use (seconds since the epoch).
+    touched: AtomicU64,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, CancellationToken>> {
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Removes a request from [`InFlight`] when it is answered or its client goes away.
+struct Running<'a> {
+    in_flight: &'a InFlight,
+    id: RequestId,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.in_flight.lock().remove(&self.id);
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl PortalSession {
+    /// The session `id` of this process, if it can answer in place.
+    pub fn direct(gateway: &Arc<crate::Gateway>, id: &str) -> Option<PortalSession> {
+        let state = gateway.sessions.get(id)?;
+        state.peer.get()?;
+        Some(PortalSession { gateway: Arc::clone(gateway), state })
+    }
+
+    /// Lists this session under `id` (once), keeping `peer` for answers given in place.
+    pub(super) fn list(&self, id: &str, peer: &rmcp::service::Peer<RoleServer>) {
+        self.state.peer.get_or_init(|| peer.clone());
+        let registry = Arc::clone(&self.gateway.sessions);
+        let id: Arc<str> = Arc::from(id);
+        let state = Arc::downgrade(&self.state);
+        let mut listed = false;
+        self.state.listing.get_or_init(|| {
+            listed = true;
+            Listing { registry, id: Arc::clone(&id), state: state.clone() }
+        });
+        if listed {
+            self.gateway.sessions.insert(id, state);
+            self.state.in_flight.touched.store(now_secs(), Ordering::Relaxed);
+        }
+    }
+
+    /// The protocol revision the session's client negotiated.
+    pub fn protocol_version(&self) -> Option<String> {
+        let peer = self.state.peer.get()?;
+        Some(peer.peer_info()?.protocol_version.to_string())
+    }
+
+    /// Whether `request` from `caller` can be answered in place: a call of an upstream tool
+    /// (not a built-in, which may prompt, toggle or run code), without `_meta` (a progress
+    /// token's notifications and a per-request protocol revision need rmcp's event stream),
+    /// while no authorization prompt is pending for this session (an elicitation rides the
+    /// request's event stream too).
+    pub fn answers_directly(
+        &self,
+        caller: &PortalCaller,
+        exposed: &Exposed,
+        request: &ClientRequest,
+    ) -> bool {
+        let ClientRequest::CallToolRequest(call) = request else { return false };
+        request.get_meta().is_empty()
+            && call.params.meta.as_ref().is_none_or(|meta| meta.is_empty())
+            && !BUILTINS.contains(&call.params.name.as_ref())
+            && !self.may_prompt(caller, exposed)
+    }
+
+    /// Whether a call now may send the person a URL elicitation for servers new to the session
+    /// (see `prompt_for_new_servers`).
+    fn may_prompt(&self, caller: &PortalCaller, exposed: &Exposed) -> bool {
+        let Some(peer) = self.state.peer.get() else { return true };
+        matches!(caller.principal, Principal::User { .. })
+            && peer.supported_elicitation_modes().contains(&ElicitationMode::Url)
+            && !self.unprompted(exposed).is_empty()
+    }
+
+    /// Answers `request` (id `id`) through the session's handler on the caller's task. `parts`
+    /// are the HTTP request's, with the caller and its view in their extensions as rmcp's
+    /// bridge would put them. Returns whether rmcp's session manager should be told that the
+    /// session is in use, and the answer.
+    pub async fn answer_directly(
+        &self,
+        id: RequestId,
+        request: ClientRequest,
+        parts: http::request::Parts,
+    ) -> (bool, ServerJsonRpcMessage) {
+        let Some(peer) = self.state.peer.get().cloned() else {
+            let error = rmcp::model::ErrorData::internal_error("the session is not ready", None);
+            return (false, ServerJsonRpcMessage::error(error, Some(id)));
+        };
+        let in_flight = &self.state.in_flight;
+        let now = now_secs();
+        let touch = now.saturating_sub(in_flight.touched.load(Ordering::Relaxed))
+            >= KEEP_ALIVE_EVERY_SECS
+            && in_flight.touched.swap(now, Ordering::Relaxed) != now;
+        let mut request = request;
+        let mut context = McpContext::new(id.clone(), peer);
+        // As rmcp's service loop does: the request's `_meta` and extensions become the
+        // context's.
+        std::mem::swap(&mut context.meta, request.get_meta_mut());
+        std::mem::swap(&mut context.extensions, request.extensions_mut());
+        context.extensions.insert(parts);
+        in_flight.lock().insert(id.clone(), context.ct.clone());
+        let _running = Running { in_flight, id: id.clone() };
+        let answer = match rmcp::service::Service::<RoleServer>::handle_request(
+            self, request, context,
+        )
+        .await
+        {
+            Ok(result) => ServerJsonRpcMessage::response(result, id),
+            Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
+        };
+        (touch, answer)
+    }
+
+    /// Cancels a request answered in place (the client's `notifications/cancelled`).
+    pub(super) fn cancel_direct(&self, id: &RequestId) {
+        if let Some(ct) = self.state.in_flight.lock().get(id) {
+            ct.cancel();
+        }
+    }
+
+    /// Requests of this session being answered in place now.
+    pub fn answering_directly(&self) -> usize {
+        self.state.in_flight.lock().len()
+    }
+}
