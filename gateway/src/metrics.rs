@@ -25,6 +25,9 @@ pub const MCP_UPSTREAM_DURATION: &str = "portico_mcp_upstream_duration_seconds";
 pub const MCP_REQUEST_DURATION: &str = "portico_mcp_request_duration_seconds";
 /// MCP sessions open now.
 pub const MCP_SESSIONS_OPEN: &str = "portico_mcp_sessions_open";
+/// Requests of a session answered in place, without rmcp's session machinery (see
+/// `session::direct`), by `answer` (`json`, or `event_stream` for a call with progress).
+pub const MCP_ANSWERED_IN_PLACE: &str = "portico_mcp_answered_in_place_total";
 /// Audit events that could not be appended (those calls were answered with an error), by
 /// `portal`.
 pub const AUDIT_APPEND_FAILURES: &str = "portico_audit_append_failures_total";
@@ -51,6 +54,11 @@ pub fn describe() {
         "Time from an audited MCP request reaching its session until its answer is ready (audit event appended)."
     );
     describe_gauge!(MCP_SESSIONS_OPEN, Unit::Count, "MCP sessions open now.");
+    describe_counter!(
+        MCP_ANSWERED_IN_PLACE,
+        Unit::Count,
+        "Requests of an MCP session answered in place (without rmcp's session machinery), by answer type."
+    );
     describe_counter!(
         AUDIT_APPEND_FAILURES,
         Unit::Count,
@@ -102,6 +110,11 @@ pub(crate) fn request(
 }
 
 /// Records an audit event that could not be appended.
+pub(crate) fn answered_in_place(event_stream: bool) {
+    let answer = if event_stream { "event_stream" } else { "json" };
+    counter!(MCP_ANSWERED_IN_PLACE, "answer" => answer).increment(1);
+}
+
 pub(crate) fn audit_failed(portal: &PortalId) {
     counter!(AUDIT_APPEND_FAILURES, "portal" => portal.to_string()).increment(1);
 }

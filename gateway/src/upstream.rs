@@ -406,16 +406,30 @@ struct Routes {
 
 #[derive(Debug, Clone)]
 struct Route {
-    client: Peer<RoleServer>,
+    client: ProgressTo,
     token: ProgressToken,
     /// Held while sending, so that one route's notifications reach the client in order.
     sending: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// Where a request's progress goes: through its session (rmcp puts it on the request's event
+/// stream), or into the event stream of a request answered in place.
+#[derive(Debug, Clone)]
+pub enum ProgressTo {
+    Session(Peer<RoleServer>),
+    Stream(tokio::sync::mpsc::Sender<ProgressNotificationParam>),
+}
+
 impl Route {
     async fn send(&self, server_id: &ServerId, mut params: ProgressNotificationParam) {
         params.progress_token = self.token.clone();
-        if let Err(error) = self.client.notify_progress(params).await {
+        let sent = match &self.client {
+            ProgressTo::Session(peer) => {
+                peer.notify_progress(params).await.map_err(|e| e.to_string())
+            }
+            ProgressTo::Stream(stream) => stream.send(params).await.map_err(|e| e.to_string()),
+        };
+        if let Err(error) = sent {
             tracing::debug!(server = %server_id, %error, "progress not relayed");
         }
     }
@@ -430,7 +444,7 @@ impl Relay {
         server_id: &ServerId,
         relay_id: u64,
         upstream: ProgressToken,
-        client: Peer<RoleServer>,
+        client: ProgressTo,
         client_token: ProgressToken,
     ) -> RelayGuard {
         let key = (relay_id, upstream);

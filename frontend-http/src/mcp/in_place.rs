@@ -2,7 +2,9 @@
 //! `portico_gateway::session::direct`): the request must be one rmcp would hand to the session
 //! unchanged (a POST of a live session with the headers MCP requires and nothing for rmcp to
 //! check against the body), and its body one `tools/call` the session can answer without an
-//! event stream. Anything else is given back, body included, for rmcp to serve.
+//! event stream. Anything else is given back, body included, for rmcp to serve. The answer is
+//! JSON, or an event stream of the upstream's progress and then the answer when the call asks
+//! for progress.
 
 use std::sync::Arc;
 
@@ -11,9 +13,13 @@ use actix_web::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpMessage, HttpResponse, web};
 use futures::StreamExt;
-use portico_gateway::session::{AdmittedView, PortalCaller, PortalSession};
-use rmcp::model::ClientJsonRpcMessage;
+use portico_gateway::session::{AdmittedView, PortalCaller, PortalSession, ProgressStream};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientRequest, ErrorData, GetMeta, JsonRpcRequest, ProgressNotification,
+    ServerJsonRpcMessage, ServerNotification,
+};
 use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 
 use super::MAX_MESSAGE_BYTES;
 use crate::state::AppState;
@@ -88,16 +94,84 @@ pub(super) async fn answer(
         req.set_payload(Payload::from(body));
         return Ok(None);
     };
-    let (touch, answer) =
-        session.answer_directly(call.id, call.request, parts(req, caller, view)).await;
-    if touch {
-        keep_alive(Arc::clone(&state.mcp.sessions), id);
+    let parts = parts(req, caller, view);
+    let sessions = Arc::clone(&state.mcp.sessions);
+    if call.request.get_meta().get_progress_token().is_some() {
+        return Ok(Some(with_progress(session.clone(), call, parts, sessions, id)));
     }
-    let body = serde_json::to_vec(&answer).map_err(|error| {
-        crate::api::error::ApiError::internal(format!("the answer could not be encoded: {error}"))
-            .oauth_response()
-    })?;
-    Ok(Some(HttpResponse::Ok().content_type(JSON).body(body)))
+    let (touch, answer) = session.answer_directly(call.id, call.request, parts, None).await;
+    if touch {
+        keep_alive(sessions, id);
+    }
+    Ok(Some(HttpResponse::Ok().content_type(JSON).body(encode(&answer))))
+}
+
+/// How many progress notifications may wait for a slow client before the upstream's next one
+/// waits too.
+const PROGRESS_BUFFER: usize = 32;
+
+/// The answer to a call with a progress token: an event stream of the upstream's progress as
+/// it comes, then the answer, which ends the stream.
+fn with_progress(
+    session: PortalSession,
+    call: JsonRpcRequest<ClientRequest>,
+    parts: http::request::Parts,
+    sessions: Arc<LocalSessionManager>,
+    id: String,
+) -> HttpResponse {
+    let (progress, received) = tokio::sync::mpsc::channel(PROGRESS_BUFFER);
+    let answer = Box::pin(async move {
+        let (touch, answer) = session
+            .answer_directly(call.id, call.request, parts, Some(ProgressStream(progress)))
+            .await;
+        if touch {
+            keep_alive(sessions, id);
+        }
+        answer
+    });
+    let events =
+        futures::stream::unfold((Some(answer), received), |(answer, mut received)| async move {
+            let mut answer = answer?;
+            // Progress that came before the answer goes first.
+            let message = tokio::select! {
+                biased;
+                Some(params) = received.recv() => {
+                    let notification = ProgressNotification::new(params);
+                    let message = ServerJsonRpcMessage::notification(
+                        ServerNotification::ProgressNotification(notification),
+                    );
+                    return Some((event(&message), (Some(answer), received)));
+                }
+                message = &mut answer => message,
+            };
+            Some((event(&message), (None, received)))
+        });
+    HttpResponse::Ok()
+        .content_type(EVENT_STREAM)
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"))
+        .streaming(events)
+}
+
+/// One server-sent event carrying `message`.
+fn event(message: &ServerJsonRpcMessage) -> Result<Bytes, std::convert::Infallible> {
+    let mut event = b"data: ".to_vec();
+    event.extend_from_slice(&encode(message));
+    event.extend_from_slice(b"\n\n");
+    Ok(Bytes::from(event))
+}
+
+/// `message` as JSON. rmcp's message types always encode; were one not to, the client gets a
+/// JSON-RPC internal error for the request rather than a broken body.
+fn encode(message: &ServerJsonRpcMessage) -> Vec<u8> {
+    serde_json::to_vec(message).unwrap_or_else(|error| {
+        let id = match message {
+            ServerJsonRpcMessage::Response(response) => Some(response.id.clone()),
+            _ => None,
+        };
+        let error =
+            ErrorData::internal_error(format!("the answer could not be encoded: {error}"), None);
+        serde_json::to_vec(&ServerJsonRpcMessage::error(error, id)).unwrap_or_default()
+    })
 }
 
 /// The request's body, whole (its `Content-Length` was checked against the bound).
@@ -149,10 +223,7 @@ fn parts(req: &ServiceRequest, caller: &PortalCaller, view: &AdmittedView) -> ht
 /// Tells rmcp's session manager that session `id` is in use: its idle timer counts only the
 /// messages it sees, and calls answered in place pass it by. The message is a cancellation of
 /// a request id no client request has, which cancels nothing.
-fn keep_alive(
-    sessions: Arc<rmcp::transport::streamable_http_server::session::local::LocalSessionManager>,
-    id: String,
-) {
+fn keep_alive(sessions: Arc<LocalSessionManager>, id: String) {
     let touch = serde_json::json!({
         "jsonrpc": "2.0",
         "method": "notifications/cancelled",

@@ -1,6 +1,6 @@
-//! A session's call of an upstream tool is answered in place, as `application/json`; what needs
-//! rmcp's event stream (progress, built-in tools, a request without the protocol header) still
-//! gets it; a closed session is `404` on both paths; a client's cancellation reaches a call
+//! A session's call of an upstream tool is answered in place, as `application/json`, or as an
+//! event stream of its progress and answer; what needs rmcp's session machinery (built-in
+//! tools, a request without the protocol header, a malformed call) still gets it; a closed session is `404` on both paths; a client's cancellation reaches a call
 //! answered in place. Raw HTTP, so the answer's media type is seen as a client sees it.
 
 use std::sync::atomic::Ordering;
@@ -76,13 +76,29 @@ async fn a_sessions_tool_call_is_answered_in_place_and_the_rest_as_before() {
     assert_eq!(text_of(&answer[0]), "in place");
     assert!(answer[0]["result"].get("resultType").is_none(), "shaped for 2025-11-25");
 
-    // A progress token needs the request's event stream: rmcp answers it, as before.
-    let mut request = call(2, &tool, json!({"text": "with progress"}));
+    let answered = || live.state.app.gateway.sessions.answered();
+    assert_eq!(answered(), 1);
+
+    // A progress token: an event stream of the upstream's progress, under the client's token,
+    // then the answer.
+    let mut request = call(2, &tool, json!({"text": "with progress", "progress": 3}));
     request["params"]["_meta"] = json!({"progressToken": "p-1"});
     let response = live.mcp_post(Some(&session), &request, &headers).send().await.unwrap();
     let (status, kind, answer) = messages(response).await;
     assert_eq!((status, kind.as_str()), (200, "text/event-stream"));
+    let progress: Vec<(&Value, &Value)> = answer[..answer.len() - 1]
+        .iter()
+        .map(|m| {
+            assert_eq!(m["method"], "notifications/progress", "{m}");
+            (&m["params"]["progressToken"], &m["params"]["progress"])
+        })
+        .collect();
+    assert_eq!(
+        progress,
+        [(&json!("p-1"), &json!(1.0)), (&json!("p-1"), &json!(2.0)), (&json!("p-1"), &json!(3.0))]
+    );
     assert_eq!(text_of(answer.last().unwrap()), "with progress");
+    assert_eq!(answered(), 2);
 
     // So do the built-in tools, and a request without the protocol header.
     let request = call(3, "portal_list_servers", json!({}));
@@ -95,7 +111,9 @@ async fn a_sessions_tool_call_is_answered_in_place_and_the_rest_as_before() {
     assert_eq!((status, kind.as_str()), (200, "text/event-stream"));
     assert_eq!(text_of(answer.last().unwrap()), "no header");
 
-    // A malformed call still gets rmcp's answer (invalid params, audited as invalid).
+    // Neither went in place; nor does a malformed call, which gets rmcp's answer (invalid
+    // params, audited as invalid).
+    assert_eq!(answered(), 2);
     let request = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                          "params": {"name": tool, "arguments": "not an object"}});
     let response = live.mcp_post(Some(&session), &request, &headers).send().await.unwrap();

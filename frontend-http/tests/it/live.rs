@@ -22,8 +22,8 @@ use portico_core::{Event, EventLog};
 use portico_frontend_http::state::AppState;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    Tool,
+    InitializeResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -419,6 +419,16 @@ impl ServerHandler for Echo {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        // `progress`: that many progress notifications first, when the call has a token.
+        let steps =
+            request.arguments.as_ref().and_then(|a| a.get("progress")).and_then(Value::as_u64);
+        if let (Some(steps), Some(token)) = (steps, context.meta.get_progress_token()) {
+            for step in 1..=steps {
+                let params = ProgressNotificationParam::new(token.clone(), step as f64)
+                    .with_total(steps as f64);
+                context.peer.notify_progress(params).await.unwrap();
+            }
+        }
         // `wait_ms`: answers that much later, or not at all when the call is cancelled first.
         let wait =
             request.arguments.as_ref().and_then(|a| a.get("wait_ms")).and_then(Value::as_u64);

@@ -4,16 +4,17 @@
 //! session worker, the service loop, a task for the handler, and back through an event stream
 //! opened for the one answer. For the request that dominates a portal's traffic, a call of an
 //! upstream tool, none of that machinery is needed: the answer is one JSON-RPC response, with
-//! no server request or progress notification before it. The HTTP front end hands such a
-//! request to [`PortalSession::answer_directly`], which runs the same handler rmcp would
+//! at most the upstream's progress before it and no server request. The HTTP front end hands
+//! such a request to [`PortalSession::answer_directly`], which runs the same handler rmcp would
 //! (`ServerHandler::call_tool` through rmcp's own request dispatch, so results are shaped for
 //! the client's protocol revision exactly as before) on the request's own task, and the front
-//! end answers with `application/json`.
+//! end answers with `application/json`, or with an event stream of the progress and then the
+//! answer when the call carries a progress token ([`ProgressStream`]).
 //!
 //! What makes a request eligible is decided by [`PortalSession::answers_directly`]; everything
-//! else (built-in tools, code mode, a call with a progress token or other `_meta`, a call that
-//! may prompt the person to authorize a server) goes through rmcp as before. Policy and audit
-//! are the same on both paths: the handler is the same.
+//! else (built-in tools, code mode, a call with `_meta` other than a progress token, a call
+//! that may prompt the person to authorize a server) goes through rmcp as before. Policy and
+//! audit are the same on both paths: the handler is the same.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,8 @@ pub const KEEP_ALIVE_EVERY_SECS: u64 = 600;
 #[derive(Debug, Default)]
 pub struct SessionRegistry {
     sessions: Mutex<HashMap<Arc<str>, Weak<SessionState>>>,
+    /// Requests answered in place so far.
+    answered: AtomicU64,
 }
 
 impl SessionRegistry {
@@ -60,6 +63,11 @@ impl SessionRegistry {
     /// Sessions listed now.
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Requests answered in place so far (by this process's sessions).
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
     }
 
     /// Whether no session is listed.
@@ -100,6 +108,11 @@ impl InFlight {
         self.requests.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// Where the upstream's progress on a call answered in place goes: the event stream that
+/// answers it.
+#[derive(Debug, Clone)]
+pub struct ProgressStream(pub tokio::sync::mpsc::Sender<rmcp::model::ProgressNotificationParam>);
 
 /// Removes a request from [`InFlight`] when it is answered or its client goes away.
 struct Running<'a> {
@@ -149,10 +162,10 @@ impl PortalSession {
     }
 
     /// Whether `request` from `caller` can be answered in place: a call of an upstream tool
-    /// (not a built-in, which may prompt, toggle or run code), without `_meta` (a progress
-    /// token's notifications and a per-request protocol revision need rmcp's event stream),
-    /// while no authorization prompt is pending for this session (an elicitation rides the
-    /// request's event stream too).
+    /// (not a built-in, which may prompt, toggle or run code), with no `_meta` but a progress
+    /// token (a per-request protocol revision and the rest are rmcp's to read), while no
+    /// authorization prompt is pending for this session (an elicitation rides the request's
+    /// event stream).
     pub fn answers_directly(
         &self,
         caller: &PortalCaller,
@@ -160,7 +173,9 @@ impl PortalSession {
         request: &ClientRequest,
     ) -> bool {
         let ClientRequest::CallToolRequest(call) = request else { return false };
-        request.get_meta().is_empty()
+        let meta = request.get_meta();
+        let only_progress = meta.len() == usize::from(meta.get_progress_token().is_some());
+        only_progress
             && call.params.meta.as_ref().is_none_or(|meta| meta.is_empty())
             && !BUILTINS.contains(&call.params.name.as_ref())
             && !self.may_prompt(caller, exposed)
@@ -177,13 +192,15 @@ impl PortalSession {
 
     /// Answers `request` (id `id`) through the session's handler on the caller's task. `parts`
     /// are the HTTP request's, with the caller and its view in their extensions as rmcp's
-    /// bridge would put them. Returns whether rmcp's session manager should be told that the
+    /// bridge would put them; the upstream's progress goes to `progress` (when the request has
+    /// a progress token). Returns whether rmcp's session manager should be told that the
     /// session is in use, and the answer.
     pub async fn answer_directly(
         &self,
         id: RequestId,
         request: ClientRequest,
         parts: http::request::Parts,
+        progress: Option<ProgressStream>,
     ) -> (bool, ServerJsonRpcMessage) {
         let Some(peer) = self.state.peer.get().cloned() else {
             let error = rmcp::model::ErrorData::internal_error("the session is not ready", None);
@@ -201,6 +218,11 @@ impl PortalSession {
         std::mem::swap(&mut context.meta, request.get_meta_mut());
         std::mem::swap(&mut context.extensions, request.extensions_mut());
         context.extensions.insert(parts);
+        crate::metrics::answered_in_place(progress.is_some());
+        self.gateway.sessions.answered.fetch_add(1, Ordering::Relaxed);
+        if let Some(progress) = progress {
+            context.extensions.insert(progress);
+        }
         in_flight.lock().insert(id.clone(), context.ct.clone());
         let _running = Running { in_flight, id: id.clone() };
         let answer = match rmcp::service::Service::<RoleServer>::handle_request(

@@ -12,7 +12,7 @@ use rmcp::service::{PeerRequestOptions, RequestContext as McpContext};
 
 use super::audit::Audit;
 use super::{PortalSession, UPSTREAM_UNAVAILABLE};
-use crate::upstream::{AccessError, Connection};
+use crate::upstream::{AccessError, Connection, ProgressTo};
 
 impl PortalSession {
     /// Sends an audited request (`tools/call`, `prompts/get`, `resources/read`) to `server_id`
@@ -96,7 +96,10 @@ impl PortalSession {
                         server_id,
                         connection.relay_id(),
                         handle.progress_token.clone(),
-                        context.peer.clone(),
+                        match context.extensions.get::<super::direct::ProgressStream>() {
+                            Some(stream) => ProgressTo::Stream(stream.0.clone()),
+                            None => ProgressTo::Session(context.peer.clone()),
+                        },
                         token,
                     )
                     .await,
