@@ -65,12 +65,25 @@ impl std::fmt::Debug for Mcp {
     }
 }
 
-/// Builds the MCP service over `gateway` (once per process).
+/// Builds the MCP service over `gateway` (once per process), sessions ending after
+/// [`SESSION_IDLE_TIMEOUT`] without a request.
 /// Cancelling `shutdown` ends every session (and its event streams), so that a graceful stop does
 /// not wait for clients to hang up.
 pub fn service(gateway: Arc<Gateway>, shutdown: tokio_util::sync::CancellationToken) -> Mcp {
+    service_with_idle_timeout(gateway, shutdown, SESSION_IDLE_TIMEOUT)
+}
+
+/// [`service`], sessions ending after `idle` without a request.
+pub fn service_with_idle_timeout(
+    gateway: Arc<Gateway>,
+    shutdown: tokio_util::sync::CancellationToken,
+    idle: Duration,
+) -> Mcp {
+    // Calls answered in place pass rmcp's idle timer by; their sessions tell it they are in
+    // use a few times per timeout.
+    gateway.sessions.keep_alive_every((idle / 4).min(portico_gateway::session::KEEP_ALIVE_EVERY));
     let mut sessions = LocalSessionManager::default();
-    sessions.session_config.keep_alive = Some(SESSION_IDLE_TIMEOUT);
+    sessions.session_config.keep_alive = Some(idle);
     let sessions = Arc::new(sessions);
     let service = StreamableHttpService::builder()
         .cancellation_token(shutdown)

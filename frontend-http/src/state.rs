@@ -41,6 +41,16 @@ impl AppState {
         AppState { app, account_id, mcp, shutdown, extra_routes: None }
     }
 
+    /// The same, MCP sessions ending after `idle` without a request (tests).
+    pub fn with_session_idle_timeout(mut self, idle: std::time::Duration) -> Self {
+        self.mcp = crate::mcp::service_with_idle_timeout(
+            Arc::clone(&self.app.gateway),
+            self.shutdown.clone(),
+            idle,
+        );
+        self
+    }
+
     /// Runs `f` on the read models as they are now.
     pub fn read<R>(&self, f: impl FnOnce(&ReadModels) -> R) -> R {
         self.app.read(f)

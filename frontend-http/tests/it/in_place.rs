@@ -191,3 +191,31 @@ async fn a_call_answered_in_place_is_cancelled_by_its_client() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["status"], "cancelled", "{events:?}");
 }
+
+#[actix_web::test]
+async fn calls_answered_in_place_keep_their_session_alive_and_an_idle_one_ends() {
+    let idle = Duration::from_millis(1200);
+    let live = Live::start_with_idle_timeout(Backend::Sqlite, idle).await.unwrap();
+    let (session, version) = open_session(&live).await;
+    let headers = [("mcp-protocol-version", version.as_str())];
+    let tool = format!("{SERVER_ID}_echo");
+    // Calls for three idle timeouts, each answered in place: rmcp never sees them, yet the
+    // session lives on.
+    let started = Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < idle * 3 {
+        calls += 1;
+        let request = call(calls, &tool, json!({"text": "still here"}));
+        let response = live.mcp_post(Some(&session), &request, &headers).send().await.unwrap();
+        let (status, kind, answer) = messages(response).await;
+        assert_eq!((status, kind.as_str()), (200, "application/json"), "call {calls}");
+        assert_eq!(text_of(&answer[0]), "still here");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(live.state.app.gateway.sessions.answered(), calls);
+    // Then nothing for longer than the timeout: the session ends.
+    tokio::time::sleep(idle * 2).await;
+    let request = call(calls + 1, &tool, json!({"text": "too late"}));
+    let response = live.mcp_post(Some(&session), &request, &headers).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+}

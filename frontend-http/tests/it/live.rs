@@ -84,6 +84,12 @@ impl Live {
     /// Starts everything and sets the portal up. `None` only when PostgreSQL is asked for and
     /// `PORTICO_SKIP_POSTGRES=1`.
     pub async fn start(backend: Backend) -> Option<Live> {
+        Live::start_with_idle_timeout(backend, portico_frontend_http::mcp::SESSION_IDLE_TIMEOUT)
+            .await
+    }
+
+    /// [`Live::start`], MCP sessions ending after `idle` without a request.
+    pub async fn start_with_idle_timeout(backend: Backend, idle: Duration) -> Option<Live> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let (log, storage): (Arc<dyn EventLog>, Storage) = match backend {
@@ -104,7 +110,7 @@ impl Live {
         gateway.upstream.call_timeout = Duration::from_secs(20);
         let (app, account) =
             portico_app::testing::app_with(log, dir.path(), gateway).await.unwrap();
-        let state = AppState::new(app, account);
+        let state = AppState::new(app, account).with_session_idle_timeout(idle);
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -428,6 +434,9 @@ impl ServerHandler for Echo {
                     .with_total(steps as f64);
                 context.peer.notify_progress(params).await.unwrap();
             }
+            // Then works a little: rmcp's client hands each notification to a task of its own,
+            // so progress sent the instant before the answer can trail it.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // `wait_ms`: answers that much later, or not at all when the call is cancelled first.
         let wait =

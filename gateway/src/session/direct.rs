@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portico_policies::Principal;
 use rmcp::RoleServer;
@@ -31,19 +31,38 @@ use super::{BUILTINS, PortalCaller, PortalSession, SessionState};
 use crate::exposed::Exposed;
 
 /// How often a session answered only in place tells rmcp's session manager that it is in use
-/// (its idle timer counts only the requests it sees).
-pub const KEEP_ALIVE_EVERY_SECS: u64 = 600;
+/// (its idle timer counts only the messages it sees), unless set otherwise
+/// ([`SessionRegistry::keep_alive_every`]).
+pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(600);
 
 /// The sessions of this process that can answer in place, by MCP session id. A session is
 /// listed once its client sent `notifications/initialized`, and leaves the list when it ends.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SessionRegistry {
     sessions: Mutex<HashMap<Arc<str>, Weak<SessionState>>>,
     /// Requests answered in place so far.
     answered: AtomicU64,
+    /// [`KEEP_ALIVE_EVERY`], or what [`SessionRegistry::keep_alive_every`] set, in ms.
+    keep_alive_ms: AtomicU64,
+}
+
+impl Default for SessionRegistry {
+    fn default() -> Self {
+        SessionRegistry {
+            sessions: Mutex::default(),
+            answered: AtomicU64::new(0),
+            keep_alive_ms: AtomicU64::new(millis(KEEP_ALIVE_EVERY)),
+        }
+    }
 }
 
 impl SessionRegistry {
+    /// Sessions answered in place tell rmcp's session manager they are in use at most this
+    /// often: well within its idle timeout.
+    pub fn keep_alive_every(&self, every: Duration) {
+        self.keep_alive_ms.store(millis(every), Ordering::Relaxed);
+    }
+
     fn insert(&self, id: Arc<str>, state: Weak<SessionState>) {
         self.lock().insert(id, state);
     }
@@ -99,7 +118,7 @@ impl Drop for Listing {
 #[derive(Debug, Default)]
 pub(super) struct InFlight {
     requests: Mutex<HashMap<RequestId, CancellationToken>>,
-    /// When rmcp's session manager last saw this session in use (seconds since the epoch).
+    /// When rmcp's session manager last saw this session in use (ms since the epoch).
     touched: AtomicU64,
 }
 
@@ -126,8 +145,12 @@ impl Drop for Running<'_> {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, millis)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl PortalSession {
@@ -151,7 +174,7 @@ impl PortalSession {
         });
         if listed {
             self.gateway.sessions.insert(id, state);
-            self.state.in_flight.touched.store(now_secs(), Ordering::Relaxed);
+            self.state.in_flight.touched.store(now_ms(), Ordering::Relaxed);
         }
     }
 
@@ -207,10 +230,15 @@ impl PortalSession {
             return (false, ServerJsonRpcMessage::error(error, Some(id)));
         };
         let in_flight = &self.state.in_flight;
-        let now = now_secs();
-        let touch = now.saturating_sub(in_flight.touched.load(Ordering::Relaxed))
-            >= KEEP_ALIVE_EVERY_SECS
-            && in_flight.touched.swap(now, Ordering::Relaxed) != now;
+        let now = now_ms();
+        let every = self.gateway.sessions.keep_alive_ms.load(Ordering::Relaxed);
+        let last = in_flight.touched.load(Ordering::Relaxed);
+        // Of concurrent calls, the one that moves the mark sends the keep-alive.
+        let touch = now.saturating_sub(last) >= every
+            && in_flight
+                .touched
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
         let mut request = request;
         let mut context = McpContext::new(id.clone(), peer);
         // As rmcp's service loop does: the request's `_meta` and extensions become the
