@@ -123,11 +123,12 @@ async fn guard(
         Ok(admitted) => admitted,
         Err(response) => return Ok(req.into_response(response).map_into_right_body()),
     };
-    if let Some(session) = in_place::session(&req) {
-        match in_place::answer(&mut req, &session, &caller, &view).await {
-            Ok(Some(response)) => return Ok(req.into_response(response).map_into_right_body()),
+    if let Some(candidate) = in_place::candidate(&req) {
+        match in_place::answer(&mut req, candidate, &caller, &view).await {
             Ok(None) => {}
-            Err(response) => return Ok(req.into_response(response).map_into_right_body()),
+            Ok(Some(response)) | Err(response) => {
+                return Ok(req.into_response(response).map_into_right_body());
+            }
         }
     }
     req.extensions_mut().insert(caller);

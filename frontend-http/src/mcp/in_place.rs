@@ -29,8 +29,16 @@ const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
 
-/// The session that may answer `req` in place, judged by its headers alone.
-pub(super) fn session(req: &ServiceRequest) -> Option<PortalSession> {
+/// A request whose headers allow an answer in place: its session, the session's id, and
+/// rmcp's session manager.
+pub(super) struct Candidate {
+    session: PortalSession,
+    id: String,
+    sessions: Arc<LocalSessionManager>,
+}
+
+/// What may answer `req` in place, judged by its headers alone.
+pub(super) fn candidate(req: &ServiceRequest) -> Option<Candidate> {
     if req.method() != actix_web::http::Method::POST {
         return None;
     }
@@ -63,22 +71,23 @@ pub(super) fn session(req: &ServiceRequest) -> Option<PortalSession> {
     }
     let state = req.app_data::<web::Data<AppState>>()?;
     let session = PortalSession::direct(&state.app.gateway, id)?;
-    (session.protocol_version()?.as_str() == header(headers, PROTOCOL_VERSION)?).then_some(session)
+    (session.protocol_version()?.as_str() == header(headers, PROTOCOL_VERSION)?).then(|| {
+        Candidate { session, id: id.to_owned(), sessions: Arc::clone(&state.mcp.sessions) }
+    })
 }
 
-/// Answers `req` through `session` if its body is a call the session answers in place;
-/// `Ok(None)` gives the request back (with its body) for rmcp. `Err` is the answer to a body
-/// that could not be read.
+/// Answers `req` through the candidate's session if its body is a call the session answers in
+/// place; `Ok(None)` gives the request back (with its body) for rmcp. `Err` is the answer to a
+/// body that could not be read.
 pub(super) async fn answer(
     req: &mut ServiceRequest,
-    session: &PortalSession,
+    candidate: Candidate,
     caller: &PortalCaller,
     view: &AdmittedView,
 ) -> Result<Option<HttpResponse>, HttpResponse> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else { return Ok(None) };
-    let Some(id) = header(req.headers(), SESSION_ID).map(str::to_owned) else { return Ok(None) };
+    let Candidate { session, id, sessions } = candidate;
     // A session rmcp closed (a DELETE, its idle timeout) is its to answer, with 404.
-    if !state.mcp.sessions.has_session(&Arc::from(id.as_str())).await.unwrap_or(false) {
+    if !sessions.has_session(&Arc::from(id.as_str())).await.unwrap_or(false) {
         return Ok(None);
     }
     let body = read_body(req).await?;
@@ -95,9 +104,8 @@ pub(super) async fn answer(
         return Ok(None);
     };
     let parts = parts(req, caller, view);
-    let sessions = Arc::clone(&state.mcp.sessions);
     if call.request.get_meta().get_progress_token().is_some() {
-        return Ok(Some(with_progress(session.clone(), call, parts, sessions, id)));
+        return Ok(Some(with_progress(session, call, parts, sessions, id)));
     }
     let (touch, answer) = session.answer_directly(call.id, call.request, parts, None).await;
     if touch {

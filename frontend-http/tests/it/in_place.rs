@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use portico_frontend_http::mcp::SESSION_IDLE_TIMEOUT;
+
 use crate::live::{Backend, Live, SERVER_ID};
 
 /// The answer's media type and its JSON-RPC messages (a JSON body, or an event stream's data).
@@ -51,6 +53,14 @@ async fn open_session(live: &Live) -> (String, String) {
     (session, version)
 }
 
+/// A Portico whose sessions end after `idle` without a request, an open session (its id and
+/// the `MCP-Protocol-Version` it negotiated), and the exposed name of the upstream's `echo`.
+async fn with_session(idle: Duration) -> (Live, String, String, String) {
+    let live = Live::start_with_idle_timeout(Backend::Sqlite, idle).await.unwrap();
+    let (session, version) = open_session(&live).await;
+    (live, session, version, format!("{SERVER_ID}_echo"))
+}
+
 fn call(id: u64, tool: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
            "params": {"name": tool, "arguments": arguments}})
@@ -62,10 +72,8 @@ fn text_of(message: &Value) -> &str {
 
 #[actix_web::test]
 async fn a_sessions_tool_call_is_answered_in_place_and_the_rest_as_before() {
-    let live = Live::start(Backend::Sqlite).await.unwrap();
-    let (session, version) = open_session(&live).await;
+    let (live, session, version, tool) = with_session(SESSION_IDLE_TIMEOUT).await;
     let headers = [("mcp-protocol-version", version.as_str())];
-    let tool = format!("{SERVER_ID}_echo");
 
     let request = call(1, &tool, json!({"text": "in place"}));
     let response = live.mcp_post(Some(&session), &request, &headers).send().await.unwrap();
@@ -162,10 +170,8 @@ async fn a_sessions_tool_call_is_answered_in_place_and_the_rest_as_before() {
 
 #[actix_web::test]
 async fn a_call_answered_in_place_is_cancelled_by_its_client() {
-    let live = Live::start(Backend::Sqlite).await.unwrap();
-    let (session, version) = open_session(&live).await;
+    let (live, session, version, tool) = with_session(SESSION_IDLE_TIMEOUT).await;
     let headers = [("mcp-protocol-version", version.as_str())];
-    let tool = format!("{SERVER_ID}_echo");
     let request = call(7, &tool, json!({"text": "slow", "wait_ms": 60_000}));
     let pending = live.mcp_post(Some(&session), &request, &headers).send();
     let started = Instant::now();
@@ -195,10 +201,8 @@ async fn a_call_answered_in_place_is_cancelled_by_its_client() {
 #[actix_web::test]
 async fn calls_answered_in_place_keep_their_session_alive_and_an_idle_one_ends() {
     let idle = Duration::from_millis(1200);
-    let live = Live::start_with_idle_timeout(Backend::Sqlite, idle).await.unwrap();
-    let (session, version) = open_session(&live).await;
+    let (live, session, version, tool) = with_session(idle).await;
     let headers = [("mcp-protocol-version", version.as_str())];
-    let tool = format!("{SERVER_ID}_echo");
     // Calls for three idle timeouts, each answered in place: rmcp never sees them, yet the
     // session lives on.
     let started = Instant::now();
