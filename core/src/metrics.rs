@@ -17,6 +17,9 @@ pub const LOG_APPENDS: &str = "portico_log_appends_total";
 pub const LOG_APPEND_DURATION: &str = "portico_log_append_duration_seconds";
 /// Time one group-commit transaction takes, by `backend`.
 pub const LOG_COMMIT_DURATION: &str = "portico_log_commit_duration_seconds";
+/// Group-commit transactions, by `backend` and the `thread` that ran them: `writer` (the
+/// backend's writer) or `appender` (an idle SQLite log's appender, on its own thread).
+pub const LOG_COMMITS: &str = "portico_log_commits_total";
 /// Appends that shared one group-commit transaction, by `backend`.
 pub const LOG_COMMIT_APPENDS: &str = "portico_log_commit_appends";
 /// Events written by one group-commit transaction, by `backend`.
@@ -35,6 +38,11 @@ pub fn describe() {
         LOG_COMMIT_DURATION,
         Unit::Seconds,
         "Time one group-commit transaction of the event log takes."
+    );
+    describe_counter!(
+        LOG_COMMITS,
+        Unit::Count,
+        "Group-commit transactions of the event log, by the thread that ran them (writer, appender)."
     );
     describe_histogram!(
         LOG_COMMIT_APPENDS,
@@ -63,10 +71,12 @@ pub(crate) fn append_answered<T>(outcome: &Result<T, AppendError>, took: Duratio
 /// Records one committed (or failed) group-commit transaction of `backend`.
 pub(crate) fn batch_committed(
     backend: &'static str,
+    thread: &'static str,
     appends: usize,
     events: usize,
     took: Duration,
 ) {
+    counter!(LOG_COMMITS, "backend" => backend, "thread" => thread).increment(1);
     histogram!(LOG_COMMIT_DURATION, "backend" => backend).record(took);
     histogram!(LOG_COMMIT_APPENDS, "backend" => backend).record(appends as f64);
     histogram!(LOG_COMMIT_EVENTS, "backend" => backend).record(events as f64);

@@ -17,16 +17,18 @@ use crate::event::{EventMetadata, NewEvent};
 
 /// Checks, encodes and queues one append for a backend's writer, then waits for its answer
 /// (which comes after the commit). Encoding happens here, on the appender's task, so the single
-/// writer only inserts.
+/// writer only inserts. `commit_here` may commit the request on the appender's own thread
+/// instead (it answers the request and returns `None`), or hand it back to be queued.
 pub(crate) async fn submit(
     writer: &mpsc::Sender<AppendRequest>,
     stream_id: &str,
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
     metadata: &EventMetadata,
+    commit_here: impl FnOnce(AppendRequest) -> Option<AppendRequest>,
 ) -> Result<Appended, AppendError> {
     let started = Instant::now();
-    let outcome = queue(writer, stream_id, expected, events, metadata).await;
+    let outcome = queue(writer, stream_id, expected, events, metadata, commit_here).await;
     crate::metrics::append_answered(&outcome, started.elapsed());
     outcome
 }
@@ -37,6 +39,7 @@ async fn queue(
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
     metadata: &EventMetadata,
+    commit_here: impl FnOnce(AppendRequest) -> Option<AppendRequest>,
 ) -> Result<Appended, AppendError> {
     super::validate_append(stream_id, &events)?;
     let (reply, answer) = oneshot::channel();
@@ -47,7 +50,9 @@ async fn queue(
         metadata: super::codec::encode_metadata(metadata)?,
         reply,
     };
-    writer.send(request).await.map_err(|_| LogError::Closed)?;
+    if let Some(request) = commit_here(request) {
+        writer.send(request).await.map_err(|_| LogError::Closed)?;
+    }
     answer.await.map_err(|_| LogError::Closed)?
 }
 

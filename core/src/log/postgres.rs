@@ -174,7 +174,7 @@ impl EventLog for PostgresLog {
         events: Vec<NewEvent>,
         metadata: &EventMetadata,
     ) -> Result<Appended, AppendError> {
-        batch::submit(&self.writer, stream_id, expected, events, metadata).await
+        batch::submit(&self.writer, stream_id, expected, events, metadata, Some).await
     }
 
     async fn read_stream(
@@ -503,7 +503,13 @@ impl Writer {
             let (appends, events) = batch::sizes(&requests);
             let started = Instant::now();
             self.commit_batch(requests).await;
-            crate::metrics::batch_committed("postgres", appends, events, started.elapsed());
+            crate::metrics::batch_committed(
+                "postgres",
+                "writer",
+                appends,
+                events,
+                started.elapsed(),
+            );
         }
     }
 

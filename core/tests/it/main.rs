@@ -6,4 +6,5 @@
 mod conformance;
 mod crash;
 mod postgres_instances;
+mod sqlite_commits;
 mod support;

@@ -110,6 +110,9 @@ async fn metrics_count_requests_calls_and_appends() {
     assert!(moved("portico_log_commit_appends_count", &[("backend", "sqlite")]) >= 1.0);
     assert!(moved("portico_log_commit_duration_seconds_count", &[("backend", "sqlite")]) >= 1.0);
     assert_eq!(after.types["portico_log_commit_appends"], "histogram");
+    // The calls came one at a time to an idle log: their appenders committed them themselves.
+    let appender = [("backend", "sqlite"), ("thread", "appender")];
+    assert!(moved("portico_log_commits_total", &appender) >= 1.0);
 
     // Gauges: projection lag, servers by status, open sessions.
     let lag = after.value("portico_projection_lag_events", &[("projection", "read_models")]);
