@@ -312,9 +312,11 @@ impl Shared {
     /// write connection is free: an idle log answers without waking the writer thread, which
     /// then wakes the appender (two of the eight thread switches of an audited call at one
     /// connection). Only in `process` durability, where a commit is a write into the OS's page
-    /// cache (tens of microseconds); in `power` durability every commit waits for the disk and
-    /// stays off the async runtime. Under load the queue is seldom empty, and batches form on
-    /// the writer thread as before. Hands the request back otherwise.
+    /// cache (tens of microseconds; longer only while another process, the `portico` CLI,
+    /// holds the file's write lock for its own short transaction); in `power` durability every
+    /// commit waits for the disk and stays off the async runtime. Appends that find others
+    /// queued or the connection busy still batch on the writer thread, though in smaller
+    /// batches than when every append went there. Hands the request back otherwise.
     fn commit_here(
         &self,
         request: AppendRequest,
