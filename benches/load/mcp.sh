@@ -3,8 +3,9 @@
 # by side, at 1 and 64 connections, through the portal both with a service token and with a
 # person's OAuth access token (obtained by signing in over HTTP: registration, PIN, consent); `tools/list` of a portal with 80 servers and 4,000 tools;
 # portico's peak RSS with 1,000 open sessions; a CPU profile of the through-portal call path;
-# Portico's CPU time and context switches per call through the portal; and a check that every
-# call through the portal was audited.
+# Portico's CPU time and context switches per call through the portal; the event log's appends
+# per commit and the share of appends committed by their appender (group commit, or an idle log
+# committed in place); and a check that every call through the portal was audited.
 #
 #   benches/load/mcp.sh [DURATION_SECONDS] [SESSIONS_FOR_RSS]
 #
@@ -79,19 +80,34 @@ portal_lua=$(make_lua portal bench_echo "$work/portal-sessions" ", [\"CF-Access-
 
 declare -A result
 declare -A cost
+declare -A batching
 # Portico's CPU time (clock ticks) and context switches (all threads) so far.
 portico_ticks() { awk '{print $14 + $15}' "/proc/$portico/stat"; }
 portico_switches() { cat /proc/"$portico"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+# The event log's appends, commits and commits run by an appender itself, so far (/metrics).
+log_commits() {
+  curl -sSf "http://127.0.0.1:$port/metrics" | awk '
+    /^portico_log_commit_appends_sum\{backend="sqlite"\}/ { appends = $2 }
+    /^portico_log_commit_appends_count\{backend="sqlite"\}/ { commits = $2 }
+    /^portico_log_commits_total\{backend="sqlite",thread="appender"\}/ { in_place = $2 }
+    END { printf "%d %d %d", appends, commits, in_place }'
+}
 run() { # label connections lua url
   local threads=$(( $2 < 2 ? 1 : 2 ))
   echo "== $1: tools/call echo, $2 connection(s), ${duration}s" >&2
-  local ticks switches; ticks=$(portico_ticks); switches=$(portico_switches)
+  local ticks switches commits; ticks=$(portico_ticks); switches=$(portico_switches); commits=$(log_commits)
   wrk -t$threads -c"$2" -d"${duration}s" --latency -s "$3" "$4" >"$work/$1.out"
   sed -n '/Thread Stats/,/Requests\/sec/p' "$work/$1.out" | grep -v '^ *[0-9.]*%' >&2 || true
   result[$1]=$(grep '^RESULT' "$work/$1.out" | cut -d' ' -f2-)
   # Portico's CPU per call (ms) and context switches per call, over the run.
   cost[$1]=$(awk -v t=$(( $(portico_ticks) - ticks )) -v s=$(( $(portico_switches) - switches )) \
     -v hz="$(getconf CLK_TCK)" -v n="${result[$1]%% *}" 'BEGIN { printf "%.3f %.1f", t * 1000 / hz / n, s / n }')
+  # The log's appends per commit, and the share of appends committed by their appender.
+  local a0 c0 i0 a1 c1 i1
+  read -r a0 c0 i0 <<<"$commits"
+  read -r a1 c1 i1 <<<"$(log_commits)"
+  batching[$1]=$(awk -v a=$((a1 - a0)) -v c=$((c1 - c0)) -v i=$((i1 - i0)) \
+    'BEGIN { if (c > 0) printf "%.2f %.0f%%", a / c, i * 100 / a; else print "- -" }')
 }
 audit_check() { # label events-before
   sleep 1
@@ -170,13 +186,14 @@ read -r _ list_rps list_p50 list_p99 <<<"$(grep '^RESULT' "$work/list.out" | cut
 ms() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1000 }'; }
 echo
 echo "tools/call echo, ${duration}s per run (2 cores shared by wrk, portico and the upstream)"
-printf '%-8s %-12s %10s %10s %10s %8s %12s %12s\n' target connections req/s p50_ms p99_ms errors portico_cpu_ms switches
+printf '%-8s %-12s %10s %10s %10s %8s %12s %12s %16s %9s\n' target connections req/s p50_ms p99_ms errors portico_cpu_ms switches appends/commit in_place
 for c in 1 64; do
   for t in direct portal user; do
     read -r _ rps p50 p99 _ errors socket <<<"${result[$t-c$c]}"
     read -r cpu switches <<<"${cost[$t-c$c]}"
-    [ "$t" = direct ] && cpu="" && switches=""
-    printf '%-8s %-12s %10s %10s %10s %8s %12s %12s\n' $t $c "$rps" "$(ms "$p50")" "$(ms "$p99")" $((errors + socket)) "$cpu" "$switches"
+    read -r per_commit in_place <<<"${batching[$t-c$c]}"
+    [ "$t" = direct ] && cpu="" && switches="" && per_commit="" && in_place=""
+    printf '%-8s %-12s %10s %10s %10s %8s %12s %12s %16s %9s\n' $t $c "$rps" "$(ms "$p50")" "$(ms "$p99")" $((errors + socket)) "$cpu" "$switches" "$per_commit" "$in_place"
   done
   read -r _ _ dp50 dp99 _ <<<"${result[direct-c$c]}"
   read -r _ _ pp50 pp99 _ <<<"${result[portal-c$c]}"
