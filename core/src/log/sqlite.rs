@@ -70,7 +70,7 @@ struct Shared {
     /// The only write connection: the writer thread's, or an idle log's appender's.
     writer: Mutex<Connection>,
     /// Whether an appender may commit on its own thread (`process` durability only).
-    commit_here: bool,
+    appenders_commit: bool,
     readers: Mutex<Vec<Connection>>,
     head: watch::Sender<Position>,
     tail: Tail,
@@ -86,7 +86,7 @@ impl SqliteLog {
         let shared = Arc::new(Shared {
             path,
             writer: Mutex::new(conn),
-            commit_here: matches!(options.durability, Durability::Process),
+            appenders_commit: matches!(options.durability, Durability::Process),
             readers: Mutex::new(Vec::new()),
             head: head_tx,
             tail: Tail::default(),
@@ -322,17 +322,13 @@ impl Shared {
         request: AppendRequest,
         queue: &mpsc::Sender<AppendRequest>,
     ) -> Option<AppendRequest> {
-        if !self.commit_here || queue.capacity() < QUEUE_CAPACITY {
+        if !self.appenders_commit || queue.capacity() < QUEUE_CAPACITY {
             return Some(request);
         }
         let Ok(mut conn) = self.writer.try_lock() else {
             return Some(request);
         };
-        let requests = vec![request];
-        let (appends, events) = batch::sizes(&requests);
-        let started = Instant::now();
-        commit_batch(&mut conn, requests, self);
-        crate::metrics::batch_committed("sqlite", "appender", appends, events, started.elapsed());
+        commit_recorded(&mut conn, vec![request], self, "appender");
         None
     }
 }
@@ -350,12 +346,22 @@ fn run_writer(mut rx: mpsc::Receiver<AppendRequest>, shared: &Shared) {
         };
         let (requests, next) = batch::fill_batch(first, || rx.try_recv().ok());
         carried = next;
-        let (appends, events) = batch::sizes(&requests);
         let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let started = Instant::now();
-        commit_batch(&mut conn, requests, shared);
-        crate::metrics::batch_committed("sqlite", "writer", appends, events, started.elapsed());
+        commit_recorded(&mut conn, requests, shared, "writer");
     }
+}
+
+/// [`commit_batch`], recorded in the log's metrics as run by `thread`.
+fn commit_recorded(
+    conn: &mut Connection,
+    requests: Vec<AppendRequest>,
+    shared: &Shared,
+    thread: &'static str,
+) {
+    let (appends, events) = batch::sizes(&requests);
+    let started = Instant::now();
+    commit_batch(conn, requests, shared);
+    crate::metrics::batch_committed("sqlite", thread, appends, events, started.elapsed());
 }
 
 /// Commits one batch, hands its events to the tail, moves the head, answers the appenders and
