@@ -29,7 +29,6 @@ use portico_gateway::Gateway;
 use portico_gateway::context::ContextMode;
 use portico_gateway::session::{AdmittedView, PortalCaller, PortalSession};
 use portico_policies::Hidden;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp_actix_web::transport::StreamableHttpService;
 use serde_json::json;
 
@@ -40,6 +39,9 @@ use crate::state::AppState;
 use portico_app::sign_in;
 
 mod in_place;
+pub mod sessions;
+
+pub use sessions::Sessions;
 
 /// The largest JSON-RPC message a client may POST.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -48,15 +50,19 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// `404` and initializes again.
 pub const SESSION_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// How long a client whose event stream broke waits before it resumes the stream (the `retry`
+/// hint of each stream's priming event).
+pub const SSE_RETRY: Duration = Duration::from_secs(3);
+
 /// The MCP service every worker mounts; its session manager is shared by all of them.
-pub type McpService = StreamableHttpService<PortalSession, LocalSessionManager>;
+pub type McpService = StreamableHttpService<PortalSession, Sessions>;
 
 /// The MCP endpoint: rmcp's service, and its session manager (which the calls answered in
 /// place consult too).
 #[derive(Clone)]
 pub struct Mcp {
     pub service: McpService,
-    pub sessions: Arc<LocalSessionManager>,
+    pub sessions: Arc<Sessions>,
 }
 
 impl std::fmt::Debug for Mcp {
@@ -79,16 +85,12 @@ pub fn service_with_idle_timeout(
     shutdown: tokio_util::sync::CancellationToken,
     idle: Duration,
 ) -> Mcp {
-    // Calls answered in place pass rmcp's idle timer by; their sessions tell it they are in
-    // use a few times per timeout.
-    gateway.sessions.keep_alive_every((idle / 4).min(portico_gateway::session::KEEP_ALIVE_EVERY));
-    let mut sessions = LocalSessionManager::default();
-    sessions.session_config.keep_alive = Some(idle);
-    let sessions = Arc::new(sessions);
+    let sessions = Arc::new(Sessions::new(idle, Some(SSE_RETRY)));
     let service = StreamableHttpService::builder()
         .cancellation_token(shutdown)
         .service_factory(Arc::new(move || Ok(PortalSession::new(Arc::clone(&gateway)))))
         .session_manager(Arc::clone(&sessions))
+        .sse_retry(SSE_RETRY)
         // Hosts are checked here (a portal's hostname routes the request), so rmcp's
         // loopback-only default is turned off; requests carry credentials in headers, which a
         // rebinding page cannot send, and a foreign `Origin` is refused below.

@@ -55,7 +55,7 @@ mod resources;
 
 use audit::Audit;
 pub use builtins::builtin_tools;
-pub use direct::{KEEP_ALIVE_EVERY, ProgressStream, SessionRegistry};
+pub use direct::{ProgressStream, SessionRegistry};
 use forward::complete;
 use paging::{offset, page};
 pub use resources::portal_uri;

@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use super::{MAX_MESSAGE_BYTES, Sessions};
+use crate::state::AppState;
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use actix_web::web::{Bytes, BytesMut};
@@ -18,23 +20,18 @@ use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, ErrorData, GetMeta, JsonRpcRequest, ProgressNotification,
     ServerJsonRpcMessage, ServerNotification,
 };
-use rmcp::transport::streamable_http_server::session::SessionManager;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-
-use super::MAX_MESSAGE_BYTES;
-use crate::state::AppState;
 
 const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
 
-/// A request whose headers allow an answer in place: its session, the session's id, and
-/// rmcp's session manager.
+/// A request whose headers allow an answer in place: its session, the session's id, and the
+/// endpoint's sessions.
 pub(super) struct Candidate {
     session: PortalSession,
     id: String,
-    sessions: Arc<LocalSessionManager>,
+    sessions: Arc<Sessions>,
 }
 
 /// What may answer `req` in place, judged by its headers alone.
@@ -86,8 +83,9 @@ pub(super) async fn answer(
     view: &AdmittedView,
 ) -> Result<Option<HttpResponse>, HttpResponse> {
     let Candidate { session, id, sessions } = candidate;
-    // A session rmcp closed (a DELETE, its idle timeout) is its to answer, with 404.
-    if !sessions.has_session(&Arc::from(id.as_str())).await.unwrap_or(false) {
+    // A closed session (a DELETE, its idle timeout) is rmcp's to answer, with 404; an open one
+    // is in use now.
+    if !sessions.touch(&id) {
         return Ok(None);
     }
     let body = read_body(req).await?;
@@ -105,12 +103,9 @@ pub(super) async fn answer(
     };
     let parts = parts(req, caller, view);
     if call.request.get_meta().get_progress_token().is_some() {
-        return Ok(Some(with_progress(session, call, parts, sessions, id)));
+        return Ok(Some(with_progress(session, call, parts)));
     }
-    let (touch, answer) = session.answer_directly(call.id, call.request, parts, None).await;
-    if touch {
-        keep_alive(sessions, id);
-    }
+    let answer = session.answer_directly(call.id, call.request, parts, None).await;
     Ok(Some(HttpResponse::Ok().content_type(JSON).body(encode(&answer))))
 }
 
@@ -124,18 +119,10 @@ fn with_progress(
     session: PortalSession,
     call: JsonRpcRequest<ClientRequest>,
     parts: http::request::Parts,
-    sessions: Arc<LocalSessionManager>,
-    id: String,
 ) -> HttpResponse {
     let (progress, received) = tokio::sync::mpsc::channel(PROGRESS_BUFFER);
     let answer = Box::pin(async move {
-        let (touch, answer) = session
-            .answer_directly(call.id, call.request, parts, Some(ProgressStream(progress)))
-            .await;
-        if touch {
-            keep_alive(sessions, id);
-        }
-        answer
+        session.answer_directly(call.id, call.request, parts, Some(ProgressStream(progress))).await
     });
     let events =
         futures::stream::unfold((Some(answer), received), |(answer, mut received)| async move {
@@ -227,26 +214,6 @@ fn parts(req: &ServiceRequest, caller: &PortalCaller, view: &AdmittedView) -> ht
     parts.extensions.insert(extensions);
     parts
 }
-
-/// Tells rmcp's session manager that session `id` is in use: its idle timer counts only the
-/// messages it sees, and calls answered in place pass it by. The message is a cancellation of
-/// a request id no client request has, which cancels nothing.
-fn keep_alive(sessions: Arc<LocalSessionManager>, id: String) {
-    let touch = serde_json::json!({
-        "jsonrpc": "2.0",
-        "method": "notifications/cancelled",
-        "params": {"requestId": KEEP_ALIVE_REQUEST_ID, "reason": "keep-alive"},
-    });
-    let Ok(message) = serde_json::from_value::<ClientJsonRpcMessage>(touch) else { return };
-    actix_web::rt::spawn(async move {
-        if let Err(error) = sessions.accept_message(&Arc::from(id.as_str()), message).await {
-            tracing::debug!(%error, "a session's keep-alive was not taken");
-        }
-    });
-}
-
-/// The request id of the keep-alive cancellation.
-pub(super) const KEEP_ALIVE_REQUEST_ID: &str = "portico-keep-alive";
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok()

@@ -19,7 +19,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portico_policies::Principal;
 use rmcp::RoleServer;
@@ -30,39 +29,16 @@ use tokio_util::sync::CancellationToken;
 use super::{BUILTINS, PortalCaller, PortalSession, SessionState};
 use crate::exposed::Exposed;
 
-/// How often a session answered only in place tells rmcp's session manager that it is in use
-/// (its idle timer counts only the messages it sees), unless set otherwise
-/// ([`SessionRegistry::keep_alive_every`]).
-pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(600);
-
 /// The sessions of this process that can answer in place, by MCP session id. A session is
 /// listed once its client sent `notifications/initialized`, and leaves the list when it ends.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SessionRegistry {
     sessions: Mutex<HashMap<Arc<str>, Weak<SessionState>>>,
     /// Requests answered in place so far.
     answered: AtomicU64,
-    /// [`KEEP_ALIVE_EVERY`], or what [`SessionRegistry::keep_alive_every`] set, in ms.
-    keep_alive_ms: AtomicU64,
-}
-
-impl Default for SessionRegistry {
-    fn default() -> Self {
-        SessionRegistry {
-            sessions: Mutex::default(),
-            answered: AtomicU64::new(0),
-            keep_alive_ms: AtomicU64::new(millis(KEEP_ALIVE_EVERY)),
-        }
-    }
 }
 
 impl SessionRegistry {
-    /// Sessions answered in place tell rmcp's session manager they are in use at most this
-    /// often: well within its idle timeout.
-    pub fn keep_alive_every(&self, every: Duration) {
-        self.keep_alive_ms.store(millis(every), Ordering::Relaxed);
-    }
-
     fn insert(&self, id: Arc<str>, state: Weak<SessionState>) {
         self.lock().insert(id, state);
     }
@@ -118,8 +94,6 @@ impl Drop for Listing {
 #[derive(Debug, Default)]
 pub(super) struct InFlight {
     requests: Mutex<HashMap<RequestId, CancellationToken>>,
-    /// When rmcp's session manager last saw this session in use (ms since the epoch).
-    touched: AtomicU64,
 }
 
 impl InFlight {
@@ -145,14 +119,6 @@ impl Drop for Running<'_> {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, millis)
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl PortalSession {
     /// The session `id` of this process, if it can answer in place.
     pub fn direct(gateway: &Arc<crate::Gateway>, id: &str) -> Option<PortalSession> {
@@ -174,7 +140,6 @@ impl PortalSession {
         });
         if listed {
             self.gateway.sessions.insert(id, state);
-            self.state.in_flight.touched.store(now_ms(), Ordering::Relaxed);
         }
     }
 
@@ -216,29 +181,19 @@ impl PortalSession {
     /// Answers `request` (id `id`) through the session's handler on the caller's task. `parts`
     /// are the HTTP request's, with the caller and its view in their extensions as rmcp's
     /// bridge would put them; the upstream's progress goes to `progress` (when the request has
-    /// a progress token). Returns whether rmcp's session manager should be told that the
-    /// session is in use, and the answer.
+    /// a progress token).
     pub async fn answer_directly(
         &self,
         id: RequestId,
         request: ClientRequest,
         parts: http::request::Parts,
         progress: Option<ProgressStream>,
-    ) -> (bool, ServerJsonRpcMessage) {
+    ) -> ServerJsonRpcMessage {
         let Some(peer) = self.state.peer.get().cloned() else {
             let error = rmcp::model::ErrorData::internal_error("the session is not ready", None);
-            return (false, ServerJsonRpcMessage::error(error, Some(id)));
+            return ServerJsonRpcMessage::error(error, Some(id));
         };
         let in_flight = &self.state.in_flight;
-        let now = now_ms();
-        let every = self.gateway.sessions.keep_alive_ms.load(Ordering::Relaxed);
-        let last = in_flight.touched.load(Ordering::Relaxed);
-        // Of concurrent calls, the one that moves the mark sends the keep-alive.
-        let touch = now.saturating_sub(last) >= every
-            && in_flight
-                .touched
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok();
         let mut request = request;
         let mut context = McpContext::new(id.clone(), peer);
         // As rmcp's service loop does: the request's `_meta` and extensions become the
@@ -253,15 +208,10 @@ impl PortalSession {
         }
         in_flight.lock().insert(id.clone(), context.ct.clone());
         let _running = Running { in_flight, id: id.clone() };
-        let answer = match rmcp::service::Service::<RoleServer>::handle_request(
-            self, request, context,
-        )
-        .await
-        {
+        match rmcp::service::Service::<RoleServer>::handle_request(self, request, context).await {
             Ok(result) => ServerJsonRpcMessage::response(result, id),
             Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
-        };
-        (touch, answer)
+        }
     }
 
     /// Cancels a request answered in place (the client's `notifications/cancelled`).
