@@ -294,26 +294,23 @@ async fn catch_up<P: Projection>(
     Ok((subscription, applied))
 }
 
-/// How often a follower's lag behind the log's head is published. A gauge is scraped every
-/// few seconds; sampling it spares the follower's process a wake-up on every commit.
-pub(crate) const LAG_SAMPLE_EVERY: Duration = Duration::from_secs(1);
-
-/// Publishes how far the projection is behind the log's head every [`LAG_SAMPLE_EVERY`], until
-/// the log or the runner goes away.
+/// Publishes how far the projection is behind the log's head whenever either moves, until the
+/// log or the runner goes away.
 pub(crate) async fn report_lag(
     name: &'static str,
-    head: watch::Receiver<Position>,
-    position: watch::Receiver<Position>,
+    mut head: watch::Receiver<Position>,
+    mut position: watch::Receiver<Position>,
 ) {
-    let mut ticks = tokio::time::interval(LAG_SAMPLE_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
-        if head.has_changed().is_err() || position.has_changed().is_err() {
+        let lag = head.borrow_and_update().saturating_sub(*position.borrow_and_update());
+        gauge!(metrics::PROJECTION_LAG, "projection" => name).set(lag as f64);
+        let moved = tokio::select! {
+            moved = head.changed() => moved,
+            moved = position.changed() => moved,
+        };
+        if moved.is_err() {
             return;
         }
-        let lag = head.borrow().saturating_sub(*position.borrow());
-        gauge!(metrics::PROJECTION_LAG, "projection" => name).set(lag as f64);
     }
 }
 
