@@ -819,11 +819,13 @@ mod tests {
         let sessions = Sessions::new(Duration::from_millis(300), None);
         let (id, mut transport) = open(&sessions).await;
         let mut standalone = sessions.create_standalone_stream(&id).await.unwrap();
+        let mut pending = sessions.create_stream(&id, call(1, None)).await.unwrap();
         sessions.close_session(&id).await.unwrap();
         assert!(!sessions.has_session(&id).await.unwrap());
         assert!(ended(&mut standalone));
+        assert!(ended(&mut pending), "a request's stream ends with its session");
         assert!(transport.receive().await.is_none(), "the service loop is told");
-        let error = sessions.create_stream(&id, call(1, None)).await.err().unwrap();
+        let error = sessions.create_stream(&id, call(2, None)).await.err().unwrap();
         assert!(matches!(error, SessionError::Unknown));
 
         // An idle session ends by itself, touched or not; a touched one lives on.
