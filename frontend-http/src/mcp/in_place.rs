@@ -8,8 +8,6 @@
 
 use std::sync::Arc;
 
-use super::{MAX_MESSAGE_BYTES, Sessions};
-use crate::state::AppState;
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use actix_web::web::{Bytes, BytesMut};
@@ -20,6 +18,9 @@ use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, ErrorData, GetMeta, JsonRpcRequest, ProgressNotification,
     ServerJsonRpcMessage, ServerNotification,
 };
+
+use super::{MAX_MESSAGE_BYTES, Sessions};
+use crate::state::AppState;
 
 const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";

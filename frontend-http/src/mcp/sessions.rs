@@ -56,6 +56,9 @@ const INBOX_CAPACITY: usize = 16;
 /// How long a new session may take to answer `initialize`.
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The longest time between two sweeps for idle sessions.
+const MAX_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// How many `GET` streams beside the standalone one a session keeps alive; the oldest goes
 /// first.
 const MAX_IDLE_STREAMS: usize = 32;
@@ -134,7 +137,7 @@ impl Inner {
     }
 
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        millis_since(self.epoch)
     }
 
     /// Session `id` if it is open and not idle too long, marked as in use now. One found idle
@@ -176,6 +179,11 @@ impl Inner {
     }
 }
 
+/// Milliseconds since `epoch`: a session's last-seen time.
+fn millis_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Sweeps `sessions` for idle ones a few times per idle timeout, until they are dropped.
 async fn sweep(sessions: Weak<Inner>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
@@ -210,8 +218,7 @@ impl Session {
     }
 
     fn mark_seen(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.seen.store(now, Ordering::Relaxed);
+        self.seen.store(millis_since(self.epoch), Ordering::Relaxed);
     }
 
     /// Hands `message` to the service loop.
@@ -402,8 +409,9 @@ impl Routes {
                 return None;
             }
         }
-        let event = ServerSseMessage::from_message(message.clone());
-        match self.destination(&message) {
+        let destination = self.destination(&message);
+        let event = ServerSseMessage::from_message(message);
+        match destination {
             Some((number, ends)) => {
                 let pending = self.streams.get_mut(&number).and_then(|s| s.push(event));
                 if ends {
@@ -413,6 +421,33 @@ impl Routes {
             }
             None => self.standalone.push(event),
         }
+    }
+
+    /// A `GET` stream: the standalone stream if no client reads it now (first getting the kept
+    /// events after `after`, or those never handed to a stream), else one kept alive but idle.
+    fn attach_standalone(
+        &mut self,
+        after: Option<usize>,
+    ) -> Result<mpsc::Receiver<ServerSseMessage>, SessionError> {
+        if self.ended {
+            return Err(SessionError::Ended);
+        }
+        if self.standalone.is_read() {
+            let (tx, rx) = mpsc::channel(1);
+            self.idle_streams.retain(|tx| !tx.is_closed());
+            if self.idle_streams.len() == MAX_IDLE_STREAMS {
+                self.idle_streams.remove(0);
+            }
+            self.idle_streams.push(tx);
+            return Ok(rx);
+        }
+        if let Some(after) = after {
+            if after >= self.standalone.next {
+                return Err(SessionError::UnknownEvent(after.to_string()));
+            }
+        }
+        let after = after.or_else(|| self.standalone.handed.checked_sub(1));
+        Ok(self.standalone.attach(after))
     }
 }
 
@@ -604,38 +639,6 @@ impl SessionManager for Sessions {
                 Ok(Events(stream.attach(Some(index))))
             }
         }
-    }
-}
-
-/// The longest time between two sweeps for idle sessions.
-const MAX_SWEEP_EVERY: Duration = Duration::from_secs(60);
-
-impl Routes {
-    /// A `GET` stream: the standalone stream if no client reads it now (first getting the kept
-    /// events after `after`, or those never handed to a stream), else one kept alive but idle.
-    fn attach_standalone(
-        &mut self,
-        after: Option<usize>,
-    ) -> Result<mpsc::Receiver<ServerSseMessage>, SessionError> {
-        if self.ended {
-            return Err(SessionError::Ended);
-        }
-        if self.standalone.is_read() {
-            let (tx, rx) = mpsc::channel(1);
-            self.idle_streams.retain(|tx| !tx.is_closed());
-            if self.idle_streams.len() == MAX_IDLE_STREAMS {
-                self.idle_streams.remove(0);
-            }
-            self.idle_streams.push(tx);
-            return Ok(rx);
-        }
-        if let Some(after) = after {
-            if after >= self.standalone.next {
-                return Err(SessionError::UnknownEvent(after.to_string()));
-            }
-        }
-        let after = after.or_else(|| self.standalone.handed.checked_sub(1));
-        Ok(self.standalone.attach(after))
     }
 }
 

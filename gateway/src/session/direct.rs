@@ -1,8 +1,8 @@
 //! Answering a session's `tools/call` in place.
 //!
 //! rmcp serves a request of a session through several tasks and channels: the HTTP bridge, the
-//! session worker, the service loop, a task for the handler, and back through an event stream
-//! opened for the one answer. For the request that dominates a portal's traffic, a call of an
+//! session manager's routing, the service loop, a task for the handler, and back through an
+//! event stream opened for the one answer. For the request that dominates a portal's traffic, a call of an
 //! upstream tool, none of that machinery is needed: the answer is one JSON-RPC response, with
 //! at most the upstream's progress before it and no server request. The HTTP front end hands
 //! such a request to [`PortalSession::answer_directly`], which runs the same handler rmcp would
