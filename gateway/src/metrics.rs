@@ -28,6 +28,10 @@ pub const MCP_SESSIONS_OPEN: &str = "portico_mcp_sessions_open";
 /// Requests of a session answered in place, without rmcp's session machinery (see
 /// `session::direct`), by `answer` (`json`, or `event_stream` for a call with progress).
 pub const MCP_ANSWERED_IN_PLACE: &str = "portico_mcp_answered_in_place_total";
+/// Requests sent to upstreams for audited MCP requests, by `path`: `direct` (posted on the
+/// upstream's session from the request's own task, see `transport::DirectRoute`) or `client`
+/// (through rmcp's client: a progress token, a legacy SSE upstream, a 2026 session).
+pub const MCP_UPSTREAM_REQUESTS: &str = "portico_mcp_upstream_requests_total";
 /// Audit events that could not be appended (those calls were answered with an error), by
 /// `portal`.
 pub const AUDIT_APPEND_FAILURES: &str = "portico_audit_append_failures_total";
@@ -58,6 +62,11 @@ pub fn describe() {
         MCP_ANSWERED_IN_PLACE,
         Unit::Count,
         "Requests of an MCP session answered in place (without rmcp's session machinery), by answer type."
+    );
+    describe_counter!(
+        MCP_UPSTREAM_REQUESTS,
+        Unit::Count,
+        "Requests sent to upstream servers for audited MCP requests, by path (direct or through the MCP client)."
     );
     describe_counter!(
         AUDIT_APPEND_FAILURES,
@@ -109,12 +118,19 @@ pub(crate) fn request(
     .increment(1);
 }
 
-/// Records an audit event that could not be appended.
+/// Records a request sent to an upstream, directly or through rmcp's client.
+pub(crate) fn upstream_request(direct: bool) {
+    let path = if direct { "direct" } else { "client" };
+    counter!(MCP_UPSTREAM_REQUESTS, "path" => path).increment(1);
+}
+
+/// Records a request answered in place.
 pub(crate) fn answered_in_place(event_stream: bool) {
     let answer = if event_stream { "event_stream" } else { "json" };
     counter!(MCP_ANSWERED_IN_PLACE, "answer" => answer).increment(1);
 }
 
+/// Records an audit event that could not be appended.
 pub(crate) fn audit_failed(portal: &PortalId) {
     counter!(AUDIT_APPEND_FAILURES, "portal" => portal.to_string()).increment(1);
 }

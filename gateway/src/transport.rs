@@ -12,11 +12,13 @@
 //! legacy SSE servers).
 
 mod credentials;
+mod direct;
 mod error;
 pub mod http_client;
 pub mod sse;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -28,6 +30,7 @@ use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use url::Url;
 
 pub use credentials::{CredentialError, UpstreamAuth, credential_headers};
+pub use direct::{DirectError, DirectRoute};
 pub use error::ConnectError;
 pub use sse::{MAX_SSE_EVENT_SIZE, SseClientTransport, SseTransportError};
 
@@ -112,6 +115,9 @@ pub struct Connected<H: ClientHandler> {
     pub transport: TransportKind,
     /// The URL that answered (the target URL, or it with `/mcp` or `/sse` appended).
     pub url: Url,
+    /// How a request is posted on the upstream's session without rmcp's client (streamable
+    /// HTTP only).
+    pub direct: Option<DirectRoute>,
 }
 
 impl<H: ClientHandler> Connected<H> {
@@ -178,14 +184,14 @@ where
             TransportKind::StreamableHttp => {
                 streamable(&client, &url, target, options, handler.clone()).await
             }
-            TransportKind::LegacySse => {
-                legacy_sse(&client, &url, target, options, handler.clone()).await
-            }
+            TransportKind::LegacySse => legacy_sse(&client, &url, target, options, handler.clone())
+                .await
+                .map(|service| (service, None)),
         };
         match attempt {
-            Ok(service) => {
+            Ok((service, direct)) => {
                 tracing::debug!(url = %redact_url(&url), transport = kind.label(), "upstream connected");
-                return Ok(Connected { service, transport: kind, url });
+                return Ok(Connected { service, transport: kind, url, direct });
             }
             Err(error) if error.falls_through() => {
                 tracing::debug!(url = %redact_url(&url), transport = kind.label(), status = ?error.status_code, "no MCP endpoint here; trying the next strategy");
@@ -225,23 +231,32 @@ async fn streamable<H: ClientHandler>(
     target: &UpstreamTarget,
     options: &ConnectOptions,
     handler: H,
-) -> Result<RunningService<RoleClient, H>, ConnectError> {
+) -> Result<(RunningService<RoleClient, H>, Option<DirectRoute>), ConnectError> {
     // rmcp sends these on every request, GET stream and DELETE included. It takes a map with one
     // value per name; credential headers have unique names.
     let custom_headers: HashMap<_, _> =
         target.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
     let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-        .custom_headers(custom_headers)
+        .custom_headers(custom_headers.clone())
         .max_sse_event_size(MAX_SSE_EVENT_SIZE);
     // One connection serves every session of the portal: allow many requests in flight (rmcp's
     // default is 16), and results as large as SSE events.
     let mut config = config;
     config.max_concurrent_requests = 1024;
     config.max_json_response_size = MAX_SSE_EVENT_SIZE;
-    let transport =
-        OfferVersion(StreamableHttpClientTransport::with_client(client.clone(), config));
+    let session = direct::SeenSession::default();
+    let direct = DirectRoute::new(
+        url,
+        custom_headers.clone(),
+        Arc::clone(&session),
+        (MAX_SSE_EVENT_SIZE, MAX_SSE_EVENT_SIZE),
+        options.policy,
+        options.connect_timeout,
+    );
+    let client = direct::SessionClient { client: client.clone(), session };
+    let transport = OfferVersion(StreamableHttpClientTransport::with_client(client, config));
     match tokio::time::timeout(options.request_timeout, handler.serve(transport)).await {
-        Ok(Ok(service)) => Ok(service),
+        Ok(Ok(service)) => Ok((service, Some(direct))),
         Ok(Err(error)) => Err(ConnectError::initialize(url, error)),
         Err(_) => Err(ConnectError::timeout(url, options.request_timeout)),
     }

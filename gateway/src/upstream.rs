@@ -123,6 +123,8 @@ pub struct Connection {
     pub url: Url,
     /// Tells this connection's progress routes from other connections'.
     relay_id: u64,
+    /// Posts a request on the upstream's session from the caller's task (streamable HTTP).
+    direct: Option<crate::transport::DirectRoute>,
 }
 
 impl Connection {
@@ -134,6 +136,19 @@ impl Connection {
     /// The upstream's side of the connection, to send requests on.
     pub fn peer(&self) -> &Peer<RoleClient> {
         self.service.peer()
+    }
+
+    /// How to post a request on this connection's upstream session without rmcp's client,
+    /// when the session allows it (see [`crate::transport::DirectRoute::serves`]).
+    /// Returns the route and the revision the session negotiated.
+    pub fn direct(&self) -> Option<(&crate::transport::DirectRoute, rmcp::model::ProtocolVersion)> {
+        let version = self.peer().peer_info()?.protocol_version.clone();
+        self.direct.as_ref().filter(|direct| direct.serves(&version)).map(|d| (d, version))
+    }
+
+    /// The server this connection is to, announcing that its tools or prompts changed.
+    pub fn list_changed(&self) {
+        self.service.service().list_changed();
     }
 
     /// Whether the connection is closed (the upstream went away).
@@ -349,7 +364,14 @@ impl Upstreams {
         };
         let connected = transport::connect(&target, &options, handler).await?;
         tracing::info!(server = %server.server_id, url = %connected.url, "connected to upstream");
-        Ok(Connection { key, slot, service: connected.service, url: connected.url, relay_id })
+        Ok(Connection {
+            key,
+            slot,
+            service: connected.service,
+            url: connected.url,
+            relay_id,
+            direct: connected.direct,
+        })
     }
 
     /// The headers the server's stored credential turns into (none for `unauthenticated`).
@@ -535,10 +557,17 @@ impl ClientHandler for UpstreamClient {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self.changed.send(self.server_id.clone());
+        self.list_changed();
     }
 
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.list_changed();
+    }
+}
+
+impl UpstreamClient {
+    /// The upstream announced that its tools or prompts changed: it is to be synced.
+    fn list_changed(&self) {
         let _ = self.changed.send(self.server_id.clone());
     }
 }

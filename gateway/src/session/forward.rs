@@ -6,12 +6,16 @@ use std::time::{Duration, Instant};
 
 use portico_core::domain::call::CallStatus;
 use portico_core::domain::ids::ServerId;
-use rmcp::RoleServer;
-use rmcp::model::{CancelledNotificationParam, ClientRequest, ErrorCode, ErrorData, ServerResult};
-use rmcp::service::{PeerRequestOptions, RequestContext as McpContext};
+use rmcp::model::{
+    CancelledNotificationParam, ClientRequest, ErrorCode, ErrorData, ProtocolVersion, RequestId,
+    ServerResult,
+};
+use rmcp::service::{Peer, PeerRequestOptions, RequestContext as McpContext};
+use rmcp::{RoleClient, RoleServer};
 
 use super::audit::Audit;
 use super::{PortalSession, UPSTREAM_UNAVAILABLE};
+use crate::transport::{DirectError, DirectRoute};
 use crate::upstream::{AccessError, Connection, ProgressTo};
 
 impl PortalSession {
@@ -74,6 +78,15 @@ impl PortalSession {
         let started = Instant::now();
         let timeout = self.gateway.upstreams.config().call_timeout;
         let client_token = context.meta.get_progress_token();
+        if client_token.is_none() {
+            if let Some((direct, version)) = connection.direct() {
+                crate::metrics::upstream_request(true);
+                return self
+                    .forward_directly(server_id, connection, direct, &version, request, context)
+                    .await;
+            }
+        }
+        crate::metrics::upstream_request(false);
         let peer = connection.peer();
         let handle =
             match peer.send_cancellable_request(request, PeerRequestOptions::no_options()).await {
@@ -109,10 +122,7 @@ impl PortalSession {
         let request_id = handle.id.clone();
         let outcome = tokio::select! {
             answer = tokio::time::timeout(timeout, handle.await_response()) => answer,
-            () = context.ct.cancelled() => {
-                let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(request_id), Some("the client cancelled the request".to_owned()))).await;
-                return Err((CallStatus::Cancelled, ErrorData::new(ErrorCode::INTERNAL_ERROR, "cancelled", None), started.elapsed()));
-            }
+            () = context.ct.cancelled() => return Err(cancelled(peer, request_id, started).await),
         };
         let waited = started.elapsed();
         match outcome {
@@ -130,26 +140,46 @@ impl PortalSession {
                 }
                 Err((CallStatus::Unavailable, unavailable(server_id, &error.to_string()), waited))
             }
-            Err(_) => {
-                let _ = peer
-                    .notify_cancelled(CancelledNotificationParam::new(
-                        Some(request_id),
-                        Some("the portal's call timeout expired".to_owned()),
-                    ))
-                    .await;
-                Err((
-                    CallStatus::Timeout,
-                    ErrorData::new(
-                        UPSTREAM_UNAVAILABLE,
-                        format!(
-                            "server `{server_id}` did not answer within {} s",
-                            timeout.as_secs_f64()
-                        ),
-                        None,
-                    ),
-                    waited,
-                ))
+            Err(_) => Err(timed_out(peer, request_id, server_id, timeout, waited).await),
+        }
+    }
+
+    /// [`Self::forward`] for a request without a progress token on a session that takes
+    /// requests directly: posted from this task, without rmcp's client (see
+    /// [`crate::transport::DirectRoute`]). Cancellation, the timeout and failures are as there.
+    async fn forward_directly(
+        &self,
+        server_id: &ServerId,
+        connection: &Arc<Connection>,
+        direct: &DirectRoute,
+        version: &ProtocolVersion,
+        request: ClientRequest,
+        context: &McpContext<RoleServer>,
+    ) -> Result<(ServerResult, Duration), (CallStatus, ErrorData, Duration)> {
+        let started = Instant::now();
+        let timeout = self.gateway.upstreams.config().call_timeout;
+        let id = DirectRoute::next_id();
+        let call = direct.request(id.clone(), request, version, || connection.list_changed());
+        let peer = connection.peer();
+        let outcome = tokio::select! {
+            answer = tokio::time::timeout(timeout, call) => answer,
+            () = context.ct.cancelled() => return Err(cancelled(peer, id, started).await),
+        };
+        let waited = started.elapsed();
+        match outcome {
+            Ok(Ok(Ok(result))) => Ok((result, waited)),
+            Ok(Ok(Err(error))) => Err((CallStatus::UpstreamError, error, waited)),
+            Ok(Err(DirectError::Transport(cause))) => {
+                self.gateway.upstreams.discard(connection).await;
+                self.gateway.syncer.request(server_id.clone());
+                Err((CallStatus::Unavailable, unavailable(server_id, &cause), waited))
             }
+            Ok(Err(DirectError::Unexpected(cause))) => {
+                tracing::warn!(server = %server_id, %cause, "unexpected upstream answer");
+                let message = format!("server `{server_id}` did not answer as MCP asks: {cause}");
+                Err((CallStatus::UpstreamError, ErrorData::internal_error(message, None), waited))
+            }
+            Err(_) => Err(timed_out(peer, id, server_id, timeout, waited).await),
         }
     }
 
@@ -172,6 +202,35 @@ impl PortalSession {
             }
         })
     }
+}
+
+/// Tells the upstream that the client cancelled request `id`; what the client gets.
+async fn cancelled(
+    peer: &Peer<RoleClient>,
+    id: RequestId,
+    started: Instant,
+) -> (CallStatus, ErrorData, Duration) {
+    let reason = "the client cancelled the request".to_owned();
+    let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason))).await;
+    (
+        CallStatus::Cancelled,
+        ErrorData::new(ErrorCode::INTERNAL_ERROR, "cancelled", None),
+        started.elapsed(),
+    )
+}
+
+/// Tells the upstream that request `id` ran out of time; what the client gets.
+async fn timed_out(
+    peer: &Peer<RoleClient>,
+    id: RequestId,
+    server_id: &ServerId,
+    timeout: Duration,
+    waited: Duration,
+) -> (CallStatus, ErrorData, Duration) {
+    let reason = "the portal's call timeout expired".to_owned();
+    let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason))).await;
+    let message = format!("server `{server_id}` did not answer within {} s", timeout.as_secs_f64());
+    (CallStatus::Timeout, ErrorData::new(UPSTREAM_UNAVAILABLE, message, None), waited)
 }
 
 /// Marks an upstream's answer complete: 2026-07-28 clients need `resultType` on every result,

@@ -44,6 +44,30 @@ pub(crate) fn upstream_client(
     Ok(client)
 }
 
+thread_local! {
+    /// This thread's clients: their connections are served by the thread's own runtime.
+    static THREAD_CLIENTS: std::cell::RefCell<HashMap<ClientKey, reqwest::Client>> =
+        std::cell::RefCell::default();
+}
+
+/// An upstream client of this thread for `policy` and `connect_timeout`: as
+/// [`upstream_client`], but with a pool of its own, so that a request made on this thread is
+/// served on it from end to end (a connection is served by the runtime that opened it).
+pub(crate) fn thread_client(
+    policy: UpstreamPolicy,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let key = ClientKey { policy, connect_timeout };
+    THREAD_CLIENTS.with(|clients| {
+        if let Some(client) = clients.borrow().get(&key) {
+            return Ok(client.clone());
+        }
+        let client = build(policy, connect_timeout)?;
+        clients.borrow_mut().insert(key, client.clone());
+        Ok(client)
+    })
+}
+
 /// Forgets the shared clients (the process is stopping): once the connections that still hold
 /// one have closed, their pools go and with them the idle keep-alive connections, which would
 /// otherwise hold a graceful stop of a server they point at (the demo's own upstream) open. A
