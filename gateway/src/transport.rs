@@ -244,7 +244,7 @@ async fn streamable<H: ClientHandler>(
     let mut config = config;
     config.max_concurrent_requests = 1024;
     config.max_json_response_size = MAX_SSE_EVENT_SIZE;
-    let session = direct::SeenSession::default();
+    let session = Arc::<direct::SeenSession>::default();
     let direct = DirectRoute::new(
         url,
         custom_headers.clone(),

@@ -145,6 +145,12 @@ async fn a_sessions_tool_call_is_answered_in_place_and_the_rest_as_before() {
     );
     assert!(events.iter().all(|e| e["session_id"] == session.as_str()), "{events:?}");
     assert_eq!(live.upstream_calls.load(Ordering::SeqCst), 3);
+    // The calls without a progress token (1 and 4, whichever path answered the client) were
+    // posted on the upstream's session from their own task; the one with a token (2) went
+    // through Portico's MCP client, which relays progress.
+    let metrics = crate::prometheus::parse(&live.get("/metrics").await.text);
+    let upstream = |path| metrics.sum("portico_mcp_upstream_requests_total", &[("path", path)]);
+    assert_eq!((upstream("direct"), upstream("client")), (2.0, 1.0));
 
     // A closed session is gone on both paths.
     let response = live

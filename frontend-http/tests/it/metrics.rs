@@ -113,6 +113,11 @@ async fn metrics_count_requests_calls_and_appends() {
     // The calls came one at a time to an idle log: their appenders committed them themselves.
     let appender = [("backend", "sqlite"), ("thread", "appender")];
     assert!(moved("portico_log_commits_total", &appender) >= 1.0);
+    // rmcp's client asks for progress on every call, so the two calls of an upstream tool went
+    // to it through Portico's MCP client, which relays progress (the in-place tests count the
+    // calls posted directly).
+    assert_eq!(moved("portico_mcp_upstream_requests_total", &[("path", "client")]), 2.0);
+    assert_eq!(moved("portico_mcp_upstream_requests_total", &[("path", "direct")]), 0.0);
 
     // Gauges: projection lag, servers by status, open sessions.
     let lag = after.value("portico_projection_lag_events", &[("projection", "read_models")]);

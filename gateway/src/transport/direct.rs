@@ -16,7 +16,7 @@
 //! is refused, as Portico's client offers no capability a server could ask for.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -35,9 +35,22 @@ use rmcp::transport::streamable_http_client::{
 use super::http_client;
 use crate::ssrf::UpstreamPolicy;
 
-/// The session id a connection's handshake opened, as rmcp's client sends it on every request
-/// after the handshake.
-pub(super) type SeenSession = Arc<OnceLock<Arc<str>>>;
+/// The session a connection's handshake opened, as rmcp's client sends it on every request after
+/// the handshake: known from the client's second request (its `notifications/initialized`);
+/// `None` inside for a server without sessions.
+#[derive(Debug, Default)]
+pub(super) struct SeenSession {
+    posts: AtomicUsize,
+    session: OnceLock<Option<Arc<str>>>,
+}
+
+impl SeenSession {
+    fn note(&self, session: Option<&Arc<str>>) {
+        if self.posts.fetch_add(1, Ordering::Relaxed) > 0 {
+            let _ = self.session.set(session.cloned());
+        }
+    }
+}
 
 /// Where and how to post a request on one upstream session.
 #[derive(Debug, Clone)]
@@ -45,7 +58,7 @@ pub struct DirectRoute {
     url: Arc<str>,
     /// The connection's own headers (its credential).
     headers: HashMap<HeaderName, HeaderValue>,
-    session: SeenSession,
+    session: Arc<SeenSession>,
     limits: (usize, usize),
     policy: UpstreamPolicy,
     connect_timeout: Duration,
@@ -69,7 +82,7 @@ impl DirectRoute {
     pub(super) fn new(
         url: &url::Url,
         headers: HashMap<HeaderName, HeaderValue>,
-        session: SeenSession,
+        session: Arc<SeenSession>,
         limits: (usize, usize),
         policy: UpstreamPolicy,
         connect_timeout: Duration,
@@ -85,10 +98,10 @@ impl DirectRoute {
     }
 
     /// Whether a request on a session of `version` can be posted directly: once the handshake
-    /// opened a session, and on revisions before the standard request headers (SEP-2243),
+    /// is over, and on revisions before the standard request headers (SEP-2243),
     /// which rmcp's client derives from each request and the upstream's tool schemas.
     pub fn serves(&self, version: &ProtocolVersion) -> bool {
-        self.session.get().is_some() && version < &ProtocolVersion::STANDARD_HEADERS
+        self.session.session.get().is_some() && version < &ProtocolVersion::STANDARD_HEADERS
     }
 
     /// A new id for a request posted directly.
@@ -178,7 +191,7 @@ impl DirectRoute {
             .post_message_with_response_limits(
                 Arc::clone(&self.url),
                 message,
-                self.session.get().cloned(),
+                self.session.session.get().cloned().flatten(),
                 None,
                 headers,
                 limits,
@@ -215,14 +228,12 @@ fn unexpected(what: &str) -> DirectError {
 #[derive(Debug, Clone)]
 pub(super) struct SessionClient {
     pub(super) client: reqwest::Client,
-    pub(super) session: SeenSession,
+    pub(super) session: Arc<SeenSession>,
 }
 
 impl SessionClient {
     fn note(&self, session: Option<&Arc<str>>) {
-        if let Some(session) = session {
-            let _ = self.session.set(Arc::clone(session));
-        }
+        self.session.note(session);
     }
 }
 
@@ -322,5 +333,239 @@ impl StreamableHttpClient for SessionClient {
             custom_headers,
             max_sse_event_size,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use rmcp::model::CallToolRequestParams;
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    // The upstream here is a scripted HTTP peer, not a real MCP server: the point is the exact
+    // sequences of a session's event stream (a server's ping and list change before the answer,
+    // a stream cut short, a broken event), which no real server can be made to send on demand.
+    // Real servers answer directly posted calls in the front end's and the end-to-end tests.
+
+    /// Answers the n-th request with `answers[n]` (status line, content type, body) and records
+    /// each request (head lowercased, then body).
+    async fn scripted(
+        answers: Vec<(&'static str, &'static str, String)>,
+    ) -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let recorded = Arc::clone(&seen);
+        let next = Arc::new(AtomicUsize::new(0));
+        let answers = Arc::new(answers);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (recorded, next, answers) =
+                    (Arc::clone(&recorded), Arc::clone(&next), Arc::clone(&answers));
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let head_end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            let n = socket.read(&mut chunk).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                        };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while buf.len() < head_end + length {
+                            let n = socket.read(&mut chunk).await.unwrap();
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        let body = String::from_utf8_lossy(&buf[head_end..head_end + length]);
+                        recorded.lock().unwrap().push(format!("{head}{body}"));
+                        buf.drain(..head_end + length);
+                        let (status, kind, body) = &answers[next.fetch_add(1, Ordering::SeqCst)];
+                        let answer = format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        socket.write_all(answer.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    fn route(port: u16) -> DirectRoute {
+        let session = Arc::new(SeenSession::default());
+        session.note(None);
+        session.note(Some(&Arc::from("upstream-session")));
+        let mut headers = HashMap::new();
+        headers.insert(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_static("Bearer upstream-credential"),
+        );
+        DirectRoute::new(
+            &url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).unwrap(),
+            headers,
+            session,
+            (1 << 20, 1 << 20),
+            UpstreamPolicy { allow_private: true },
+            Duration::from_secs(2),
+        )
+    }
+
+    fn call() -> ClientRequest {
+        ClientRequest::CallToolRequest(rmcp::model::Request::new(CallToolRequestParams::new(
+            "echo",
+        )))
+    }
+
+    fn event(message: serde_json::Value) -> String {
+        format!("data: {message}\n\n")
+    }
+
+    const V: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+
+    #[tokio::test]
+    async fn an_event_streams_ping_and_list_change_are_handled_before_its_answer() {
+        let id = RequestId::String("portico-test-1".into());
+        let stream = [
+            event(json!({"jsonrpc": "2.0", "id": 7, "method": "ping"})),
+            event(json!({"jsonrpc": "2.0", "id": 8, "method": "sampling/createMessage",
+                         "params": {"messages": [], "maxTokens": 1}})),
+            event(json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})),
+            event(json!({"jsonrpc": "2.0", "id": "someone-else", "result": {}})),
+            event(json!({"jsonrpc": "2.0", "id": "portico-test-1",
+                         "result": {"content": [{"type": "text", "text": "hi"}]}})),
+        ]
+        .concat();
+        let (port, seen) = scripted(vec![
+            ("200 OK", "text/event-stream", stream),
+            ("202 Accepted", "application/json", String::new()),
+            ("202 Accepted", "application/json", String::new()),
+        ])
+        .await;
+        let changed = AtomicUsize::new(0);
+        let answer = route(port)
+            .request(id, call(), &V, || {
+                changed.fetch_add(1, Ordering::SeqCst);
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let ServerResult::CallToolResult(result) = answer else { panic!("{answer:?}") };
+        assert_eq!(result.content[0].as_text().unwrap().text, "hi");
+        assert_eq!(changed.load(Ordering::SeqCst), 1);
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        for request in seen.iter() {
+            assert!(request.starts_with("post /mcp "), "{request}");
+            assert!(request.contains("mcp-session-id: upstream-session"), "{request}");
+            assert!(request.contains("mcp-protocol-version: 2025-11-25"), "{request}");
+            assert!(request.contains("authorization: bearer upstream-credential"), "{request}");
+        }
+        assert!(seen[0].contains(r#""method":"tools/call""#), "{}", seen[0]);
+        assert!(seen[0].contains(r#""id":"portico-test-1""#), "{}", seen[0]);
+        // The ping is answered; the request for a capability Portico does not offer is refused.
+        let body = |request: &str| -> serde_json::Value {
+            serde_json::from_str(&request[request.find("\r\n\r\n").unwrap() + 4..]).unwrap()
+        };
+        assert_eq!(body(&seen[1]), json!({"jsonrpc": "2.0", "id": 7, "result": {}}));
+        assert_eq!(body(&seen[2])["id"], 8);
+        assert_eq!(body(&seen[2])["error"]["code"], -32601);
+    }
+
+    #[tokio::test]
+    async fn a_json_answer_and_an_error_answer_come_back_as_they_are() {
+        let (port, _) = scripted(vec![
+            (
+                "200 OK",
+                "application/json",
+                json!({"jsonrpc": "2.0", "id": "portico-test-2",
+                       "result": {"content": [{"type": "text", "text": "json"}]}})
+                .to_string(),
+            ),
+            (
+                "200 OK",
+                "application/json",
+                json!({"jsonrpc": "2.0", "id": "portico-test-3",
+                       "error": {"code": -32602, "message": "no such tool"}})
+                .to_string(),
+            ),
+        ])
+        .await;
+        let route = route(port);
+        let first = RequestId::String("portico-test-2".into());
+        let answer = route.request(first, call(), &V, || {}).await.unwrap().unwrap();
+        assert!(matches!(answer, ServerResult::CallToolResult(_)), "{answer:?}");
+        let second = RequestId::String("portico-test-3".into());
+        let error = route.request(second, call(), &V, || {}).await.unwrap().unwrap_err();
+        assert_eq!((error.code.0, error.message.as_ref()), (-32602, "no such tool"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_session_or_stream_is_a_transport_error_and_nonsense_is_unexpected() {
+        let cut_short = event(json!({"jsonrpc": "2.0", "method": "notifications/message",
+                                     "params": {"level": "info", "data": "working"}}));
+        let (port, _) = scripted(vec![
+            ("404 Not Found", "text/plain", "gone".into()),
+            ("200 OK", "text/event-stream", cut_short),
+            ("200 OK", "text/event-stream", "data: not json\n\n".into()),
+            ("202 Accepted", "application/json", String::new()),
+        ])
+        .await;
+        let route = route(port);
+        let id = || RequestId::String("portico-test-4".into());
+        let expired = route.request(id(), call(), &V, || {}).await.unwrap_err();
+        assert!(matches!(expired, DirectError::Transport(_)), "{expired}");
+        let ended = route.request(id(), call(), &V, || {}).await.unwrap_err();
+        assert!(
+            matches!(ended, DirectError::Transport(ref e) if e.contains("ended before")),
+            "{ended}"
+        );
+        let broken = route.request(id(), call(), &V, || {}).await.unwrap_err();
+        assert!(
+            matches!(broken, DirectError::Unexpected(ref e) if e.contains("not JSON-RPC")),
+            "{broken}"
+        );
+        let accepted = route.request(id(), call(), &V, || {}).await.unwrap_err();
+        assert!(matches!(accepted, DirectError::Unexpected(_)), "{accepted}");
+    }
+
+    #[test]
+    fn only_a_session_before_the_standard_headers_is_served_directly() {
+        let session = Arc::new(SeenSession::default());
+        let url = url::Url::parse("http://127.0.0.1:1/mcp").unwrap();
+        let policy = UpstreamPolicy { allow_private: true };
+        let route = DirectRoute::new(
+            &url,
+            HashMap::new(),
+            Arc::clone(&session),
+            (1, 1),
+            policy,
+            Duration::from_secs(1),
+        );
+        assert!(!route.serves(&V), "no handshake yet");
+        session.note(None);
+        assert!(!route.serves(&V), "only `initialize` was posted");
+        // A server without sessions: the handshake's second request carries none.
+        session.note(None);
+        assert!(route.serves(&V));
+        assert!(route.serves(&ProtocolVersion::V_2025_06_18));
+        assert!(!route.serves(&ProtocolVersion::STANDARD_HEADERS));
     }
 }
