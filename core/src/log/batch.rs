@@ -215,7 +215,16 @@ fn move_head(published: &watch::Sender<Position>, head: Position) -> bool {
     moved
 }
 
-/// Wakes every follower waiting for the head to move.
+/// Wakes every follower waiting for the head to move. On a runtime (an appender committing on
+/// its own task) the wake is a task of its own, which runs once the appender's task yields: the
+/// appender's answer goes out first. Followers run on another thread, and waking one there
+/// can hand it the CPU before the appender has answered.
 fn wake_followers(published: &watch::Sender<Position>) {
-    published.send_modify(|_| {});
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            let published = published.clone();
+            runtime.spawn(async move { published.send_modify(|_| {}) });
+        }
+        Err(_) => published.send_modify(|_| {}),
+    }
 }

@@ -79,7 +79,9 @@ impl PortalSession {
         let timeout = self.gateway.upstreams.config().call_timeout;
         let client_token = context.meta.get_progress_token();
         if client_token.is_none() {
-            if let Some((direct, version)) = connection.direct() {
+            if let Some((direct, version, _claim)) =
+                connection.direct().and_then(|(d, v)| Some((d, v, d.claim()?)))
+            {
                 crate::metrics::upstream_request(true);
                 return self
                     .forward_directly(server_id, connection, direct, &version, request, context)

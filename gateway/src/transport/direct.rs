@@ -11,17 +11,23 @@
 //! rmcp's client sends on the session. The handshake, the session's `GET` stream, notifications
 //! and everything else stay with rmcp's client.
 //!
+//! Only one request at a time takes this route on a connection ([`DirectRoute::claim`]); while
+//! it is in flight, others go through rmcp's client. Alone, a request saves the hand-offs;
+//! under concurrency, rmcp's client, whose one task serves all of a connection's requests and
+//! wakes once for many answers, costs less per request than every caller waiting on its own.
+//!
 //! What an event stream carries before the answer is handled as rmcp's client would: a list
 //! change goes to the connection's handler, a `ping` is answered, and any other server request
-//! is refused, as Portico's client offers no capability a server could ask for.
+//! is refused, as Portico's client offers no capability a server could ask for. After the
+//! answer, the stream is read to its end, so that its connection serves the next request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use http::{HeaderName, HeaderValue};
 use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, EmptyResult, ErrorData, ProtocolVersion, RequestId,
@@ -62,6 +68,18 @@ pub struct DirectRoute {
     limits: (usize, usize),
     policy: UpstreamPolicy,
     connect_timeout: Duration,
+    /// Requests posted directly and not yet answered.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A request posted directly, until it is answered.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// Why a request posted directly got no answer.
@@ -94,7 +112,18 @@ impl DirectRoute {
             limits,
             policy,
             connect_timeout,
+            in_flight: Arc::default(),
         }
+    }
+
+    /// Claims the route for one request if no other is in flight on it. Under concurrency,
+    /// rmcp's client, whose single task serves every request of the connection, costs less per
+    /// request than each caller posting its own; alone, posting directly saves its hand-offs.
+    pub fn claim(&self) -> Option<InFlight> {
+        self.in_flight
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| InFlight(Arc::clone(&self.in_flight)))
     }
 
     /// Whether a request on a session of `version` can be posted directly: once the handshake
@@ -141,6 +170,7 @@ impl DirectRoute {
             match message {
                 ServerJsonRpcMessage::Response(_) | ServerJsonRpcMessage::Error(_) => {
                     if let Some(answer) = answer_to(message, &id) {
+                        finish(events);
                         return Ok(answer);
                     }
                 }
@@ -199,6 +229,30 @@ impl DirectRoute {
             .await
             .map_err(|e| transport(&e))
     }
+}
+
+/// How long the rest of an answered event stream is read, so that its connection can serve
+/// the next request, before it is dropped (and the connection with it). Whatever it still
+/// carries is not the request's: the request is answered.
+const FINISH_WITHIN: Duration = Duration::from_secs(5);
+
+/// Reads what is left of an answered event stream: the server closes it after the answer,
+/// and only a response read to its end gives its connection back to the pool. Usually the end
+/// has already arrived with the answer; otherwise a task waits for it, within
+/// [`FINISH_WITHIN`].
+fn finish(mut events: Events) {
+    for _ in 0..16 {
+        match events.next().now_or_never() {
+            Some(Some(_)) => continue,
+            Some(None) => return,
+            None => break,
+        }
+    }
+    tokio::spawn(async move {
+        let _ =
+            tokio::time::timeout(FINISH_WITHIN, async { while events.next().await.is_some() {} })
+                .await;
+    });
 }
 
 /// The answer in `message` if it answers `id`.
@@ -355,18 +409,21 @@ mod tests {
     // Real servers answer directly posted calls in the front end's and the end-to-end tests.
 
     /// Answers the n-th request with `answers[n]` (status line, content type, body) and records
-    /// each request (head lowercased, then body).
+    /// each request (head lowercased, then body); also counts the connections it accepted.
     async fn scripted(
         answers: Vec<(&'static str, &'static str, String)>,
-    ) -> (u16, Arc<Mutex<Vec<String>>>) {
+    ) -> (u16, Arc<Mutex<Vec<String>>>, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
         let recorded = Arc::clone(&seen);
         let next = Arc::new(AtomicUsize::new(0));
         let answers = Arc::new(answers);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let (recorded, next, answers) =
                     (Arc::clone(&recorded), Arc::clone(&next), Arc::clone(&answers));
                 tokio::spawn(async move {
@@ -396,17 +453,27 @@ mod tests {
                         recorded.lock().unwrap().push(format!("{head}{body}"));
                         buf.drain(..head_end + length);
                         let (status, kind, body) = &answers[next.fetch_add(1, Ordering::SeqCst)];
+                        // A body is sent in parts, 100 ms apart, where it says `PAUSE`.
+                        let parts: Vec<&str> = body.split(PAUSE).collect();
                         let answer = format!(
-                            "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
+                            "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n",
+                            parts.iter().map(|p| p.len()).sum::<usize>()
                         );
                         socket.write_all(answer.as_bytes()).await.unwrap();
+                        for (i, part) in parts.iter().enumerate() {
+                            if i > 0 {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            socket.write_all(part.as_bytes()).await.unwrap();
+                        }
                     }
                 });
             }
         });
-        (port, seen)
+        (port, seen, connections)
     }
+
+    const PAUSE: &str = "PAUSE";
 
     fn route(port: u16) -> DirectRoute {
         let session = Arc::new(SeenSession::default());
@@ -452,7 +519,7 @@ mod tests {
                          "result": {"content": [{"type": "text", "text": "hi"}]}})),
         ]
         .concat();
-        let (port, seen) = scripted(vec![
+        let (port, seen, _) = scripted(vec![
             ("200 OK", "text/event-stream", stream),
             ("202 Accepted", "application/json", String::new()),
             ("202 Accepted", "application/json", String::new()),
@@ -491,7 +558,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_json_answer_and_an_error_answer_come_back_as_they_are() {
-        let (port, _) = scripted(vec![
+        let (port, _, _) = scripted(vec![
             (
                 "200 OK",
                 "application/json",
@@ -521,7 +588,7 @@ mod tests {
     async fn a_failed_session_or_stream_is_a_transport_error_and_nonsense_is_unexpected() {
         let cut_short = event(json!({"jsonrpc": "2.0", "method": "notifications/message",
                                      "params": {"level": "info", "data": "working"}}));
-        let (port, _) = scripted(vec![
+        let (port, _, _) = scripted(vec![
             ("404 Not Found", "text/plain", "gone".into()),
             ("200 OK", "text/event-stream", cut_short),
             ("200 OK", "text/event-stream", "data: not json\n\n".into()),
@@ -567,5 +634,52 @@ mod tests {
         assert!(route.serves(&V));
         assert!(route.serves(&ProtocolVersion::V_2025_06_18));
         assert!(!route.serves(&ProtocolVersion::STANDARD_HEADERS));
+    }
+
+    #[tokio::test]
+    async fn an_answered_event_streams_connection_serves_the_next_request() {
+        // The answer is followed, later, by an event for no one: the stream is read to its end
+        // anyway, so that its connection goes back to the pool.
+        let stream = [
+            event(json!({"jsonrpc": "2.0", "id": "portico-test-5", "result": {"content": []}})),
+            PAUSE.to_owned(),
+            event(json!({"jsonrpc": "2.0", "method": "notifications/message",
+                         "params": {"level": "info", "data": "after the answer"}})),
+        ]
+        .concat();
+        let (port, seen, connections) = scripted(vec![
+            ("200 OK", "text/event-stream", stream),
+            (
+                "200 OK",
+                "application/json",
+                json!({"jsonrpc": "2.0", "id": "portico-test-6", "result": {"content": []}})
+                    .to_string(),
+            ),
+        ])
+        .await;
+        let route = route(port);
+        for id in ["portico-test-5", "portico-test-6"] {
+            // By the second request, the first stream has ended.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let id = RequestId::String(id.into());
+            let answer = route.request(id, call(), &V, || {}).await.unwrap().unwrap();
+            assert!(matches!(answer, ServerResult::CallToolResult(_)), "{answer:?}");
+        }
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "the second request needed a new connection"
+        );
+    }
+
+    #[test]
+    fn a_route_is_claimed_by_one_request_at_a_time() {
+        let route = route(9);
+        let first = route.claim().expect("an idle route is free");
+        assert!(route.claim().is_none(), "a second request while the first is in flight");
+        assert!(route.clone().claim().is_none(), "a clone shares the route's requests");
+        drop(first);
+        assert!(route.claim().is_some(), "the answered request frees the route");
     }
 }
