@@ -155,6 +155,15 @@ impl Connection {
     pub fn is_closed(&self) -> bool {
         self.service.is_closed()
     }
+
+    /// Closes the connection: rmcp's service ends, and with it the requests waiting in its
+    /// client; a request posted directly ends too.
+    fn close(&self) {
+        self.service.cancellation_token().cancel();
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -300,7 +309,7 @@ impl Upstreams {
         };
         for slot in slots {
             if let Some(connection) = slot.connection.lock().await.take() {
-                connection.service.cancellation_token().cancel();
+                connection.close();
             }
         }
         crate::transport::http_client::release_pools();

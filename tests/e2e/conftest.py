@@ -104,6 +104,20 @@ class Postgres:
                 pass
 
 
+def _thread_stacks(pid: int) -> str:
+    """Every thread's stack of process `pid` (gdb, attached for a moment), or why not."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return "(no gdb to show the threads' stacks)"
+    try:
+        return subprocess.run(
+            [gdb, "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt"],
+            capture_output=True, text=True, timeout=120,
+        ).stdout
+    except (subprocess.SubprocessError, OSError) as error:
+        return f"(gdb could not show the threads' stacks: {error})"
+
+
 def _find_psql() -> str | None:
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))
     return str(candidates[-1]) if candidates else None
@@ -210,9 +224,14 @@ class Portico:
         try:
             return process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
+            # Where it is stuck, for the report: every thread's stack, when gdb is there.
+            stacks = _thread_stacks(process.pid)
             process.kill()
             process.wait()
-            raise
+            raise RuntimeError(
+                f"portico did not stop within {STOP_TIMEOUT} s of SIGTERM\n"
+                f"{stacks}\n{self.log_tail()}"
+            ) from None
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

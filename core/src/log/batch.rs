@@ -218,13 +218,51 @@ fn move_head(published: &watch::Sender<Position>, head: Position) -> bool {
 /// Wakes every follower waiting for the head to move. On a runtime (an appender committing on
 /// its own task) the wake is a task of its own, which runs once the appender's task yields: the
 /// appender's answer goes out first. Followers run on another thread, and waking one there
-/// can hand it the CPU before the appender has answered.
+/// can hand it the CPU before the appender has answered. A runtime that is shutting down drops
+/// the task unrun; the wake then happens as it is dropped, so none is lost.
 fn wake_followers(published: &watch::Sender<Position>) {
+    /// Wakes the followers when dropped: run or not, the task ends by dropping it.
+    struct Wake(watch::Sender<Position>);
+    impl Drop for Wake {
+        fn drop(&mut self) {
+            self.0.send_modify(|_| {});
+        }
+    }
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
-            let published = published.clone();
-            runtime.spawn(async move { published.send_modify(|_| {}) });
+            let wake = Wake(published.clone());
+            runtime.spawn(async move { drop(wake) });
         }
         Err(_) => published.send_modify(|_| {}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_wake_left_to_a_runtime_that_ends_unrun_still_happens() {
+        let (published, mut follower) = watch::channel(Position::default());
+        follower.mark_unchanged();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        {
+            let _inside = runtime.enter();
+            wake_followers(&published);
+        }
+        assert!(!follower.has_changed().unwrap(), "the wake waits for the appender to yield");
+        // The runtime never ran the wake's task: shutting down drops it.
+        drop(runtime);
+        assert!(follower.has_changed().unwrap(), "the follower was never woken");
+    }
+
+    #[test]
+    fn without_a_runtime_the_followers_are_woken_at_once() {
+        let (published, mut follower) = watch::channel(Position::default());
+        follower.mark_unchanged();
+        wake_followers(&published);
+        assert!(follower.has_changed().unwrap());
     }
 }

@@ -229,3 +229,39 @@ async fn calls_answered_in_place_keep_their_session_alive_and_an_idle_one_ends()
     let response = live.mcp_post(Some(&session), &request, &headers).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 404);
 }
+
+#[actix_web::test]
+async fn a_call_posted_directly_ends_when_the_process_stops() {
+    // The upstream would answer in 60 s (the call timeout is 20 s): only closing the upstream
+    // connections, as `portico serve` does when it stops, can end the call sooner, and then
+    // with "unavailable" rather than a timeout.
+    let (live, session, version, tool) = with_session(SESSION_IDLE_TIMEOUT).await;
+    let headers = [("mcp-protocol-version", version.as_str())];
+    let request = call(8, &tool, json!({"text": "slow", "wait_ms": 60_000}));
+    let pending = live.mcp_post(Some(&session), &request, &headers).send();
+    let stop = async {
+        let started = Instant::now();
+        while live.upstream_calls.load(Ordering::SeqCst) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the call never reached the upstream"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        live.state.app.close().await;
+    };
+    let (response, ()) = tokio::join!(pending, stop);
+    let (status, kind, answer) = messages(response.unwrap()).await;
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    let error = answer[0]["error"]["message"].as_str().unwrap_or_else(|| panic!("{answer:?}"));
+    assert_eq!(
+        error,
+        format!("server `{SERVER_ID}` is unavailable: the connection to the upstream was closed")
+    );
+    let metrics = crate::prometheus::parse(&live.get("/metrics").await.text);
+    let upstream = |path| metrics.sum("portico_mcp_upstream_requests_total", &[("path", path)]);
+    assert_eq!((upstream("direct"), upstream("client")), (1.0, 0.0), "posted directly");
+    let events = live.call_events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["status"], "unavailable", "{events:?}");
+}

@@ -176,6 +176,10 @@ impl PortalSession {
                 self.gateway.syncer.request(server_id.clone());
                 Err((CallStatus::Unavailable, unavailable(server_id, &cause), waited))
             }
+            Ok(Err(DirectError::Closed)) => {
+                let cause = DirectError::Closed.to_string();
+                Err((CallStatus::Unavailable, unavailable(server_id, &cause), waited))
+            }
             Ok(Err(DirectError::Unexpected(cause))) => {
                 tracing::warn!(server = %server_id, %cause, "unexpected upstream answer");
                 let message = format!("server `{server_id}` did not answer as MCP asks: {cause}");

@@ -20,6 +20,11 @@
 //! change goes to the connection's handler, a `ping` is answered, and any other server request
 //! is refused, as Portico's client offers no capability a server could ask for. After the
 //! answer, the stream is read to its end, so that its connection serves the next request.
+//!
+//! A route is closed with its connection ([`DirectRoute::close`], when the process stops): a
+//! request in flight on it ends at once with [`DirectError::Closed`], as one waiting in rmcp's
+//! client does when its service is cancelled, and so does the reading of a stream's end. An
+//! upstream that does not answer cannot hold a graceful stop open.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -37,6 +42,8 @@ use rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
     StreamableHttpResponseLimits,
 };
+
+use tokio_util::sync::CancellationToken;
 
 use super::http_client;
 use crate::ssrf::UpstreamPolicy;
@@ -70,6 +77,10 @@ pub struct DirectRoute {
     connect_timeout: Duration,
     /// Requests posted directly and not yet answered.
     in_flight: Arc<AtomicUsize>,
+    /// Cancelled when the connection closes: what is in flight on the route ends.
+    closed: CancellationToken,
+    /// How long the rest of an answered event stream is read ([`FINISH_WITHIN`]).
+    finish_within: Duration,
 }
 
 /// A request posted directly, until it is answered.
@@ -91,6 +102,9 @@ pub enum DirectError {
     /// The upstream answered with something that is not the answer.
     #[error("{0}")]
     Unexpected(String),
+    /// The connection was closed (the process is stopping) before the answer came.
+    #[error("the connection to the upstream was closed")]
+    Closed,
 }
 
 /// The ids of requests posted directly: strings, which rmcp's client (numbers) never uses.
@@ -113,7 +127,15 @@ impl DirectRoute {
             policy,
             connect_timeout,
             in_flight: Arc::default(),
+            closed: CancellationToken::new(),
+            finish_within: FINISH_WITHIN,
         }
+    }
+
+    /// Closes the route with its connection: requests in flight on it end with
+    /// [`DirectError::Closed`], and so does any later one.
+    pub fn close(&self) {
+        self.closed.cancel();
     }
 
     /// Claims the route for one request if no other is in flight on it. Under concurrency,
@@ -147,6 +169,20 @@ impl DirectRoute {
         version: &ProtocolVersion,
         list_changed: impl Fn(),
     ) -> Result<Result<ServerResult, ErrorData>, DirectError> {
+        tokio::select! {
+            biased;
+            () = self.closed.cancelled() => Err(DirectError::Closed),
+            answer = self.exchange(id, request, version, list_changed) => answer,
+        }
+    }
+
+    async fn exchange(
+        &self,
+        id: RequestId,
+        request: ClientRequest,
+        version: &ProtocolVersion,
+        list_changed: impl Fn(),
+    ) -> Result<Result<ServerResult, ErrorData>, DirectError> {
         let client = http_client::thread_client(self.policy, self.connect_timeout)
             .map_err(|e| DirectError::Transport(format!("no HTTP client: {e}")))?;
         let message = ClientJsonRpcMessage::request(request, id.clone());
@@ -170,7 +206,7 @@ impl DirectRoute {
             match message {
                 ServerJsonRpcMessage::Response(_) | ServerJsonRpcMessage::Error(_) => {
                     if let Some(answer) = answer_to(message, &id) {
-                        finish(events);
+                        finish(events, self.finish_within, self.closed.clone());
                         return Ok(answer);
                     }
                 }
@@ -239,8 +275,8 @@ const FINISH_WITHIN: Duration = Duration::from_secs(5);
 /// Reads what is left of an answered event stream: the server closes it after the answer,
 /// and only a response read to its end gives its connection back to the pool. Usually the end
 /// has already arrived with the answer; otherwise a task waits for it, within
-/// [`FINISH_WITHIN`].
-fn finish(mut events: Events) {
+/// `within` ([`FINISH_WITHIN`]) and until the route is `closed`.
+fn finish(mut events: Events, within: Duration, closed: CancellationToken) {
     for _ in 0..16 {
         match events.next().now_or_never() {
             Some(Some(_)) => continue,
@@ -249,9 +285,11 @@ fn finish(mut events: Events) {
         }
     }
     tokio::spawn(async move {
-        let _ =
-            tokio::time::timeout(FINISH_WITHIN, async { while events.next().await.is_some() {} })
-                .await;
+        let rest = async { while events.next().await.is_some() {} };
+        tokio::select! {
+            _ = tokio::time::timeout(within, rest) => {}
+            () = closed.cancelled() => {}
+        }
     });
 }
 
@@ -670,6 +708,86 @@ mod tests {
             connections.load(Ordering::SeqCst),
             1,
             "the second request needed a new connection"
+        );
+    }
+
+    /// An upstream that reads one request, sends `head` (nothing, or the start of an answer
+    /// that never ends) and then holds the connection open: it sends `true` on the returned
+    /// channel once it has the request, and `false` once Portico has closed the connection.
+    async fn holding(head: String) -> (u16, tokio::sync::mpsc::UnboundedReceiver<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tell, told) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !String::from_utf8_lossy(&received).contains("tools/call") {
+                let n = socket.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the request was cut short");
+                received.extend_from_slice(&chunk[..n]);
+            }
+            tell.send(true).unwrap();
+            socket.write_all(head.as_bytes()).await.unwrap();
+            while socket.read(&mut chunk).await.is_ok_and(|n| n > 0) {}
+            let _ = tell.send(false);
+        });
+        (port, told)
+    }
+
+    /// How long a test waits for what should follow a close at once; only a hang reaches it.
+    const HANG: Duration = Duration::from_secs(20);
+
+    #[tokio::test]
+    async fn a_closed_route_ends_the_request_in_flight_and_refuses_the_next() {
+        let (port, mut upstream) = holding(String::new()).await;
+        let route = route(port);
+        let in_flight = {
+            let route = route.clone();
+            let id = RequestId::String("portico-test-7".into());
+            tokio::spawn(async move { route.request(id, call(), &V, || {}).await })
+        };
+        assert_eq!(upstream.recv().await, Some(true), "the upstream got the request");
+        route.close();
+        let ended = tokio::time::timeout(HANG, in_flight)
+            .await
+            .expect("the request in flight ended when its route closed")
+            .unwrap();
+        assert!(matches!(ended, Err(DirectError::Closed)), "{ended:?}");
+        assert_eq!(
+            tokio::time::timeout(HANG, upstream.recv()).await.unwrap(),
+            Some(false),
+            "the upstream connection was closed"
+        );
+        let id = RequestId::String("portico-test-8".into());
+        let next = route.request(id, call(), &V, || {}).await;
+        assert!(matches!(next, Err(DirectError::Closed)), "{next:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_route_stops_reading_an_answered_stream_that_does_not_end() {
+        // The answer comes on an event stream the upstream never ends: the rest is read in
+        // the background (for the connection's reuse) until the route closes.
+        let answer = event(json!({"jsonrpc": "2.0", "id": "portico-test-9", "result": {}}));
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+             transfer-encoding: chunked\r\n\r\n{:x}\r\n{answer}\r\n",
+            answer.len()
+        );
+        let (port, mut upstream) = holding(head).await;
+        // Longer than the test waits: only the close can end the reading.
+        let route = DirectRoute { finish_within: HANG * 10, ..route(port) };
+        let id = RequestId::String("portico-test-9".into());
+        let answered = route.request(id, call(), &V, || {}).await.unwrap().unwrap();
+        assert!(matches!(answered, ServerResult::EmptyResult(_)), "{answered:?}");
+        assert_eq!(upstream.recv().await, Some(true));
+        // Still read: the connection stays open until the close.
+        assert!(upstream.try_recv().is_err(), "the stream was dropped before its end");
+        route.close();
+        assert_eq!(
+            tokio::time::timeout(HANG, upstream.recv()).await.unwrap(),
+            Some(false),
+            "the upstream connection was closed with the route"
         );
     }
 
