@@ -1,7 +1,8 @@
 //! A session's call of an upstream tool is answered in place, as `application/json`, or as an
 //! event stream of its progress and answer; what needs rmcp's session machinery (built-in
-//! tools, a request without the protocol header, a malformed call) still gets it; a closed session is `404` on both paths; a client's cancellation reaches a call
-//! answered in place. Raw HTTP, so the answer's media type is seen as a client sees it.
+//! tools, a request without the protocol header, a malformed call) still gets it; a closed
+//! session is `404` on both paths; a client's cancellation reaches a call answered in place, and
+//! so does the process's stop. Raw HTTP, so the answer's media type is seen as a client sees it.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -64,6 +65,15 @@ async fn with_session(idle: Duration) -> (Live, String, String, String) {
 fn call(id: u64, tool: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
            "params": {"name": tool, "arguments": arguments}})
+}
+
+/// Waits until the upstream has a call (and fails if none comes within 10 s).
+async fn upstream_has_the_call(live: &Live) {
+    let started = Instant::now();
+    while live.upstream_calls.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the call never reached the upstream");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn text_of(message: &Value) -> &str {
@@ -182,13 +192,7 @@ async fn a_call_answered_in_place_is_cancelled_by_its_client() {
     let pending = live.mcp_post(Some(&session), &request, &headers).send();
     let started = Instant::now();
     let cancel = async {
-        while live.upstream_calls.load(Ordering::SeqCst) == 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the call never reached the upstream"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        upstream_has_the_call(&live).await;
         let cancelled = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                                "params": {"requestId": 7, "reason": "the person pressed stop"}});
         let response = live.mcp_post(Some(&session), &cancelled, &headers).send().await.unwrap();
@@ -240,14 +244,7 @@ async fn a_call_posted_directly_ends_when_the_process_stops() {
     let request = call(8, &tool, json!({"text": "slow", "wait_ms": 60_000}));
     let pending = live.mcp_post(Some(&session), &request, &headers).send();
     let stop = async {
-        let started = Instant::now();
-        while live.upstream_calls.load(Ordering::SeqCst) == 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the call never reached the upstream"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        upstream_has_the_call(&live).await;
         live.state.app.close().await;
     };
     let (response, ()) = tokio::join!(pending, stop);
