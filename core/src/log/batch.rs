@@ -228,13 +228,11 @@ fn wake_followers(published: &watch::Sender<Position>) {
             self.0.send_modify(|_| {});
         }
     }
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            let wake = Wake(published.clone());
-            runtime.spawn(async move { drop(wake) });
-        }
-        Err(_) => published.send_modify(|_| {}),
+    let wake = Wake(published.clone());
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move { drop(wake) });
     }
+    // Without a runtime (the log's writer thread), `wake` is dropped here: the wake is now.
 }
 
 #[cfg(test)]

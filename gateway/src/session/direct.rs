@@ -4,12 +4,12 @@
 //! session manager's routing, the service loop, a task for the handler, and back through an
 //! event stream opened for the one answer. For the request that dominates a portal's traffic,
 //! a call of an upstream tool, none of that machinery is needed: the answer is one JSON-RPC
-//! response, with at most the upstream's progress before it and no server request. The HTTP front end hands
-//! such a request to [`PortalSession::answer_directly`], which runs the same handler rmcp would
-//! (`ServerHandler::call_tool` through rmcp's own request dispatch, so results are shaped for
-//! the client's protocol revision exactly as before) on the request's own task, and the front
-//! end answers with `application/json`, or with an event stream of the progress and then the
-//! answer when the call carries a progress token ([`ProgressStream`]).
+//! response, with at most the upstream's progress before it and no server request. The HTTP
+//! front end hands such a request to [`PortalSession::answer_directly`], which runs the same
+//! handler rmcp would (`ServerHandler::call_tool` through rmcp's own request dispatch, so
+//! results are shaped for the client's protocol revision exactly as before) on the request's
+//! own task, and the front end answers with `application/json`, or with an event stream of the
+//! progress and then the answer when the call carries a progress token ([`ProgressStream`]).
 //!
 //! What makes a request eligible is decided by [`PortalSession::answers_directly`]; everything
 //! else (built-in tools, code mode, a call with `_meta` other than a progress token, a call

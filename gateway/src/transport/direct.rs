@@ -42,7 +42,6 @@ use rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
     StreamableHttpResponseLimits,
 };
-
 use tokio_util::sync::CancellationToken;
 
 use super::http_client;
