@@ -25,7 +25,7 @@ account=0123456789abcdef0123456789abcdef
 # `base` and `api`.
 start_portico() {
   port=$(free_port)
-  RUST_LOG=warn PORTICO_ADMIN_TOKEN=$token "$1" --data-dir "$data" serve \
+  RUST_LOG=${RUST_LOG:-warn} PORTICO_ADMIN_TOKEN=$token "$1" --data-dir "$data" serve \
     --listen "127.0.0.1:$port" --account-id $account --allow-private-upstreams "${@:2}" >"$work/portico.log" 2>&1 &
   portico=$!
   pids+=($portico)

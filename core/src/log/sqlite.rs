@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -213,9 +213,11 @@ fn open_writer(path: &Path, durability: Durability) -> Result<Connection, LogErr
     // only fsyncs) run on their own thread and connection, not inside a commit: a commit that
     // happened to cross the automatic checkpoint threshold used to wait for one, which showed
     // as the tail latency of audited calls.
+    // The WAL file keeps its size when it is reset (its pages are rewritten in the OS's cache,
+    // not allocated again) unless a burst grew it beyond `WAL_SIZE_LIMIT`.
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-         PRAGMA wal_autocheckpoint = 0; {SCHEMA}"
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}; {SCHEMA}"
     ))
     .map_err(LogError::storage)?;
     Ok(conn)
@@ -223,6 +225,11 @@ fn open_writer(path: &Path, durability: Durability) -> Result<Connection, LogErr
 
 /// How often the checkpointer copies the WAL into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// A WAL longer than this (in pages: 4 MiB of 4 KiB pages) is copied to its end while the
+/// write connection is held, so that the next commit starts it over (see [`checkpoint_step`]).
+const CATCH_UP_AFTER_FRAMES: i64 = 1024;
+/// The size (bytes) a WAL file that a burst grew beyond is cut back to when it starts over.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 fn open_checkpointer(path: &Path) -> Result<Connection, LogError> {
     let conn = Connection::open(path).map_err(LogError::storage)?;
@@ -230,21 +237,44 @@ fn open_checkpointer(path: &Path) -> Result<Connection, LogError> {
     Ok(conn)
 }
 
-/// Runs passive checkpoints (they never block the writer or readers) until the log is dropped,
-/// and one more at the end.
-fn run_checkpointer(conn: Connection, log: &std::sync::Weak<Shared>) {
-    let checkpoint = |mode: &str| {
-        if let Err(error) =
-            conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
-        {
+/// Checkpoints every `CHECKPOINT_INTERVAL` until the log is dropped, and once more at the end.
+fn run_checkpointer(conn: Connection, log: &Weak<Shared>) {
+    loop {
+        std::thread::sleep(CHECKPOINT_INTERVAL);
+        let Some(shared) = log.upgrade() else { break };
+        if let Err(error) = checkpoint_step(&conn, &shared, CATCH_UP_AFTER_FRAMES) {
             tracing::warn!(%error, "WAL checkpoint failed");
         }
-    };
-    while log.strong_count() > 0 {
-        std::thread::sleep(CHECKPOINT_INTERVAL);
-        checkpoint("PASSIVE");
     }
-    checkpoint("PASSIVE");
+    if let Err(error) = checkpoint(&conn) {
+        tracing::warn!(%error, "WAL checkpoint failed");
+    }
+}
+
+/// One round of the checkpointer. A passive checkpoint copies the WAL into the database without
+/// blocking the writer or readers, but it copies only what was committed when it began, and the
+/// WAL starts over only when a commit finds all of it copied. Under steady appends (a few
+/// hundred audited calls per second and more) commits always arrive while a checkpoint runs,
+/// so the WAL would never start over: it grew by ~30 MB a second at 1,900 calls a second, and
+/// with it the WAL index every read searches and the page cache each commit allocates. So once
+/// the WAL is longer than `catch_up_after` frames, the rest (what was appended during the
+/// passive checkpoint: milliseconds of commits) is copied while the write connection is held;
+/// the next commit then writes from the WAL's start. Appends wait for that copy and its syncs.
+fn checkpoint_step(
+    conn: &Connection,
+    shared: &Shared,
+    catch_up_after: i64,
+) -> Result<(), rusqlite::Error> {
+    if checkpoint(conn)? > catch_up_after {
+        let _writer = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        checkpoint(conn)?;
+    }
+    Ok(())
+}
+
+/// A passive checkpoint; returns the number of frames in the WAL when it began.
+fn checkpoint(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
 }
 
 fn open_reader(path: &Path) -> Result<Connection, LogError> {
@@ -447,4 +477,80 @@ fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<Comm
     // Built once the write lock is released: the tail's copies are not the transaction's work.
     let events = tail::recorded(&plan.rows, recorded_time);
     Ok(Committed { head: plan.head, outcomes: plan.outcomes, events })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::domain::ids::ServerId;
+    use crate::domain::server::ServerRemoved;
+    use crate::{Actor, Event};
+
+    /// The WAL header's checkpoint sequence number: SQLite adds one each time the WAL starts
+    /// over from its beginning.
+    fn wal_sequence(db: &Path) -> u32 {
+        let header = std::fs::read(db.with_extension("db-wal")).unwrap();
+        u32::from_be_bytes(header[12..16].try_into().unwrap())
+    }
+
+    fn wal_len(db: &Path) -> u64 {
+        std::fs::metadata(db.with_extension("db-wal")).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Appends one event at a time, each awaited, until `stop`; returns how many.
+    async fn append_until(log: &SqliteLog, stop: &AtomicBool) -> u64 {
+        let metadata = EventMetadata::new(Actor::system("tests"));
+        let mut appended = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let event = NewEvent::new(Event::ServerRemoved(ServerRemoved {
+                server_id: ServerId::parse(format!("s{appended}")).unwrap(),
+            }));
+            let stream = format!("server-{appended}");
+            log.append(&stream, ExpectedVersion::NoStream, vec![event], &metadata).await.unwrap();
+            appended += 1;
+        }
+        appended
+    }
+
+    /// Under appends that never pause, a passive checkpoint alone never lets the WAL start over
+    /// (commits land while it copies); once the WAL is long, the checkpointer's round copies the
+    /// rest under the write connection and the next commit starts the WAL over. No append is
+    /// lost or held up for good on the way.
+    #[test]
+    fn a_long_wal_starts_over_under_appends_that_never_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("portico.db");
+        let log = Arc::new(SqliteLog::open(&db, SqliteOptions::default()).unwrap());
+        let checkpointer = open_checkpointer(&db).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let appender = {
+            let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                runtime.block_on(append_until(&log, &stop))
+            })
+        };
+        let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !done() {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        // A WAL of more than 64 frames.
+        wait_for("the WAL to grow", &|| wal_len(&db) > 64 * 4096);
+        let before = wal_sequence(&db);
+        checkpoint_step(&checkpointer, &log.shared, 64).unwrap();
+        let head = *log.shared.head.borrow();
+        wait_for("the next commits", &|| *log.shared.head.borrow() > head + 1);
+        let after = wal_sequence(&db);
+        stop.store(true, Ordering::Relaxed);
+        let appended = appender.join().unwrap();
+
+        assert_ne!(after, before, "the WAL did not start over");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_eq!(runtime.block_on(log.head_position()).unwrap(), appended);
+    }
 }
