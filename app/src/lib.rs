@@ -42,7 +42,8 @@ use portico_core::{Actor, Event, EventLog, EventMetadata, ExpectedVersion, NewEv
 use portico_gateway::authz::Authz;
 use portico_gateway::{Gateway, GatewayConfig};
 use portico_projections::call_log::CallLog;
-use portico_projections::{ProjectionRunner, ReadModels};
+use portico_projections::metrics::projection_lag;
+use portico_projections::{Projection, ProjectionRunner, ReadModels};
 
 pub use error::AppError;
 
@@ -104,6 +105,16 @@ impl App {
             calls,
             calls_follower,
         })
+    }
+
+    /// Sets the gauges read from the application's state rather than counted as things happen:
+    /// servers by sync status, and each projection's lag behind the log. Call it before
+    /// rendering the metrics.
+    pub fn observe_metrics(&self) {
+        self.gateway.observe_metrics();
+        let head = *self.log.watch_head().borrow();
+        projection_lag(ReadModels::NAME, head, self.models.position());
+        projection_lag(CallLog::NAME, head, self.calls.position());
     }
 
     /// Lets go of the upstreams when the process stops (after the client sessions ended).

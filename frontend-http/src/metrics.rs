@@ -124,7 +124,7 @@ fn describe() {
 
 /// `GET /metrics`.
 pub async fn render(state: web::Data<AppState>, metrics: web::Data<Metrics>) -> HttpResponse {
-    state.app.gateway.observe_metrics();
+    state.app.observe_metrics();
     HttpResponse::Ok().content_type(CONTENT_TYPE).body(metrics.render())
 }
 

@@ -180,6 +180,9 @@ const SCHEMA: &str = "
 ";
 
 impl CallLog {
+    /// Its name in metrics (`portico_projection_lag_events{projection="call_log"}`).
+    pub const NAME: &'static str = "call_log";
+
     /// Opens (or creates) the call log in the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, CallLogError> {
         Self::with(Connection::open(path)?)
@@ -238,17 +241,9 @@ impl CallLog {
 
     /// Follows `log` from where this call log stopped, in a task of its own, until the returned
     /// handle is aborted. A database that belongs to another log is emptied first.
-    /// Its lag behind the log is the gauge `portico_projection_lag_events{projection="call_log"}`.
     pub fn follow(self: &Arc<Self>, log: Arc<dyn EventLog>) -> JoinHandle<()> {
         let calls = Arc::clone(self);
         tokio::spawn(async move {
-            let lag = tokio::spawn(crate::runner::report_lag(
-                "call_log",
-                log.watch_head(),
-                calls.position.subscribe(),
-            ));
-            // The lag is reported as long as the call log follows the log.
-            let _lag = AbortOnDrop(lag);
             loop {
                 if let Err(error) = calls.follow_once(Arc::clone(&log)).await {
                     tracing::warn!(%error, "the call log stopped following the log; retrying");
@@ -501,15 +496,6 @@ fn nearest_rank(sorted: &[u64], p: usize) -> u64 {
     }
     let rank = (p * sorted.len()).div_ceil(100).max(1);
     sorted[rank - 1]
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The projections' metrics, recorded through the `metrics` facade (see `portico_core::metrics`).
 
-use metrics::{Unit, describe_gauge};
+use metrics::{Unit, describe_gauge, gauge};
+use portico_core::Position;
 
 /// Events in the log that a projection has not applied yet, by `projection`.
 pub const PROJECTION_LAG: &str = "portico_projection_lag_events";
@@ -12,4 +13,11 @@ pub fn describe() {
         Unit::Count,
         "Events in the log that a projection has not applied yet (log head minus projected position)."
     );
+}
+
+/// Sets `projection`'s lag: the log's `head` minus the `position` it has applied. Called when
+/// the metrics are rendered rather than as events are applied, which took a task per projection
+/// woken by every append and again by the projection's progress, only to set a gauge.
+pub fn projection_lag(projection: &'static str, head: Position, position: Position) {
+    gauge!(PROJECTION_LAG, "projection" => projection).set(head.saturating_sub(position) as f64);
 }

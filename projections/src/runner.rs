@@ -9,11 +9,8 @@ use portico_core::{EventLog, LogError, Position, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use ::metrics::gauge;
-
 use crate::Projection;
 use crate::checkpoint::{Checkpoint, CheckpointStore};
-use crate::metrics;
 
 /// Why a projection cannot serve.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +68,6 @@ impl Default for RunnerOptions {
 pub struct ProjectionRunner<P: Projection> {
     shared: Arc<Shared<P>>,
     task: JoinHandle<()>,
-    lag: JoinHandle<()>,
 }
 
 #[derive(Debug)]
@@ -87,7 +83,6 @@ struct Shared<P> {
 impl<P: Projection> Drop for ProjectionRunner<P> {
     fn drop(&mut self) {
         self.task.abort();
-        self.lag.abort();
     }
 }
 
@@ -120,9 +115,8 @@ impl<P: Projection> ProjectionRunner<P> {
             replayed = applied,
             "projection caught up"
         );
-        let lag = tokio::spawn(report_lag(P::NAME, log.watch_head(), shared.position.subscribe()));
         let task = tokio::spawn(follow(Arc::clone(&shared), log, subscription, options));
-        Ok(ProjectionRunner { shared, task, lag })
+        Ok(ProjectionRunner { shared, task })
     }
 
     /// Reads the current state. Do not hold the guard across an `.await`.
@@ -292,26 +286,6 @@ async fn catch_up<P: Projection>(
         message: format!("catch-up reader failed: {e}"),
     })?;
     Ok((subscription, applied))
-}
-
-/// Publishes how far the projection is behind the log's head whenever either moves, until the
-/// log or the runner goes away.
-pub(crate) async fn report_lag(
-    name: &'static str,
-    mut head: watch::Receiver<Position>,
-    mut position: watch::Receiver<Position>,
-) {
-    loop {
-        let lag = head.borrow_and_update().saturating_sub(*position.borrow_and_update());
-        gauge!(metrics::PROJECTION_LAG, "projection" => name).set(lag as f64);
-        let moved = tokio::select! {
-            moved = head.changed() => moved,
-            moved = position.changed() => moved,
-        };
-        if moved.is_err() {
-            return;
-        }
-    }
 }
 
 /// Follows the log live; retries after failures from where it stopped.

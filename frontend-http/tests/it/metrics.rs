@@ -120,8 +120,10 @@ async fn metrics_count_requests_calls_and_appends() {
     assert_eq!(moved("portico_mcp_upstream_requests_total", &[("path", "direct")]), 0.0);
 
     // Gauges: projection lag, servers by status, open sessions.
-    let lag = after.value("portico_projection_lag_events", &[("projection", "read_models")]);
-    assert!(lag.is_some_and(|lag| (0.0..1000.0).contains(&lag)), "{lag:?}");
+    for projection in ["read_models", "call_log"] {
+        let lag = after.value("portico_projection_lag_events", &[("projection", projection)]);
+        assert!(lag.is_some_and(|lag| (0.0..1000.0).contains(&lag)), "{projection}: {lag:?}");
+    }
     assert_eq!(after.value("portico_servers", &[("status", "ready")]), Some(1.0));
     assert_eq!(after.value("portico_servers", &[("status", "error")]), Some(0.0));
     assert_eq!(after.value("portico_servers", &[("status", "waiting")]), Some(0.0));
