@@ -25,6 +25,7 @@ pub mod exposed;
 pub mod session;
 
 pub mod audit;
+pub mod message;
 pub mod metrics;
 
 use std::sync::Arc;

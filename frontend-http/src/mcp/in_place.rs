@@ -90,7 +90,7 @@ pub(super) async fn answer(
         return Ok(None);
     }
     let body = read_body(req).await?;
-    let call = match serde_json::from_slice::<ClientJsonRpcMessage>(&body) {
+    let call = match portico_gateway::message::read_client_message(&body) {
         Ok(ClientJsonRpcMessage::Request(request))
             if session.answers_directly(caller, &view.0, &request.request) =>
         {

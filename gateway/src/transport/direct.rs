@@ -184,6 +184,7 @@ impl DirectRoute {
     ) -> Result<Result<ServerResult, ErrorData>, DirectError> {
         let client = http_client::thread_client(self.policy, self.connect_timeout)
             .map_err(|e| DirectError::Transport(format!("no HTTP client: {e}")))?;
+        let call = matches!(request, ClientRequest::CallToolRequest(_));
         let message = ClientJsonRpcMessage::request(request, id.clone());
         let answer = self.post(&client, message, version).await?;
         let mut events = match answer {
@@ -200,8 +201,13 @@ impl DirectRoute {
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| transport(&e))?;
             let Some(data) = event.data.filter(|data| !data.is_empty()) else { continue };
-            let message: ServerJsonRpcMessage = serde_json::from_str(&data)
-                .map_err(|e| unexpected(&format!("an event that is not JSON-RPC: {e}")))?;
+            let message = if call {
+                crate::message::read_call_answer(&data)
+            } else {
+                serde_json::from_str::<ServerJsonRpcMessage>(&data)
+            };
+            let message =
+                message.map_err(|e| unexpected(&format!("an event that is not JSON-RPC: {e}")))?;
             match message {
                 ServerJsonRpcMessage::Response(_) | ServerJsonRpcMessage::Error(_) => {
                     if let Some(answer) = answer_to(message, &id) {
