@@ -5,7 +5,8 @@
 # portico's peak RSS with 1,000 open sessions; a CPU profile of the through-portal call path;
 # Portico's CPU time and context switches per call through the portal; the event log's appends
 # per commit and the share of appends committed by their appender (group commit, or an idle log
-# committed in place); and a check that every call through the portal was audited.
+# committed in place); heap allocations per call through the portal (uprobes, when perf may add
+# them); and a check that every call through the portal was audited.
 #
 #   benches/load/mcp.sh [DURATION_SECONDS] [SESSIONS_FOR_RSS]
 #
@@ -182,6 +183,25 @@ echo "== tools/list, portal with 80 servers: $list" >&2
 wrk -t1 -c1 -d"${duration}s" --latency -s "$work/list.lua" "$catalog" >"$work/list.out"
 read -r _ list_rps list_p50 list_p99 <<<"$(grep '^RESULT' "$work/list.out" | cut -d' ' -f2-)"
 
+# --- Allocations per call -----------------------------------------------------------------------
+# Counted by uprobes on mimalloc's entry points (every heap allocation of Rust code in portico
+# goes through one of them), in a run of its own: each probe hit traps into the kernel and slows
+# the calls it counts. Needs perf and the right to add probes (root); skipped otherwise.
+allocations="not measured (needs perf and the right to add uprobes)"
+remove_probes() { perf probe -q -d 'probe_portico:mi_*' >/dev/null 2>&1 || true; }
+if command -v perf >/dev/null && remove_probes \
+  && perf probe -q -x "$target/portico" -a mi_malloc_aligned -a mi_zalloc_aligned -a mi_realloc_aligned >/dev/null 2>&1; then
+  trap 'remove_probes; cleanup' EXIT
+  perf stat -x, -e 'probe_portico:mi_*' -o "$work/allocations" -p "$portico" -- sleep 3 &
+  counting=$!
+  wrk -t1 -c1 -d3s -s "$portal_lua" "$portal" >"$work/allocations.out"
+  wait "$counting" || true
+  remove_probes
+  calls=$(grep '^RESULT' "$work/allocations.out" | cut -d' ' -f2)
+  allocations=$(awk -F, -v n="$calls" '$3 ~ /^probe_portico:mi_/ { sum += $1; each = each sprintf(" %s %.1f,", substr($3, 15), $1 / n) }
+    END { if (n > 0) printf "%.0f per call over %d calls (%s)", sum / n, n, substr(each, 2, length(each) - 2) }' "$work/allocations")
+fi
+
 # --- Summary ------------------------------------------------------------------------------------
 ms() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1000 }'; }
 echo
@@ -202,6 +222,7 @@ for c in 1 64; do
 done
 echo "tools/list (first page of 500 of 4,002 tools), 1 connection: $list_rps req/s, p50 $(ms "$list_p50") ms, p99 $(ms "$list_p99") ms"
 echo "tools/list (every page, sequential walks): $list"
+echo "allocations, portal c=1 (service token): $allocations"
 echo "portico memory with $rss_sessions sessions: VmRSS $rss_after kB (was $rss_before kB), VmHWM $hwm_after kB"
 for run in portal-c1 portal-c64 user-c1 user-c64; do
   read -r got requests errors sent <<<"${audited[$run]}"
