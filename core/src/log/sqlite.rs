@@ -259,7 +259,8 @@ fn run_checkpointer(conn: Connection, log: &Weak<Shared>) {
 /// with it the WAL index every read searches and the page cache each commit allocates. So once
 /// the WAL is longer than `catch_up_after` frames, the rest (what was appended during the
 /// passive checkpoint: milliseconds of commits) is copied while the write connection is held;
-/// the next commit then writes from the WAL's start. Appends wait for that copy and its syncs.
+/// the next commit then writes from the WAL's start (unless a reader is reading the WAL at that
+/// instant: then the next round tries again). Appends wait for that copy and its syncs.
 fn checkpoint_step(
     conn: &Connection,
     shared: &Shared,
