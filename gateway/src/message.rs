@@ -17,7 +17,7 @@ use rmcp::model::{
     ServerJsonRpcMessage, ServerResult,
 };
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 /// Which of the members that set a JSON-RPC message's kind it has, and its method.
 #[derive(Deserialize)]
@@ -30,6 +30,18 @@ struct Shape<'a> {
     result: Present,
     #[serde(default)]
     error: Present,
+}
+
+impl Shape<'_> {
+    /// A request (rmcp's shape check: a method and an id, no result and no error) of `method`.
+    fn is_request(&self, method: &str) -> bool {
+        self.method.as_deref() == Some(method) && self.id.0 && !self.result.0 && !self.error.0
+    }
+
+    /// A response (rmcp's shape check: a result, no method and no error).
+    fn is_response(&self) -> bool {
+        self.method.is_none() && self.result.0 && !self.error.0
+    }
 }
 
 /// Whether a member is there, whatever its value (`null` included, as rmcp counts it).
@@ -45,40 +57,45 @@ impl<'de> Deserialize<'de> for Present {
 /// A message a client sent, as rmcp's `serde_json::from_slice` reads it; a `tools/call`
 /// request without trying the other request types first.
 pub fn read_client_message(body: &[u8]) -> serde_json::Result<ClientJsonRpcMessage> {
-    if let Ok(shape) = serde_json::from_slice::<Shape<'_>>(body)
-        && shape.method.as_deref() == Some("tools/call")
-        && shape.id.0
-        && !shape.result.0
-        && !shape.error.0
-        && let Ok(call) = serde_json::from_slice::<JsonRpcRequest<CallToolRequest>>(body)
-    {
-        let JsonRpcRequest { jsonrpc, id, request } = call;
-        return Ok(ClientJsonRpcMessage::Request(JsonRpcRequest {
-            jsonrpc,
-            id,
-            request: request.into(),
-        }));
-    }
-    serde_json::from_slice(body)
+    read(
+        body,
+        |shape| shape.is_request("tools/call"),
+        |JsonRpcRequest::<CallToolRequest> { jsonrpc, id, request }| {
+            ClientJsonRpcMessage::Request(JsonRpcRequest { jsonrpc, id, request: request.into() })
+        },
+    )
 }
 
 /// A message of an upstream's answer to a `tools/call`, as rmcp's `serde_json::from_str` reads
 /// it; a response read as a call result without trying the other result types first.
 pub(crate) fn read_call_answer(data: &str) -> serde_json::Result<ServerJsonRpcMessage> {
-    if let Ok(shape) = serde_json::from_str::<Shape<'_>>(data)
-        && shape.method.is_none()
-        && shape.result.0
-        && !shape.error.0
-        && let Ok(answer) = serde_json::from_str::<JsonRpcResponse<CallToolResult>>(data)
+    read(
+        data.as_bytes(),
+        |shape| shape.is_response(),
+        |JsonRpcResponse::<CallToolResult> { jsonrpc, id, result }| {
+            ServerJsonRpcMessage::Response(JsonRpcResponse {
+                jsonrpc,
+                id,
+                result: ServerResult::CallToolResult(result),
+            })
+        },
+    )
+}
+
+/// `text` read as `Typed` and made a `Message` by `wrap` if its shape `fits`; otherwise, or if
+/// it does not read as `Typed`, read as a `Message` the way rmcp reads it.
+fn read<Typed: DeserializeOwned, Message: DeserializeOwned>(
+    text: &[u8],
+    fits: impl FnOnce(&Shape<'_>) -> bool,
+    wrap: impl FnOnce(Typed) -> Message,
+) -> serde_json::Result<Message> {
+    if let Ok(shape) = serde_json::from_slice::<Shape<'_>>(text)
+        && fits(&shape)
+        && let Ok(typed) = serde_json::from_slice::<Typed>(text)
     {
-        let JsonRpcResponse { jsonrpc, id, result } = answer;
-        return Ok(ServerJsonRpcMessage::Response(JsonRpcResponse {
-            jsonrpc,
-            id,
-            result: ServerResult::CallToolResult(result),
-        }));
+        return Ok(wrap(typed));
     }
-    serde_json::from_str(data)
+    serde_json::from_slice(text)
 }
 
 #[cfg(test)]
