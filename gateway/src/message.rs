@@ -66,11 +66,11 @@ pub fn read_client_message(body: &[u8]) -> serde_json::Result<ClientJsonRpcMessa
     )
 }
 
-/// A message of an upstream's answer to a `tools/call`, as rmcp's `serde_json::from_str` reads
-/// it; a response read as a call result without trying the other result types first.
-pub(crate) fn read_call_answer(data: &str) -> serde_json::Result<ServerJsonRpcMessage> {
+/// A message of an upstream's answer to a `tools/call` (a JSON body, or an event's data), as
+/// rmcp reads it; a response read as a call result without trying the other result types first.
+pub(crate) fn read_call_answer(data: &[u8]) -> serde_json::Result<ServerJsonRpcMessage> {
     read(
-        data.as_bytes(),
+        data,
         |shape| shape.is_response(),
         |JsonRpcResponse::<CallToolResult> { jsonrpc, id, result }| {
             ServerJsonRpcMessage::Response(JsonRpcResponse {
@@ -114,7 +114,7 @@ mod tests {
 
     fn answer_both(message: &serde_json::Value) -> (String, String) {
         let data = message.to_string();
-        let ours = read_call_answer(&data).map(|m| serde_json::to_string(&m).unwrap());
+        let ours = read_call_answer(data.as_bytes()).map(|m| serde_json::to_string(&m).unwrap());
         let rmcp = serde_json::from_str::<ServerJsonRpcMessage>(&data)
             .map(|m| serde_json::to_string(&m).unwrap());
         (format!("{ours:?}"), format!("{rmcp:?}"))

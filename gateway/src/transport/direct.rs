@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, EmptyResult, ErrorData, ProtocolVersion, RequestId,
     ServerJsonRpcMessage, ServerNotification, ServerRequest, ServerResult,
@@ -45,6 +45,7 @@ use rmcp::transport::streamable_http_client::{
 use tokio_util::sync::CancellationToken;
 
 use super::http_client;
+use super::sse::{self, SseTransportError};
 use crate::ssrf::UpstreamPolicy;
 
 /// The session a connection's handshake opened, as rmcp's client sends it on every request after
@@ -67,10 +68,15 @@ impl SeenSession {
 /// Where and how to post a request on one upstream session.
 #[derive(Debug, Clone)]
 pub struct DirectRoute {
-    url: Arc<str>,
+    /// Parsed once: a POST takes it as it is.
+    url: reqwest::Url,
     /// The connection's own headers (its credential).
     headers: HashMap<HeaderName, HeaderValue>,
+    /// Every header of a POST on the session, with the version they were built for: built at
+    /// the first POST, when the session is known, and copied for each.
+    prepared: OnceLock<(ProtocolVersion, HeaderMap)>,
     session: Arc<SeenSession>,
+    /// The largest event of an event stream, and the largest JSON body, in bytes.
     limits: (usize, usize),
     policy: UpstreamPolicy,
     connect_timeout: Duration,
@@ -119,8 +125,9 @@ impl DirectRoute {
         connect_timeout: Duration,
     ) -> Self {
         DirectRoute {
-            url: Arc::from(url.as_str()),
+            url: url.clone(),
             headers,
+            prepared: OnceLock::new(),
             session,
             limits,
             policy,
@@ -185,29 +192,29 @@ impl DirectRoute {
         let client = http_client::thread_client(self.policy, self.connect_timeout)
             .map_err(|e| DirectError::Transport(format!("no HTTP client: {e}")))?;
         let call = matches!(request, ClientRequest::CallToolRequest(_));
+        let read = |data: &[u8]| {
+            if call {
+                crate::message::read_call_answer(data)
+            } else {
+                serde_json::from_slice::<ServerJsonRpcMessage>(data)
+            }
+        };
         let message = ClientJsonRpcMessage::request(request, id.clone());
-        let answer = self.post(&client, message, version).await?;
-        let mut events = match answer {
-            StreamableHttpPostResponse::Json(message, _) => {
+        let mut events = match self.post(&client, &message, version, read).await? {
+            Posted::Message(message) => {
                 return answer_to(message, &id)
                     .ok_or_else(|| unexpected("a JSON answer for another request"));
             }
-            StreamableHttpPostResponse::Sse(events, _) => events,
-            StreamableHttpPostResponse::Accepted => {
-                return Err(unexpected("`202 Accepted` for a request"));
+            Posted::Events(events) => events,
+            Posted::Nothing(status) => {
+                return Err(unexpected(&format!("`{status}` for a request")));
             }
-            _ => return Err(unexpected("an answer of a kind rmcp does not know")),
         };
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| transport(&e))?;
             let Some(data) = event.data.filter(|data| !data.is_empty()) else { continue };
-            let message = if call {
-                crate::message::read_call_answer(&data)
-            } else {
-                serde_json::from_str::<ServerJsonRpcMessage>(&data)
-            };
-            let message =
-                message.map_err(|e| unexpected(&format!("an event that is not JSON-RPC: {e}")))?;
+            let message = read(data.as_bytes())
+                .map_err(|e| unexpected(&format!("an event that is not JSON-RPC: {e}")))?;
             match message {
                 ServerJsonRpcMessage::Response(_) | ServerJsonRpcMessage::Error(_) => {
                     if let Some(answer) = answer_to(message, &id) {
@@ -239,37 +246,145 @@ impl DirectRoute {
                             Some(request.id),
                         ),
                     };
-                    self.post(&client, reply, version).await?;
+                    // What the server answers to a reply (`202 Accepted`, as MCP asks) is not
+                    // read.
+                    self.post(&client, &reply, version, read).await?;
                 }
             }
         }
         Err(DirectError::Transport("the upstream's event stream ended before the answer".into()))
     }
 
+    /// POSTs `message` on the session and takes what the upstream answered: a JSON body, read
+    /// with `read`, or the start of an event stream. Failures are told apart as rmcp's client
+    /// tells them: a failure's JSON body that is a JSON-RPC error is that error, the request's
+    /// answer, except after `401`, `403` and `429`, which are about the way to the server, not
+    /// the request; any other failure (`404`: the session is gone) is the transport's.
     async fn post(
         &self,
         client: &reqwest::Client,
-        message: ClientJsonRpcMessage,
+        message: &ClientJsonRpcMessage,
         version: &ProtocolVersion,
-    ) -> Result<StreamableHttpPostResponse, DirectError> {
-        let mut headers = self.headers.clone();
+        read: impl Fn(&[u8]) -> serde_json::Result<ServerJsonRpcMessage>,
+    ) -> Result<Posted, DirectError> {
+        let body = serde_json::to_vec(message).map_err(|e| transport(&e))?;
+        let response = client
+            .post(self.url.clone())
+            .headers(self.headers(version))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let status = response.status();
+        if matches!(status, StatusCode::ACCEPTED | StatusCode::NO_CONTENT) {
+            return Ok(Posted::Nothing(status));
+        }
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let is = |media_type: &str| {
+            content_type.as_ref().is_some_and(|value| is_media_type(value, media_type))
+        };
+        if !status.is_success() {
+            let about_the_way = matches!(
+                status,
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+            );
+            if is(JSON)
+                && !about_the_way
+                && let Ok(body) = read_body(response, self.limits.1).await
+                && let Ok(error @ ServerJsonRpcMessage::Error(_)) = serde_json::from_slice(&body)
+            {
+                return Ok(Posted::Message(error));
+            }
+            return Err(DirectError::Transport(match status {
+                StatusCode::NOT_FOUND => "the upstream's session is gone (HTTP 404)".to_owned(),
+                _ => format!("the upstream answered HTTP {status}"),
+            }));
+        }
+        if is(EVENT_STREAM) {
+            return Ok(Posted::Events(sse::event_stream(response, self.limits.0)));
+        }
+        if is(JSON) {
+            let body = read_body(response, self.limits.1).await?;
+            return read(&body)
+                .map(Posted::Message)
+                .map_err(|e| unexpected(&format!("a JSON body that is not JSON-RPC: {e}")));
+        }
+        Err(DirectError::Transport(format!(
+            "the upstream answered with content type {}, neither JSON nor an event stream",
+            content_type.map_or_else(|| "(none)".to_owned(), |value| format!("{value:?}")),
+        )))
+    }
+
+    /// The headers of a POST on the session at `version`: the connection's own, then those
+    /// rmcp's client sends on the session.
+    fn headers(&self, version: &ProtocolVersion) -> HeaderMap {
+        if let Some((built_for, headers)) = self.prepared.get()
+            && built_for == version
+        {
+            return headers.clone();
+        }
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 4);
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let accept = const { HeaderValue::from_static("text/event-stream, application/json") };
+        headers.insert(header::ACCEPT, accept);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+        if let Some(session) = self.session.session.get().cloned().flatten()
+            && let Ok(value) = HeaderValue::from_str(&session)
+        {
+            headers.insert(HeaderName::from_static("mcp-session-id"), value);
+        }
         if let Ok(value) = HeaderValue::from_str(version.as_str()) {
             headers.insert(HeaderName::from_static("mcp-protocol-version"), value);
         }
-        let mut limits = StreamableHttpResponseLimits::default();
-        (limits.max_sse_event_size, limits.max_json_response_size) = self.limits;
-        client
-            .post_message_with_response_limits(
-                Arc::clone(&self.url),
-                message,
-                self.session.session.get().cloned().flatten(),
-                None,
-                headers,
-                limits,
-            )
-            .await
-            .map_err(|e| transport(&e))
+        let _ = self.prepared.set((version.clone(), headers.clone()));
+        headers
     }
+}
+
+const JSON: &str = "application/json";
+const EVENT_STREAM: &str = "text/event-stream";
+
+/// What an upstream answered to a POST.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per POST and taken apart at once; boxing would cost an allocation"
+)]
+enum Posted {
+    /// No content (`202 Accepted` or `204 No Content`).
+    Nothing(StatusCode),
+    /// A JSON body: one message.
+    Message(ServerJsonRpcMessage),
+    /// An event stream.
+    Events(AnswerEvents),
+}
+
+/// The events of an upstream's answer.
+type AnswerEvents = BoxStream<'static, Result<sse_stream::Sse, SseTransportError>>;
+
+/// Whether a `Content-Type` value names `media_type`, parameters and case aside.
+fn is_media_type(value: &HeaderValue, media_type: &str) -> bool {
+    let value = value.as_bytes();
+    let end = value.iter().position(|&b| b == b';').unwrap_or(value.len());
+    value[..end].trim_ascii().eq_ignore_ascii_case(media_type.as_bytes())
+}
+
+/// A JSON body of at most `max` bytes.
+async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, DirectError> {
+    let too_large = || unexpected(&format!("a JSON body of more than {max} bytes"));
+    let declared = response.content_length().unwrap_or(0);
+    if declared > max as u64 {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared as usize);
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+        if chunk.len() > max - body.len() {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// How long the rest of an answered event stream is read, so that its connection can serve
@@ -281,7 +396,7 @@ const FINISH_WITHIN: Duration = Duration::from_secs(5);
 /// and only a response read to its end gives its connection back to the pool. Usually the end
 /// has already arrived with the answer; otherwise a task waits for it, within
 /// `within` ([`FINISH_WITHIN`]) and until the route is `closed`.
-fn finish(mut events: Events, within: Duration, closed: CancellationToken) {
+fn finish(mut events: AnswerEvents, within: Duration, closed: CancellationToken) {
     for _ in 0..16 {
         match events.next().now_or_never() {
             Some(Some(_)) => continue,
@@ -334,7 +449,7 @@ impl SessionClient {
     }
 }
 
-type Posted = Result<StreamableHttpPostResponse, StreamableHttpError<reqwest::Error>>;
+type RmcpPosted = Result<StreamableHttpPostResponse, StreamableHttpError<reqwest::Error>>;
 type Events = BoxStream<'static, Result<sse_stream::Sse, SseError>>;
 
 impl StreamableHttpClient for SessionClient {
@@ -347,7 +462,7 @@ impl StreamableHttpClient for SessionClient {
         session_id: Option<Arc<str>>,
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> impl Future<Output = Posted> + Send + '_ {
+    ) -> impl Future<Output = RmcpPosted> + Send + '_ {
         self.note(session_id.as_ref());
         self.client.post_message(uri, message, session_id, auth_header, custom_headers)
     }
@@ -360,7 +475,7 @@ impl StreamableHttpClient for SessionClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
-    ) -> impl Future<Output = Posted> + Send + '_ {
+    ) -> impl Future<Output = RmcpPosted> + Send + '_ {
         self.note(session_id.as_ref());
         self.client.post_message_with_max_sse_event_size(
             uri,
@@ -380,7 +495,7 @@ impl StreamableHttpClient for SessionClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
-    ) -> impl Future<Output = Posted> + Send + '_ {
+    ) -> impl Future<Output = RmcpPosted> + Send + '_ {
         self.note(session_id.as_ref());
         self.client.post_message_with_response_limits(
             uri,
@@ -654,6 +769,72 @@ mod tests {
         );
         let accepted = route.request(id(), call(), &V, || {}).await.unwrap_err();
         assert!(matches!(accepted, DirectError::Unexpected(_)), "{accepted}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_the_requests_answer_only_when_its_json_body_is_a_json_rpc_error() {
+        let rpc_error = |id: &str| {
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000, "message": "busy"}})
+                .to_string()
+        };
+        let (port, _, _) = scripted(vec![
+            ("500 Internal Server Error", "application/json; charset=utf-8", rpc_error("p-1")),
+            ("500 Internal Server Error", "text/plain", "it broke".into()),
+            ("500 Internal Server Error", "application/json", r#"{"detail": "broke"}"#.into()),
+            ("401 Unauthorized", "application/json", rpc_error("p-4")),
+            ("429 Too Many Requests", "application/json", rpc_error("p-5")),
+        ])
+        .await;
+        let route = route(port);
+        let id = |n: u8| RequestId::String(format!("p-{n}").into());
+        let error = route.request(id(1), call(), &V, || {}).await.unwrap().unwrap_err();
+        assert_eq!((error.code.0, error.message.as_ref()), (-32000, "busy"));
+        for n in 2..=5 {
+            let failed = route.request(id(n), call(), &V, || {}).await.unwrap_err();
+            let status = ["500", "500", "401", "429"][usize::from(n - 2)];
+            assert!(
+                matches!(failed, DirectError::Transport(ref e) if e.contains(status)),
+                "{n}: {failed}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_body_is_bounded_and_an_answer_of_another_type_is_refused() {
+        let answer = json!({"jsonrpc": "2.0", "id": "p-1",
+                            "result": {"content": [{"type": "text", "text": "x".repeat(100)}]}})
+        .to_string();
+        let (port, seen, _) = scripted(vec![
+            ("200 OK", "Application/JSON ; charset=utf-8", answer.clone()),
+            ("200 OK", "application/json", answer),
+            ("200 OK", "application/json", r#"{"hello": "world"}"#.into()),
+            ("200 OK", "text/html", "<html></html>".into()),
+        ])
+        .await;
+        let mut route = route(port);
+        let id = || RequestId::String("p-1".into());
+        let answer = route.request(id(), call(), &V, || {}).await.unwrap().unwrap();
+        assert!(matches!(answer, ServerResult::CallToolResult(_)), "{answer:?}");
+        route.limits.1 = 64;
+        let large = route.request(id(), call(), &V, || {}).await.unwrap_err();
+        assert!(
+            matches!(large, DirectError::Unexpected(ref e) if e.contains("more than 64 bytes")),
+            "{large}"
+        );
+        route.limits.1 = 1 << 20;
+        let nonsense = route.request(id(), call(), &V, || {}).await.unwrap_err();
+        assert!(
+            matches!(nonsense, DirectError::Unexpected(ref e) if e.contains("not JSON-RPC")),
+            "{nonsense}"
+        );
+        let html = route.request(id(), call(), &V, || {}).await.unwrap_err();
+        assert!(
+            matches!(html, DirectError::Transport(ref e) if e.contains("\"text/html\"")),
+            "{html}"
+        );
+        let seen = seen.lock().unwrap();
+        assert!(seen[0].contains("accept: text/event-stream, application/json"), "{}", seen[0]);
+        assert!(seen[0].contains("content-type: application/json"), "{}", seen[0]);
     }
 
     #[test]

@@ -128,10 +128,7 @@ impl SseClientTransport {
         if !content_type.trim_start().to_ascii_lowercase().starts_with("text/event-stream") {
             return Err(SseTransportError::NotEventStream(content_type));
         }
-        let bounded = BoundedEvents::new(Box::pin(response.bytes_stream()), max_event_size);
-        let mut events = SseStream::from_bytes_stream(bounded)
-            .map(move |item| item.map_err(|e| sse_error(e, max_event_size)))
-            .boxed();
+        let mut events = event_stream(response, max_event_size);
         loop {
             let event = events.next().await.ok_or(SseTransportError::NoEndpoint)??;
             if event.event.as_deref() == Some("endpoint") {
@@ -161,6 +158,17 @@ fn endpoint_url(sse_url: &Url, data: &str) -> Result<Url, SseTransportError> {
         )));
     }
     Ok(endpoint)
+}
+
+/// The events of `response`'s body, none of them longer than `max_event_size` bytes.
+pub(super) fn event_stream(
+    response: reqwest::Response,
+    max_event_size: usize,
+) -> BoxStream<'static, Result<Sse, SseTransportError>> {
+    let bounded = BoundedEvents::new(Box::pin(response.bytes_stream()), max_event_size);
+    SseStream::from_bytes_stream(bounded)
+        .map(move |item| item.map_err(|e| sse_error(e, max_event_size)))
+        .boxed()
 }
 
 fn sse_error(error: sse_stream::Error, max_event_size: usize) -> SseTransportError {
