@@ -742,6 +742,25 @@ mod tests {
         assert_eq!((error.code.0, error.message.as_ref()), (-32602, "no such tool"));
     }
 
+    /// Which of a request's failures ([`DirectError`]) a test expects.
+    #[derive(Debug, PartialEq)]
+    enum Failure {
+        Transport,
+        Unexpected,
+    }
+
+    /// Posts a call as `id` on `route`, which is to fail with `failure` saying `says`.
+    async fn fails(route: &DirectRoute, id: &str, failure: Failure, says: &str) {
+        let request = route.request(RequestId::String(id.to_owned().into()), call(), &V, || {});
+        let error = request.await.unwrap_err();
+        let (kind, text) = match &error {
+            DirectError::Transport(text) => (Failure::Transport, text),
+            DirectError::Unexpected(text) => (Failure::Unexpected, text),
+            DirectError::Closed => panic!("{error}"),
+        };
+        assert!(kind == failure && text.contains(says), "{id}: {error}");
+    }
+
     #[tokio::test]
     async fn a_failed_session_or_stream_is_a_transport_error_and_nonsense_is_unexpected() {
         let cut_short = event(json!({"jsonrpc": "2.0", "method": "notifications/message",
@@ -754,21 +773,11 @@ mod tests {
         ])
         .await;
         let route = route(port);
-        let id = || RequestId::String("portico-test-4".into());
-        let expired = route.request(id(), call(), &V, || {}).await.unwrap_err();
-        assert!(matches!(expired, DirectError::Transport(_)), "{expired}");
-        let ended = route.request(id(), call(), &V, || {}).await.unwrap_err();
-        assert!(
-            matches!(ended, DirectError::Transport(ref e) if e.contains("ended before")),
-            "{ended}"
-        );
-        let broken = route.request(id(), call(), &V, || {}).await.unwrap_err();
-        assert!(
-            matches!(broken, DirectError::Unexpected(ref e) if e.contains("not JSON-RPC")),
-            "{broken}"
-        );
-        let accepted = route.request(id(), call(), &V, || {}).await.unwrap_err();
-        assert!(matches!(accepted, DirectError::Unexpected(_)), "{accepted}");
+        let id = "portico-test-4";
+        fails(&route, id, Failure::Transport, "session is gone").await;
+        fails(&route, id, Failure::Transport, "ended before").await;
+        fails(&route, id, Failure::Unexpected, "not JSON-RPC").await;
+        fails(&route, id, Failure::Unexpected, "202 Accepted").await;
     }
 
     #[tokio::test]
@@ -786,16 +795,11 @@ mod tests {
         ])
         .await;
         let route = route(port);
-        let id = |n: u8| RequestId::String(format!("p-{n}").into());
-        let error = route.request(id(1), call(), &V, || {}).await.unwrap().unwrap_err();
+        let first = RequestId::String("p-1".into());
+        let error = route.request(first, call(), &V, || {}).await.unwrap().unwrap_err();
         assert_eq!((error.code.0, error.message.as_ref()), (-32000, "busy"));
-        for n in 2..=5 {
-            let failed = route.request(id(n), call(), &V, || {}).await.unwrap_err();
-            let status = ["500", "500", "401", "429"][usize::from(n - 2)];
-            assert!(
-                matches!(failed, DirectError::Transport(ref e) if e.contains(status)),
-                "{n}: {failed}"
-            );
+        for (id, status) in [("p-2", "500"), ("p-3", "500"), ("p-4", "401"), ("p-5", "429")] {
+            fails(&route, id, Failure::Transport, &format!("HTTP {status}")).await;
         }
     }
 
@@ -812,26 +816,14 @@ mod tests {
         ])
         .await;
         let mut route = route(port);
-        let id = || RequestId::String("p-1".into());
-        let answer = route.request(id(), call(), &V, || {}).await.unwrap().unwrap();
+        let first = RequestId::String("p-1".into());
+        let answer = route.request(first, call(), &V, || {}).await.unwrap().unwrap();
         assert!(matches!(answer, ServerResult::CallToolResult(_)), "{answer:?}");
         route.limits.1 = 64;
-        let large = route.request(id(), call(), &V, || {}).await.unwrap_err();
-        assert!(
-            matches!(large, DirectError::Unexpected(ref e) if e.contains("more than 64 bytes")),
-            "{large}"
-        );
+        fails(&route, "p-1", Failure::Unexpected, "more than 64 bytes").await;
         route.limits.1 = 1 << 20;
-        let nonsense = route.request(id(), call(), &V, || {}).await.unwrap_err();
-        assert!(
-            matches!(nonsense, DirectError::Unexpected(ref e) if e.contains("not JSON-RPC")),
-            "{nonsense}"
-        );
-        let html = route.request(id(), call(), &V, || {}).await.unwrap_err();
-        assert!(
-            matches!(html, DirectError::Transport(ref e) if e.contains("\"text/html\"")),
-            "{html}"
-        );
+        fails(&route, "p-1", Failure::Unexpected, "not JSON-RPC").await;
+        fails(&route, "p-1", Failure::Transport, "\"text/html\"").await;
         let seen = seen.lock().unwrap();
         assert!(seen[0].contains("accept: text/event-stream, application/json"), "{}", seen[0]);
         assert!(seen[0].contains("content-type: application/json"), "{}", seen[0]);
