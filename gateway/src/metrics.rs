@@ -30,8 +30,8 @@ pub const MCP_SESSIONS_OPEN: &str = "portico_mcp_sessions_open";
 pub const MCP_ANSWERED_IN_PLACE: &str = "portico_mcp_answered_in_place_total";
 /// Requests sent to upstreams for audited MCP requests, by `path`: `direct` (posted on the
 /// upstream's session from the request's own task, see `transport::DirectRoute`) or `client`
-/// (through rmcp's client: a progress token, a legacy SSE upstream, a 2026 session, or another
-/// request in flight on the connection).
+/// (through rmcp's client: a progress token, a legacy SSE upstream, a 2026 session, or 64 other
+/// requests in flight on the connection).
 pub const MCP_UPSTREAM_REQUESTS: &str = "portico_mcp_upstream_requests_total";
 /// Audit events that could not be appended (those calls were answered with an error), by
 /// `portal`.
