@@ -237,7 +237,7 @@ async fn streamable<H: ClientHandler>(
     let custom_headers: HashMap<_, _> =
         target.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
     let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-        .custom_headers(custom_headers.clone())
+        .custom_headers(custom_headers)
         .max_sse_event_size(MAX_SSE_EVENT_SIZE);
     // One connection serves every session of the portal: allow many requests in flight (rmcp's
     // default is 16), and results as large as SSE events.
@@ -247,7 +247,7 @@ async fn streamable<H: ClientHandler>(
     let session = Arc::<direct::SeenSession>::default();
     let direct = DirectRoute::new(
         url,
-        custom_headers.clone(),
+        target.headers.clone(),
         Arc::clone(&session),
         (MAX_SSE_EVENT_SIZE, MAX_SSE_EVENT_SIZE),
         options.policy,

@@ -46,7 +46,7 @@ use rmcp::transport::streamable_http_client::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::http_client;
+use super::http_client::{self, BodyError};
 use super::sse::{self, SseTransportError};
 use crate::ssrf::UpstreamPolicy;
 
@@ -73,7 +73,7 @@ pub struct DirectRoute {
     /// Parsed once: a POST takes it as it is.
     url: reqwest::Url,
     /// The connection's own headers (its credential).
-    headers: HashMap<HeaderName, HeaderValue>,
+    headers: HeaderMap,
     /// Every header of a POST on the session, with the version they were built for: built at
     /// the first POST, when the session is known, and copied for each.
     prepared: OnceLock<(ProtocolVersion, HeaderMap)>,
@@ -124,7 +124,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 impl DirectRoute {
     pub(super) fn new(
         url: &url::Url,
-        headers: HashMap<HeaderName, HeaderValue>,
+        headers: HeaderMap,
         session: Arc<SeenSession>,
         limits: (usize, usize),
         policy: UpstreamPolicy,
@@ -329,10 +329,7 @@ impl DirectRoute {
         {
             return headers.clone();
         }
-        let mut headers = HeaderMap::with_capacity(self.headers.len() + 4);
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
+        let mut headers = self.headers.clone();
         let accept = const { HeaderValue::from_static("text/event-stream, application/json") };
         headers.insert(header::ACCEPT, accept);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
@@ -377,20 +374,11 @@ fn is_media_type(value: &HeaderValue, media_type: &str) -> bool {
 }
 
 /// A JSON body of at most `max` bytes.
-async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, DirectError> {
-    let too_large = || unexpected(&format!("a JSON body of more than {max} bytes"));
-    let declared = response.content_length().unwrap_or(0);
-    if declared > max as u64 {
-        return Err(too_large());
-    }
-    let mut body = Vec::with_capacity(declared as usize);
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
-        if chunk.len() > max - body.len() {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+async fn read_body(response: reqwest::Response, max: usize) -> Result<Vec<u8>, DirectError> {
+    http_client::bounded_body(response, max).await.map_err(|e| match e {
+        BodyError::TooLarge => unexpected(&format!("a JSON body of more than {max} bytes")),
+        BodyError::Read(e) => transport(&e),
+    })
 }
 
 /// How long the rest of an answered event stream is read, so that its connection can serve
@@ -643,7 +631,7 @@ mod tests {
         let session = Arc::new(SeenSession::default());
         session.note(None);
         session.note(Some(&Arc::from("upstream-session")));
-        let mut headers = HashMap::new();
+        let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_static("authorization"),
             HeaderValue::from_static("Bearer upstream-credential"),
@@ -842,7 +830,7 @@ mod tests {
         let policy = UpstreamPolicy { allow_private: true };
         let route = DirectRoute::new(
             &url,
-            HashMap::new(),
+            HeaderMap::new(),
             Arc::clone(&session),
             (1, 1),
             policy,

@@ -146,7 +146,7 @@ pub async fn send(
     let shown = ssrf::redact_url(&url);
     let (parts, body) = request.into_parts();
     let exchange = async {
-        let mut response = client
+        let response = client
             .request(parts.method, url.clone())
             .headers(parts.headers)
             .body(body)
@@ -157,19 +157,12 @@ pub async fn send(
         if let Some(headers) = answer.headers_mut() {
             headers.extend(response.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| FetchError::Failed(format!("`{shown}` could not be read: {e}")))?
-        {
-            if body.len() + chunk.len() > max_bytes {
-                return Err(FetchError::Failed(format!(
-                    "`{shown}` is larger than {max_bytes} bytes"
-                )));
+        let body = bounded_body(response, max_bytes).await.map_err(|e| match e {
+            BodyError::TooLarge => {
+                FetchError::Failed(format!("`{shown}` is larger than {max_bytes} bytes"))
             }
-            body.extend_from_slice(&chunk);
-        }
+            BodyError::Read(e) => FetchError::Failed(format!("`{shown}` could not be read: {e}")),
+        })?;
         answer.body(body).map_err(|e| FetchError::Failed(format!("`{shown}`: {e}")))
     };
     tokio::time::timeout(timeout, exchange)
@@ -177,9 +170,90 @@ pub async fn send(
         .map_err(|_| FetchError::Failed(format!("`{shown}` did not answer within {timeout:?}")))?
 }
 
+/// Why a response's body was not read whole.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// It is longer than the limit, as declared or as it arrived.
+    TooLarge,
+    /// Reading it failed.
+    Read(reqwest::Error),
+}
+
+/// `response`'s body, of at most `max` bytes: one declared longer is refused before it is read,
+/// and one that grows longer as it arrives is refused there.
+pub(crate) async fn bounded_body(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let declared = response.content_length().unwrap_or(0);
+    if declared > max as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(declared as usize);
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if chunk.len() > max - body.len() {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+
+    /// Serves `answers` (whole HTTP responses, each closing its connection) to one request
+    /// each. A scripted peer, not a real server: the point is the exact framing of a body
+    /// (with and without a declared length), which no server can be made to send on demand.
+    async fn scripted(answers: Vec<String>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for answer in answers {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0u8; 1];
+                    if socket.read(&mut byte).await.unwrap() == 0 {
+                        break;
+                    }
+                    head.push(byte[0]);
+                }
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_as_declared_or_as_it_arrives() {
+        let chunked = |chunks: &[usize]| {
+            let mut answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
+                              connection: close\r\n\r\n"
+                .to_owned();
+            for &n in chunks {
+                answer += &format!("{n:x}\r\n{}\r\n", "x".repeat(n));
+            }
+            answer + "0\r\n\r\n"
+        };
+        let declared = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: 65\r\nconnection: close\r\n\r\n{}",
+            "x".repeat(65)
+        );
+        let url = scripted(vec![declared, chunked(&[40, 40]), chunked(&[40, 24])]).await;
+        let client = build(UpstreamPolicy { allow_private: true }, Duration::from_secs(2)).unwrap();
+        let mut bodies = Vec::new();
+        for _ in 0..3 {
+            let response = client.get(&url).send().await.unwrap();
+            bodies.push(bounded_body(response, 64).await);
+        }
+        assert!(matches!(bodies[0], Err(BodyError::TooLarge)), "{:?}", bodies[0]);
+        assert!(matches!(bodies[1], Err(BodyError::TooLarge)), "{:?}", bodies[1]);
+        assert_eq!(bodies[2].as_ref().unwrap().len(), 64);
+    }
 
     #[test]
     fn one_client_per_policy_and_timeout() {
