@@ -132,6 +132,13 @@ impl Event {
     pub fn schema_version(&self) -> u16 {
         crate::upcast::current_version(self.event_type())
     }
+
+    /// Whether this is the record of a call through a portal: the log's high-volume event,
+    /// which changes no configuration. Followers that fold only configuration (the read
+    /// models) are not woken for these one by one (see [`crate::EventLog::watch_changes`]).
+    pub fn is_call_record(&self) -> bool {
+        matches!(self, Event::PortalRequestHandled(_))
+    }
 }
 
 /// Who caused an event.

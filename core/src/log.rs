@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
 
+pub use batch::RECORDS_PER_WAKE;
 pub use subscription::Subscription;
 
 /// A global position in the log. `0` is "before the first event"; the first event is at `1`.
@@ -177,6 +178,17 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// A receiver of the last committed position this instance knows of. It moves when this
     /// instance commits, and (PostgreSQL) when another instance's commit is announced.
     fn watch_head(&self) -> watch::Receiver<Position>;
+
+    /// A receiver of the head for followers that fold configuration only: it moves with
+    /// [`EventLog::watch_head`] when a commit holds an event that is not a call record (see
+    /// [`crate::Event::is_call_record`]), and at least once every [`RECORDS_PER_WAKE`]
+    /// positions otherwise. At one commit per audited call, a follower woken by every commit
+    /// cost the call a thread wake-up and a context switch for an event it skips. Such a
+    /// follower still reads every event; it reads call records in bulk, along with the next
+    /// change, or at its poll (see [`Subscription::waking_on_changes`]).
+    fn watch_changes(&self) -> watch::Receiver<Position> {
+        self.watch_head()
+    }
 }
 
 /// Checks the bounds of an append before it reaches a backend.

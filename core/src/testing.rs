@@ -86,4 +86,8 @@ impl crate::EventLog for CountingReads {
     fn watch_head(&self) -> tokio::sync::watch::Receiver<crate::Position> {
         self.inner.watch_head()
     }
+
+    fn watch_changes(&self) -> tokio::sync::watch::Receiver<crate::Position> {
+        self.inner.watch_changes()
+    }
 }

@@ -50,6 +50,11 @@ pub use sign_ins::{SignIns, UserRecord};
 /// `apply` must be deterministic and depend only on the state and the event, so that a replay
 /// from position 0 and incremental application reach the same state. The state is serialisable
 /// so the runner can store it with its checkpoint and start from there.
+///
+/// A read model folds configuration, not calls: the runner is not woken by each call record
+/// (`PortalRequestHandled`), and applies them in bulk with the next change, every
+/// `RECORDS_PER_WAKE` positions or at its poll (see `EventLog::watch_changes`). Calls are the
+/// call log's ([`call_log::CallLog`]), which follows every commit.
 pub trait Projection:
     Clone + Default + Serialize + DeserializeOwned + Send + Sync + 'static
 {

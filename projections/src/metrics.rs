@@ -11,7 +11,7 @@ pub fn describe() {
     describe_gauge!(
         PROJECTION_LAG,
         Unit::Count,
-        "Events in the log that a projection has not applied yet (log head minus projected position)."
+        "Events in the log that a projection has not applied yet (log head minus projected position); the read models apply call records in bulk, up to 256 or 500 ms of them late."
     );
 }
 

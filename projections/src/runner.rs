@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use portico_core::log::Subscription;
+use portico_core::log::{Subscription, subscription};
 use portico_core::{EventLog, LogError, Position, RecordedEvent};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::Projection;
@@ -50,6 +50,9 @@ pub struct RunnerOptions {
     pub checkpoint_interval: Duration,
     /// Wait before retrying after the log failed.
     pub retry_delay: Duration,
+    /// How often the runner reads the log although no change woke it: for call records, which
+    /// do not wake it (they are applied at the latest then), and for another process's appends.
+    pub poll_interval: Duration,
 }
 
 impl Default for RunnerOptions {
@@ -59,6 +62,7 @@ impl Default for RunnerOptions {
             checkpoint_every: 10_000,
             checkpoint_interval: Duration::from_secs(60),
             retry_delay: Duration::from_secs(1),
+            poll_interval: subscription::DEFAULT_POLL_INTERVAL,
         }
     }
 }
@@ -78,6 +82,10 @@ struct Shared<P> {
     last_event_id: Mutex<Option<uuid::Uuid>>,
     failure: Mutex<Option<String>>,
     store: Arc<dyn CheckpointStore>,
+    /// Rung by a writer waiting for a position the runner has not applied: the runner's
+    /// subscription is not woken by call records (see `Subscription::waking_on_changes`), so a
+    /// wait for one would otherwise last until the next change or poll.
+    behind: Notify,
 }
 
 impl<P: Projection> Drop for ProjectionRunner<P> {
@@ -103,8 +111,9 @@ impl<P: Projection> ProjectionRunner<P> {
             last_event_id: Mutex::new(event_id),
             failure: Mutex::new(None),
             store,
+            behind: Notify::new(),
         });
-        let subscription = Subscription::new(Arc::clone(&log), position).with_batch(options.batch);
+        let subscription = follower(&log, position, options);
         let (subscription, applied) = catch_up(&shared, subscription).await?;
         if applied > 0 {
             shared.save_checkpoint()?;
@@ -149,6 +158,9 @@ impl<P: Projection> ProjectionRunner<P> {
         timeout: Duration,
     ) -> Result<(), ProjectionError> {
         let mut rx = self.shared.position.subscribe();
+        if *rx.borrow() < position {
+            self.shared.behind.notify_one();
+        }
         let waited = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await;
         match waited {
             Ok(Ok(_)) => Ok(()),
@@ -288,6 +300,39 @@ async fn catch_up<P: Projection>(
     Ok((subscription, applied))
 }
 
+/// The subscription a runner follows the log with from `position`: woken by changes, not by
+/// every call record, which no read model folds.
+fn follower(log: &Arc<dyn EventLog>, position: Position, options: RunnerOptions) -> Subscription {
+    Subscription::new(Arc::clone(log), position)
+        .with_batch(options.batch)
+        .with_poll_interval(options.poll_interval)
+        .waking_on_changes()
+}
+
+/// The next events to apply: those up to the next change (waiting for it), or, when a writer
+/// waits for a position not applied yet, the next batch the log holds now (empty at its end).
+async fn next_events<P>(
+    shared: &Shared<P>,
+    subscription: &mut Subscription,
+) -> Result<Vec<RecordedEvent>, LogError> {
+    // A subscription's `next` loses nothing when it is dropped before it is ready.
+    tokio::select! {
+        first = subscription.next() => {
+            let mut batch = vec![first?];
+            batch.extend(subscription.drain_buffered());
+            Ok(batch)
+        }
+        () = shared.behind.notified() => {
+            let batch = subscription.next_batch().await?;
+            if !batch.is_empty() {
+                // Once more, until the log is read to its end: a batch at a time.
+                shared.behind.notify_one();
+            }
+            Ok(batch)
+        }
+    }
+}
+
 /// Follows the log live; retries after failures from where it stopped.
 async fn follow<P: Projection>(
     shared: Arc<Shared<P>>,
@@ -299,10 +344,8 @@ async fn follow<P: Projection>(
     let mut last_checkpoint = Instant::now();
     let mut writing: Option<JoinHandle<()>> = None;
     loop {
-        match subscription.next().await {
-            Ok(first) => {
-                let mut batch = vec![first];
-                batch.extend(subscription.drain_buffered());
+        match next_events(&shared, &mut subscription).await {
+            Ok(batch) => {
                 since_checkpoint += batch.len() as u64;
                 shared.apply(&batch);
                 if let Ok(mut failure) = shared.failure.lock() {
@@ -331,8 +374,7 @@ async fn follow<P: Projection>(
                 }
                 tokio::time::sleep(options.retry_delay).await;
                 let position = *shared.position.borrow();
-                subscription =
-                    Subscription::new(Arc::clone(&log), position).with_batch(options.batch);
+                subscription = follower(&log, position, options);
             }
         }
     }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::{EncodedEvent, EncodedMetadata};
 use super::{ActualVersion, AppendError, Appended, ExpectedVersion, LogError, Position};
-use crate::event::{EventMetadata, NewEvent};
+use crate::event::{Event, EventMetadata, NewEvent};
 
 /// Checks, encodes and queues one append for a backend's writer, then waits for its answer
 /// (which comes after the commit). Encoding happens here, on the appender's task, so the single
@@ -178,31 +178,94 @@ pub(crate) fn reply_all(
     }
 }
 
-/// Answers the requests of a batch committed up to `head`: the published head moves first
-/// (an appender reads it back at once), then every appender gets its outcome, and only then are
-/// the log's followers woken (appenders wait on a request's path, followers do not).
-pub(crate) fn answer_committed(
-    published: &watch::Sender<Position>,
-    head: Position,
-    requests: Vec<AppendRequest>,
-    outcomes: Vec<Result<Appended, AppendError>>,
-) {
-    let moved = move_head(published, head);
-    reply_all(requests, outcomes);
-    if moved {
-        wake_followers(published);
+/// How many positions of call records alone may pass before the changes head moves anyway
+/// (see [`super::EventLog::watch_changes`]): its followers then read that many events at a
+/// time, well within what the log's tail keeps in memory ([`super::tail::TAIL_EVENTS`]).
+pub const RECORDS_PER_WAKE: Position = 256;
+
+/// The positions a backend publishes to its followers: the head, which moves with every
+/// commit, and the changes head, which skips call records (see
+/// [`super::EventLog::watch_changes`]).
+#[derive(Debug)]
+pub(crate) struct Heads {
+    head: watch::Sender<Position>,
+    changes: watch::Sender<Position>,
+}
+
+impl Heads {
+    pub(crate) fn new(head: Position) -> Self {
+        Heads { head: watch::channel(head).0, changes: watch::channel(head).0 }
+    }
+
+    /// The last committed position this instance knows of.
+    pub(crate) fn head(&self) -> Position {
+        *self.head.borrow()
+    }
+
+    pub(crate) fn watch_head(&self) -> watch::Receiver<Position> {
+        self.head.subscribe()
+    }
+
+    pub(crate) fn watch_changes(&self) -> watch::Receiver<Position> {
+        self.changes.subscribe()
+    }
+
+    /// Answers the requests of a batch committed up to `head`: the published heads move first
+    /// (an appender reads them back at once), then every appender gets its outcome, and only
+    /// then are the log's followers woken (appenders wait on a request's path, followers do
+    /// not). `changed`: whether the batch wrote an event other than a call record
+    /// ([`holds_change`]).
+    pub(crate) fn answer_committed(
+        &self,
+        head: Position,
+        changed: bool,
+        requests: Vec<AppendRequest>,
+        outcomes: Vec<Result<Appended, AppendError>>,
+    ) {
+        let moved = self.move_heads(head, changed);
+        reply_all(requests, outcomes);
+        self.wake(moved);
+    }
+
+    /// Moves the heads forward to `head`, a commit announced by another instance (or this
+    /// instance's own, announced back, which moves nothing), and wakes the followers if they
+    /// moved. `changed` as in [`Heads::answer_committed`].
+    pub(crate) fn publish(&self, head: Position, changed: bool) {
+        let moved = self.move_heads(head, changed);
+        self.wake(moved);
+    }
+
+    /// Moves the head to `head`, and the changes head with it if `changed` or if
+    /// [`RECORDS_PER_WAKE`] positions have passed since it last moved. Returns which moved.
+    fn move_heads(&self, head: Position, changed: bool) -> (bool, bool) {
+        if !move_head(&self.head, head) {
+            return (false, false);
+        }
+        let due = changed || head >= *self.changes.borrow() + RECORDS_PER_WAKE;
+        (true, due && move_head(&self.changes, head))
+    }
+
+    fn wake(&self, (head, changes): (bool, bool)) {
+        match (head, changes) {
+            (true, true) => wake_followers(vec![self.head.clone(), self.changes.clone()]),
+            (true, false) => wake_followers(vec![self.head.clone()]),
+            _ => {}
+        }
     }
 }
 
-/// Moves the published head forward to `head` (a commit announced by another instance) and
-/// wakes the followers if it moved.
-pub(crate) fn publish_head(published: &watch::Sender<Position>, head: Position) {
-    if move_head(published, head) {
-        wake_followers(published);
-    }
+/// Whether a batch that wrote `events` holds one other than a call record: a change, which
+/// moves the changes head at once (see [`super::EventLog::watch_changes`]).
+pub(crate) fn holds_change<'a>(mut events: impl Iterator<Item = &'a Event>) -> bool {
+    events.any(|event| !event.is_call_record())
 }
 
-/// Moves the published head forward to `head` without waking anyone yet (a reader of the head
+/// [`holds_change`] of the rows a batch plans to write.
+pub(crate) fn plans_change(rows: &[PlannedRow<'_>]) -> bool {
+    holds_change(rows.iter().map(|row| &row.event.original))
+}
+
+/// Moves a published head forward to `head` without waking anyone yet (a reader of the head
 /// sees the new value at once); `true` if it moved. [`wake_followers`] wakes them.
 fn move_head(published: &watch::Sender<Position>, head: Position) -> bool {
     let mut moved = false;
@@ -215,20 +278,23 @@ fn move_head(published: &watch::Sender<Position>, head: Position) -> bool {
     moved
 }
 
-/// Wakes every follower waiting for the head to move. On a runtime (an appender committing on
-/// its own task) the wake is a task of its own, which runs once the appender's task yields: the
-/// appender's answer goes out first. Followers run on another thread, and waking one there
-/// can hand it the CPU before the appender has answered. A runtime that is shutting down drops
-/// the task unrun; the wake then happens as it is dropped, so none is lost.
-fn wake_followers(published: &watch::Sender<Position>) {
+/// Wakes every follower waiting for one of the `published` heads to move. On a runtime (an
+/// appender committing on its own task) the wake is a task of its own, which runs once the
+/// appender's task yields: the appender's answer goes out first. Followers run on another
+/// thread, and waking one there can hand it the CPU before the appender has answered. A
+/// runtime that is shutting down drops the task unrun; the wake then happens as it is
+/// dropped, so none is lost.
+fn wake_followers(published: Vec<watch::Sender<Position>>) {
     /// Wakes the followers when dropped: run or not, the task ends by dropping it.
-    struct Wake(watch::Sender<Position>);
+    struct Wake(Vec<watch::Sender<Position>>);
     impl Drop for Wake {
         fn drop(&mut self) {
-            self.0.send_modify(|_| {});
+            for head in &self.0 {
+                head.send_modify(|_| {});
+            }
         }
     }
-    let wake = Wake(published.clone());
+    let wake = Wake(published);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move { drop(wake) });
     }
@@ -248,7 +314,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         {
             let _inside = runtime.enter();
-            wake_followers(&published);
+            wake_followers(vec![published.clone()]);
         }
         assert!(!follower.has_changed().unwrap(), "the wake waits for the appender to yield");
         // The runtime never ran the wake's task: shutting down drops it.
@@ -260,7 +326,7 @@ mod tests {
     fn without_a_runtime_the_followers_are_woken_at_once() {
         let (published, mut follower) = watch::channel(Position::default());
         follower.mark_unchanged();
-        wake_followers(&published);
+        wake_followers(vec![published.clone()]);
         assert!(follower.has_changed().unwrap());
     }
 }

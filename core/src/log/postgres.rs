@@ -88,14 +88,14 @@ pub struct PostgresLog {
 
 #[derive(Debug)]
 struct Shared {
-    head: watch::Sender<Position>,
+    heads: batch::Heads,
     /// This instance's last commits, for its followers (see [`super::tail`]).
     tail: Tail,
 }
 
 impl Shared {
-    fn publish(&self, head: Position) {
-        batch::publish_head(&self.head, head);
+    fn publish(&self, head: Position, changed: bool) {
+        self.heads.publish(head, changed);
     }
 }
 
@@ -127,8 +127,7 @@ impl PostgresLog {
             .get(0);
         let channel = notify_channel(&schema);
         let head = read_head(&writer_client).await?;
-        let (head_tx, _) = watch::channel(head);
-        let shared = Arc::new(Shared { head: head_tx, tail: Tail::default() });
+        let shared = Arc::new(Shared { heads: batch::Heads::new(head), tail: Tail::default() });
 
         let manager = Manager::from_config(
             config.clone(),
@@ -218,7 +217,11 @@ impl EventLog for PostgresLog {
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
-        self.shared.head.subscribe()
+        self.shared.heads.watch_head()
+    }
+
+    fn watch_changes(&self) -> watch::Receiver<Position> {
+        self.shared.heads.watch_changes()
     }
 }
 
@@ -306,9 +309,31 @@ const INSERT_EVENTS: &str = "INSERT INTO portico_events (position, stream_id, st
                  $6::smallint[], $8::text[], $9::uuid[], $10::text[]) \
           AS u(p, s, v, e, t, sv, a, c, pl)";
 
-/// Moves the head and notifies the listeners of every instance (delivered on commit).
+/// Moves the head and notifies the listeners of every instance (delivered on commit): the
+/// payload is the new head, followed by [`CALL_RECORDS_ONLY`] (`$3`) if the batch holds no
+/// change (see [`EventLog::watch_changes`]), so that every instance moves its changes head
+/// alike.
 const ADVANCE_HEAD: &str = "WITH h AS (UPDATE portico_log_head SET position = $1 RETURNING position) \
-     SELECT pg_notify($2, h.position::text) FROM h";
+     SELECT pg_notify($2, h.position::text || $3) FROM h";
+
+/// What follows the head in a notification of a batch of call records only.
+const CALL_RECORDS_ONLY: &str = " calls";
+
+/// The suffix of the notification of a batch that writes `rows`.
+fn notification_suffix(rows: &[batch::PlannedRow<'_>]) -> &'static str {
+    if batch::plans_change(rows) { "" } else { CALL_RECORDS_ONLY }
+}
+
+/// The head a notification announces and whether its batch held a change; `None` if the
+/// payload is not one (the head is then read from the database). A bare position (an instance
+/// of an earlier version) counts as a change.
+fn read_notification(payload: &str) -> Option<(Position, bool)> {
+    let (head, changed) = match payload.strip_suffix(CALL_RECORDS_ONLY) {
+        Some(head) => (head, false),
+        None => (payload, true),
+    };
+    Some((head.parse().ok()?, changed))
+}
 
 /// Writes a batch planned on what the writer last knew of the log, if the log is still exactly
 /// that: the head at `$13` and each stream `$14` at version `$15` (`NULL`: no stream; versions
@@ -317,7 +342,8 @@ const ADVANCE_HEAD: &str = "WITH h AS (UPDATE portico_log_head SET position = $1
 /// The probe is a scalar subquery on purpose: as an `EXISTS`, the generic plan of the prepared
 /// statement may turn it into a hashed subplan over a sequential scan of the whole table. Read
 /// after the head lock, so nothing can change before commit. Inserts like [`INSERT_EVENTS`]
-/// and moves the head like [`ADVANCE_HEAD`]; returns one row if it wrote, none if it did not.
+/// and moves the head like [`ADVANCE_HEAD`] (`$16`: the notification's suffix); returns one
+/// row if it wrote, none if it did not.
 const WRITE_IF_UNCHANGED: &str = "WITH unchanged AS ( \
          SELECT (SELECT position FROM portico_log_head) = $13 AND NOT EXISTS ( \
              SELECT 1 FROM unnest($14::text[], $15::bigint[]) AS k(stream_id, version) \
@@ -340,7 +366,7 @@ const WRITE_IF_UNCHANGED: &str = "WITH unchanged AS ( \
          UPDATE portico_log_head SET position = $11 WHERE (SELECT ok FROM unchanged) \
          RETURNING position \
      ) \
-     SELECT pg_notify($12, h.position::text) FROM h";
+     SELECT pg_notify($12, h.position::text || $16) FROM h";
 
 /// Batches written without guessing after a wrong guess (see [`Known`]).
 const MISS_COOLDOWN: u32 = 16;
@@ -518,10 +544,11 @@ impl Writer {
     async fn commit_batch(&mut self, requests: Vec<AppendRequest>) {
         match self.write_batch(&requests).await {
             Ok((head, outcomes, events)) => {
+                let changed = batch::holds_change(events.iter().map(|(event, _)| &event.event));
                 // The events are in the tail before the head moves: the followers it wakes find
                 // them there.
                 self.shared.tail.extend(events);
-                batch::answer_committed(&self.shared.head, head, requests, outcomes);
+                self.shared.heads.answer_committed(head, changed, requests, outcomes);
             }
             Err(error) if requests.len() == 1 => {
                 batch::reply_all(requests, vec![Err(AppendError::Log(error))]);
@@ -563,7 +590,7 @@ impl Writer {
     async fn write_batch(&mut self, requests: &[AppendRequest]) -> Result<BatchOutcome, LogError> {
         let channel = self.channel.clone();
         let streams = batch::streams_of(requests);
-        let published = *self.shared.head.borrow();
+        let published = self.shared.heads.head();
         let guess = self.known.guess(&streams, published);
         let connection = self.connection().await?;
         let guessed = match guess {
@@ -622,7 +649,8 @@ async fn run_guessed_batch(
     let columns = Columns::of(&plan.rows);
     let new_head = to_i64(plan.head);
     let expected_head = to_i64(guess.head);
-    let params: [&(dyn ToSql + Sync); 15] = [
+    let suffix = notification_suffix(&plan.rows);
+    let params: [&(dyn ToSql + Sync); 16] = [
         &columns.positions,
         &columns.stream_ids,
         &columns.stream_versions,
@@ -638,6 +666,7 @@ async fn run_guessed_batch(
         &expected_head,
         &streams,
         &guess.expected,
+        &suffix,
     ];
     // INVARIANT: the head lock comes first, as in `run_batch`; the write checks the guess in a
     // later statement, whose snapshot is taken after the lock is granted.
@@ -763,7 +792,8 @@ async fn run_batch(
         &columns.correlation_ids,
         &columns.payloads,
     ];
-    let head_params: [&(dyn ToSql + Sync); 2] = [&new_head, &channel];
+    let suffix = notification_suffix(&plan.rows);
+    let head_params: [&(dyn ToSql + Sync); 3] = [&new_head, &channel, &suffix];
     let (inserted, advanced, committed) = tokio::join!(
         biased;
         client.execute(&connection.insert_events, &insert_params),
@@ -799,12 +829,12 @@ async fn listen_once(
     shared: &Weak<Shared>,
 ) -> Result<(), LogError> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(LogError::storage)?;
-    let (notified_tx, mut notified) = mpsc::unbounded_channel::<Option<Position>>();
+    let (notified_tx, mut notified) = mpsc::unbounded_channel::<Option<(Position, bool)>>();
     let driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 Some(Ok(AsyncMessage::Notification(n))) => {
-                    let _ = notified_tx.send(n.payload().parse().ok());
+                    let _ = notified_tx.send(read_notification(n.payload()));
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return,
@@ -815,14 +845,14 @@ async fn listen_once(
         client.batch_execute(&format!("LISTEN \"{channel}\"")).await.map_err(LogError::storage)?;
         let head = read_head(&client).await?;
         match shared.upgrade() {
-            Some(shared) => shared.publish(head),
+            Some(shared) => shared.publish(head, true),
             None => return Ok(()),
         }
         while let Some(payload) = notified.recv().await {
             let Some(shared) = shared.upgrade() else { return Ok(()) };
             match payload {
-                Some(head) => shared.publish(head),
-                None => shared.publish(read_head(&client).await?),
+                Some((head, changed)) => shared.publish(head, changed),
+                None => shared.publish(read_head(&client).await?, true),
             }
         }
         Err(LogError::Closed)
@@ -846,4 +876,21 @@ pub(crate) async fn create_beside_log(
     tx.batch_execute(ddl).await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A notification names the head and whether its batch held a change; an instance of an
+    /// earlier version sends the bare head, which counts as a change, and anything else is no
+    /// notification of a head (the listener reads the head from the database instead).
+    #[test]
+    fn a_notification_says_whether_its_batch_held_a_change() {
+        assert_eq!(read_notification("42 calls"), Some((42, false)));
+        assert_eq!(read_notification("42"), Some((42, true)));
+        assert_eq!(read_notification("calls"), None);
+        assert_eq!(read_notification("42 call"), None);
+        assert_eq!(read_notification(""), None);
+    }
 }

@@ -72,7 +72,7 @@ struct Shared {
     /// Whether an appender may commit on its own thread (`process` durability only).
     appenders_commit: bool,
     readers: Mutex<Vec<Connection>>,
-    head: watch::Sender<Position>,
+    heads: batch::Heads,
     tail: Tail,
 }
 
@@ -82,13 +82,12 @@ impl SqliteLog {
         let path = path.as_ref().to_path_buf();
         let conn = open_writer(&path, options.durability)?;
         let head = read_head(&conn)?;
-        let (head_tx, _) = watch::channel(head);
         let shared = Arc::new(Shared {
             path,
             writer: Mutex::new(conn),
             appenders_commit: matches!(options.durability, Durability::Process),
             readers: Mutex::new(Vec::new()),
-            head: head_tx,
+            heads: batch::Heads::new(head),
             tail: Tail::default(),
         });
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -189,7 +188,11 @@ impl EventLog for SqliteLog {
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
-        self.shared.head.subscribe()
+        self.shared.heads.watch_head()
+    }
+
+    fn watch_changes(&self) -> watch::Receiver<Position> {
+        self.shared.heads.watch_changes()
     }
 }
 
@@ -402,9 +405,9 @@ fn commit_recorded(
 /// the others.
 fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Shared) {
     match write_batch(conn, &requests) {
-        Ok(Committed { head, outcomes, events }) => {
+        Ok(Committed { head, changed, outcomes, events }) => {
             shared.tail.extend(events);
-            batch::answer_committed(&shared.head, head, requests, outcomes);
+            shared.heads.answer_committed(head, changed, requests, outcomes);
         }
         Err(error) if requests.len() == 1 => {
             batch::reply_all(requests, vec![Err(AppendError::Log(error))]);
@@ -418,9 +421,11 @@ fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Sh
     }
 }
 
-/// A committed batch: the log's new head, one answer per request, and the events as written.
+/// A committed batch: the log's new head, whether it holds a change (an event other than a
+/// call record), one answer per request, and the events as written.
 struct Committed {
     head: Position,
+    changed: bool,
     outcomes: Vec<Result<Appended, AppendError>>,
     events: Vec<tail::SizedEvent>,
 }
@@ -477,7 +482,8 @@ fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<Comm
     tx.commit().map_err(LogError::storage)?;
     // Built once the write lock is released: the tail's copies are not the transaction's work.
     let events = tail::recorded(&plan.rows, recorded_time);
-    Ok(Committed { head: plan.head, outcomes: plan.outcomes, events })
+    let changed = batch::plans_change(&plan.rows);
+    Ok(Committed { head: plan.head, changed, outcomes: plan.outcomes, events })
 }
 
 #[cfg(test)]
@@ -544,8 +550,8 @@ mod tests {
         wait_for("the WAL to grow", &|| wal_len(&db) > 64 * 4096);
         let before = wal_sequence(&db);
         checkpoint_step(&checkpointer, &log.shared, 64).unwrap();
-        let head = *log.shared.head.borrow();
-        wait_for("the next commits", &|| *log.shared.head.borrow() > head + 1);
+        let head = log.shared.heads.head();
+        wait_for("the next commits", &|| log.shared.heads.head() > head + 1);
         let after = wal_sequence(&db);
         stop.store(true, Ordering::Relaxed);
         let appended = appender.join().unwrap();

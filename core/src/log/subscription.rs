@@ -3,9 +3,11 @@
 //! A subscription reads the log in batches after its last position. When it has caught up it
 //! waits for the backend's head to move (this instance's commits, PostgreSQL notifications), and
 //! polls at a slow interval as well, so that an append by another process that sends no
-//! notification (the `portico` CLI on the same SQLite file) is still seen. Because positions are
-//! gap-free and in commit order, "everything after my last position" never skips nor repeats an
-//! event; a gap would mean a corrupt log and is reported as [`LogError::Gap`].
+//! notification (the `portico` CLI on the same SQLite file) is still seen. A follower of
+//! configuration only waits for the changes head instead ([`Subscription::waking_on_changes`]).
+//! Because positions are gap-free and in commit order, "everything after my last position"
+//! never skips nor repeats an event; a gap would mean a corrupt log and is reported as
+//! [`LogError::Gap`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -55,6 +57,16 @@ impl Subscription {
         self
     }
 
+    /// Waits for the log's changes head ([`EventLog::watch_changes`]) instead of its head: a
+    /// caught-up subscription is not woken by every commit of call records alone, only by a
+    /// change, every [`super::RECORDS_PER_WAKE`] positions, or its poll. It still returns every
+    /// event, in order; a call record may come up to one poll interval late. For followers
+    /// that skip call records (the read models).
+    pub fn waking_on_changes(mut self) -> Self {
+        self.head = self.log.watch_changes();
+        self
+    }
+
     /// Sets how often a caught-up subscription polls.
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
@@ -78,7 +90,8 @@ impl Subscription {
                 return Ok(event);
             }
             let behind = self.position < *self.head.borrow();
-            let read = behind || std::mem::take(&mut self.poll_due);
+            // Any read counts as the poll that is due.
+            let read = std::mem::take(&mut self.poll_due) || behind;
             if read && self.fill().await? {
                 continue;
             }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portico_core::domain::portal::CodeMode;
-use portico_core::log::{ActualVersion, Subscription};
+use portico_core::log::{ActualVersion, RECORDS_PER_WAKE, Subscription};
 use portico_core::testing::CountingReads;
 use portico_core::{AppendError, Event, EventLog, ExpectedVersion};
 
-use crate::support::{Harness, event, metadata, number_of, on_every_backend};
+use crate::support::{Harness, call_record, event, metadata, number_of, on_every_backend};
 
 on_every_backend!(
     append_then_read_stream_keeps_everything,
@@ -27,6 +27,7 @@ on_every_backend!(
     appends_of_another_instance_in_between_are_read,
     a_follower_at_the_head_waits_without_reading,
     a_follower_finds_appends_of_another_process_by_polling,
+    a_follower_of_changes_reads_call_records_with_the_next_change,
 );
 
 async fn append_then_read_stream_keeps_everything(h: Harness) {
@@ -409,4 +410,52 @@ async fn a_follower_finds_appends_of_another_process_by_polling(h: Harness) {
         let next = tokio::time::timeout(Duration::from_secs(30), sub.next()).await.unwrap();
         assert_eq!(number_of(&next.unwrap().event), n);
     }
+}
+
+/// A follower of changes is not woken by commits of call records alone (one per audited call):
+/// it reads them, in order, with the next change, or once `RECORDS_PER_WAKE` positions of them
+/// have passed. Its poll (an hour here) plays no part.
+async fn a_follower_of_changes_reads_call_records_with_the_next_change(h: Harness) {
+    let m = metadata();
+    let mut sub = Subscription::new(Arc::clone(&h.log), 0)
+        .with_poll_interval(Duration::from_secs(3600))
+        .waking_on_changes();
+    h.log.append("s", ExpectedVersion::Any, vec![event(1)], &m).await.unwrap();
+    assert_eq!(next_number(&mut sub).await, 1);
+    for n in 2..=4 {
+        h.log.append("calls", ExpectedVersion::Any, vec![call_record(n)], &m).await.unwrap();
+    }
+    assert_not_woken(&mut sub).await;
+    h.log.append("s", ExpectedVersion::Any, vec![event(5)], &m).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 2..=5 {
+        seen.push(next_number(&mut sub).await);
+    }
+    assert_eq!(seen, [2, 3, 4, 5]);
+
+    // The changes head is at 5: the record at 5 + RECORDS_PER_WAKE moves it, not one before.
+    let last = 5 + RECORDS_PER_WAKE;
+    for n in 6..=last {
+        if n == last {
+            assert_not_woken(&mut sub).await;
+        }
+        h.log.append("calls", ExpectedVersion::Any, vec![call_record(n)], &m).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 6..=last {
+        seen.push(next_number(&mut sub).await);
+    }
+    assert_eq!(seen, (6..=last).collect::<Vec<_>>());
+}
+
+/// The number of the subscription's next event, which must come.
+async fn next_number(sub: &mut Subscription) -> u64 {
+    let next = tokio::time::timeout(Duration::from_secs(30), sub.next()).await;
+    number_of(&next.expect("the follower was not woken").unwrap().event)
+}
+
+/// Checks that the subscription has no event for a while (dropping `next` loses nothing).
+async fn assert_not_woken(sub: &mut Subscription) {
+    let woken = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(woken.is_err(), "woken by call records alone: {woken:?}");
 }

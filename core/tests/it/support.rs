@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use portico_core::domain::ids::ServerId;
+use portico_core::domain::call::{AuditedMethod, CallStatus, PortalRequestHandled};
+use portico_core::domain::ids::{PortalId, ServerId};
 use portico_core::domain::server::ServerRemoved;
 use portico_core::log::postgres::{PostgresLog, PostgresOptions};
 use portico_core::log::sqlite::{SqliteLog, SqliteOptions};
@@ -79,10 +80,38 @@ pub fn event(n: u64) -> NewEvent {
     }))
 }
 
-/// The number an [`event`] was built with.
+/// The record of a call (the log's high-volume event), numbered `n` as [`event`] numbers its
+/// events.
+pub fn call_record(n: u64) -> NewEvent {
+    NewEvent::new(Event::PortalRequestHandled(PortalRequestHandled {
+        portal_id: PortalId::parse("portal-a").unwrap(),
+        portal_aud: None,
+        method: AuditedMethod::ToolsCall,
+        server_id: None,
+        server_url: None,
+        tool_call_name: Some("echo".into()),
+        prompt_get_name: None,
+        resource_read_uri: None,
+        upstream_name: None,
+        session_id: None,
+        client_ip: None,
+        user_id: "token-1".into(),
+        user_email: None,
+        status: CallStatus::Ok,
+        error: None,
+        policies: vec![],
+        duration_ms: n,
+        server_response_duration_ms: None,
+        execution_id: None,
+        code_execution: None,
+    }))
+}
+
+/// The number an [`event`] or a [`call_record`] was built with.
 pub fn number_of(event: &Event) -> u64 {
     match event {
         Event::ServerRemoved(e) => e.server_id.as_str()[1..].parse().unwrap(),
+        Event::PortalRequestHandled(e) => e.duration_ms,
         other => panic!("not a test event: {other:?}"),
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn call(
+pub(crate) fn call(
     portal: &str,
     server: Option<&str>,
     tool: &str,
@@ -50,7 +50,7 @@ fn call(
     }
 }
 
-async fn append(log: &dyn EventLog, calls: Vec<PortalRequestHandled>) -> u64 {
+pub(crate) async fn append(log: &dyn EventLog, calls: Vec<PortalRequestHandled>) -> u64 {
     let meta = EventMetadata::new(Actor::system("tests"));
     let mut last = 0;
     for c in calls {

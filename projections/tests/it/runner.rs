@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use portico_core::domain::call::CallStatus;
 use portico_core::log::sqlite::{SqliteLog, SqliteOptions};
 use portico_core::{Actor, EventLog, EventMetadata, NewEvent};
 use portico_projections::{
@@ -13,6 +14,7 @@ use portico_projections::{
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 
+use crate::call_log::{append, call};
 use crate::scenario::{History, op};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -58,6 +60,7 @@ fn options(checkpoint_every: u64) -> RunnerOptions {
         checkpoint_every,
         checkpoint_interval: Duration::ZERO,
         retry_delay: Duration::from_millis(50),
+        poll_interval: Duration::from_millis(500),
     }
 }
 
@@ -204,4 +207,21 @@ async fn the_stored_state_is_really_used() {
     assert_eq!(restarted.position(), saved.position);
     assert_eq!(*restarted.read(), ReadModels::default());
     assert_ne!(replay_from_zero(&f.log).await, ReadModels::default());
+}
+
+/// Call records do not wake the runner (it applies them with the next change or at its poll),
+/// so a writer waiting for the position of one wakes it: with a poll interval of an hour, the
+/// wait below ends only that way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_the_position_of_a_call_record_wakes_the_runner() {
+    let f = fixture();
+    let options = RunnerOptions { poll_interval: Duration::from_secs(3600), ..options(10) };
+    let runner: ProjectionRunner<ReadModels> =
+        ProjectionRunner::start(Arc::clone(&f.log), Arc::new(NoCheckpoints), options)
+            .await
+            .unwrap();
+    let record = call("portal-a", Some("server-a"), "echo", None, CallStatus::Ok, 3);
+    let position = append(f.log.as_ref(), vec![record.clone(), record]).await;
+    runner.wait_for(position, WAIT).await.unwrap();
+    assert_eq!(runner.position(), position);
 }
