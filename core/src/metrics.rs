@@ -5,9 +5,11 @@
 //! Every name is here, with its help text in [`describe`]; labels take only values from small
 //! fixed sets (the backend, an outcome).
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics::{Counter, Histogram, Unit, counter, describe_counter, describe_histogram, histogram};
 
 use crate::log::AppendError;
 
@@ -56,28 +58,122 @@ pub fn describe() {
     );
 }
 
-/// Records an answered append.
-pub(crate) fn append_answered<T>(outcome: &Result<T, AppendError>, took: Duration) {
-    let outcome = match outcome {
-        Ok(_) => "ok",
-        Err(AppendError::Conflict { .. }) => "conflict",
-        Err(AppendError::Invalid(_)) => "invalid",
-        Err(AppendError::Log(_)) => "error",
-    };
-    counter!(LOG_APPENDS, "outcome" => outcome).increment(1);
-    histogram!(LOG_APPEND_DURATION).record(took);
+/// Whether Portico's exporter is the process's recorder (see [`exporter_installed`]).
+static EXPORTER: AtomicBool = AtomicBool::new(false);
+
+/// Says that Portico's exporter is now the process's recorder, for the rest of its life (the
+/// facade's global recorder is set once). From then on, [`Kept`] handles are registered once
+/// and kept.
+pub fn exporter_installed() {
+    EXPORTER.store(true, Ordering::Release);
 }
 
-/// Records one committed (or failed) group-commit transaction of `backend`.
-pub(crate) fn batch_committed(
+/// A metric handle with fixed labels, registered once and kept instead of looked up in the
+/// registry at every use (a key built, hashed and compared: about a microsecond a metric, and
+/// an audited call records a dozen). It is kept only once Portico's exporter is the process's
+/// recorder: a handle belongs to the recorder it came from, so one taken before that (or under
+/// a test's local recorder) would record nowhere. Until then every use registers afresh.
+#[derive(Debug)]
+pub struct Kept<H>(OnceLock<H>);
+
+impl<H: Clone> Kept<H> {
+    pub const fn new() -> Self {
+        Kept(OnceLock::new())
+    }
+
+    /// The handle, registered by `register` the first time.
+    pub fn get(&self, register: impl FnOnce() -> H) -> H {
+        if EXPORTER.load(Ordering::Acquire) {
+            self.0.get_or_init(register).clone()
+        } else {
+            register()
+        }
+    }
+}
+
+impl<H: Clone> Default for Kept<H> {
+    fn default() -> Self {
+        Kept::new()
+    }
+}
+
+/// Records an answered append.
+pub(crate) fn append_answered<T>(outcome: &Result<T, AppendError>, took: Duration) {
+    static OUTCOMES: [Kept<Counter>; 4] = [Kept::new(), Kept::new(), Kept::new(), Kept::new()];
+    static DURATION: Kept<Histogram> = Kept::new();
+    let (index, outcome) = match outcome {
+        Ok(_) => (0, "ok"),
+        Err(AppendError::Conflict { .. }) => (1, "conflict"),
+        Err(AppendError::Invalid(_)) => (2, "invalid"),
+        Err(AppendError::Log(_)) => (3, "error"),
+    };
+    OUTCOMES[index].get(|| counter!(LOG_APPENDS, "outcome" => outcome)).increment(1);
+    DURATION.get(|| histogram!(LOG_APPEND_DURATION)).record(took);
+}
+
+/// The metrics of one backend's commits on one thread (see [`batch_committed`]).
+#[derive(Debug)]
+pub(crate) struct CommitMetrics {
     backend: &'static str,
     thread: &'static str,
+    handles: Kept<CommitHandles>,
+}
+
+#[derive(Debug, Clone)]
+struct CommitHandles {
+    commits: Counter,
+    duration: Histogram,
+    appends: Histogram,
+    events: Histogram,
+}
+
+impl CommitMetrics {
+    /// The commits of `backend` run by `thread` (`writer` or `appender`).
+    pub(crate) const fn new(backend: &'static str, thread: &'static str) -> Self {
+        CommitMetrics { backend, thread, handles: Kept::new() }
+    }
+}
+
+/// Records one committed (or failed) group-commit transaction.
+pub(crate) fn batch_committed(
+    metrics: &CommitMetrics,
     appends: usize,
     events: usize,
     took: Duration,
 ) {
-    counter!(LOG_COMMITS, "backend" => backend, "thread" => thread).increment(1);
-    histogram!(LOG_COMMIT_DURATION, "backend" => backend).record(took);
-    histogram!(LOG_COMMIT_APPENDS, "backend" => backend).record(appends as f64);
-    histogram!(LOG_COMMIT_EVENTS, "backend" => backend).record(events as f64);
+    let (backend, thread) = (metrics.backend, metrics.thread);
+    let handles = metrics.handles.get(|| CommitHandles {
+        commits: counter!(LOG_COMMITS, "backend" => backend, "thread" => thread),
+        duration: histogram!(LOG_COMMIT_DURATION, "backend" => backend),
+        appends: histogram!(LOG_COMMIT_APPENDS, "backend" => backend),
+        events: histogram!(LOG_COMMIT_EVENTS, "backend" => backend),
+    });
+    handles.commits.increment(1);
+    handles.duration.record(took);
+    handles.appends.record(appends as f64);
+    handles.events.record(events as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Until the exporter is installed, a kept handle is registered at every use (the recorder
+    /// in effect may change); from then on, once.
+    #[test]
+    fn a_handle_is_kept_only_once_the_exporter_is_installed() {
+        let registered = AtomicUsize::new(0);
+        let kept: Kept<u8> = Kept::new();
+        let register = || {
+            registered.fetch_add(1, Ordering::Relaxed);
+            7
+        };
+        assert_eq!((kept.get(register), kept.get(register)), (7, 7));
+        assert_eq!(registered.load(Ordering::Relaxed), 2);
+        exporter_installed();
+        assert_eq!((kept.get(register), kept.get(register)), (7, 7));
+        assert_eq!(registered.load(Ordering::Relaxed), 3);
+    }
 }

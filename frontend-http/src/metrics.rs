@@ -67,6 +67,7 @@ fn install() -> Metrics {
     let handle = recorder.handle();
     match metrics::set_global_recorder(recorder) {
         Ok(()) => {
+            portico_core::metrics::exporter_installed();
             describe();
             let upkeep = handle.clone();
             let spawned =

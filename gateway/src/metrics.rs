@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 use portico_core::domain::call::AuditedMethod;
 use portico_core::domain::ids::{PortalId, ServerId};
+use portico_core::metrics::Kept;
 use portico_projections::catalog::SyncStatus;
 
 /// Audited MCP requests (`tools/call`, `prompts/get`, `resources/read`) by `portal`, `server`
@@ -121,14 +122,19 @@ pub(crate) fn request(
 
 /// Records a request sent to an upstream, directly or through rmcp's client.
 pub(crate) fn upstream_request(direct: bool) {
-    let path = if direct { "direct" } else { "client" };
-    counter!(MCP_UPSTREAM_REQUESTS, "path" => path).increment(1);
+    static DIRECT: Kept<Counter> = Kept::new();
+    static CLIENT: Kept<Counter> = Kept::new();
+    let (kept, path) = if direct { (&DIRECT, "direct") } else { (&CLIENT, "client") };
+    kept.get(|| counter!(MCP_UPSTREAM_REQUESTS, "path" => path)).increment(1);
 }
 
 /// Records a request answered in place.
 pub(crate) fn answered_in_place(event_stream: bool) {
-    let answer = if event_stream { "event_stream" } else { "json" };
-    counter!(MCP_ANSWERED_IN_PLACE, "answer" => answer).increment(1);
+    static EVENT_STREAM: Kept<Counter> = Kept::new();
+    static JSON: Kept<Counter> = Kept::new();
+    let (kept, answer) =
+        if event_stream { (&EVENT_STREAM, "event_stream") } else { (&JSON, "json") };
+    kept.get(|| counter!(MCP_ANSWERED_IN_PLACE, "answer" => answer)).increment(1);
 }
 
 /// Records an audit event that could not be appended.

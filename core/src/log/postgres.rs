@@ -38,6 +38,7 @@ use super::codec::{self, ActorCache, StoredEventRef};
 use super::tail::{self, SizedEvent, Tail};
 use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
+use crate::metrics::CommitMetrics;
 
 /// Connections in the read pool.
 const READ_POOL_SIZE: usize = 8;
@@ -316,6 +317,9 @@ const INSERT_EVENTS: &str = "INSERT INTO portico_events (position, stream_id, st
 const ADVANCE_HEAD: &str = "WITH h AS (UPDATE portico_log_head SET position = $1 RETURNING position) \
      SELECT pg_notify($2, h.position::text || $3) FROM h";
 
+/// The metrics of the writer's commits.
+static COMMITS: CommitMetrics = CommitMetrics::new("postgres", "writer");
+
 /// What follows the head in a notification of a batch of call records only.
 const CALL_RECORDS_ONLY: &str = " calls";
 
@@ -529,13 +533,7 @@ impl Writer {
             let (appends, events) = batch::sizes(&requests);
             let started = Instant::now();
             self.commit_batch(requests).await;
-            crate::metrics::batch_committed(
-                "postgres",
-                "writer",
-                appends,
-                events,
-                started.elapsed(),
-            );
+            crate::metrics::batch_committed(&COMMITS, appends, events, started.elapsed());
         }
     }
 

@@ -23,6 +23,7 @@ use super::codec::{self, ActorCache, StoredEventRef};
 use super::tail::{self, Tail};
 use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
+use crate::metrics::CommitMetrics;
 
 /// How many idle read connections are kept.
 const MAX_IDLE_READERS: usize = 8;
@@ -362,7 +363,7 @@ impl Shared {
         let Ok(mut conn) = self.writer.try_lock() else {
             return Some(request);
         };
-        commit_recorded(&mut conn, vec![request], self, "appender");
+        commit_recorded(&mut conn, vec![request], self, &APPENDER_COMMITS);
         None
     }
 }
@@ -381,21 +382,25 @@ fn run_writer(mut rx: mpsc::Receiver<AppendRequest>, shared: &Shared) {
         let (requests, next) = batch::fill_batch(first, || rx.try_recv().ok());
         carried = next;
         let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        commit_recorded(&mut conn, requests, shared, "writer");
+        commit_recorded(&mut conn, requests, shared, &WRITER_COMMITS);
     }
 }
 
-/// [`commit_batch`], recorded in the log's metrics as run by `thread`.
+/// The metrics of commits on the writer thread and on appenders' threads.
+static WRITER_COMMITS: CommitMetrics = CommitMetrics::new("sqlite", "writer");
+static APPENDER_COMMITS: CommitMetrics = CommitMetrics::new("sqlite", "appender");
+
+/// [`commit_batch`], recorded in the log's metrics as one of `metrics`.
 fn commit_recorded(
     conn: &mut Connection,
     requests: Vec<AppendRequest>,
     shared: &Shared,
-    thread: &'static str,
+    metrics: &CommitMetrics,
 ) {
     let (appends, events) = batch::sizes(&requests);
     let started = Instant::now();
     commit_batch(conn, requests, shared);
-    crate::metrics::batch_committed("sqlite", thread, appends, events, started.elapsed());
+    crate::metrics::batch_committed(metrics, appends, events, started.elapsed());
 }
 
 /// Commits one batch, hands its events to the tail, moves the head, answers the appenders and
