@@ -12,8 +12,9 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::{EncodedEvent, EncodedMetadata};
+use super::tail::SizedEvent;
 use super::{ActualVersion, AppendError, Appended, ExpectedVersion, LogError, Position};
-use crate::event::{Event, EventMetadata, NewEvent};
+use crate::event::{EventMetadata, NewEvent};
 
 /// Checks, encodes and queues one append for a backend's writer, then waits for its answer
 /// (which comes after the commit). Encoding happens here, on the appender's task, so the single
@@ -213,8 +214,8 @@ impl Heads {
     /// Answers the requests of a batch committed up to `head`: the published heads move first
     /// (an appender reads them back at once), then every appender gets its outcome, and only
     /// then are the log's followers woken (appenders wait on a request's path, followers do
-    /// not). `changed`: whether the batch wrote an event other than a call record
-    /// ([`holds_change`]).
+    /// not). The committed events must be in the tail already: the followers woken read them
+    /// there.
     pub(crate) fn answer_committed(
         &self,
         head: Position,
@@ -229,7 +230,7 @@ impl Heads {
 
     /// Moves the heads forward to `head`, a commit announced by another instance (or this
     /// instance's own, announced back, which moves nothing), and wakes the followers if they
-    /// moved. `changed` as in [`Heads::answer_committed`].
+    /// moved. `changed`: whether the batch held a change ([`holds_change`]).
     pub(crate) fn publish(&self, head: Position, changed: bool) {
         let moved = self.move_heads(head, changed);
         self.wake(moved);
@@ -254,15 +255,21 @@ impl Heads {
     }
 }
 
-/// Whether a batch that wrote `events` holds one other than a call record: a change, which
+/// Whether a batch that writes `rows` holds an event other than a call record: a change, which
 /// moves the changes head at once (see [`super::EventLog::watch_changes`]).
-pub(crate) fn holds_change<'a>(mut events: impl Iterator<Item = &'a Event>) -> bool {
-    events.any(|event| !event.is_call_record())
+pub(crate) fn holds_change(rows: &[PlannedRow<'_>]) -> bool {
+    rows.iter().any(|row| !row.event.original.is_call_record())
 }
 
-/// [`holds_change`] of the rows a batch plans to write.
-pub(crate) fn plans_change(rows: &[PlannedRow<'_>]) -> bool {
-    holds_change(rows.iter().map(|row| &row.event.original))
+/// A committed batch, as either backend reports it: the log's new head, whether the batch held
+/// a change ([`holds_change`]), one answer per request, and the events as a reader gets them
+/// (for the tail).
+#[derive(Debug)]
+pub(crate) struct Committed {
+    pub head: Position,
+    pub changed: bool,
+    pub outcomes: Vec<Result<Appended, AppendError>>,
+    pub events: Vec<SizedEvent>,
 }
 
 /// Moves a published head forward to `head` without waking anyone yet (a reader of the head

@@ -33,15 +33,17 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 use uuid::Uuid;
 
-use super::batch::{self, AppendRequest};
+use super::batch::{self, AppendRequest, Committed};
 use super::codec::{self, ActorCache, StoredEventRef};
-use super::tail::{self, SizedEvent, Tail};
+use super::tail::{self, Tail};
 use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
 use crate::metrics::CommitMetrics;
 
 /// Connections in the read pool.
 const READ_POOL_SIZE: usize = 8;
+/// The metrics of the writer's commits.
+static COMMITS: CommitMetrics = CommitMetrics::new("postgres", "writer");
 /// How many requests may wait for the writer before appenders are slowed down.
 const QUEUE_CAPACITY: usize = 65_536;
 /// Wait before reconnecting a lost writer or listener connection.
@@ -317,15 +319,12 @@ const INSERT_EVENTS: &str = "INSERT INTO portico_events (position, stream_id, st
 const ADVANCE_HEAD: &str = "WITH h AS (UPDATE portico_log_head SET position = $1 RETURNING position) \
      SELECT pg_notify($2, h.position::text || $3) FROM h";
 
-/// The metrics of the writer's commits.
-static COMMITS: CommitMetrics = CommitMetrics::new("postgres", "writer");
-
 /// What follows the head in a notification of a batch of call records only.
 const CALL_RECORDS_ONLY: &str = " calls";
 
-/// The suffix of the notification of a batch that writes `rows`.
-fn notification_suffix(rows: &[batch::PlannedRow<'_>]) -> &'static str {
-    if batch::plans_change(rows) { "" } else { CALL_RECORDS_ONLY }
+/// The suffix of the notification of a batch that holds a change, or not.
+fn notification_suffix(changed: bool) -> &'static str {
+    if changed { "" } else { CALL_RECORDS_ONLY }
 }
 
 /// The head a notification announces and whether its batch held a change; `None` if the
@@ -479,7 +478,7 @@ impl Known {
     }
 
     /// Learns the log's state after a committed batch from its outcomes.
-    fn learn(&mut self, requests: &[AppendRequest], (head, outcomes, _): &BatchOutcome) {
+    fn learn(&mut self, requests: &[AppendRequest], Committed { head, outcomes, .. }: &Committed) {
         let written: u64 = outcomes
             .iter()
             .filter_map(|o| o.as_ref().ok())
@@ -513,10 +512,6 @@ impl Known {
     }
 }
 
-/// What a committed batch gives: the new head, each request's outcome, and the events as a
-/// reader gets them (for the tail).
-type BatchOutcome = (Position, Vec<Result<Appended, AppendError>>, Vec<SizedEvent>);
-
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
         let mut carried: Option<AppendRequest> = None;
@@ -541,8 +536,7 @@ impl Writer {
     /// request is retried alone so that one bad request cannot fail the others.
     async fn commit_batch(&mut self, requests: Vec<AppendRequest>) {
         match self.write_batch(&requests).await {
-            Ok((head, outcomes, events)) => {
-                let changed = batch::holds_change(events.iter().map(|(event, _)| &event.event));
+            Ok(Committed { head, changed, outcomes, events }) => {
                 // The events are in the tail before the head moves: the followers it wakes find
                 // them there.
                 self.shared.tail.extend(events);
@@ -585,7 +579,7 @@ impl Writer {
     /// order. If any statement fails, the transaction is rolled back (statements pipelined
     /// after the failure fail as well, and PostgreSQL turns the `COMMIT` of a failed
     /// transaction into a rollback).
-    async fn write_batch(&mut self, requests: &[AppendRequest]) -> Result<BatchOutcome, LogError> {
+    async fn write_batch(&mut self, requests: &[AppendRequest]) -> Result<Committed, LogError> {
         let channel = self.channel.clone();
         let streams = batch::streams_of(requests);
         let published = self.shared.heads.head();
@@ -623,7 +617,7 @@ impl Writer {
 
 /// What became of a batch planned on a guess.
 enum Guessed {
-    Written(BatchOutcome),
+    Written(Committed),
     /// The log was not as guessed; the transaction wrote nothing.
     Wrong,
     /// The plan writes nothing (every request conflicts), so it was not sent.
@@ -647,7 +641,8 @@ async fn run_guessed_batch(
     let columns = Columns::of(&plan.rows);
     let new_head = to_i64(plan.head);
     let expected_head = to_i64(guess.head);
-    let suffix = notification_suffix(&plan.rows);
+    let changed = batch::holds_change(&plan.rows);
+    let suffix = notification_suffix(changed);
     let params: [&(dyn ToSql + Sync); 16] = [
         &columns.positions,
         &columns.stream_ids,
@@ -683,7 +678,7 @@ async fn run_guessed_batch(
     committed.map_err(LogError::storage)?;
     Ok(if written == 1 {
         let events = tail::recorded(&plan.rows, columns.recorded_at);
-        Guessed::Written((plan.head, plan.outcomes, events))
+        Guessed::Written(Committed { head: plan.head, changed, outcomes: plan.outcomes, events })
     } else {
         Guessed::Wrong
     })
@@ -743,7 +738,7 @@ async fn run_batch(
     channel: &str,
     requests: &[AppendRequest],
     streams: &[&str],
-) -> Result<BatchOutcome, LogError> {
+) -> Result<Committed, LogError> {
     let client = &connection.client;
     // INVARIANT: the head lock serializes the writers of every instance until commit, which is
     // what keeps positions gap-free and in commit order.
@@ -774,7 +769,8 @@ async fn run_batch(
     if plan.rows.is_empty() {
         // Every request conflicted: nothing to write.
         client.batch_execute("COMMIT").await.map_err(LogError::storage)?;
-        return Ok((plan.head, plan.outcomes, Vec::new()));
+        let (head, outcomes) = (plan.head, plan.outcomes);
+        return Ok(Committed { head, changed: false, outcomes, events: Vec::new() });
     }
     let columns = Columns::of(&plan.rows);
     let new_head = to_i64(plan.head);
@@ -790,7 +786,8 @@ async fn run_batch(
         &columns.correlation_ids,
         &columns.payloads,
     ];
-    let suffix = notification_suffix(&plan.rows);
+    let changed = batch::holds_change(&plan.rows);
+    let suffix = notification_suffix(changed);
     let head_params: [&(dyn ToSql + Sync); 3] = [&new_head, &channel, &suffix];
     let (inserted, advanced, committed) = tokio::join!(
         biased;
@@ -804,7 +801,7 @@ async fn run_batch(
     advanced.map_err(LogError::storage)?;
     committed.map_err(LogError::storage)?;
     let events = tail::recorded(&plan.rows, columns.recorded_at);
-    Ok((plan.head, plan.outcomes, events))
+    Ok(Committed { head: plan.head, changed, outcomes: plan.outcomes, events })
 }
 
 /// Follows the notifications of other instances' commits on a dedicated connection, and

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use super::batch::{self, AppendRequest};
+use super::batch::{self, AppendRequest, Committed};
 use super::codec::{self, ActorCache, StoredEventRef};
 use super::tail::{self, Tail};
 use super::{AppendError, Appended, Durability, EventLog, ExpectedVersion, LogError, Position};
@@ -426,15 +426,6 @@ fn commit_batch(conn: &mut Connection, requests: Vec<AppendRequest>, shared: &Sh
     }
 }
 
-/// A committed batch: the log's new head, whether it holds a change (an event other than a
-/// call record), one answer per request, and the events as written.
-struct Committed {
-    head: Position,
-    changed: bool,
-    outcomes: Vec<Result<Appended, AppendError>>,
-    events: Vec<tail::SizedEvent>,
-}
-
 fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<Committed, LogError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -487,7 +478,7 @@ fn write_batch(conn: &mut Connection, requests: &[AppendRequest]) -> Result<Comm
     tx.commit().map_err(LogError::storage)?;
     // Built once the write lock is released: the tail's copies are not the transaction's work.
     let events = tail::recorded(&plan.rows, recorded_time);
-    let changed = batch::plans_change(&plan.rows);
+    let changed = batch::holds_change(&plan.rows);
     Ok(Committed { head: plan.head, changed, outcomes: plan.outcomes, events })
 }
 
