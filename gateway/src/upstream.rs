@@ -276,7 +276,11 @@ impl Upstreams {
             return Ok(Arc::clone(connection));
         }
         *current = None;
-        let connection = Arc::new(self.open(server, key, slot_key, token).await?);
+        // Boxed: opening a connection is rare, and its future (about 10 kB) would otherwise be
+        // part of every call's future. Each level of the request path builds its callee's
+        // future and moves it into its own, copying the whole size (the largest state it can
+        // be in), so room for a rare state deep in the path is copied about ten times per call.
+        let connection = Arc::new(Box::pin(self.open(server, key, slot_key, token)).await?);
         *current = Some(Arc::clone(&connection));
         if server.sync.status == SyncStatus::Error {
             // The upstream is back: sync it, so its status and lists catch up.

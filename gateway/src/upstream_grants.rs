@@ -529,7 +529,9 @@ impl UpstreamGrants {
         }
         let forced = rejected.is_some_and(|g| g == held.generation);
         if forced || held.record.due(SystemTime::now()) {
-            match self.refresh(server, held, forced).await {
+            // Boxed: a refresh is rare and its future is large; every OAuth server's call awaits
+            // this function (see `Upstreams::connect_slot`).
+            match Box::pin(self.refresh(server, held, forced)).await {
                 Ok(Renewed::Adopted) => held.generation = self.next_generation(),
                 Ok(Renewed::Refreshed) => {
                     held.generation = self.next_generation();

@@ -178,6 +178,8 @@ impl PortalSession {
     ) -> Option<Result<CallToolResult, ErrorData>> {
         let arguments = request.arguments.as_ref();
         let mode = caller.mode;
+        // The code-mode runs are boxed: their futures are large, and every `tools/call` awaits
+        // this function (see `Upstreams::connect_slot`).
         let answer = match name {
             BUILTIN_QUERY_TOOLS
                 if matches!(mode, ContextMode::MinimizeTools | ContextMode::SearchAndExecute) =>
@@ -185,13 +187,13 @@ impl PortalSession {
                 self.query_tools(exposed, arguments)
             }
             BUILTIN_EXECUTE if mode == ContextMode::SearchAndExecute => {
-                self.execute_named(caller, exposed, arguments, context).await
+                Box::pin(self.execute_named(caller, exposed, arguments, context)).await
             }
             BUILTIN_CODEMODE_SEARCH if mode == ContextMode::CodeMode => {
-                self.run_code(Kind::Search, caller, exposed, arguments, context).await
+                Box::pin(self.run_code(Kind::Search, caller, exposed, arguments, context)).await
             }
             BUILTIN_CODEMODE_EXECUTE if mode == ContextMode::CodeMode => {
-                self.run_code(Kind::Execute, caller, exposed, arguments, context).await
+                Box::pin(self.run_code(Kind::Execute, caller, exposed, arguments, context)).await
             }
             BUILTIN_QUERY_TOOLS
             | BUILTIN_EXECUTE

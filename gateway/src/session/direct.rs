@@ -208,7 +208,9 @@ impl PortalSession {
         }
         in_flight.lock().insert(id.clone(), context.ct.clone());
         let _running = Running { in_flight, id: id.clone() };
-        match rmcp::service::Service::<RoleServer>::handle_request(self, request, context).await {
+        match Box::pin(rmcp::service::Service::<RoleServer>::handle_request(self, request, context))
+            .await
+        {
             Ok(result) => ServerJsonRpcMessage::response(result, id),
             Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
         }

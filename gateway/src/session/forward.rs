@@ -76,9 +76,7 @@ impl PortalSession {
         context: &McpContext<RoleServer>,
     ) -> Result<(ServerResult, Duration), (CallStatus, ErrorData, Duration)> {
         let started = Instant::now();
-        let timeout = self.gateway.upstreams.config().call_timeout;
-        let client_token = context.meta.get_progress_token();
-        if client_token.is_none() {
+        if context.meta.get_progress_token().is_none() {
             if let Some((direct, version, _claim)) =
                 connection.direct().and_then(|(d, v)| Some((d, v, d.claim()?)))
             {
@@ -89,6 +87,23 @@ impl PortalSession {
             }
         }
         crate::metrics::upstream_request(false);
+        // Boxed: rmcp's request path makes a future of several kB, which the direct path (most
+        // calls) would otherwise carry too (see `Upstreams::connect_slot`).
+        Box::pin(self.forward_through_peer(server_id, connection, request, context, started)).await
+    }
+
+    /// [`Self::forward`] through the upstream session's rmcp client: for a call with a progress
+    /// token, or an upstream session that does not take requests directly.
+    async fn forward_through_peer(
+        &self,
+        server_id: &ServerId,
+        connection: &Arc<Connection>,
+        request: ClientRequest,
+        context: &McpContext<RoleServer>,
+        started: Instant,
+    ) -> Result<(ServerResult, Duration), (CallStatus, ErrorData, Duration)> {
+        let timeout = self.gateway.upstreams.config().call_timeout;
+        let client_token = context.meta.get_progress_token();
         let peer = connection.peer();
         let handle =
             match peer.send_cancellable_request(request, PeerRequestOptions::no_options()).await {
@@ -217,7 +232,7 @@ async fn cancelled(
     started: Instant,
 ) -> (CallStatus, ErrorData, Duration) {
     let reason = "the client cancelled the request".to_owned();
-    let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason))).await;
+    notify_cancelled(peer, id, reason).await;
     (
         CallStatus::Cancelled,
         ErrorData::new(ErrorCode::INTERNAL_ERROR, "cancelled", None),
@@ -234,9 +249,17 @@ async fn timed_out(
     waited: Duration,
 ) -> (CallStatus, ErrorData, Duration) {
     let reason = "the portal's call timeout expired".to_owned();
-    let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason))).await;
+    notify_cancelled(peer, id, reason).await;
     let message = format!("server `{server_id}` did not answer within {} s", timeout.as_secs_f64());
     (CallStatus::Timeout, ErrorData::new(UPSTREAM_UNAVAILABLE, message, None), waited)
+}
+
+/// Sends `notifications/cancelled` for request `id` (best effort). Boxed: rmcp's notification
+/// future is about 1.5 kB, and every call's future would otherwise hold room for it (see
+/// `Upstreams::connect_slot`).
+async fn notify_cancelled(peer: &Peer<RoleClient>, id: RequestId, reason: String) {
+    let notification = CancelledNotificationParam::new(Some(id), Some(reason));
+    let _ = Box::pin(peer.notify_cancelled(notification)).await;
 }
 
 /// Marks an upstream's answer complete: 2026-07-28 clients need `resultType` on every result,
