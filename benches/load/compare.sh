@@ -34,7 +34,9 @@
 #
 # Prints req/s, p50 and p99 for each run, each gateway's CPU time per proxied call (CPU time of
 # its whole process tree: user + system, with reaped children's, / calls; ContextForge's tree is
-# the Gunicorn master, its 2 workers and their sandbox processes), memory after the runs (RSS;
+# the Gunicorn master, its 2 workers and their sandbox processes), the upstream's and the
+# client's CPU time per call in the same run (with Portico's share of theirs, which bounds its
+# throughput against direct when the machine's cores are all busy), memory after the runs (RSS;
 # for ContextForge summed over its process tree, which counts pages shared after fork once per
 # process, so PSS is printed too), and the portico/direct, contextforge/direct and portico vs
 # contextforge ratios. Timing is printed, never asserted.
@@ -81,7 +83,8 @@ install_contextforge "$target_dir"
 
 upstream_port=$(free_port)
 PORT=$upstream_port "$node" "$everything" streamableHttp >"$work/upstream.log" 2>&1 &
-pids+=($!)
+upstream=$!
+pids+=($upstream)
 start_portico "$portico_bin"
 start_contextforge
 for _ in $(seq 100); do
@@ -140,24 +143,30 @@ EOF
 }
 ticks_per_second=$(getconf CLK_TCK)
 
-# One run: prints `target sessions req_s p50 p99 cpu_ms_per_call`.
+# One run: prints `target sessions req_s p50 p99 cpu_ms_per_call upstream_cpu client_cpu` (CPU
+# per call of the gateway, the upstream and the client).
 run() {
-  local target=$1 sessions=$2 url tool pid="" answer before=0 after=0 headers=()
+  local target=$1 sessions=$2 url tool pid="" answer before=0 after=0 up_before up_after headers=()
   case $target in
     direct) url=$direct tool=echo ;;
     portico) url=$portal tool=ev_echo pid=$portico headers=("${cred[@]}") ;;
     contextforge) url=$cf_url tool=$cf_echo pid=$cf_pid headers=("${cf_cred[@]}") ;;
   esac
   [ -z "$pid" ] || before=$(usage "$pid" | cut -d' ' -f1)
+  up_before=$(usage "$upstream" | cut -d' ' -f1)
   answer=$($client calls "$url" "$sessions" "$seconds" "$tool" '{"message":"hi"}' "${headers[@]}")
+  up_after=$(usage "$upstream" | cut -d' ' -f1)
   [ -z "$pid" ] || after=$(usage "$pid" | cut -d' ' -f1)
-  python3 - "$target" "$sessions" "$answer" "$pid" "$before" "$after" "$ticks_per_second" <<'EOF'
+  python3 - "$target" "$sessions" "$answer" "$pid" "$before" "$after" "$ticks_per_second" \
+    "$up_before" "$up_after" <<'EOF'
 import json, sys
-target, sessions, answer, pid, before, after, hz = sys.argv[1:]
+target, sessions, answer, pid, before, after, hz, up_before, up_after = sys.argv[1:]
 a = json.loads(answer)
 assert a["errors"] == 0, f"{target}: {a['errors']} calls failed"
-cpu = (float(after) - float(before)) / float(hz) * 1000 / a["calls"] if pid else float("nan")
-print(f"{target} {sessions} {a['req_s']} {a['p50_ms']} {a['p99_ms']} {cpu:.3f}")
+per_call = lambda ticks: ticks / float(hz) * 1000 / a["calls"]
+cpu = per_call(float(after) - float(before)) if pid else float("nan")
+upstream = per_call(float(up_after) - float(up_before))
+print(f"{target} {sessions} {a['req_s']} {a['p50_ms']} {a['p99_ms']} {cpu:.3f} {upstream:.3f} {a['cpu_ms_per_call']:.3f}")
 EOF
 }
 
@@ -183,13 +192,19 @@ echo "$peer"
 python3 - "$results" "$portico_usage" "$cf_usage" <<'EOF'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-print(f"{'target':<14}{'sessions':>9}{'req/s':>10}{'p50_ms':>9}{'p99_ms':>9}{'cpu_ms/call':>13}")
-for target, sessions, rps, p50, p99, cpu in rows:
+print(
+    f"{'target':<14}{'sessions':>9}{'req/s':>10}{'p50_ms':>9}{'p99_ms':>9}{'cpu_ms/call':>13}"
+    f"{'upstream':>10}{'client':>8}"
+)
+for target, sessions, rps, p50, p99, cpu, upstream, client in rows:
     cpu = "" if cpu == "nan" else cpu
-    print(f"{target:<14}{sessions:>9}{float(rps):>10.0f}{float(p50):>9.2f}{float(p99):>9.2f}{cpu:>13}")
+    print(
+        f"{target:<14}{sessions:>9}{float(rps):>10.0f}{float(p50):>9.2f}{float(p99):>9.2f}{cpu:>13}"
+        f"{upstream:>10}{client:>8}"
+    )
 for sessions in ("1", "16"):
     med = {
-        t: [statistics.median(float(r[i]) for r in rows if r[0] == t and r[1] == sessions) for i in range(2, 6)]
+        t: [statistics.median(float(r[i]) for r in rows if r[0] == t and r[1] == sessions) for i in range(2, 8)]
         for t in ("direct", "portico", "contextforge")
     }
     d = med["direct"]
@@ -200,6 +215,14 @@ for sessions in ("1", "16"):
             f"  {t}/direct: throughput {m[0] / d[0]:.0%}, added p50 {m[1] - d[1]:+.2f} ms, "
             f"added p99 {m[2] - d[2]:+.2f} ms, CPU {m[3]:.3f} ms per call"
         )
+    # With the three processes busy on the machine's cores, CPU alone caps a gateway's
+    # throughput at direct's x (upstream + client) / (upstream + client + gateway).
+    p = med["portico"]
+    print(
+        f"  per call: upstream {d[4]:.3f} ms and client {d[5]:.3f} ms direct, {p[4]:.3f} and "
+        f"{p[5]:.3f} through portico; portico's CPU is {p[3] / (p[4] + p[5]):.0%} of theirs, "
+        f"which caps it at {(p[4] + p[5]) / (p[3] + p[4] + p[5]):.0%} of direct when CPU-bound"
+    )
     p, c = med["portico"], med["contextforge"]
     print(
         f"  portico vs contextforge: {p[0] / c[0]:.1f}x the throughput; contextforge's p50 is "

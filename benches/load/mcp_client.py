@@ -12,7 +12,7 @@
         do (initialize, notifications/initialized, then requests with Mcp-Session-Id and
         MCP-Protocol-Version), and repeats `tools/call` of TOOL on each for SECONDS; prints one
         JSON line: calls, errors (JSON-RPC errors and results with isError), req_s, p50_ms,
-        p99_ms.
+        p99_ms, and cpu_ms_per_call (this process's CPU time while calling / calls).
 The URL keeps its query string (`...?codemode=search_and_execute`).
 """
 
@@ -117,11 +117,14 @@ def calls(url: str, headers: list[str], sessions: int, seconds: float, tool: str
         thread.start()
     deadline[0] = time.monotonic() + seconds
     ready.wait()
+    cpu_started = time.process_time()
     for thread in threads:
         thread.join()
+    cpu = time.process_time() - cpu_started
     print(json.dumps({
         "calls": len(latencies), "errors": errors[0], "req_s": round(len(latencies) / seconds, 1),
         "p50_ms": round(percentile(latencies, 50), 3), "p99_ms": round(percentile(latencies, 99), 3),
+        "cpu_ms_per_call": round(cpu * 1000 / max(len(latencies), 1), 4),
     }))  # fmt: skip
 
 
