@@ -223,7 +223,7 @@ for sessions in ("1", "16"):
         f"{p[5]:.3f} through portico; portico's CPU is {p[3] / (p[4] + p[5]):.0%} of theirs, "
         f"which caps it at {(p[4] + p[5]) / (p[3] + p[4] + p[5]):.0%} of direct when CPU-bound"
     )
-    p, c = med["portico"], med["contextforge"]
+    c = med["contextforge"]
     print(
         f"  portico vs contextforge: {p[0] / c[0]:.1f}x the throughput; contextforge's p50 is "
         f"{c[1] / p[1]:.1f}x, p99 {c[2] / p[2]:.1f}x and CPU per call {c[3] / p[3]:.1f}x portico's"
