@@ -44,16 +44,21 @@ struct Args {
     /// actix-web worker threads.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Milliseconds each tool call waits before it answers (on a timer, without using CPU), to
+    /// stand in for an upstream's service time.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 /// The server: its tool list is built once and shared by every request.
 #[derive(Debug, Clone)]
 struct Upstream {
     tools: Arc<Vec<Tool>>,
+    delay: std::time::Duration,
 }
 
 impl Upstream {
-    fn new(synthetic: usize, rich: bool) -> Self {
+    fn new(synthetic: usize, rich: bool, delay: std::time::Duration) -> Self {
         let schema = |description: &str| {
             let value = json!({
                 "type": "object",
@@ -77,7 +82,7 @@ impl Upstream {
                 schema("Any text"),
             )
         }));
-        Upstream { tools: Arc::new(tools) }
+        Upstream { tools: Arc::new(tools), delay }
     }
 }
 
@@ -138,6 +143,9 @@ impl ServerHandler for Upstream {
                 None,
             ));
         }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         let text = match request.arguments.as_ref().and_then(|a| a.get("text")) {
             Some(Value::String(text)) => text.clone(),
             Some(other) => other.to_string(),
@@ -149,7 +157,8 @@ impl ServerHandler for Upstream {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let upstream = Upstream::new(args.tools, args.rich);
+    let upstream =
+        Upstream::new(args.tools, args.rich, std::time::Duration::from_millis(args.delay_ms));
     let service = StreamableHttpService::builder()
         .service_factory(Arc::new(move || Ok(upstream.clone())))
         .session_manager(Arc::new(
