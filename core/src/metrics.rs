@@ -5,8 +5,11 @@
 //! Every name is here, with its help text in [`describe`]; labels take only values from small
 //! fixed sets (the backend, an outcome).
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, Unit, counter, describe_counter, describe_histogram, histogram};
@@ -98,6 +101,66 @@ impl<H: Clone> Default for Kept<H> {
     }
 }
 
+/// How many label sets a [`KeptBy`] keeps at most. Past that, a set it does not hold is
+/// registered at each use: the registry still counts it, only the shortcut is missing.
+pub const MAX_KEPT_LABEL_SETS: usize = 4096;
+
+/// Metric handles whose labels vary (ids the admin configured, values from small fixed sets),
+/// each registered once per label set and kept, as [`Kept`] keeps one. A use looks its set up
+/// by a key written from the label values into a buffer of the thread, so a handle already
+/// kept costs no allocation: registering afresh builds a key of owned labels (an allocation
+/// each), hashes and compares it.
+#[derive(Debug)]
+pub struct KeptBy<H>(OnceLock<RwLock<HashMap<Box<str>, H>>>);
+
+thread_local! {
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl<H: Clone> KeptBy<H> {
+    pub const fn new() -> Self {
+        KeptBy(OnceLock::new())
+    }
+
+    /// The handle of the label set written by `key` (its values, in a fixed order and with a
+    /// separator none of them can contain), registered by `register` the first time.
+    pub fn get(&self, key: fmt::Arguments<'_>, register: impl FnOnce() -> H) -> H {
+        self.get_if(EXPORTER.load(Ordering::Acquire), key, register)
+    }
+
+    /// [`KeptBy::get`], with `installed` saying whether the exporter is the recorder.
+    fn get_if(&self, installed: bool, key: fmt::Arguments<'_>, register: impl FnOnce() -> H) -> H {
+        if !installed {
+            return register();
+        }
+        let kept = self.0.get_or_init(RwLock::default);
+        KEY.with_borrow_mut(|buffer| {
+            buffer.clear();
+            // Writing to a `String` does not fail.
+            let _ = buffer.write_fmt(key);
+            if let Some(handle) = kept.read().unwrap_or_else(PoisonError::into_inner).get(&**buffer)
+            {
+                return handle.clone();
+            }
+            let mut kept = kept.write().unwrap_or_else(PoisonError::into_inner);
+            if let Some(handle) = kept.get(&**buffer) {
+                return handle.clone();
+            }
+            let handle = register();
+            if kept.len() < MAX_KEPT_LABEL_SETS {
+                kept.insert(buffer.as_str().into(), handle.clone());
+            }
+            handle
+        })
+    }
+}
+
+impl<H: Clone> Default for KeptBy<H> {
+    fn default() -> Self {
+        KeptBy::new()
+    }
+}
+
 /// Records an answered append.
 pub(crate) fn append_answered<T>(outcome: &Result<T, AppendError>, took: Duration) {
     static OUTCOMES: [Kept<Counter>; 4] = [Kept::new(), Kept::new(), Kept::new(), Kept::new()];
@@ -176,5 +239,32 @@ mod tests {
         assert_eq!(registered.load(Ordering::Relaxed), 2);
         assert_eq!((kept.get_if(true, register), kept.get_if(true, register)), (7, 7));
         assert_eq!(registered.load(Ordering::Relaxed), 3);
+    }
+
+    /// A label set is registered once, told apart from the others by its key; past the limit,
+    /// a new set is registered at each use and the sets already kept stay kept.
+    #[test]
+    fn a_handle_is_kept_per_label_set_up_to_the_limit() {
+        let registered = AtomicUsize::new(0);
+        let kept: KeptBy<usize> = KeptBy::new();
+        let get = |installed, set: usize| {
+            kept.get_if(installed, format_args!("portal-{set} server"), || {
+                registered.fetch_add(1, Ordering::Relaxed);
+                set
+            })
+        };
+        assert_eq!((get(false, 1), get(false, 1)), (1, 1));
+        assert_eq!(registered.load(Ordering::Relaxed), 2, "not kept before the exporter");
+        assert_eq!((get(true, 1), get(true, 2), get(true, 1), get(true, 2)), (1, 2, 1, 2));
+        assert_eq!(registered.load(Ordering::Relaxed), 4);
+        for set in 3..=MAX_KEPT_LABEL_SETS {
+            assert_eq!(get(true, set), set);
+        }
+        assert_eq!(registered.load(Ordering::Relaxed), 2 + MAX_KEPT_LABEL_SETS);
+        let over = MAX_KEPT_LABEL_SETS + 1;
+        assert_eq!((get(true, over), get(true, over)), (over, over));
+        assert_eq!(registered.load(Ordering::Relaxed), 4 + MAX_KEPT_LABEL_SETS, "not kept");
+        assert_eq!(get(true, 7), 7);
+        assert_eq!(registered.load(Ordering::Relaxed), 4 + MAX_KEPT_LABEL_SETS, "still kept");
     }
 }

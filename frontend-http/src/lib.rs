@@ -41,7 +41,12 @@ pub fn create_app(
             async move {
                 let response = response.await?;
                 let route = response.request().match_pattern();
-                metrics::record_request(&method, route, response.status().as_u16(), started);
+                metrics::record_request(
+                    &method,
+                    route.as_deref(),
+                    response.status().as_u16(),
+                    started,
+                );
                 tracing::info!(
                     %method,
                     path = %path,

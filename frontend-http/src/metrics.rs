@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
-use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics::{Counter, Histogram, Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use portico_core::metrics::KeptBy;
 
 use crate::state::AppState;
 
@@ -131,12 +132,23 @@ pub async fn render(state: web::Data<AppState>, metrics: web::Data<Metrics>) -> 
 
 /// Records one answered request. `route` is the pattern of the route that took it (never the
 /// path, whose ids and search terms would make the label set unbounded).
-pub fn record_request(method: &Method, route: Option<String>, status: u16, started: Instant) {
+pub fn record_request(method: &Method, route: Option<&str>, status: u16, started: Instant) {
+    static DURATION: KeptBy<Histogram> = KeptBy::new();
+    static REQUESTS: KeptBy<Counter> = KeptBy::new();
     let method = method_label(method);
-    let route = route.unwrap_or_else(|| "unmatched".to_owned());
-    histogram!(HTTP_REQUEST_DURATION, "method" => method, "route" => route.clone())
+    let route = route.unwrap_or("unmatched");
+    // The method is a word and a route pattern has no space (actix's patterns are paths).
+    DURATION
+        .get(
+            format_args!("{method} {route}"),
+            || histogram!(HTTP_REQUEST_DURATION, "method" => method, "route" => route.to_owned()),
+        )
         .record(started.elapsed());
-    counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status.to_string())
+    REQUESTS
+        .get(format_args!("{method} {route} {status}"), || {
+            let (route, status) = (route.to_owned(), status.to_string());
+            counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status)
+        })
         .increment(1);
 }
 

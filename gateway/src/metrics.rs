@@ -7,11 +7,12 @@
 use std::time::Duration;
 
 use metrics::{
-    Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    Counter, Histogram, Label, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
 };
 use portico_core::domain::call::AuditedMethod;
 use portico_core::domain::ids::{PortalId, ServerId};
-use portico_core::metrics::Kept;
+use portico_core::metrics::{Kept, KeptBy};
 use portico_projections::catalog::SyncStatus;
 
 /// Audited MCP requests (`tools/call`, `prompts/get`, `resources/read`) by `portal`, `server`
@@ -92,32 +93,37 @@ pub(crate) fn request(
     upstream: Option<Duration>,
     took: Duration,
 ) {
-    let portal = portal.to_string();
-    let server = server.map(ToString::to_string).unwrap_or_default();
-    histogram!(
-        MCP_REQUEST_DURATION,
-        "portal" => portal.clone(),
-        "server" => server.clone(),
-        "method" => method.as_str()
-    )
+    static TOOK: KeptBy<Histogram> = KeptBy::new();
+    static WAITED: KeptBy<Histogram> = KeptBy::new();
+    static REQUESTS: KeptBy<Counter> = KeptBy::new();
+    let (portal, server) = (portal.as_str(), server.map_or("", |id| id.as_str()));
+    let method = method.as_str();
+    let labels = || {
+        vec![
+            Label::new("portal", portal.to_owned()),
+            Label::new("server", server.to_owned()),
+            Label::new("method", method),
+        ]
+    };
+    // Ids are slugs and the other values words: none of them holds a space.
+    TOOK.get(format_args!("{portal} {server} {method}"), || {
+        histogram!(MCP_REQUEST_DURATION, labels())
+    })
     .record(took);
     if let Some(waited) = upstream {
-        histogram!(
-            MCP_UPSTREAM_DURATION,
-            "portal" => portal.clone(),
-            "server" => server.clone(),
-            "method" => method.as_str()
-        )
-        .record(waited);
+        WAITED
+            .get(format_args!("{portal} {server} {method}"), || {
+                histogram!(MCP_UPSTREAM_DURATION, labels())
+            })
+            .record(waited);
     }
-    counter!(
-        MCP_REQUESTS,
-        "portal" => portal,
-        "server" => server,
-        "method" => method.as_str(),
-        "outcome" => outcome
-    )
-    .increment(1);
+    REQUESTS
+        .get(format_args!("{portal} {server} {method} {outcome}"), || {
+            let mut labels = labels();
+            labels.push(Label::new("outcome", outcome));
+            counter!(MCP_REQUESTS, labels)
+        })
+        .increment(1);
 }
 
 /// Records a request sent to an upstream, directly or through rmcp's client.
