@@ -18,15 +18,16 @@ use crate::event::{EventMetadata, NewEvent};
 
 /// Checks, encodes and queues one append for a backend's writer, then waits for its answer
 /// (which comes after the commit). Encoding happens here, on the appender's task, so the single
-/// writer only inserts. `commit_here` may commit the request on the appender's own thread
-/// instead (it answers the request and returns `None`), or hand it back to be queued.
-pub(crate) async fn submit(
+/// writer only inserts. `commit_here` may take the request to commit on the appender's own
+/// thread instead (it is answered like a queued one, and `commit_here` returns `None`), or hand
+/// it back to be queued.
+pub(crate) async fn submit<Here: Future<Output = Option<AppendRequest>>>(
     writer: &mpsc::Sender<AppendRequest>,
     stream_id: &str,
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
     metadata: &EventMetadata,
-    commit_here: impl FnOnce(AppendRequest) -> Option<AppendRequest>,
+    commit_here: impl FnOnce(AppendRequest) -> Here,
 ) -> Result<Appended, AppendError> {
     let started = Instant::now();
     let outcome = queue(writer, stream_id, expected, events, metadata, commit_here).await;
@@ -34,13 +35,13 @@ pub(crate) async fn submit(
     outcome
 }
 
-async fn queue(
+async fn queue<Here: Future<Output = Option<AppendRequest>>>(
     writer: &mpsc::Sender<AppendRequest>,
     stream_id: &str,
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
     metadata: &EventMetadata,
-    commit_here: impl FnOnce(AppendRequest) -> Option<AppendRequest>,
+    commit_here: impl FnOnce(AppendRequest) -> Here,
 ) -> Result<Appended, AppendError> {
     super::validate_append(stream_id, &events)?;
     let (reply, answer) = oneshot::channel();
@@ -51,7 +52,7 @@ async fn queue(
         metadata: super::codec::encode_metadata(metadata)?,
         reply,
     };
-    if let Some(request) = commit_here(request) {
+    if let Some(request) = commit_here(request).await {
         writer.send(request).await.map_err(|_| LogError::Closed)?;
     }
     answer.await.map_err(|_| LogError::Closed)?

@@ -176,7 +176,8 @@ impl EventLog for PostgresLog {
         events: Vec<NewEvent>,
         metadata: &EventMetadata,
     ) -> Result<Appended, AppendError> {
-        batch::submit(&self.writer, stream_id, expected, events, metadata, Some).await
+        let here = |request| std::future::ready(Some(request));
+        batch::submit(&self.writer, stream_id, expected, events, metadata, here).await
     }
 
     async fn read_stream(

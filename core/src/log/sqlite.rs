@@ -72,6 +72,9 @@ struct Shared {
     writer: Mutex<Connection>,
     /// Whether an appender may commit on its own thread (`process` durability only).
     appenders_commit: bool,
+    /// Appends gathered for the next commit on an appender's thread (see
+    /// [`Shared::commit_here`]).
+    gathering: Mutex<Vec<AppendRequest>>,
     readers: Mutex<Vec<Connection>>,
     heads: batch::Heads,
     tail: Tail,
@@ -87,6 +90,7 @@ impl SqliteLog {
             path,
             writer: Mutex::new(conn),
             appenders_commit: matches!(options.durability, Durability::Process),
+            gathering: Mutex::new(Vec::new()),
             readers: Mutex::new(Vec::new()),
             heads: batch::Heads::new(head),
             tail: Tail::default(),
@@ -343,16 +347,21 @@ fn stored_from_row<'a>(row: &'a rusqlite::Row<'_>) -> Result<StoredEventRef<'a>,
 }
 
 impl Shared {
-    /// Commits `request` on the appender's thread if nothing waits for the writer and the
-    /// write connection is free: an idle log answers without waking the writer thread, which
-    /// then wakes the appender (two of the eight thread switches of an audited call at one
-    /// connection). Only in `process` durability, where a commit is a write into the OS's page
-    /// cache (tens of microseconds; longer only while another process, the `portico` CLI,
-    /// holds the file's write lock for its own short transaction); in `power` durability every
-    /// commit waits for the disk and stays off the async runtime. Appends that find others
-    /// queued or the connection busy still batch on the writer thread, though in smaller
-    /// batches than when every append went there. Hands the request back otherwise.
-    fn commit_here(
+    /// Commits `request` on the appender's thread if nothing waits for the writer: an idle log
+    /// answers without waking the writer thread, which then wakes the appender (two of the
+    /// eight thread switches of an audited call at one connection). Only in `process`
+    /// durability, where a commit is a write into the OS's page cache (tens of microseconds;
+    /// longer only while another process, the `portico` CLI, holds the file's write lock for
+    /// its own short transaction); in `power` durability every commit waits for the disk and
+    /// stays off the async runtime. Hands the request back otherwise, to be queued.
+    ///
+    /// The first such append gathers: it lets the tasks that are ready on its thread run
+    /// once (a yield, not a wait on a timer), and the appends they make in the meantime, on
+    /// any thread, join its commit instead of each committing alone. Tasks that become ready
+    /// together (several upstreams' answers read in one poll) are the calls of a busy gateway;
+    /// one transaction writes the pages they share (the table's and the indexes' last leaves)
+    /// once. An append that joins is answered when the commit is, like a queued one.
+    async fn commit_here(
         &self,
         request: AppendRequest,
         queue: &mpsc::Sender<AppendRequest>,
@@ -360,11 +369,56 @@ impl Shared {
         if !self.appenders_commit || queue.capacity() < QUEUE_CAPACITY {
             return Some(request);
         }
-        let Ok(mut conn) = self.writer.try_lock() else {
-            return Some(request);
-        };
-        commit_recorded(&mut conn, vec![request], self, &APPENDER_COMMITS);
+        {
+            let mut gathering = self.gathering.lock().unwrap_or_else(PoisonError::into_inner);
+            if gathering.len() >= batch::MAX_BATCH_REQUESTS {
+                return Some(request);
+            }
+            gathering.push(request);
+            if gathering.len() > 1 {
+                return None;
+            }
+        }
+        // Commits what was gathered when dropped: after the yield, or if this append's task
+        // is dropped during it, so that the appends that joined are never left behind.
+        let _commit = Gathered { shared: self, queue };
+        tokio::task::yield_now().await;
         None
+    }
+
+    /// Commits the gathered appends: here if the write connection is free, else on the writer
+    /// thread (here after all, waiting for the connection, in the unlikely case that its queue
+    /// filled up in the meantime).
+    fn commit_gathered(&self, queue: &mpsc::Sender<AppendRequest>) {
+        let requests =
+            std::mem::take(&mut *self.gathering.lock().unwrap_or_else(PoisonError::into_inner));
+        if requests.is_empty() {
+            return;
+        }
+        if let Ok(mut conn) = self.writer.try_lock() {
+            commit_recorded(&mut conn, requests, self, &APPENDER_COMMITS);
+            return;
+        }
+        let left: Vec<AppendRequest> = requests
+            .into_iter()
+            .filter_map(|request| queue.try_send(request).err().map(|e| e.into_inner()))
+            .collect();
+        if !left.is_empty() {
+            let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            commit_recorded(&mut conn, left, self, &APPENDER_COMMITS);
+        }
+    }
+}
+
+/// The gathering of appends for one commit on an appender's thread; commits them when dropped.
+struct Gathered<'a> {
+    shared: &'a Shared,
+    queue: &'a mpsc::Sender<AppendRequest>,
+}
+
+impl Drop for Gathered<'_> {
+    fn drop(&mut self) {
+        self.shared.commit_gathered(self.queue);
     }
 }
 
