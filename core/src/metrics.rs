@@ -134,24 +134,28 @@ impl<H: Clone> KeptBy<H> {
             return register();
         }
         let kept = self.0.get_or_init(RwLock::default);
-        KEY.with_borrow_mut(|buffer| {
+        // The thread's buffer is released before `register` runs, so that `register` may use
+        // another `KeptBy` on this thread without finding the buffer borrowed.
+        let found = KEY.with_borrow_mut(|buffer| {
             buffer.clear();
             // Writing to a `String` does not fail.
             let _ = buffer.write_fmt(key);
-            if let Some(handle) = kept.read().unwrap_or_else(PoisonError::into_inner).get(&**buffer)
-            {
-                return handle.clone();
-            }
-            let mut kept = kept.write().unwrap_or_else(PoisonError::into_inner);
-            if let Some(handle) = kept.get(&**buffer) {
-                return handle.clone();
-            }
-            let handle = register();
-            if kept.len() < MAX_KEPT_LABEL_SETS {
-                kept.insert(buffer.as_str().into(), handle.clone());
-            }
-            handle
-        })
+            let kept = kept.read().unwrap_or_else(PoisonError::into_inner);
+            kept.get(&**buffer).cloned().ok_or_else(|| Box::<str>::from(buffer.as_str()))
+        });
+        let key = match found {
+            Ok(handle) => return handle,
+            Err(key) => key,
+        };
+        let mut kept = kept.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = kept.get(&key) {
+            return handle.clone();
+        }
+        let handle = register();
+        if kept.len() < MAX_KEPT_LABEL_SETS {
+            kept.insert(key, handle.clone());
+        }
+        handle
     }
 }
 
